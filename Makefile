@@ -1,0 +1,28 @@
+# The two commands of the README: `make run` and `make test`.
+# Both set everything up first (a virtualenv in .venv, the npm packages in js/).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA ?= headwater_data
+
+.PHONY: setup run test bench lint
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: setup
+	$(VENV)/bin/headwater demo --data $(DATA)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check engine log projections gateway udf tests bench

@@ -1,0 +1,191 @@
+"""The single writer: validates transactions (OCC), orders them, makes them durable.
+
+Transactions hand their snapshot ts, read set and writes to ``commit``, which
+blocks until the commit is durable. One thread takes every commit waiting in
+the queue (group commit), validates each in order against the write log —
+including the ones accepted earlier in the same batch — assigns strictly
+increasing timestamps, appends the log entries and applies the stored
+projections inside ONE LMDB write transaction, and fsyncs once for the whole
+batch. Only then are the callers released and the live projections fed.
+
+Named pause points let race tests hold the committer at a chosen step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from engine.catalog import Catalog
+from engine.errors import ConflictError, HeadwaterError
+from engine.limits import LIMITS, Limits
+from engine.transaction import PendingCommit
+from engine.write_log import WriteLog, WrittenKey
+from log.entry import LogEntry
+from log.lmdb_store import LmdbLog
+from projections.runner import ProjectionRunner
+
+PAUSE_BEFORE_VALIDATE = "before_validate"
+PAUSE_BEFORE_DURABLE = "before_durable"
+PAUSE_AFTER_DURABLE = "after_durable"
+
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class CommittedEntry:
+    entry: LogEntry
+    written: Sequence[WrittenKey]
+
+
+def wall_clock_ns() -> int:
+    return time.time_ns()
+
+
+class Committer:
+    def __init__(
+        self,
+        env: Any,
+        log: LmdbLog,
+        runner: ProjectionRunner,
+        catalog: Catalog,
+        *,
+        clock: Callable[[], int] = wall_clock_ns,
+        limits: Limits = LIMITS,
+        on_committed: Callable[[list[CommittedEntry]], None] = lambda _: None,
+    ) -> None:
+        self._env = env
+        self._log = log
+        self._runner = runner
+        self._catalog = catalog
+        self._clock = clock
+        self._limits = limits
+        self._on_committed = on_committed
+        self._last_ts = log.latest_ts() or 0
+        self.write_log = WriteLog(self._last_ts, limits.write_log_entries_max)
+        self.pause_points: dict[str, Callable[[], None]] = {}
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._batches = 0
+        self._commits = 0
+        self._conflicts = 0
+        self._thread = threading.Thread(target=self._run, name="headwater-committer", daemon=True)
+        self._thread.start()
+
+    @property
+    def last_ts(self) -> int:
+        return self._last_ts
+
+    def next_ts(self) -> int:
+        """The timestamp oracle: wall-clock ns, bumped by one when the clock has not moved."""
+        return max(self._clock(), self._last_ts + 1)
+
+    def commit(self, pending: PendingCommit) -> int:
+        """Validate and durably commit; returns the commit ts or raises ConflictError."""
+        future: Future[int] = Future()
+        self._queue.put((pending, future))
+        return future.result()
+
+    def commit_entries(self, writes_batches: Sequence[PendingCommit]) -> list[int]:
+        """Commit several transactions in order (used by bulk import); same rules."""
+        futures = []
+        for pending in writes_batches:
+            future: Future[int] = Future()
+            self._queue.put((pending, future))
+            futures.append(future)
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "commits": self._commits,
+            "batches": self._batches,
+            "conflicts": self._conflicts,
+            "last_ts": self._last_ts,
+            "write_log_entries": len(self.write_log),
+        }
+
+    # -- the committer thread -------------------------------------------------
+
+    def _pause(self, name: str) -> None:
+        hook = self.pause_points.get(name)
+        if hook is not None:
+            hook()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            while len(batch) < self._limits.group_commit_batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._process(batch)
+
+    def _process(self, batch: list[tuple[PendingCommit, Future[int]]]) -> None:
+        self._pause(PAUSE_BEFORE_VALIDATE)
+        accepted: list[tuple[Future[int], CommittedEntry]] = []
+        start_ts = self._last_ts
+        try:
+            with self._env.begin(write=True) as txn:
+                for pending, future in batch:
+                    conflict = self.write_log.find_conflict(pending.read_set, pending.snapshot_ts)
+                    if conflict is not None:
+                        self._conflicts += 1
+                        future.set_exception(_conflict_error(conflict))
+                        continue
+                    ts = self.next_ts()
+                    entry = LogEntry(ts, pending.writes)
+                    self._log.append_in(txn, [entry])
+                    written = self._runner.apply_in(txn, entry)
+                    self._last_ts = ts
+                    self.write_log.append(ts, written)
+                    accepted.append((future, CommittedEntry(entry, written)))
+                self._pause(PAUSE_BEFORE_DURABLE)
+        except BaseException as exc:
+            self._last_ts = start_ts
+            self.write_log.truncate_after(start_ts)
+            self._runner.abort()
+            error = exc if isinstance(exc, HeadwaterError) else HeadwaterError(
+                f"Commit failed: {exc}", code="CommitFailed"
+            )
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self._batches += 1
+        self._commits += len(accepted)
+        committed = [c for _, c in accepted]
+        for c in committed:
+            self._catalog.observe_entry(c.entry)
+        self._pause(PAUSE_AFTER_DURABLE)
+        for future, c in accepted:
+            future.set_result(c.entry.ts)
+        if committed:
+            self._on_committed(committed)
+
+
+def _conflict_error(conflict: Any) -> ConflictError:
+    if conflict.key is None:
+        return ConflictError(
+            "The transaction's snapshot is older than the commits held for validation; retry."
+        )
+    return ConflictError(
+        f"Documents read from or written to the index {conflict.index_id} changed while this "
+        f"transaction was being run and on every subsequent retry (commit at ts {conflict.ts})."
+    )

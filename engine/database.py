@@ -1,0 +1,206 @@
+"""The embedded facade: ``Database.open(path)`` and the read/write entry points.
+
+This module wires the engine together: the LMDB environment, the log, the
+stored projections (caught up on open: recovery is replay), the catalog, the
+committer and the live subscriptions. Everything it does is also what the
+function runtime and the gateway use, one level down (``begin``/``commit``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.catalog import Catalog
+from engine.committer import Committer, wall_clock_ns
+from engine.errors import ConflictError, TooManyConflictsError
+from engine.limits import LIMITS, Limits
+from engine.results import MutationResult, QueryResult
+from engine.schema import Schema, parse_schema, validate_document
+from engine.snapshot import SchemaCache, Snapshot
+from engine.subscription_manager import Subscription, SubscriptionManager
+from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, SYSTEM_TABLE_NUMBERS, TABLES_TABLE
+from engine.transaction import PendingCommit, Transaction, by_id_index
+from log.entry import Write
+from log.lmdb_store import LmdbLog, open_environment
+from projections.runner import ProjectionRunner, ReplayReport
+
+
+class Database:
+    def __init__(
+        self,
+        path: str,
+        *,
+        clock: Callable[[], int] = wall_clock_ns,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        limits: Limits = LIMITS,
+    ) -> None:
+        self.path = path
+        self.limits = limits
+        self._clock = clock
+        self._random_bytes = random_bytes
+        self._env = open_environment(path)
+        self._log = LmdbLog(self._env)
+        self._runner = ProjectionRunner(self._env, self._log)
+        self.recovery: ReplayReport = self._runner.catch_up()
+        self._schemas = SchemaCache()
+        self._catalog = Catalog()
+        self._load_catalog()
+        self._committer = Committer(
+            self._env, self._log, self._runner, self._catalog, clock=clock, limits=limits,
+            on_committed=self._on_committed,
+        )
+        self._subscriptions = SubscriptionManager(
+            self._committer.write_log, self._committer.last_ts
+        )
+        if self._log.latest_ts() is None:
+            self._write_genesis()
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> Database:
+        """Create or open the database in folder ``path``, replaying the log as needed."""
+        return cls(os.fspath(path), **options)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._committer.close()
+        self._subscriptions.close()
+        self._env.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the embedded API --------------------------------------------------------
+
+    def mutate(self, fn: Callable[..., Any], *args: Any) -> MutationResult:
+        """Run ``fn(tx, *args)`` read-write with OCC retries; returns value and commit ts."""
+        backoff_ms = self.limits.occ_backoff_initial_ms
+        for _attempt in range(self.limits.occ_retries_max + 1):
+            tx = self.begin(writable=True)
+            try:
+                value = fn(tx, *args)
+                pending = tx.pending_commit()
+            finally:
+                tx.close()
+            if not pending.writes:
+                return MutationResult(value, pending.snapshot_ts)
+            try:
+                return MutationResult(value, self._committer.commit(pending))
+            except ConflictError:
+                time.sleep(random.uniform(0, backoff_ms) / 1000)
+                backoff_ms = min(backoff_ms * 2, self.limits.occ_backoff_max_ms)
+        raise TooManyConflictsError(
+            f"The mutation conflicted with concurrent commits {self.limits.occ_retries_max + 1} "
+            f"times in a row; it was not applied. Reduce contention on the documents it reads."
+        )
+
+    def query(self, fn: Callable[..., Any], *args: Any, ts: int | None = None) -> QueryResult:
+        """Run ``fn(tx, *args)`` read-only at the newest ts, or at ``ts`` (point in time)."""
+        tx = self.begin(writable=False, ts=ts)
+        try:
+            value = fn(tx, *args)
+            return QueryResult(value, tx.snapshot_ts, tx.read_set)
+        finally:
+            tx.close()
+
+    def subscribe(
+        self, fn: Callable[..., Any], *args: Any, on_change: Callable[[QueryResult], None]
+    ) -> Subscription:
+        """Run the query now (``.result``) and re-run it after every commit that touches it."""
+        return self._subscriptions.subscribe(
+            lambda ts: self.query(fn, *args, ts=ts), on_change
+        )
+
+    def set_schema(self, schema_json: str | dict) -> MutationResult:
+        """Make a schema active: a committed log entry; new indexes are backfilled."""
+        schema = parse_schema(schema_json)
+        text = json.dumps(schema.to_json(), separators=(",", ":"))
+        return self.mutate(self._write_schema, schema, text)
+
+    # -- one level down: for the function runtime and the gateway ---------------
+
+    def begin(self, *, writable: bool, ts: int | None = None) -> Transaction:
+        snapshot = Snapshot(self._runner, self._schemas, ts)
+        return Transaction(
+            snapshot, self._catalog, writable=writable, begin_ns=self._clock(),
+            random_bytes=self._random_bytes, limits=self.limits,
+        )
+
+    def commit(self, tx: Transaction) -> int:
+        """Commit a transaction begun with ``begin``; raises ConflictError on a conflict."""
+        pending = tx.pending_commit()
+        tx.close()
+        if not pending.writes:
+            return pending.snapshot_ts
+        return self._committer.commit(pending)
+
+    def latest_ts(self) -> int:
+        return self._committer.last_ts
+
+    def first_ts(self) -> int | None:
+        return self._runner.first_ts()
+
+    def wait_for_subscriptions(self, timeout_s: float = 10.0) -> None:
+        """Block until every commit so far has been matched and its re-runs delivered."""
+        self._subscriptions.wait_idle(timeout_s)
+
+    @property
+    def committer(self) -> Committer:
+        return self._committer
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "committer": self._committer.statistics(),
+            "projections": self._runner.statistics(),
+            "subscriptions": self._subscriptions.statistics(),
+            "log": self._log.statistics(),
+        }
+
+    # -- internals ---------------------------------------------------------------
+
+    def _on_committed(self, committed: list[Any]) -> None:
+        self._subscriptions.on_committed(committed)
+
+    def _load_catalog(self) -> None:
+        with self._env.begin() as txn:
+            number = SYSTEM_TABLE_NUMBERS[TABLES_TABLE]
+            docs = [doc for _, doc in self._runner.documents.iter_table_latest(txn, number)]
+        self._catalog.observe(docs)
+
+    def _write_genesis(self) -> None:
+        """The first entry: the empty schema. It starts the retained history."""
+        text = json.dumps(Schema.empty().to_json(), separators=(",", ":"))
+        now_ms = self._clock() / 1e6
+        doc = {"_id": SCHEMA_DOC_ID, "_creationTime": now_ms, "json": text}
+        self._committer.commit(
+            PendingCommit(0, _empty_read_set(), (Write(SCHEMA_DOC_ID, SCHEMAS_TABLE, None, doc),))
+        )
+
+    def _write_schema(self, tx: Transaction, schema: Schema, text: str) -> None:
+        for table, table_schema in schema.tables.items():
+            number = tx.table_number(table)
+            if number is None or not schema.schema_validation:
+                continue
+            if table_schema.document_validator is None:
+                continue
+            # Read-tracked, so a concurrent write to the table conflicts with this change.
+            tx.reads.add(by_id_index(table), b"", None)
+            for _, doc in tx.snapshot.iter_table(number):
+                validate_document(schema, table, doc, table_of_id=tx._table_of_id)
+        tx.write_system(SCHEMAS_TABLE, SCHEMA_DOC_ID, {"json": text})
+
+
+def _empty_read_set() -> Any:
+    from engine.read_set import ReadSet
+
+    return ReadSet.empty()

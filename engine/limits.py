@@ -1,0 +1,73 @@
+"""Every limit Headwater enforces, in one place.
+
+Each limit has its unit in its name, a comment on why, and can be overridden by
+an environment variable ``HEADWATER_<NAME>`` (upper-case) read once at import.
+Defaults follow the reference deployment's documented limits
+(spec/function-runtime.md §8) so apps behave the same here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get("HEADWATER_" + name.upper())
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"HEADWATER_{name.upper()} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Limits:
+    # Values: documents nest at most 16 deep, other values (arguments) 64.
+    document_depth_max: int = 16
+    value_depth_max: int = 64
+    # A stored document at most 1 MiB, so one read never balloons memory.
+    document_bytes_max: int = 1 << 20
+    # Arguments and return values at most 16 MiB each.
+    value_bytes_max: int = 16 << 20
+    array_items_max: int = 8192
+    object_fields_max: int = 1024
+    field_name_bytes_max: int = 1024
+    identifier_chars_max: int = 64
+    # Per transaction: bounded work, so one function cannot starve the others.
+    documents_read_max: int = 32_000
+    read_bytes_max: int = 16 << 20
+    index_ranges_max: int = 4096
+    documents_written_max: int = 16_000
+    written_bytes_max: int = 16 << 20
+    query_operators_max: int = 256
+    page_size_max: int = 32_000
+    # OCC: a mutation is retried this many times after a conflict, then fails.
+    occ_retries_max: int = 4
+    occ_backoff_initial_ms: int = 2
+    occ_backoff_max_ms: int = 200
+    # Group commit: the most transactions written in one durable LMDB transaction.
+    group_commit_batch_max: int = 512
+    # Recent commits kept in memory for OCC validation; an older snapshot is a conflict.
+    write_log_entries_max: int = 100_000
+    # Schema shape limits.
+    indexes_per_table_max: int = 32
+    fields_per_index_max: int = 16
+    search_indexes_per_table_max: int = 4
+    vector_indexes_per_table_max: int = 4
+    filter_fields_max: int = 16
+    vector_dimensions_min: int = 2
+    vector_dimensions_max: int = 4096
+    user_tables_max: int = 10_000
+    # LMDB map size: address space reserved, not disk used.
+    lmdb_map_bytes: int = 1 << 40
+    lmdb_readers_max: int = 1024
+
+
+def _from_environment() -> Limits:
+    defaults = Limits()
+    return Limits(**{f.name: _env_int(f.name, getattr(defaults, f.name)) for f in fields(Limits)})
+
+
+LIMITS = _from_environment()

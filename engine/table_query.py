@@ -1,0 +1,85 @@
+"""The embedded query builder: ``tx.query(table).with_index(...).filter(...).collect()``.
+
+It mirrors the Convex JavaScript builder and compiles to the same ``QuerySpec``
+the function runtime sends, so both run through one executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.errors import InvalidQueryError
+from engine.query_builders import build_filter, build_range
+from engine.query_executor import PageResult, QueryStream, paginate
+from engine.query_spec import FilterOp, FullTableScan, IndexRangeSource, LimitOp, QuerySpec
+from engine.transaction import Transaction
+
+
+class TableQuery:
+    def __init__(self, tx: Transaction, table: str) -> None:
+        self._tx = tx
+        self._table = table
+        self._index: str | None = None
+        self._ranges: tuple = ()
+        self._order: str | None = None
+        self._operators: list[Any] = []
+
+    def with_index(self, name: str, fn: Callable[[Any], Any] | None = None) -> TableQuery:
+        if self._index is not None:
+            raise InvalidQueryError("with_index may be called once per query.")
+        self._index = name
+        self._ranges = build_range(fn) if fn is not None else ()
+        return self
+
+    def order(self, order: str) -> TableQuery:
+        if order not in ("asc", "desc"):
+            raise InvalidQueryError(f'order must be "asc" or "desc", got {order!r}.')
+        if self._order is not None:
+            raise InvalidQueryError("order may be called once per query.")
+        self._order = order
+        return self
+
+    def filter(self, fn: Callable[[Any], Any]) -> TableQuery:
+        self._operators.append(FilterOp(build_filter(fn)))
+        return self
+
+    def limit(self, n: int) -> TableQuery:
+        self._operators.append(LimitOp(n))
+        return self
+
+    def spec(self) -> QuerySpec:
+        order = self._order or "asc"
+        if self._index is None:
+            source: Any = FullTableScan(self._table, order)
+        else:
+            source = IndexRangeSource(self._table, self._index, self._ranges, order)
+        return QuerySpec(source, tuple(self._operators))
+
+    def stream(self) -> QueryStream:
+        return QueryStream(self._tx, self.spec())
+
+    def collect(self) -> list[dict]:
+        return list(self.stream())
+
+    def take(self, n: int) -> list[dict]:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InvalidQueryError(f"take expects a non-negative integer, got {n!r}.")
+        return list(self.limit(n).stream())
+
+    def first(self) -> dict | None:
+        found = self.take(1)
+        return found[0] if found else None
+
+    def unique(self) -> dict | None:
+        found = self.take(2)
+        if len(found) > 1:
+            raise InvalidQueryError(
+                f"unique() query returned more than one result from table {self._table}: "
+                f"[{found[0]['_id']}, {found[1]['_id']}, ...]",
+                code="UniqueQueryMultipleResults",
+            )
+        return found[0] if found else None
+
+    def paginate(self, cursor: str | None, num_items: int) -> PageResult:
+        return paginate(self._tx, self.spec(), cursor, num_items)

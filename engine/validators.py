@@ -1,0 +1,595 @@
+"""Validators: the `v.*` type language of Convex, parsed from its JSON form.
+
+Schemas (document types) and function arguments and return values are all
+described by the same validator JSON (function-runtime §2.7):
+
+    {"type": "null" | "number" | "bigint" | "commitTs" | "boolean" | "string"
+             | "bytes" | "any"}
+    {"type": "literal", "value": <convex JSON of a string, number, bigint or boolean>}
+    {"type": "id", "tableName": "<table>"}
+    {"type": "array", "value": <validator>}
+    {"type": "record", "keys": <validator>, "values": {"fieldType": <validator>, "optional": false}}
+    {"type": "object", "value": {"<field>": {"fieldType": <validator>, "optional": <bool>}}}
+    {"type": "union", "value": [<validator>, ...]}
+
+The legacy ``map`` and ``set`` types read as ``any``, as the reference server
+does. ``number`` is Float64, ``bigint`` is Int64 (Python ``int``), and
+``commitTs`` holds a commit timestamp, which is an Int64 once resolved.
+
+A parsed validator is a tree of frozen dataclasses. Object fields are kept
+sorted by name, so two validators that differ only in field order are equal
+and ``validator_to_json`` gives back a dict equal to the one parsed.
+
+Validation finds the first problem and reports it the way Convex does: what
+went wrong, the path of the offending part (``.author.name``, ``.tags[2]``),
+the value found and the validator expected. Success allocates nothing for
+paths: a failure collects its path on the way back up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.convex_json import from_convex_json, to_convex_json
+from engine.errors import InvalidValueError, SchemaError, SchemaValidationError
+from engine.limits import LIMITS
+from engine.values import UNSET, is_identifier, values_equal
+
+TableOfId = Callable[[str], "str | None"]
+"""Maps a string to the table of the document id it encodes, or None if it is not an id."""
+
+# --- the validator tree -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Validator:
+    """Base of every validator node."""
+
+
+# The validators without parameters. ``VAny`` accepts every value; the others
+# accept exactly one Python type (``VCommitTs``: a resolved commit ts, Int64).
+@dataclass(frozen=True)
+class VNull(Validator): ...
+
+
+@dataclass(frozen=True)
+class VFloat64(Validator): ...
+
+
+@dataclass(frozen=True)
+class VInt64(Validator): ...
+
+
+@dataclass(frozen=True)
+class VCommitTs(Validator): ...
+
+
+@dataclass(frozen=True)
+class VBoolean(Validator): ...
+
+
+@dataclass(frozen=True)
+class VString(Validator): ...
+
+
+@dataclass(frozen=True)
+class VBytes(Validator): ...
+
+
+@dataclass(frozen=True)
+class VAny(Validator): ...
+
+
+@dataclass(frozen=True, eq=False)
+class VLiteral(Validator):
+    """Exactly one value; equality is Convex equality (``1n`` is not ``1``)."""
+
+    value: str | int | float | bool
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VLiteral) and values_equal(self.value, other.value)
+
+    def __hash__(self) -> int:
+        return hash((type(self.value).__name__, json.dumps(to_convex_json(self.value))))
+
+
+@dataclass(frozen=True)
+class VId(Validator):
+    table_name: str
+
+
+@dataclass(frozen=True)
+class VArray(Validator):
+    element: Validator
+
+
+@dataclass(frozen=True)
+class VRecord(Validator):
+    keys: Validator
+    values: Validator
+
+
+@dataclass(frozen=True)
+class FieldValidator:
+    """One field of an object validator: ``v.optional(...)`` sets ``optional``."""
+
+    validator: Validator
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class VObject(Validator):
+    """``fields`` is sorted by name; ``field_map`` is the same, for lookups."""
+
+    fields: tuple[tuple[str, FieldValidator], ...]
+    field_map: Mapping[str, FieldValidator] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.fields, key=lambda item: item[0]))
+        object.__setattr__(self, "fields", ordered)
+        object.__setattr__(self, "field_map", dict(ordered))
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Validator | FieldValidator]) -> VObject:
+        """Build from a mapping; plain validators become required fields."""
+        return cls(
+            tuple(
+                (name, f if isinstance(f, FieldValidator) else FieldValidator(f))
+                for name, f in fields.items()
+            )
+        )
+
+
+@dataclass(frozen=True)
+class VUnion(Validator):
+    members: tuple[Validator, ...]
+
+
+# class: (JSON type, `v.*` text, the Python type it accepts or None for any)
+_SIMPLE_KINDS: dict[type, tuple[str, str, type | None]] = {
+    VNull: ("null", "v.null()", type(None)),
+    VFloat64: ("number", "v.float64()", float),
+    VInt64: ("bigint", "v.int64()", int),
+    VCommitTs: ("commitTs", "v.commitTs()", int),
+    VBoolean: ("boolean", "v.boolean()", bool),
+    VString: ("string", "v.string()", str),
+    VBytes: ("bytes", "v.bytes()", bytes),
+    VAny: ("any", "v.any()", None),
+}
+_SIMPLE: dict[str, Validator] = {kind[0]: cls() for cls, kind in _SIMPLE_KINDS.items()}
+_SIMPLE["map"] = _SIMPLE["set"] = VAny()  # legacy types, read as any
+_SCALAR_TYPES: dict[type, type] = {
+    cls: kind[2] for cls, kind in _SIMPLE_KINDS.items() if kind[2] is not None
+}
+
+# --- parsing ----------------------------------------------------------------
+
+
+def _bad(path: str, reason: str) -> SchemaError:
+    where = f" at {path}" if path else ""
+    return SchemaError(f"Invalid validator{where}: {reason}")
+
+
+def _join(path: str, part: str) -> str:
+    return f"{path}.{part}" if path else part
+
+
+def _member(obj: Mapping[str, Any], key: str, path: str) -> Any:
+    if key not in obj:
+        raise _bad(path, f'a {obj.get("type")!r} validator needs a "{key}" property')
+    return obj[key]
+
+
+def parse_validator(obj: object, *, path: str = "") -> Validator:
+    """The validator that JSON ``obj`` describes; SchemaError naming ``path`` if malformed."""
+    return _parse(obj, path, LIMITS.value_depth_max)
+
+
+def _parse(obj: object, path: str, depth_left: int) -> Validator:
+    if depth_left <= 0:
+        raise _bad(path, f"validators nest more than {LIMITS.value_depth_max} levels deep")
+    if type(obj) is not dict:
+        raise _bad(path, f"expected a validator object, got {_json_kind(obj)}")
+    kind = obj.get("type")
+    if type(kind) is not str:
+        raise _bad(path, 'a validator needs a string "type" property')
+    simple = _SIMPLE.get(kind)
+    if simple is not None:
+        return simple
+    if kind == "literal":
+        return _parse_literal(_member(obj, "value", path), _join(path, "value"))
+    if kind == "id":
+        table = _member(obj, "tableName", path)
+        if not is_identifier(table):
+            raise _bad(path, f"v.id() needs a table name that is an identifier, got {table!r:.80}")
+        return VId(table)
+    if kind == "array":
+        return VArray(_parse(_member(obj, "value", path), _join(path, "value"), depth_left - 1))
+    if kind == "record":
+        return _parse_record(obj, path, depth_left)
+    if kind == "object":
+        return _parse_object(_member(obj, "value", path), _join(path, "value"), depth_left)
+    if kind == "union":
+        members = _member(obj, "value", path)
+        if type(members) is not list:
+            raise _bad(path, f"v.union() needs a list of validators, got {_json_kind(members)}")
+        return VUnion(
+            tuple(
+                _parse(m, f"{_join(path, 'value')}[{i}]", depth_left - 1)
+                for i, m in enumerate(members)
+            )
+        )
+    raise _bad(path, f"unknown validator type {kind!r:.80}")
+
+
+def _parse_literal(raw: object, path: str) -> VLiteral:
+    try:
+        value = from_convex_json(raw, path=path)
+    except InvalidValueError as exc:
+        raise _bad(path, f"v.literal() holds an invalid value: {exc}") from None
+    if type(value) not in (str, int, float, bool):
+        raise _bad(
+            path,
+            f"v.literal() must be a string, number, bigint or boolean, got {render_value(value)}",
+        )
+    return VLiteral(value)
+
+
+def _parse_field(raw: object, path: str, depth_left: int) -> FieldValidator:
+    if type(raw) is not dict:
+        raise _bad(path, f'expected {{"fieldType": ..., "optional": ...}}, got {_json_kind(raw)}')
+    if "fieldType" not in raw:
+        raise _bad(path, 'a field needs a "fieldType" property')
+    optional = raw.get("optional")
+    if type(optional) is not bool:
+        raise _bad(path, 'a field needs a boolean "optional" property')
+    inner = _parse(raw["fieldType"], _join(path, "fieldType"), depth_left - 1)
+    return FieldValidator(inner, optional)
+
+
+def _parse_object(raw: object, path: str, depth_left: int) -> VObject:
+    if type(raw) is not dict:
+        raise _bad(path, f"v.object() needs an object of fields, got {_json_kind(raw)}")
+    fields: list[tuple[str, FieldValidator]] = []
+    for name, spec in raw.items():
+        if not is_identifier(name):
+            raise _bad(
+                path,
+                f"field name {name!r:.80} is not an identifier (1 to "
+                f"{LIMITS.identifier_chars_max} ASCII letters, digits and underscores, "
+                "not starting with a digit)",
+            )
+        fields.append((name, _parse_field(spec, _join(path, name), depth_left)))
+    return VObject(tuple(fields))
+
+
+def _parse_record(obj: Mapping[str, Any], path: str, depth_left: int) -> VRecord:
+    keys = _parse(_member(obj, "keys", path), _join(path, "keys"), depth_left - 1)
+    values = _parse_field(_member(obj, "values", path), _join(path, "values"), depth_left)
+    if _has_string_literal(keys):
+        raise _bad(path, "Records cannot have string literal keys")
+    if not _is_string_subtype(keys):
+        raise _bad(
+            path,
+            "Records can only have string keys. Your validator contains a record with key "
+            f"typed as `{describe(keys)}`, which is not a subtype of `v.string()`",
+        )
+    if values.optional:
+        raise _bad(path, "Records cannot have optional values")
+    return VRecord(keys, values.validator)
+
+
+def _is_string_subtype(v: Validator) -> bool:
+    if isinstance(v, (VString, VId)):
+        return True
+    if isinstance(v, VLiteral):
+        return type(v.value) is str
+    if isinstance(v, VUnion):
+        return all(_is_string_subtype(m) for m in v.members)
+    return False
+
+
+def _has_string_literal(v: Validator) -> bool:
+    if isinstance(v, VLiteral):
+        return type(v.value) is str
+    if isinstance(v, VUnion):
+        return any(_has_string_literal(m) for m in v.members)
+    return False
+
+
+def _json_kind(obj: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if obj is None:
+        return "null"
+    if type(obj) in (int, float):
+        return f"the number {obj!r}"
+    return names.get(type(obj), type(obj).__name__)
+
+
+# --- back to JSON and to text ----------------------------------------------
+
+
+def validator_to_json(validator: Validator) -> dict[str, Any]:
+    """The validator JSON of ``validator``, as the npm package exports it."""
+    simple = _SIMPLE_KINDS.get(type(validator))
+    if simple is not None:
+        return {"type": simple[0]}
+    if isinstance(validator, VLiteral):
+        return {"type": "literal", "value": to_convex_json(validator.value)}
+    if isinstance(validator, VId):
+        return {"type": "id", "tableName": validator.table_name}
+    if isinstance(validator, VArray):
+        return {"type": "array", "value": validator_to_json(validator.element)}
+    if isinstance(validator, VRecord):
+        return {
+            "type": "record",
+            "keys": validator_to_json(validator.keys),
+            "values": {"fieldType": validator_to_json(validator.values), "optional": False},
+        }
+    if isinstance(validator, VObject):
+        return {
+            "type": "object",
+            "value": {
+                name: {"fieldType": validator_to_json(f.validator), "optional": f.optional}
+                for name, f in validator.fields
+            },
+        }
+    if isinstance(validator, VUnion):
+        return {"type": "union", "value": [validator_to_json(m) for m in validator.members]}
+    raise TypeError(f"not a validator: {validator!r}")
+
+
+def describe(validator: Validator | FieldValidator) -> str:
+    """The validator as the `v.*` expression that builds it, for messages."""
+    if isinstance(validator, FieldValidator):
+        inner = describe(validator.validator)
+        return f"v.optional({inner})" if validator.optional else inner
+    simple = _SIMPLE_KINDS.get(type(validator))
+    if simple is not None:
+        return simple[1]
+    if isinstance(validator, VLiteral):
+        return f"v.literal({render_value(validator.value)})"
+    if isinstance(validator, VId):
+        return f"v.id({json.dumps(validator.table_name)})"
+    if isinstance(validator, VArray):
+        return f"v.array({describe(validator.element)})"
+    if isinstance(validator, VRecord):
+        return f"v.record({describe(validator.keys)}, {describe(validator.values)})"
+    if isinstance(validator, VObject):
+        inner = ", ".join(f"{_key(name)}: {describe(f)}" for name, f in validator.fields)
+        return f"v.object({{{inner}}})"
+    if isinstance(validator, VUnion):
+        return f"v.union({', '.join(describe(m) for m in validator.members)})"
+    raise TypeError(f"not a validator: {validator!r}")
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_RENDER_CHARS_MAX = 300
+
+
+def _key(name: str) -> str:
+    return name if _PLAIN_KEY.fullmatch(name) else json.dumps(name)
+
+
+def _number(x: float) -> str:
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0 and math.copysign(1.0, x) < 0:
+        return "-0"
+    if x.is_integer() and abs(x) < 1e21:
+        return str(int(x))
+    return repr(x)
+
+
+def _render(value: object) -> str:
+    if value is UNSET:
+        return "undefined"
+    if value is None:
+        return "null"
+    t = type(value)
+    if t is bool:
+        return "true" if value else "false"
+    if t is int:
+        return f"{value}n"
+    if t is float:
+        return _number(value)  # type: ignore[arg-type]
+    if t is str:
+        return json.dumps(value)
+    if t is bytes:
+        return f"ArrayBuffer {{ byteLength: {len(value)} }}"  # type: ignore[arg-type]
+    if t is list:
+        return "[" + ", ".join(_render(item) for item in value) + "]"  # type: ignore[attr-defined]
+    if t is dict:
+        items = (f"{_key(k)}: {_render(v)}" for k, v in value.items())  # type: ignore[attr-defined]
+        return "{" + ", ".join(items) + "}"
+    return repr(value)
+
+
+def render_value(value: object) -> str:
+    """A value as JavaScript would show it (``12n`` for Int64), shortened if long."""
+    text = _render(value)
+    if len(text) > _RENDER_CHARS_MAX:
+        return text[: _RENDER_CHARS_MAX - 3] + "..."
+    return text
+
+
+# --- validation -------------------------------------------------------------
+
+
+class _Failure:
+    """What is wrong and where; the path grows as the failure leaves each container.
+
+    The text is built only when a message is wanted: a union tries members
+    that fail, and those failures are dropped unread.
+    """
+
+    __slots__ = ("_text", "segments")
+
+    def __init__(self, text: Callable[[], tuple[str, tuple[tuple[str, str], ...]]]) -> None:
+        self._text = text
+        self.segments: list[str] = []  # innermost first
+
+    def at(self, segment: str) -> _Failure:
+        self.segments.append(segment)
+        return self
+
+    def message(self, prefix: str) -> str:
+        head, details = self._text()
+        path = prefix + "".join(reversed(self.segments))
+        lines = [head]
+        if path:
+            lines.append(f"Path: {path}")
+        lines.extend(f"{label}: {text}" for label, text in details)
+        return "\n".join(lines)
+
+
+def _field_segment(name: str) -> str:
+    return "." + name if is_identifier(name) else "[" + json.dumps(name) + "]"
+
+
+def _no_match(validator: Validator, value: object) -> _Failure:
+    return _Failure(
+        lambda: (
+            "Value does not match validator.",
+            (("Value", render_value(value)), ("Validator", describe(validator))),
+        )
+    )
+
+
+def _object_problem(head: str, obj: object, validator: Validator) -> _Failure:
+    return _Failure(
+        lambda: (head, (("Object", render_value(obj)), ("Validator", describe(validator))))
+    )
+
+
+def _sentence(text: Callable[[], str]) -> _Failure:
+    return _Failure(lambda: (text(), ()))
+
+
+def _check(v: Validator, value: object, table_of_id: TableOfId) -> _Failure | None:
+    expected = _SCALAR_TYPES.get(type(v))
+    if expected is not None:
+        return None if type(value) is expected else _no_match(v, value)
+    if isinstance(v, VAny):
+        return None if value is not UNSET else _no_match(v, value)
+    if isinstance(v, VObject):
+        return _check_object(v, value, table_of_id)
+    if isinstance(v, VArray):
+        if type(value) is not list:
+            return _no_match(v, value)
+        for index, item in enumerate(value):  # type: ignore[arg-type]
+            failure = _check(v.element, item, table_of_id)
+            if failure is not None:
+                return failure.at(f"[{index}]")
+        return None
+    if isinstance(v, VUnion):
+        return _check_union(v, value, table_of_id)
+    if isinstance(v, VLiteral):
+        if values_equal(value, v.value):
+            return None
+        return _sentence(
+            lambda: f"`{render_value(value)}` does not match literal validator `{describe(v)}`."
+        )
+    if isinstance(v, VId):
+        return _check_id(v, value, table_of_id)
+    if isinstance(v, VRecord):
+        return _check_record(v, value, table_of_id)
+    raise TypeError(f"not a validator: {v!r}")
+
+
+def _check_object(v: VObject, value: object, table_of_id: TableOfId) -> _Failure | None:
+    if type(value) is not dict:
+        return _no_match(v, value)
+    obj: dict[str, Any] = value  # type: ignore[assignment]
+    for name, spec in v.fields:
+        item = obj.get(name, UNSET)
+        if item is UNSET:
+            if spec.optional:
+                continue
+            return _object_problem(
+                f"Object is missing the required field `{name}`. Consider wrapping the field "
+                "validator in `v.optional(...)` if this is expected.",
+                obj,
+                v,
+            )
+        failure = _check(spec.validator, item, table_of_id)
+        if failure is not None:
+            return failure.at(_field_segment(name))
+    known = v.field_map
+    for name, item in obj.items():
+        if name not in known and item is not UNSET:
+            return _object_problem(
+                f"Object contains extra field `{name}` that is not in the validator.", obj, v
+            )
+    return None
+
+
+def _check_union(v: VUnion, value: object, table_of_id: TableOfId) -> _Failure | None:
+    if len(v.members) == 1:
+        return _check(v.members[0], value, table_of_id)
+    for member in v.members:
+        if _check(member, value, table_of_id) is None:
+            return None
+    return _no_match(v, value)
+
+
+def _check_id(v: VId, value: object, table_of_id: TableOfId) -> _Failure | None:
+    if type(value) is not str:
+        return _no_match(v, value)
+    table = table_of_id(value)  # type: ignore[arg-type]
+    if table is None:
+        return _no_match(v, value)
+    if table == v.table_name:
+        return None
+    source = "a system table" if table.startswith("_") else f"table `{table}`"
+    return _sentence(
+        lambda: (
+            f"Found ID {json.dumps(value)} from {source}, which does not match the table "
+            f"name in validator `{describe(v)}`."
+        )
+    )
+
+
+def _check_record(v: VRecord, value: object, table_of_id: TableOfId) -> _Failure | None:
+    if type(value) is not dict:
+        return _no_match(v, value)
+    for key, item in value.items():  # type: ignore[attr-defined]
+        if item is UNSET:
+            continue
+        if _check(v.keys, key, table_of_id) is not None:
+            return _Failure(
+                lambda key=key: (
+                    f"Record key {json.dumps(key)} does not match the record's key validator.",
+                    (("Validator", describe(v.keys)),),
+                )
+            )
+        failure = _check(v.values, item, table_of_id)
+        if failure is not None:
+            return failure.at(_field_segment(key))
+    return None
+
+
+def validate(
+    validator: Validator, value: object, *, path: str = "", table_of_id: TableOfId
+) -> None:
+    """Raise SchemaValidationError unless ``value`` matches ``validator``.
+
+    The message names the offending part's path (after ``path``), what was
+    found and what was expected. ``table_of_id`` tells ``v.id`` validators
+    which table a string is an id of (None: not an id at all).
+    """
+    failure = _check(validator, value, table_of_id)
+    if failure is not None:
+        raise SchemaValidationError(failure.message(path))
+
+
+def matches(validator: Validator, value: object, *, table_of_id: TableOfId) -> bool:
+    """True if ``value`` matches ``validator`` (no message is built)."""
+    return _check(validator, value, table_of_id) is None

@@ -1,0 +1,3 @@
+"""The edge of Headwater: the command line now, the HTTP and WebSocket server later."""
+
+__all__: list[str] = []

@@ -1,0 +1,126 @@
+"""Feeds log entries to the stored projections, in order, and keeps them caught up.
+
+The committer calls ``apply_in`` inside the LMDB transaction that appends the
+entries, so stored projections never lag a durable commit. On open,
+``catch_up`` replays whatever a projection has not applied (it was dropped,
+or its format changed); ``rebuild`` drops them all and replays the whole log.
+Both use the same ``apply_in`` as the commit path, so a rebuilt projection is
+the same as one built commit by commit.
+"""
+
+from __future__ import annotations
+
+import marshal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from log.entry import LogEntry
+from log.lmdb_store import LmdbLog
+from projections.btree import BtreeIndexes, WrittenKey
+from projections.documents import DocumentStore
+
+# Bumped when a stored projection's layout changes; marshal's version and the
+# Python minor version are part of it because stored values use marshal.
+FORMAT = f"1/marshal{marshal.version}/py{sys.version_info[0]}.{sys.version_info[1]}".encode()
+_FORMAT_KEY = b"projections:format"
+_REPLAY_BATCH_ENTRIES = 2000
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    entries: int
+    seconds: float
+
+    @property
+    def entries_per_s(self) -> float:
+        return self.entries / self.seconds if self.seconds > 0 else float("inf")
+
+
+class ProjectionRunner:
+    """Owns the stored projections of one data folder."""
+
+    def __init__(self, env: Any, log: LmdbLog) -> None:
+        self._env = env
+        self._log = log
+        self.meta_db = env.open_db(b"meta")
+        self.documents = DocumentStore(env, self.meta_db)
+        self.btree = BtreeIndexes(env, self.meta_db, self.documents)
+        self._first_ts: int | None = None
+
+    def begin_read(self) -> Any:
+        return self._env.begin()
+
+    def latest_ts(self, txn: Any = None) -> int | None:
+        return self._log.latest_ts(txn)
+
+    def first_ts(self, txn: Any = None) -> int | None:
+        """The ts of the oldest retained log entry (cached: it only moves on compaction)."""
+        if self._first_ts is None:
+            self._first_ts = next((e.ts for e in self._log.read_from(0, txn=txn)), None)
+        return self._first_ts
+
+    def apply_in(self, txn: Any, entry: LogEntry) -> list[WrittenKey]:
+        """Apply one entry to every stored projection: documents first, then indexes."""
+        self.documents.apply_in(txn, entry)
+        return self.btree.apply_in(txn, entry)
+
+    def abort(self) -> None:
+        """Forget in-memory state derived from an LMDB transaction that was aborted."""
+        self.btree.reload()
+
+    def catch_up(self) -> ReplayReport:
+        """Replay the log entries the stored projections have not applied yet."""
+        with self._env.begin(write=True) as txn:
+            if txn.get(_FORMAT_KEY, db=self.meta_db) != FORMAT:
+                self._reset_in(txn)
+                txn.put(_FORMAT_KEY, FORMAT, db=self.meta_db)
+            checkpoints = [self.documents.checkpoint(txn), self.btree.checkpoint(txn)]
+        if checkpoints[0] != checkpoints[1]:
+            # They are written together; differing checkpoints mean a partial reset.
+            return self.rebuild()
+        start = 0 if checkpoints[0] is None else checkpoints[0] + 1
+        return self._replay_from(start)
+
+    def rebuild(self) -> ReplayReport:
+        """Drop every stored projection and rebuild it from the log alone."""
+        with self._env.begin(write=True) as txn:
+            self._reset_in(txn)
+            txn.put(_FORMAT_KEY, FORMAT, db=self.meta_db)
+        return self._replay_from(0)
+
+    def _reset_in(self, txn: Any) -> None:
+        self.documents.reset_in(txn)
+        self.btree.reset_in(txn)
+
+    def _replay_from(self, start_ts: int) -> ReplayReport:
+        started = time.perf_counter()
+        applied = 0
+        batch: list[LogEntry] = []
+        for entry in self._log.read_from(start_ts):
+            batch.append(entry)
+            if len(batch) >= _REPLAY_BATCH_ENTRIES:
+                applied += self._apply_batch(batch)
+                batch = []
+        if batch:
+            applied += self._apply_batch(batch)
+        return ReplayReport(applied, time.perf_counter() - started)
+
+    def _apply_batch(self, entries: Sequence[LogEntry]) -> int:
+        try:
+            with self._env.begin(write=True) as txn:
+                for entry in entries:
+                    self.apply_in(txn, entry)
+        except BaseException:
+            self.abort()
+            raise
+        return len(entries)
+
+    def statistics(self) -> dict[str, int]:
+        with self._env.begin() as txn:
+            return {
+                "documents_live": self.documents.count_latest(txn),
+                "index_entries_live": self.btree.count_latest(txn),
+            }

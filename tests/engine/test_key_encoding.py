@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.errors import IntegrityError, InvalidValueError
+from engine.key_encoding import (
+    TAG_STRING,
+    decode_key,
+    encode_key,
+    encode_value,
+    prefix_successor,
+)
+from engine.values import INT64_MAX, INT64_MIN, UNSET, compare_values, values_equal
+
+
+def float_from_bits(bits: int) -> float:
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+def sign(x: int) -> int:
+    return (x > 0) - (x < 0)
+
+
+def bytes_cmp(a: bytes, b: bytes) -> int:
+    return (a > b) - (a < b)
+
+
+field_names = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=4
+).filter(lambda s: not s.startswith("$"))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(INT64_MIN, INT64_MAX),
+    st.integers(-2, 2),
+    st.floats(),
+    st.integers(0, (1 << 64) - 1).map(float_from_bits),
+    st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan]),
+    st.text(max_size=5),
+    st.text(alphabet="a\x00\xff\u00e9", max_size=4),
+    st.binary(max_size=5),
+    st.sampled_from([b"", b"\x00", b"\x00\xff", b"\xff", b"\x00\x00"]),
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(field_names, children, max_size=3)
+    ),
+    max_leaves=8,
+)
+key_values = st.one_of(st.just(UNSET), values)
+tuples = st.lists(key_values, max_size=4)
+
+
+def compare_tuples(a: list, b: list) -> int:
+    for x, y in zip(a, b, strict=False):
+        c = compare_values(x, y)
+        if c:
+            return c
+    return sign(len(a) - len(b))
+
+
+def tuples_equal(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(map(values_equal, a, b))
+
+
+# --- the guarantees, as properties ---------------------------------------------
+
+
+@given(key_values, key_values)
+def test_byte_order_is_value_order(a, b):
+    assert bytes_cmp(encode_value(a), encode_value(b)) == compare_values(a, b)
+
+
+@given(tuples, tuples)
+def test_tuple_byte_order_is_lexicographic_value_order(a, b):
+    assert bytes_cmp(encode_key(a), encode_key(b)) == compare_tuples(a, b)
+
+
+@given(tuples)
+def test_decode_inverts_encode(t):
+    assert tuples_equal(decode_key(encode_key(t)), t)
+
+
+@given(key_values, key_values)
+def test_no_encoding_is_a_proper_prefix_of_another(a, b):
+    ea, eb = encode_value(a), encode_value(b)
+    if ea != eb:
+        assert not eb.startswith(ea)
+
+
+@given(tuples, tuples)
+def test_prefix_range_holds_exactly_the_keys_starting_with_the_prefix(prefix, key):
+    low = encode_key(prefix)
+    high = prefix_successor(low)
+    encoded = encode_key(key)
+    in_range = low <= encoded and (high is None or encoded < high)
+    starts_with = len(key) >= len(prefix) and tuples_equal(key[: len(prefix)], prefix)
+    assert in_range == starts_with
+
+
+@given(tuples, tuples)
+def test_keys_extending_a_prefix_fall_in_its_range(prefix, rest):
+    low = encode_key(prefix)
+    high = prefix_successor(low)
+    encoded = encode_key(prefix + rest)
+    assert encoded.startswith(low)
+    assert high is None or encoded < high
+
+
+# --- examples ------------------------------------------------------------------
+
+ASCENDING = [
+    UNSET,
+    None,
+    INT64_MIN,
+    -1,
+    0,
+    INT64_MAX,
+    float_from_bits(0xFFF8_0000_0000_0000),
+    -math.inf,
+    -1.0,
+    -0.0,
+    0.0,
+    1.0,
+    math.inf,
+    math.nan,
+    False,
+    True,
+    "",
+    "\x00",
+    "\x00\x00",
+    "a",
+    "a\x00",
+    "a\x00b",
+    "a\x01",
+    "\U00010000",
+    b"",
+    b"\x00",
+    b"\xff",
+    [],
+    [UNSET],
+    [None],
+    [None, None],
+    [""],
+    [[]],
+    {},
+    {"": None},
+    {"a": None},
+    {"a": None, "b": None},
+    {"a": 1},
+]
+
+
+def test_examples_sort_in_convex_order():
+    encoded = [encode_value(v) for v in ASCENDING]
+    assert encoded == sorted(encoded)
+    assert len(set(encoded)) == len(encoded)
+
+
+def test_int_float_and_strings_have_the_documented_layout():
+    assert encode_value(1) == bytes.fromhex("05 8000000000000001")
+    assert encode_value(1.5) == bytes.fromhex("0d bff8000000000000")
+    assert encode_value("a\x00") == bytes.fromhex("10 61 00ff 0000")
+    assert encode_value({"a": True}) == bytes.fromhex("15 10 61 0000 0f 00")
+
+
+def test_object_encoding_ignores_insertion_order():
+    assert encode_value({"b": 1.0, "a": 2.0}) == encode_value({"a": 2.0, "b": 1.0})
+
+
+def test_decode_keeps_types_and_nan_bits():
+    odd_nan = float_from_bits(0x7FF0_0000_0000_0001)
+    (v1, v2, v3, v4) = decode_key(encode_key([odd_nan, -0.0, 1, True]))
+    assert struct.pack("<d", v1) == struct.pack("<d", odd_nan)
+    assert math.copysign(1.0, v2) == -1.0
+    assert type(v3) is int
+    assert v4 is True
+
+
+@pytest.mark.parametrize(
+    ("data", "successor"),
+    [
+        (b"ab", b"ac"),
+        (b"a\xff", b"b"),
+        (b"a\xfe\xff\xff", b"a\xff"),
+        (b"\xff\xff", None),
+        (b"", None),
+    ],
+)
+def test_prefix_successor(data, successor):
+    assert prefix_successor(data) == successor
+
+
+# --- errors --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ((1,), "tuple"),
+        (1 << 63, "int64"),
+        (INT64_MIN - 1, "int64"),
+        ([1, {1: 2}], "field names"),
+        ("\ud800", "surrogate"),
+    ],
+)
+def test_values_that_cannot_be_encoded(value, fragment):
+    with pytest.raises(InvalidValueError, match=fragment):
+        encode_value(value)
+    with pytest.raises(InvalidValueError, match=fragment):
+        encode_key(["ok", value])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x02",  # unknown tag
+        b"\x05\x00\x00",  # truncated int64
+        bytes([TAG_STRING]) + b"abc",  # unterminated string
+        bytes([TAG_STRING]) + b"a\x00\x01\x00\x00",  # bad escape
+        bytes([TAG_STRING]) + b"\xff\x00\x00",  # not UTF-8
+        b"\x12\x03",  # unterminated array
+        b"\x15\x03\x03\x00",  # object field name that is not a string
+        b"\x15\x10a\x00\x00",  # object field without a value
+    ],
+)
+def test_malformed_keys_raise_integrity_errors(data):
+    with pytest.raises(IntegrityError, match="Malformed index key"):
+        decode_key(data)
