@@ -41,6 +41,7 @@ from engine.validators import (
     VObject,
     VUnion,
     describe,
+    json_preview,
     parse_validator,
     validate,
     validator_to_json,
@@ -223,7 +224,7 @@ def parse_schema(source: str | bytes | Mapping[str, Any]) -> Schema:
     for position, raw in enumerate(raw_tables):
         if not isinstance(raw, Mapping):
             raise SchemaError(f"Invalid schema: tables[{position}] must be an object")
-        table = _parse_table(raw, position)
+        table = _parse_table(raw)
         if table.name in tables:
             raise SchemaError(f'Invalid schema: table "{table.name}" is defined more than once')
         tables[table.name] = table
@@ -233,11 +234,11 @@ def parse_schema(source: str | bytes | Mapping[str, Any]) -> Schema:
     return schema
 
 
-def _parse_table(raw: Mapping[str, Any], position: int) -> TableSchema:
+def _parse_table(raw: Mapping[str, Any]) -> TableSchema:
     name = raw.get("tableName")
-    if not is_identifier(name):
+    if not isinstance(name, str) or not is_identifier(name):
         raise SchemaError(
-            f"Invalid table name: {json.dumps(name) if isinstance(name, str) else name!r:.80}. "
+            f"Invalid table name: {json_preview(name)}. "
             f"Table names are identifiers of 1 to {LIMITS.identifier_chars_max} ASCII letters, "
             "digits and underscores that do not start with a digit."
         )
@@ -308,9 +309,9 @@ def _index_name(table: str, raw: Mapping[str, Any]) -> str:
         )
     if not is_identifier(name):
         raise SchemaError(
-            f'In table "{table}": invalid index name: {name!r:.80}. Index names are identifiers '
-            f"of 1 to {LIMITS.identifier_chars_max} ASCII letters, digits and underscores that "
-            "start with a letter."
+            f'In table "{table}": invalid index name: {json_preview(name)}. Index names are '
+            f"identifiers of 1 to {LIMITS.identifier_chars_max} ASCII letters, digits and "
+            "underscores that start with a letter."
         )
     return name  # type: ignore[return-value]
 
@@ -318,8 +319,8 @@ def _index_name(table: str, raw: Mapping[str, Any]) -> str:
 def _field_path(raw: object, table: str, index: str) -> str:
     if not (isinstance(raw, str) and raw and all(is_identifier(p) for p in raw.split("."))):
         raise SchemaError(
-            f'In table "{table}" index "{index}": invalid field path {raw!r:.80}; a field path '
-            'is one or more identifiers joined by "." (like "author.name")'
+            f'In table "{table}" index "{index}": invalid field path {json_preview(raw)}; '
+            'a field path is one or more identifiers joined by "." (like "author.name")'
         )
     return raw
 
@@ -394,7 +395,7 @@ def _parse_vector(table: str, raw: Mapping[str, Any]) -> VectorIndexDef:
     low, high = LIMITS.vector_dimensions_min, LIMITS.vector_dimensions_max
     if type(dims) is not int or not low <= dims <= high:
         raise SchemaError(
-            f'In table "{table}" vector index "{name}": dimensions {dims!r:.40} must be an '
+            f'In table "{table}" vector index "{name}": dimensions {json_preview(dims)} must be an '
             f"integer between {low} and {high}."
         )
     return VectorIndexDef(table, name, vector_field, dims, _filter_fields(raw, table, name))
@@ -461,26 +462,28 @@ def _unique_by(
 def _check_index_references(schema: Schema) -> None:
     """With validation on, every indexed field must be possible under the document validator."""
     for t in schema.tables.values():
-        if t.document_validator is None:
+        doc_type = t.document_validator
+        if doc_type is None:
             continue
+        vectors = t.vector_indexes + t.staged_vector_indexes
         paths = [(i.name, f) for i in t.indexes + t.staged_indexes for f in i.user_fields]
         for s in t.search_indexes + t.staged_search_indexes:
             paths += [(s.name, f) for f in (s.search_field, *s.filter_fields)]
-        for v in t.vector_indexes + t.staged_vector_indexes:
-            paths += [(v.name, f) for f in v.filter_fields]
-            if not _may_be_vector(t.document_validator, v.vector_field.split(".")):
+        for v in vectors:
+            paths += [(v.name, f) for f in (v.vector_field, *v.filter_fields)]
+        for index_name, path in paths:
+            if path in (ID_FIELD, CREATION_TIME_FIELD) or _may_contain(doc_type, path.split(".")):
+                continue
+            raise SchemaError(
+                f'In table "{t.name}" the index "{index_name}" is invalid because it '
+                f'references the field "{path}" that does not exist.'
+            )
+        for v in vectors:
+            if not _may_be_vector(doc_type, v.vector_field.split(".")):
                 raise SchemaError(
                     f'In table "{t.name}" the vector index "{v.name}" is invalid because it '
                     f'references the field "{v.vector_field}" that is neither an array of '
                     "float64 nor an optional array of float64."
-                )
-        for index_name, path in paths:
-            if path not in (ID_FIELD, CREATION_TIME_FIELD) and not _may_contain(
-                t.document_validator, path.split(".")
-            ):
-                raise SchemaError(
-                    f'In table "{t.name}" the index "{index_name}" is invalid because it '
-                    f'references the field "{path}" that does not exist.'
                 )
 
 

@@ -181,7 +181,7 @@ def _join(path: str, part: str) -> str:
 
 def _member(obj: Mapping[str, Any], key: str, path: str) -> Any:
     if key not in obj:
-        raise _bad(path, f'a {obj.get("type")!r} validator needs a "{key}" property')
+        raise _bad(path, f'a "{obj.get("type")}" validator needs a "{key}" property')
     return obj[key]
 
 
@@ -194,7 +194,7 @@ def _parse(obj: object, path: str, depth_left: int) -> Validator:
     if depth_left <= 0:
         raise _bad(path, f"validators nest more than {LIMITS.value_depth_max} levels deep")
     if type(obj) is not dict:
-        raise _bad(path, f"expected a validator object, got {_json_kind(obj)}")
+        raise _bad(path, f"expected a validator object, got {json_preview(obj)}")
     kind = obj.get("type")
     if type(kind) is not str:
         raise _bad(path, 'a validator needs a string "type" property')
@@ -206,7 +206,7 @@ def _parse(obj: object, path: str, depth_left: int) -> Validator:
     if kind == "id":
         table = _member(obj, "tableName", path)
         if not is_identifier(table):
-            raise _bad(path, f"v.id() needs a table name that is an identifier, got {table!r:.80}")
+            raise _bad(path, f"v.id() needs an identifier table name, got {json_preview(table)}")
         return VId(table)
     if kind == "array":
         return VArray(_parse(_member(obj, "value", path), _join(path, "value"), depth_left - 1))
@@ -217,14 +217,14 @@ def _parse(obj: object, path: str, depth_left: int) -> Validator:
     if kind == "union":
         members = _member(obj, "value", path)
         if type(members) is not list:
-            raise _bad(path, f"v.union() needs a list of validators, got {_json_kind(members)}")
+            raise _bad(path, f"v.union() needs a list of validators, got {json_preview(members)}")
         return VUnion(
             tuple(
                 _parse(m, f"{_join(path, 'value')}[{i}]", depth_left - 1)
                 for i, m in enumerate(members)
             )
         )
-    raise _bad(path, f"unknown validator type {kind!r:.80}")
+    raise _bad(path, f"unknown validator type {json_preview(kind)}")
 
 
 def _parse_literal(raw: object, path: str) -> VLiteral:
@@ -242,7 +242,7 @@ def _parse_literal(raw: object, path: str) -> VLiteral:
 
 def _parse_field(raw: object, path: str, depth_left: int) -> FieldValidator:
     if type(raw) is not dict:
-        raise _bad(path, f'expected {{"fieldType": ..., "optional": ...}}, got {_json_kind(raw)}')
+        raise _bad(path, f'expected {{"fieldType": ..., "optional": ...}}, got {json_preview(raw)}')
     if "fieldType" not in raw:
         raise _bad(path, 'a field needs a "fieldType" property')
     optional = raw.get("optional")
@@ -254,13 +254,13 @@ def _parse_field(raw: object, path: str, depth_left: int) -> FieldValidator:
 
 def _parse_object(raw: object, path: str, depth_left: int) -> VObject:
     if type(raw) is not dict:
-        raise _bad(path, f"v.object() needs an object of fields, got {_json_kind(raw)}")
+        raise _bad(path, f"v.object() needs an object of fields, got {json_preview(raw)}")
     fields: list[tuple[str, FieldValidator]] = []
     for name, spec in raw.items():
         if not is_identifier(name):
             raise _bad(
                 path,
-                f"field name {name!r:.80} is not an identifier (1 to "
+                f"field name {json_preview(name)} is not an identifier (1 to "
                 f"{LIMITS.identifier_chars_max} ASCII letters, digits and underscores, "
                 "not starting with a digit)",
             )
@@ -271,44 +271,31 @@ def _parse_object(raw: object, path: str, depth_left: int) -> VObject:
 def _parse_record(obj: Mapping[str, Any], path: str, depth_left: int) -> VRecord:
     keys = _parse(_member(obj, "keys", path), _join(path, "keys"), depth_left - 1)
     values = _parse_field(_member(obj, "values", path), _join(path, "values"), depth_left)
-    if _has_string_literal(keys):
-        raise _bad(path, "Records cannot have string literal keys")
-    if not _is_string_subtype(keys):
+    if not _is_record_key(keys):
         raise _bad(
             path,
-            "Records can only have string keys. Your validator contains a record with key "
-            f"typed as `{describe(keys)}`, which is not a subtype of `v.string()`",
+            "Records can only have string keys (v.string(), v.id() or a union of those; "
+            f"string literal keys are not supported), but the keys are `{describe(keys)}`",
         )
     if values.optional:
         raise _bad(path, "Records cannot have optional values")
     return VRecord(keys, values.validator)
 
 
-def _is_string_subtype(v: Validator) -> bool:
-    if isinstance(v, (VString, VId)):
-        return True
-    if isinstance(v, VLiteral):
-        return type(v.value) is str
+def _is_record_key(v: Validator) -> bool:
+    """Record keys are strings: v.string(), v.id(...), or unions of those (no literals)."""
     if isinstance(v, VUnion):
-        return all(_is_string_subtype(m) for m in v.members)
-    return False
+        return all(_is_record_key(m) for m in v.members)
+    return isinstance(v, (VString, VId))
 
 
-def _has_string_literal(v: Validator) -> bool:
-    if isinstance(v, VLiteral):
-        return type(v.value) is str
-    if isinstance(v, VUnion):
-        return any(_has_string_literal(m) for m in v.members)
-    return False
-
-
-def _json_kind(obj: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    if obj is None:
-        return "null"
-    if type(obj) in (int, float):
-        return f"the number {obj!r}"
-    return names.get(type(obj), type(obj).__name__)
+def json_preview(obj: object, chars_max: int = 80) -> str:
+    """Parsed JSON as compact JSON text, shortened, for messages about bad input."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(obj)
+    return text if len(text) <= chars_max else text[: chars_max - 3] + "..."
 
 
 # --- back to JSON and to text ----------------------------------------------
@@ -557,6 +544,15 @@ def _check_id(v: VId, value: object, table_of_id: TableOfId) -> _Failure | None:
     )
 
 
+def _bad_key(key: str, keys: Validator) -> _Failure:
+    return _Failure(
+        lambda: (
+            f"Record key {json.dumps(key)} does not match the record's key validator.",
+            (("Validator", describe(keys)),),
+        )
+    )
+
+
 def _check_record(v: VRecord, value: object, table_of_id: TableOfId) -> _Failure | None:
     if type(value) is not dict:
         return _no_match(v, value)
@@ -564,12 +560,7 @@ def _check_record(v: VRecord, value: object, table_of_id: TableOfId) -> _Failure
         if item is UNSET:
             continue
         if _check(v.keys, key, table_of_id) is not None:
-            return _Failure(
-                lambda key=key: (
-                    f"Record key {json.dumps(key)} does not match the record's key validator.",
-                    (("Validator", describe(v.keys)),),
-                )
-            )
+            return _bad_key(key, v.keys)
         failure = _check(v.values, item, table_of_id)
         if failure is not None:
             return failure.at(_field_segment(key))

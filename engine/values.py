@@ -99,7 +99,7 @@ class PathedProblem(Exception):
 
     def to_error(self, prefix: str = "", *, depth_max: int | None = None) -> InvalidValueError:
         reason = self.reason
-        if reason is TOO_NESTED and depth_max is not None:
+        if reason == TOO_NESTED and depth_max is not None:
             reason = f"{TOO_NESTED}: more than {depth_max} levels of arrays and objects"
         return InvalidValueError(f"Invalid value at {self.path(prefix)}: {reason}")
 

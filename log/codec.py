@@ -268,7 +268,7 @@ def _writes(data: bytes, pos: int, ts: int) -> tuple[tuple[Write, ...], int]:
     pos += 1
     if count >= 0x80:
         count, pos = _varint(data, pos - 1)
-    writes = []
+    writes: list[Write] = []
     for _ in range(count):
         flags = data[pos]
         if flags & ~_FLAGS_KNOWN:
@@ -371,7 +371,7 @@ def _array(data: bytes, pos: int) -> tuple[list[Any], int]:
         count, pos = _varint(data, pos - 1)
     if count > len(data) - pos:
         raise ValueError("array longer than the entry")  # each item takes a byte at least
-    items = []
+    items: list[Any] = []
     append = items.append
     for _ in range(count):
         item, pos = _value(data, pos)

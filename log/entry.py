@@ -15,6 +15,7 @@ and ``FrozenInstanceError`` on assignment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,10 +64,15 @@ class LogEntry:
         _set_entry_writes(self, writes)
 
 
-# The slot descriptors exist only once ``dataclass(slots=True)`` has rebuilt each class.
-_set_write_id = Write.id.__set__  # type: ignore[attr-defined]
-_set_write_table = Write.table.__set__  # type: ignore[attr-defined]
-_set_write_prev_ts = Write.prev_ts.__set__  # type: ignore[attr-defined]
-_set_write_value = Write.value.__set__  # type: ignore[attr-defined]
-_set_entry_ts = LogEntry.ts.__set__  # type: ignore[attr-defined]
-_set_entry_writes = LogEntry.writes.__set__  # type: ignore[attr-defined]
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    # The slot descriptors exist only once ``dataclass(slots=True)`` has rebuilt the class.
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_set_write_id = _slot_setter(Write, "id")
+_set_write_table = _slot_setter(Write, "table")
+_set_write_prev_ts = _slot_setter(Write, "prev_ts")
+_set_write_value = _slot_setter(Write, "value")
+_set_entry_ts = _slot_setter(LogEntry, "ts")
+_set_entry_writes = _slot_setter(LogEntry, "writes")

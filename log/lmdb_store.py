@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import lmdb
 
@@ -99,7 +99,11 @@ class LmdbLog:
         if not isinstance(entries, list | tuple):
             entries = tuple(entries)
         check_batch(entries, self.latest_ts(txn))
-        items = [(_KEY.pack(entry.ts), encode_entry(entry)) for entry in entries]
+        # Encoding first: it refuses a bad ts before the key packing could trip on it.
+        encoded = [encode_entry(entry) for entry in entries]
+        items = [
+            (_KEY.pack(entry.ts), value) for entry, value in zip(entries, encoded, strict=True)
+        ]
         with txn.cursor(db=self._db) as cursor:
             _, added = cursor.putmulti(items, overwrite=False, append=True)
         if added != len(items):
@@ -176,7 +180,7 @@ class LmdbLog:
     def _edge_ts(self, txn: lmdb.Transaction, *, last: bool) -> int | None:
         with txn.cursor(db=self._db) as cursor:
             found = cursor.last() if last else cursor.first()
-            return _key_ts(cursor.key()) if found else None
+            return _key_ts(cast(bytes, cursor.key())) if found else None
 
     def _iterate(
         self, start_ts: int, end_ts: int | None, txn: lmdb.Transaction | None
@@ -222,7 +226,7 @@ class _EntryIterator:
     def __next__(self) -> LogEntry:
         if not self._more:
             raise StopIteration
-        key, value = self._cursor.item()
+        key, value = cast("tuple[bytes, bytes]", self._cursor.item())
         if self._stop_key is not None and key > self._stop_key:
             self.close()
             raise StopIteration

@@ -70,8 +70,7 @@ def check_batch(entries: Sequence[LogEntry], latest_ts: int | None) -> None:
     for index, entry in enumerate(entries):
         if type(entry) is not LogEntry:
             raise IntegrityError(
-                f"Log append: item {index} of the batch is a {type(entry).__name__}, "
-                "not a LogEntry"
+                f"Log append: item {index} of the batch is a {type(entry).__name__}, not a LogEntry"
             )
         ts = entry.ts
         if type(ts) is not int:

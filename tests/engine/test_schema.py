@@ -34,6 +34,11 @@ def lit(text: str) -> dict:
 
 S = {"type": "string"}
 
+
+def obj(**fields: dict) -> dict:
+    return {"type": "object", "value": fields}
+
+
 # export() of, with npm 1.48:
 #   messages: defineTable({channel: v.id("channels"), body: v.string(),
 #       author: v.optional(v.string()), tags: v.array(v.string()),
@@ -84,9 +89,7 @@ CHAT_EXPORT = {
                         {
                             "type": "object",
                             "value": {
-                                "nested": field(
-                                    {"type": "object", "value": {"field": field({"type": "number"})}}
-                                ),
+                                "nested": field(obj(field=field({"type": "number"}))),
                                 "source": field(S, optional=True),
                             },
                         }
@@ -247,11 +250,18 @@ def test_system_fields_in_the_document_type_are_dropped():
 
 
 def test_document_type_may_be_a_union_of_objects_or_any():
-    union = {"type": "union", "value": [{"type": "object", "value": {"a": field(S)}},
-                                        {"type": "object", "value": {"b": field(S)}}]}
+    union = {
+        "type": "union",
+        "value": [
+            {"type": "object", "value": {"a": field(S)}},
+            {"type": "object", "value": {"b": field(S)}},
+        ],
+    }
     for doc_type in (union, {"type": "any"}, None):
-        schema_json = {"tables": [{"tableName": "t", "indexes": [], "documentType": doc_type}],
-                       "schemaValidation": True}
+        schema_json = {
+            "tables": [{"tableName": "t", "indexes": [], "documentType": doc_type}],
+            "schemaValidation": True,
+        }
         parse_schema(schema_json)
 
 
@@ -382,8 +392,10 @@ def test_indexes_per_table_at_the_limit_and_one_past():
         names = [f"f{i}" for i in range(n)]
         doc_type = {"type": "object", "value": {f: field(S) for f in names}}
         indexes = [{"indexDescriptor": f"by_{f}", "fields": [f]} for f in names]
-        return {"tables": [{"tableName": "t", "indexes": indexes, "documentType": doc_type}],
-                "schemaValidation": True}
+        return {
+            "tables": [{"tableName": "t", "indexes": indexes, "documentType": doc_type}],
+            "schemaValidation": True,
+        }
 
     limit = LIMITS.indexes_per_table_max
     assert len(parse_schema(with_n(limit)).index_defs("t")) == limit + 2
@@ -397,9 +409,16 @@ def test_fields_per_index_at_the_limit_and_one_past():
     doc_type = {"type": "object", "value": {f: field(S) for f in names}}
 
     def schema_with(fields: list[str]) -> dict:
-        return {"tables": [{"tableName": "t", "documentType": doc_type,
-                            "indexes": [{"indexDescriptor": "wide", "fields": fields}]}],
-                "schemaValidation": True}
+        return {
+            "tables": [
+                {
+                    "tableName": "t",
+                    "documentType": doc_type,
+                    "indexes": [{"indexDescriptor": "wide", "fields": fields}],
+                }
+            ],
+            "schemaValidation": True,
+        }
 
     wide = parse_schema(schema_with(names[:user_max])).find_index("t", "wide")
     assert len(wide.fields) == LIMITS.fields_per_index_max + 1  # and _id
@@ -411,12 +430,24 @@ def test_search_index_limits():
         fields = [f"s{i}" for i in range(max(n, filters))]
         doc_type = {"type": "object", "value": {f: field(S) for f in fields}}
         indexes = [
-            {"indexDescriptor": f"search_{i}", "searchField": f"s{i}",
-             "filterFields": fields[:filters]}
+            {
+                "indexDescriptor": f"search_{i}",
+                "searchField": f"s{i}",
+                "filterFields": fields[:filters],
+            }
             for i in range(n)
         ]
-        return {"tables": [{"tableName": "t", "indexes": [], "searchIndexes": indexes,
-                            "documentType": doc_type}], "schemaValidation": True}
+        return {
+            "tables": [
+                {
+                    "tableName": "t",
+                    "indexes": [],
+                    "searchIndexes": indexes,
+                    "documentType": doc_type,
+                }
+            ],
+            "schemaValidation": True,
+        }
 
     n_max, f_max = LIMITS.search_indexes_per_table_max, LIMITS.filter_fields_max
     assert len(parse_schema(searches(n_max)).tables["t"].search_indexes) == n_max
@@ -433,27 +464,49 @@ def test_two_search_indexes_over_the_same_field_are_refused():
 
 
 def vector_schema(*indexes: dict) -> dict:
-    doc_type = {"type": "object", "value": {
-        "v": field({"type": "array", "value": {"type": "number"}}),
-        "w": field({"type": "union", "value": [{"type": "array", "value": {"type": "number"}},
-                                               {"type": "null"}]}),
-        "tag": field(S),
-    }}
-    return {"tables": [{"tableName": "t", "indexes": [], "vectorIndexes": list(indexes),
-                        "documentType": doc_type}], "schemaValidation": True}
+    doc_type = {
+        "type": "object",
+        "value": {
+            "v": field({"type": "array", "value": {"type": "number"}}),
+            "w": field(
+                {
+                    "type": "union",
+                    "value": [{"type": "array", "value": {"type": "number"}}, {"type": "null"}],
+                }
+            ),
+            "tag": field(S),
+        },
+    }
+    return {
+        "tables": [
+            {
+                "tableName": "t",
+                "indexes": [],
+                "vectorIndexes": list(indexes),
+                "documentType": doc_type,
+            }
+        ],
+        "schemaValidation": True,
+    }
 
 
 def vector(name: str = "by_v", vector_field: str = "v", dims: object = 8, filters=()) -> dict:
-    return {"indexDescriptor": name, "vectorField": vector_field, "dimensions": dims,
-            "filterFields": list(filters)}
+    return {
+        "indexDescriptor": name,
+        "vectorField": vector_field,
+        "dimensions": dims,
+        "filterFields": list(filters),
+    }
 
 
 def test_vector_dimensions_at_the_limits_and_past_them():
     low, high = LIMITS.vector_dimensions_min, LIMITS.vector_dimensions_max
     for dims in (low, high):
-        assert parse_schema(vector_schema(vector(dims=dims))).tables["t"].vector_indexes[0].dimensions == dims
+        (index,) = parse_schema(vector_schema(vector(dims=dims))).tables["t"].vector_indexes
+        assert index.dimensions == dims
     for dims in (low - 1, high + 1, 0, -3, 8.5, "8", None, True):
-        assert f"must be an integer between {low} and {high}" in rejected(vector_schema(vector(dims=dims)))
+        message = rejected(vector_schema(vector(dims=dims)))
+        assert f"must be an integer between {low} and {high}" in message
 
 
 def test_legacy_dimension_spelling_is_accepted():
@@ -481,6 +534,9 @@ def test_two_vector_indexes_over_the_same_field_and_size_are_refused():
 def test_vector_field_must_be_able_to_hold_an_array_of_float64():
     parse_schema(vector_schema(vector(vector_field="w")))
     assert "neither an array of float64" in rejected(vector_schema(vector(vector_field="tag")))
+    assert 'the field "ghost" that does not exist' in rejected(
+        vector_schema(vector(vector_field="ghost"))
+    )
 
 
 def test_indexes_must_reference_fields_the_document_can_have():
@@ -489,6 +545,10 @@ def test_indexes_must_reference_fields_the_document_can_have():
     assert 'the index "by_ghost" is invalid because it references the field "ghost"' in message
     assert "does not exist" in rejected(db_indexes(("by_deep", ["meta.nested.ghost"])))
     assert "does not exist" in rejected(db_indexes(("by_into_string", ["body.length"])))
+    search = with_messages(
+        searchIndexes=[{"indexDescriptor": "s", "searchField": "ghost", "filterFields": []}]
+    )
+    assert 'the field "ghost" that does not exist' in rejected(search)
     missing["schemaValidation"] = False
     parse_schema(missing)  # without validation the reference does not check
 
@@ -518,7 +578,7 @@ def test_a_breaking_document_names_the_table_and_path():
         validate_document(parse_schema(CHAT_EXPORT), "messages", doc, table_of_id=table_of_id)
     assert info.value.message == (
         'Failed to insert or update a document in table "messages" because it does not match '
-        'the schema: Value does not match validator.\nPath: .meta.nested.field\n'
+        "the schema: Value does not match validator.\nPath: .meta.nested.field\n"
         'Value: "deep"\nValidator: v.float64()'
     )
 
@@ -537,7 +597,9 @@ def test_a_breaking_document_names_the_table_and_path():
 def test_documents_breaking_the_chat_schema(change, words):
     with pytest.raises(SchemaValidationError, match="does not match the schema") as info:
         validate_document(
-            parse_schema(CHAT_EXPORT), "messages", {**GOOD_MESSAGE, **change},
+            parse_schema(CHAT_EXPORT),
+            "messages",
+            {**GOOD_MESSAGE, **change},
             table_of_id=table_of_id,
         )
     assert words in info.value.message
@@ -584,7 +646,10 @@ def test_no_change_is_an_empty_diff():
 def test_adding_everything_from_the_empty_schema():
     change = diff_schemas(Schema.empty(), parse_schema(CHAT_EXPORT))
     assert [i.name for i in change.added_indexes] == [
-        "by_channel", "by_channel_kind", "by_meta_field", "by_name",
+        "by_channel",
+        "by_channel_kind",
+        "by_meta_field",
+        "by_name",
     ]
     assert [i.name for i in change.added_search_indexes] == ["search_body"]
     assert [i.name for i in change.added_vector_indexes] == ["by_embedding"]

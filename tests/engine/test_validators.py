@@ -61,6 +61,7 @@ def lit(value: object) -> dict:
 
 S = {"type": "string"}
 N = {"type": "number"}
+STRING_OR_A = {"type": "union", "value": [S, lit("a")]}
 
 
 def check(v: dict, value: object) -> None:
@@ -141,7 +142,7 @@ def test_object_field_order_does_not_matter():
     [
         ("string", "expected a validator object"),
         ({}, 'string "type"'),
-        ({"type": "strng"}, "unknown validator type 'strng'"),
+        ({"type": "strng"}, 'unknown validator type "strng"'),
         ({"type": "array"}, '"value"'),
         ({"type": "id", "tableName": "bad-name"}, "identifier"),
         ({"type": "id", "tableName": 5}, "identifier"),
@@ -157,10 +158,13 @@ def test_object_field_order_does_not_matter():
         ({"type": "object", "value": []}, "object of fields"),
         ({"type": "record", "keys": N, "values": field(N)}, "only have string keys"),
         ({"type": "record", "keys": {"type": "any"}, "values": field(N)}, "string keys"),
-        ({"type": "record", "keys": lit("a"), "values": field(N)}, "string literal keys"),
         (
-            {"type": "record", "keys": {"type": "union", "value": [S, lit("a")]}, "values": field(N)},
-            "string literal keys",
+            {"type": "record", "keys": lit("a"), "values": field(N)},
+            "literal keys are not supported",
+        ),
+        (
+            {"type": "record", "keys": STRING_OR_A, "values": field(N)},
+            "literal keys are not supported",
         ),
         ({"type": "record", "keys": S, "values": field(N, True)}, "optional values"),
     ],
@@ -220,7 +224,7 @@ def test_wrong_type_names_the_nested_path_the_value_and_the_validator():
 def test_paths_reach_into_arrays_and_deep_objects():
     assert "Path: .tags[2]\nValue: 3n\n" in failure(MESSAGE, {**GOOD, "tags": ["a", "b", 3]})
     bad_meta = {**GOOD, "meta": {"nested": {"field": "x"}}}
-    assert "Path: .meta.nested.field\nValue: \"x\"\nValidator: v.float64()" in failure(
+    assert 'Path: .meta.nested.field\nValue: "x"\nValidator: v.float64()' in failure(
         MESSAGE, bad_meta
     )
 
@@ -244,7 +248,7 @@ def test_missing_field_deep_down_names_the_enclosing_object_path():
 def test_extra_field_is_refused():
     message = failure(MESSAGE, {**GOOD, "spam": True})
     assert message.startswith("Object contains extra field `spam` that is not in the validator.")
-    assert "Object: {author: {name: \"ada\"}, " in message
+    assert 'Object: {author: {name: "ada"}, ' in message
 
 
 def test_optional_fields_may_be_absent_or_unset_but_not_null():
@@ -295,7 +299,7 @@ def test_union_accepts_any_member_and_reports_the_whole_union():
     check(kind, "image")
     message = failure(obj(kind=field(kind)), {"kind": "video"})
     assert message == (
-        "Value does not match validator.\nPath: .kind\nValue: \"video\"\n"
+        'Value does not match validator.\nPath: .kind\nValue: "video"\n'
         'Validator: v.union(v.literal("text"), v.literal("image"))'
     )
 
@@ -328,7 +332,7 @@ def test_record_checks_every_key_and_value():
     scores = {"type": "record", "keys": S, "values": field(N)}
     check(scores, {})
     check(scores, {"ada": 1.0, "bob": 2.0, "with space": 3.0})
-    assert "Path: .bob\nValue: \"x\"" in failure(scores, {"ada": 1.0, "bob": "x"})
+    assert 'Path: .bob\nValue: "x"' in failure(scores, {"ada": 1.0, "bob": "x"})
     assert 'Path: ["with space"]\n' in failure(scores, {"with space": None})
     assert "Validator: v.record(v.string(), v.float64())" in failure(scores, [1.0])
 
@@ -435,8 +439,16 @@ class _Impossible(Exception):
 
 def _sample(v) -> object:
     """A value that ``v`` should accept (ids are of the fake form "id:<table>")."""
-    simple = {VNull: None, VFloat64: 0.5, VInt64: 7, VCommitTs: 7, VBoolean: True,
-              VString: "s", VBytes: b"b", VAny: [1.0]}
+    simple = {
+        VNull: None,
+        VFloat64: 0.5,
+        VInt64: 7,
+        VCommitTs: 7,
+        VBoolean: True,
+        VString: "s",
+        VBytes: b"b",
+        VAny: [1.0],
+    }
     if type(v) in simple:
         return simple[type(v)]
     if isinstance(v, VLiteral):

@@ -68,7 +68,9 @@ ints = st.one_of(
     st.integers(INT64_MIN, INT64_MAX),
     st.sampled_from([INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX - 1, INT64_MAX]),
 )
-texts = st.one_of(st.text(), st.sampled_from(["", "\x00", "a\x00b", "é", "\U0001f600", "\uffff"]))
+texts: st.SearchStrategy[str] = st.one_of(
+    st.text(), st.sampled_from(["", "\x00", "a\x00b", "é", "\U0001f600", "\uffff"])
+)
 scalars = st.one_of(st.none(), st.booleans(), ints, floats, texts, st.binary())
 
 
@@ -105,15 +107,16 @@ def entries(draw: st.DrawFn) -> LogEntry:
 
 
 def typical_entry() -> LogEntry:
-    doc = {
-        "_id": "j57c2f6rq6ab0s7x0ngq4z9d0d7h9g0k",
+    doc_id = "j57c2f6rq6ab0s7x0ngq4z9d0d7h9g0k"
+    doc: dict[str, Any] = {
+        "_id": doc_id,
         "_creationTime": 1715000000123.456,
         "channel": "general",
         "body": "hello",
         "likes": 3.0,
         "tags": ["a", None, True, 7, b"\x00\x01", {}],
     }
-    return LogEntry(1715000000000000002, (Write(doc["_id"], "messages", 1715000000000000001, doc),))
+    return LogEntry(1715000000000000002, (Write(doc_id, "messages", 1715000000000000001, doc),))
 
 
 # -- round trips ------------------------------------------------------------------
@@ -298,5 +301,7 @@ def test_entries_are_frozen_and_compare_by_value() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.ts = 7  # type: ignore[misc]
     assert dataclasses.replace(entry, ts=7) == LogEntry(7, entry.writes)
-    assert hash(Write("a", "t", None, None)) == hash(Write(id="a", table="t", prev_ts=None, value=None))
+    assert hash(Write("a", "t", None, None)) == hash(
+        Write(id="a", table="t", prev_ts=None, value=None)
+    )
     assert Write("a", "t", None, None).is_delete

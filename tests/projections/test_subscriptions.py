@@ -99,6 +99,21 @@ def test_statistics_follow_adds_and_removes() -> None:
     assert stats["rebuilds"] > 0  # history is kept for the dashboard
 
 
+def test_churn_does_not_grow_memory() -> None:
+    """Ranges emptied by removes are dropped once they outnumber the live ones."""
+    matcher = SubscriptionMatcher(pending_max=4)
+    for sub in range(20):
+        matcher.add(("stays", sub), reads(("i", bytes([sub]), bytes([sub, 1]))))
+    for sub in range(5000):
+        lo = sub.to_bytes(4, "big")
+        matcher.add(sub, reads(("i", lo, lo + b"\x05")))
+        matcher.remove(sub)
+        stats = matcher.statistics()
+        assert stats["stored_ranges"] == stats["distinct_ranges"] + stats["dead_ranges"]
+        assert stats["stored_ranges"] <= 2 * 20 + 4 + 1
+    assert matcher.match([("i", bytes([3, 0]))]) == {("stays", 3)}
+
+
 def test_empty_read_set_never_matches() -> None:
     matcher = SubscriptionMatcher()
     matcher.add("nothing", ReadSet.empty())
@@ -215,6 +230,7 @@ class MatcherAgreesWithBruteForce(RuleBasedStateMachine):
             if not interval.is_point
         }
         assert stats["distinct_ranges"] == len(distinct)
+        assert stats["stored_ranges"] == stats["distinct_ranges"] + stats["dead_ranges"]
 
 
 MatcherAgreesWithBruteForce.TestCase.settings = settings(
