@@ -273,8 +273,22 @@ def _writes(data: bytes, pos: int, ts: int) -> tuple[tuple[Write, ...], int]:
         flags = data[pos]
         if flags & ~_FLAGS_KNOWN:
             raise IntegrityError(f"Log entry ts={ts} damaged: unknown write flags {flags:#x}")
-        doc_id, pos = _str(data, pos + 1)
-        table, pos = _str(data, pos)
+        # Ids and table names are short: their one-byte lengths are read inline.
+        n = data[pos + 1]
+        if n >= 0x80:
+            n, pos = _varint(data, pos + 1)
+        else:
+            pos += 2
+        end = pos + n
+        doc_id = data[pos:end].decode("utf-8")
+        n = data[end]
+        if n >= 0x80:
+            n, pos = _varint(data, end)
+        else:
+            pos = end + 1
+        end = pos + n
+        table = data[pos:end].decode("utf-8")
+        pos = end
         prev_ts = None
         if flags & FLAG_PREV_TS:
             prev_ts = _unpack_u64(data, pos)[0]
