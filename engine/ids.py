@@ -24,6 +24,7 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import accumulate
 
 from engine.errors import IntegrityError, InvalidIdError
@@ -150,6 +151,13 @@ def decode_id(text: object) -> DocumentId:
     """Parse an id's text form; InvalidIdError for anything that is not exactly one."""
     if type(text) is not str:
         raise InvalidIdError(f"Unable to decode ID: expected a string, got {type(text).__name__}")
+    return _decode_valid_text(text)
+
+
+# Ids are decoded on every read and write path and the same ones recur;
+# DocumentId is immutable, so decoded ids are shared (errors are not cached).
+@lru_cache(maxsize=1 << 16)
+def _decode_valid_text(text: str) -> DocumentId:
     if len(text) not in ID_LENGTHS:
         raise _fail(f"Invalid ID length {len(text)}")
     if _VALID_TEXT.fullmatch(text) is None:

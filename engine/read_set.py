@@ -275,6 +275,8 @@ class ReadSetBuilder:
         return self._count
 
     def build(self) -> ReadSet:
+        if not self._pairs:
+            return _EMPTY
         indexes = []
         for index_id in sorted(self._pairs):
             merged = _merge(list(self._pairs[index_id]))
