@@ -85,8 +85,13 @@ def main() -> None:
             rows.append((writers, rate, per_batch, base, rate / base))
     print_table(
         "Durable single-document inserts (each acknowledged after fsync)",
-        ("writers", "headwater inserts/s", "commits per fsync", "SQLite WAL FULL inserts/s",
-         "ratio"),
+        (
+            "writers",
+            "headwater inserts/s",
+            "commits per fsync",
+            "SQLite WAL FULL inserts/s",
+            "ratio",
+        ),
         rows,
     )
     print(f"\n64 writers / 1 writer (group commit): {ours_rates[64] / ours_rates[1]:.1f}x")

@@ -24,15 +24,24 @@ from engine.limits import LIMITS
 ROWS = 20_000
 CALLS = 3000
 SCHEMA = {
-    "tables": [{"tableName": "items", "indexes": [{"indexDescriptor": "by_k", "fields": ["k"]}],
-                "searchIndexes": [], "vectorIndexes": [], "documentType": None}],
+    "tables": [
+        {
+            "tableName": "items",
+            "indexes": [{"indexDescriptor": "by_k", "fields": ["k"]}],
+            "searchIndexes": [],
+            "vectorIndexes": [],
+            "documentType": None,
+        }
+    ],
     "schemaValidation": True,
 }
 
 
 def _rows(rng: random.Random) -> list[dict]:
-    return [{"k": f"key{i:06d}", "group": i // 10, "body": "x" * 40, "n": float(i)}
-            for i in rng.sample(range(ROWS), ROWS)]
+    return [
+        {"k": f"key{i:06d}", "group": i // 10, "body": "x" * 40, "n": float(i)}
+        for i in rng.sample(range(ROWS), ROWS)
+    ]
 
 
 def main() -> None:
@@ -62,8 +71,9 @@ def main() -> None:
 
 def _ours(path: Path, rows: list[dict], probe: list[str]) -> dict[str, float]:
     # One long transaction reads far more than a function may: lift the per-call limits.
-    unbounded = dataclasses.replace(LIMITS, index_ranges_max=10**9, documents_read_max=10**9,
-                                    read_bytes_max=1 << 60)
+    unbounded = dataclasses.replace(
+        LIMITS, index_ranges_max=10**9, documents_read_max=10**9, read_bytes_max=1 << 60
+    )
     with Database.open(path, limits=unbounded) as db:
         db.set_schema(SCHEMA)
         ids: dict[str, str] = {}
@@ -76,23 +86,33 @@ def _ours(path: Path, rows: list[dict], probe: list[str]) -> dict[str, float]:
 
         def q_point():
             k = next(it)
-            return db.query(lambda tx: tx.query("items").with_index(
-                "by_k", lambda q: q.eq("k", k)).first()).value
+            return db.query(
+                lambda tx: tx.query("items").with_index("by_k", lambda q: q.eq("k", k)).first()
+            ).value
 
         def q_range():
             k = next(it)
-            return db.query(lambda tx: tx.query("items").with_index(
-                "by_k", lambda q: q.gte("k", k)).take(10)).value
+            return db.query(
+                lambda tx: tx.query("items").with_index("by_k", lambda q: q.gte("k", k)).take(10)
+            ).value
 
-        out = {"q_point": per_call_us(q_point, calls=len(probe) // 3),
-               "q_range": per_call_us(q_range, calls=len(probe) // 3)}
+        out = {
+            "q_point": per_call_us(q_point, calls=len(probe) // 3),
+            "q_range": per_call_us(q_range, calls=len(probe) // 3),
+        }
         tx = db.begin(writable=False)
         try:
             out["tx_point"] = per_call_us(lambda: tx.get(next(id_probe)), calls=len(probe))
-            out["tx_first"] = per_call_us(lambda: tx.query("items").with_index(
-                "by_k", lambda q: q.eq("k", next(it))).first(), calls=len(probe) // 3)
-            out["tx_range"] = per_call_us(lambda: tx.query("items").with_index(
-                "by_k", lambda q: q.gte("k", next(it))).take(10), calls=len(probe) // 3)
+            out["tx_first"] = per_call_us(
+                lambda: tx.query("items").with_index("by_k", lambda q: q.eq("k", next(it))).first(),
+                calls=len(probe) // 3,
+            )
+            out["tx_range"] = per_call_us(
+                lambda: (
+                    tx.query("items").with_index("by_k", lambda q: q.gte("k", next(it))).take(10)
+                ),
+                calls=len(probe) // 3,
+            )
         finally:
             tx.close()
     return out
@@ -113,11 +133,14 @@ def _lmdb(path: Path, rows: list[dict], probe: list[str]) -> dict[str, float]:
         with env.begin() as txn:
             return _ten(txn.cursor(), next(it))
 
-    out = {"lmdb_point_txn": per_call_us(point_txn, calls=len(probe)),
-           "lmdb_range_txn": per_call_us(range_txn, calls=len(probe))}
+    out = {
+        "lmdb_point_txn": per_call_us(point_txn, calls=len(probe)),
+        "lmdb_range_txn": per_call_us(range_txn, calls=len(probe)),
+    }
     with env.begin() as txn:
-        out["lmdb_point"] = per_call_us(lambda: json.loads(txn.get(next(it).encode())),
-                                        calls=len(probe))
+        out["lmdb_point"] = per_call_us(
+            lambda: json.loads(txn.get(next(it).encode())), calls=len(probe)
+        )
         cursor = txn.cursor()
         out["lmdb_range"] = per_call_us(lambda: _ten(cursor, next(it)), calls=len(probe))
     env.close()
@@ -150,8 +173,10 @@ def _sqlite(path: Path, rows: list[dict], probe: list[str]) -> dict[str, float]:
         cur = conn.execute("select doc from items where k >= ? order by k limit 10", (next(it),))
         return [json.loads(r[0]) for r in cur]
 
-    out = {"sqlite_point": per_call_us(point, calls=len(probe)),
-           "sqlite_range": per_call_us(range10, calls=len(probe))}
+    out = {
+        "sqlite_point": per_call_us(point, calls=len(probe)),
+        "sqlite_range": per_call_us(range10, calls=len(probe)),
+    }
     conn.close()
     return out
 

@@ -20,8 +20,15 @@ from log.lmdb_store import LmdbLog, open_environment
 
 TRANSACTIONS = 20_000
 SCHEMA = {
-    "tables": [{"tableName": "items", "indexes": [{"indexDescriptor": "by_group", "fields": ["group"]}],
-                "searchIndexes": [], "vectorIndexes": [], "documentType": None}],
+    "tables": [
+        {
+            "tableName": "items",
+            "indexes": [{"indexDescriptor": "by_group", "fields": ["group"]}],
+            "searchIndexes": [],
+            "vectorIndexes": [],
+            "documentType": None,
+        }
+    ],
     "schemaValidation": True,
 }
 
@@ -33,11 +40,13 @@ def _fill(path: Path) -> None:
         ids: list[str] = []
         # Many transactions, written in large groups so the setup itself stays quick.
         for _ in range(TRANSACTIONS // 500):
+
             def work(tx):
                 made = []
                 for _ in range(500):
                     made.append(tx.insert("items", {"group": rng.randrange(100), "v": 0.0}))
                 return made
+
             ids.extend(db.mutate(work).value)
         pending = []
         for i in range(TRANSACTIONS):

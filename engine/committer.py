@@ -161,8 +161,10 @@ class Committer:
             self._last_ts = start_ts
             self.write_log.truncate_after(start_ts)
             self._runner.abort()
-            error = exc if isinstance(exc, HeadwaterError) else HeadwaterError(
-                f"Commit failed: {exc}", code="CommitFailed"
+            error = (
+                exc
+                if isinstance(exc, HeadwaterError)
+                else HeadwaterError(f"Commit failed: {exc}", code="CommitFailed")
             )
             for _, future in batch:
                 if not future.done():

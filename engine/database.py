@@ -8,7 +8,6 @@ function runtime and the gateway use, one level down (``begin``/``commit``).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -20,11 +19,12 @@ from engine.committer import Committer, wall_clock_ns
 from engine.errors import ConflictError, TooManyConflictsError
 from engine.limits import LIMITS, Limits
 from engine.results import MutationResult, QueryResult
-from engine.schema import Schema, parse_schema, validate_document
+from engine.schema import Schema, parse_schema
+from engine.schema_apply import apply_schema, schema_text
 from engine.snapshot import SchemaCache, Snapshot
 from engine.subscription_manager import Subscription, SubscriptionManager
 from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, SYSTEM_TABLE_NUMBERS, TABLES_TABLE
-from engine.transaction import PendingCommit, Transaction, by_id_index
+from engine.transaction import PendingCommit, Transaction
 from log.entry import Write
 from log.lmdb_store import LmdbLog, open_environment
 from projections.runner import ProjectionRunner, ReplayReport
@@ -51,7 +51,12 @@ class Database:
         self._catalog = Catalog()
         self._load_catalog()
         self._committer = Committer(
-            self._env, self._log, self._runner, self._catalog, clock=clock, limits=limits,
+            self._env,
+            self._log,
+            self._runner,
+            self._catalog,
+            clock=clock,
+            limits=limits,
             on_committed=self._on_committed,
         )
         self._subscriptions = SubscriptionManager(
@@ -117,23 +122,24 @@ class Database:
         self, fn: Callable[..., Any], *args: Any, on_change: Callable[[QueryResult], None]
     ) -> Subscription:
         """Run the query now (``.result``) and re-run it after every commit that touches it."""
-        return self._subscriptions.subscribe(
-            lambda ts: self.query(fn, *args, ts=ts), on_change
-        )
+        return self._subscriptions.subscribe(lambda ts: self.query(fn, *args, ts=ts), on_change)
 
     def set_schema(self, schema_json: str | dict) -> MutationResult:
         """Make a schema active: a committed log entry; new indexes are backfilled."""
         schema = parse_schema(schema_json)
-        text = json.dumps(schema.to_json(), separators=(",", ":"))
-        return self.mutate(self._write_schema, schema, text)
+        return self.mutate(apply_schema, schema)
 
     # -- one level down: for the function runtime and the gateway ---------------
 
     def begin(self, *, writable: bool, ts: int | None = None) -> Transaction:
         snapshot = Snapshot(self._runner, self._schemas, ts)
         return Transaction(
-            snapshot, self._catalog, writable=writable, begin_ns=self._clock(),
-            random_bytes=self._random_bytes, limits=self.limits,
+            snapshot,
+            self._catalog,
+            writable=writable,
+            begin_ns=self._clock(),
+            random_bytes=self._random_bytes,
+            limits=self.limits,
         )
 
     def commit(self, tx: Transaction) -> int:
@@ -179,25 +185,12 @@ class Database:
 
     def _write_genesis(self) -> None:
         """The first entry: the empty schema. It starts the retained history."""
-        text = json.dumps(Schema.empty().to_json(), separators=(",", ":"))
+        text = schema_text(Schema.empty())
         now_ms = self._clock() / 1e6
         doc = {"_id": SCHEMA_DOC_ID, "_creationTime": now_ms, "json": text}
         self._committer.commit(
             PendingCommit(0, _empty_read_set(), (Write(SCHEMA_DOC_ID, SCHEMAS_TABLE, None, doc),))
         )
-
-    def _write_schema(self, tx: Transaction, schema: Schema, text: str) -> None:
-        for table, table_schema in schema.tables.items():
-            number = tx.table_number(table)
-            if number is None or not schema.schema_validation:
-                continue
-            if table_schema.document_validator is None:
-                continue
-            # Read-tracked, so a concurrent write to the table conflicts with this change.
-            tx.reads.add(by_id_index(table), b"", None)
-            for _, doc in tx.snapshot.iter_table(number):
-                validate_document(schema, table, doc, table_of_id=tx._table_of_id)
-        tx.write_system(SCHEMAS_TABLE, SCHEMA_DOC_ID, {"json": text})
 
 
 def _empty_read_set() -> Any:

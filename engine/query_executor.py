@@ -68,7 +68,9 @@ def decode_cursor(cursor: str, spec_fingerprint: bytes) -> Position:
     return Position(None if raw[9] == _AT_END else raw[10:])
 
 
-def resolve_index(tx: Transaction, spec: QuerySpec) -> tuple[str, IndexDef, bytes, bytes | None, bool]:
+def resolve_index(
+    tx: Transaction, spec: QuerySpec
+) -> tuple[str, IndexDef, bytes, bytes | None, bool]:
     """(index id, index, lo, hi, descending) for the query's source."""
     source = spec.source
     if isinstance(source, FullTableScan):
@@ -76,9 +78,7 @@ def resolve_index(tx: Transaction, spec: QuerySpec) -> tuple[str, IndexDef, byte
     elif isinstance(source, IndexRangeSource):
         table, index_name, ranges = source.table, source.index, source.ranges
     else:
-        raise InvalidQueryError(
-            "Search queries are not supported yet.", code="SearchNotSupported"
-        )
+        raise InvalidQueryError("Search queries are not supported yet.", code="SearchNotSupported")
     index = _find_index(tx, table, index_name)
     interval = compile_range(ranges, index.fields, f"{table}.{index_name}")
     return f"{table}.{index_name}", index, interval.lo, interval.hi, source.order == "desc"
@@ -219,9 +219,7 @@ def paginate(
             code="PageSizeTooLarge",
         )
     if maximum_rows_read is not None and maximum_rows_read <= 0:
-        raise InvalidQueryError(
-            "maximumRowsRead must be positive.", code="InvalidPaginationLimit"
-        )
+        raise InvalidQueryError("maximumRowsRead must be positive.", code="InvalidPaginationLimit")
     fp = fingerprint(spec)
     after = None if cursor is None else decode_cursor(cursor, fp)
     end = None if end_cursor is None else decode_cursor(end_cursor, fp)

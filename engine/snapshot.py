@@ -11,7 +11,6 @@ Either way every read inside one transaction sees exactly one ts.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from engine.errors import SnapshotOutOfRangeError
 from engine.schema import Schema, parse_schema

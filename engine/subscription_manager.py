@@ -103,8 +103,11 @@ class SubscriptionManager:
         self._thread.join()
 
     def statistics(self) -> dict[str, Any]:
-        return {"subscriptions": len(self._subs), "reruns": self._reruns,
-                "matcher": self._matcher.statistics()}
+        return {
+            "subscriptions": len(self._subs),
+            "reruns": self._reruns,
+            "matcher": self._matcher.statistics(),
+        }
 
     def _run(self) -> None:
         while True:

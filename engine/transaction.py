@@ -191,9 +191,7 @@ class Transaction:
     # -- for the committer and the query executor ------------------------------
 
     def pending_commit(self) -> PendingCommit:
-        writes = tuple(
-            Write(w.doc_id, w.table, w.prev_ts, w.value) for w in self._writes.values()
-        )
+        writes = tuple(Write(w.doc_id, w.table, w.prev_ts, w.value) for w in self._writes.values())
         return PendingCommit(self.snapshot_ts, self.read_set, writes)
 
     def has_writes(self) -> bool:
@@ -319,12 +317,15 @@ class Transaction:
         name = self.table_name(parsed.table_number)
         current = None if name is None else self.get(doc_id)
         if name is None or current is None:
-            raise DocumentNotFoundError(f"Delete on nonexistent document ID {doc_id}"
-                                        if verb == "delete"
-                                        else f"Update on nonexistent document ID {doc_id}")
+            raise DocumentNotFoundError(
+                f"Delete on nonexistent document ID {doc_id}"
+                if verb == "delete"
+                else f"Update on nonexistent document ID {doc_id}"
+            )
         if is_system_table(name):
-            raise InvalidValueError(f"System table {name} cannot be modified.",
-                                    code="SystemTableError")
+            raise InvalidValueError(
+                f"System table {name} cannot be modified.", code="SystemTableError"
+            )
         return name, parsed, current
 
     def _version_ts(self, skey: bytes) -> int | None:
@@ -344,7 +345,7 @@ class Transaction:
         skey = parsed.storage_key()
         if doc is not None:
             check_document(doc)
-            validate_document(self.schema(), table, doc, table_of_id=self._table_of_id)
+            validate_document(self.schema(), table, doc, table_of_id=self.table_of_id)
             self.bytes_written += value_size(doc)
         pending = self._writes.get(skey)
         if pending is not None:
@@ -366,7 +367,7 @@ class Transaction:
                 code="TooManyBytesWritten",
             )
 
-    def _table_of_id(self, id_string: str) -> str | None:
+    def table_of_id(self, id_string: str) -> str | None:
         try:
             parsed = decode_id(id_string)
         except InvalidIdError:
@@ -399,8 +400,12 @@ class Transaction:
         meta_number = self._catalog.number_of(TABLES_TABLE)
         assert meta_number is not None
         meta_id = encode_id(meta_number, new_internal_id(self._random_bytes, self._begin_ms))
-        doc = {"_id": meta_id, "_creationTime": self._next_creation_ms(),
-               "name": table, "number": number}
+        doc = {
+            "_id": meta_id,
+            "_creationTime": self._next_creation_ms(),
+            "name": table,
+            "number": number,
+        }
         parsed = decode_id(meta_id)
         self._writes[parsed.storage_key()] = PendingWrite(
             meta_id, TABLES_TABLE, parsed.storage_key(), None, doc

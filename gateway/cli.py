@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine import Database, HeadwaterError, UNSET
+from engine import UNSET, Database, HeadwaterError
 from engine.recovery import rebuild_projections
 
 DEFAULT_DATA = "headwater_data"
@@ -35,9 +35,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         db.mutate(post, "random", "elsewhere")
 
         def in_channel(tx, channel):
-            return tx.query("messages").with_index(
-                "by_channel", lambda q: q.eq("channel", channel)
-            ).collect()
+            return (
+                tx.query("messages")
+                .with_index("by_channel", lambda q: q.eq("channel", channel))
+                .collect()
+            )
 
         seen = []
         sub = db.subscribe(in_channel, "general", on_change=lambda r: seen.append(r.value))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from schemas import CHAT_SCHEMA
 
 from engine import Database
-from schemas import CHAT_SCHEMA
+
 
 @pytest.fixture
 def db(tmp_path):

@@ -12,8 +12,10 @@ def main(path: str, start: int) -> None:
         i = start
         while True:
             r = db.mutate(
-                lambda tx, i=i: (tx.insert("pairs", {"i": i, "half": 0}),
-                                 tx.insert("pairs", {"i": i, "half": 1}))
+                lambda tx, i=i: (
+                    tx.insert("pairs", {"i": i, "half": 0}),
+                    tx.insert("pairs", {"i": i, "half": 1}),
+                )
             )
             print(f"{i} {r.ts}", flush=True)
             i += 1

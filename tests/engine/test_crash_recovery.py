@@ -1,4 +1,4 @@
-"""SIGKILL a writer at random moments: every acknowledged commit survives, nothing is half-applied."""
+"""SIGKILL a writer at random moments: no acknowledged commit is lost, none is half-applied."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def _run_and_kill(path: Path, start: int, delay_s: float) -> list[tuple[int, int
     lines: list[str] = []
     with subprocess.Popen(
         [sys.executable, str(WRITER), str(path), str(start)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     ) as proc:
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
         reader.start()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from schemas import CHAT_SCHEMA
+
 from engine import (
     UNSET,
     Database,
@@ -32,7 +32,10 @@ def test_insert_sets_system_fields_and_get_returns_the_document(db):
     assert doc["_id"] == doc_id
     assert isinstance(doc["_creationTime"], float)
     assert {k: doc[k] for k in ("text", "n", "raw", "f")} == {
-        "text": "hi", "n": 3, "raw": b"\x00\x01", "f": 1.5,
+        "text": "hi",
+        "n": 3,
+        "raw": b"\x00\x01",
+        "f": 1.5,
     }
     assert type(doc["n"]) is int
 
@@ -107,7 +110,10 @@ def test_index_range_order_filter_take_first_unique(chat_db):
     def q(tx):
         msgs = tx.query("messages")
         return {
-            "a": [m["body"] for m in msgs.with_index("by_channel", lambda r: r.eq("channel", "a")).collect()],
+            "a": [
+                m["body"]
+                for m in msgs.with_index("by_channel", lambda r: r.eq("channel", "a")).collect()
+            ],
             "a_desc": [
                 m["body"]
                 for m in tx.query("messages")
@@ -149,9 +155,11 @@ def test_index_range_order_filter_take_first_unique(chat_db):
     assert got["none"] is None
     with pytest.raises(InvalidQueryError):
         db.query(
-            lambda tx: tx.query("messages")
-            .with_index("by_channel", lambda r: r.eq("channel", "a"))
-            .unique()
+            lambda tx: (
+                tx.query("messages")
+                .with_index("by_channel", lambda r: r.eq("channel", "a"))
+                .unique()
+            )
         )
     with pytest.raises(InvalidQueryError, match="not found"):
         db.query(lambda tx: tx.query("messages").with_index("nope").collect())
@@ -165,9 +173,11 @@ def test_paginate_walks_every_document_once(chat_db):
     pages = 0
     while True:
         page = db.query(
-            lambda tx, c=cursor: tx.query("messages")
-            .with_index("by_channel", lambda r: r.eq("channel", "p"))
-            .paginate(c, 5)
+            lambda tx, c=cursor: (
+                tx.query("messages")
+                .with_index("by_channel", lambda r: r.eq("channel", "p"))
+                .paginate(c, 5)
+            )
         ).value
         seen.extend(d["_id"] for d in page.page)
         cursor = page.continue_cursor
@@ -188,7 +198,9 @@ def test_mutation_reads_its_own_writes_through_indexes(chat_db):
         tx.insert("messages", {"channel": "own", "body": "second"})
         return [
             m["body"]
-            for m in tx.query("messages").with_index("by_channel", lambda r: r.eq("channel", "own")).collect()
+            for m in tx.query("messages")
+            .with_index("by_channel", lambda r: r.eq("channel", "own"))
+            .collect()
         ]
 
     assert chat_db.mutate(post_and_list).value == ["first", "second"]
@@ -210,16 +222,27 @@ def test_set_schema_refuses_when_existing_data_violates_it(db):
 
 
 def test_adding_an_index_backfills_existing_documents(db):
-    schema = {"tables": [{"tableName": "messages", "indexes": [], "searchIndexes": [],
-                          "vectorIndexes": [], "documentType": None}],
-              "schemaValidation": True}
+    schema = {
+        "tables": [
+            {
+                "tableName": "messages",
+                "indexes": [],
+                "searchIndexes": [],
+                "vectorIndexes": [],
+                "documentType": None,
+            }
+        ],
+        "schemaValidation": True,
+    }
     db.set_schema(schema)
     for ch in ("x", "y", "x"):
         insert(db, "messages", {"channel": ch})
     schema["tables"][0]["indexes"] = [{"indexDescriptor": "by_channel", "fields": ["channel"]}]
     db.set_schema(schema)
     got = db.query(
-        lambda tx: tx.query("messages").with_index("by_channel", lambda r: r.eq("channel", "x")).collect()
+        lambda tx: (
+            tx.query("messages").with_index("by_channel", lambda r: r.eq("channel", "x")).collect()
+        )
     ).value
     assert len(got) == 2
 

@@ -6,8 +6,12 @@ from engine import Database
 
 
 def _channel(tx, ch):
-    return [m["body"] for m in tx.query("messages")
-            .with_index("by_channel", lambda r: r.eq("channel", ch)).collect()]
+    return [
+        m["body"]
+        for m in tx.query("messages")
+        .with_index("by_channel", lambda r: r.eq("channel", ch))
+        .collect()
+    ]
 
 
 def test_commit_outside_read_set_does_not_fire_and_inside_does(chat_db):
@@ -61,8 +65,10 @@ def test_many_subscribers_only_the_touched_ones_rerun(tmp_path):
         ids = db.mutate(lambda tx: [tx.insert("t", {"v": i}) for i in range(50)]).value
         fired: dict[int, int] = {}
         for i, doc_id in enumerate(ids):
-            db.subscribe(lambda tx, d=doc_id: tx.get(d)["v"],
-                         on_change=lambda r, i=i: fired.__setitem__(i, fired.get(i, 0) + 1))
+            db.subscribe(
+                lambda tx, d=doc_id: tx.get(d)["v"],
+                on_change=lambda r, i=i: fired.__setitem__(i, fired.get(i, 0) + 1),
+            )
         db.mutate(lambda tx: tx.patch(ids[7], {"v": -1}))
         db.wait_for_subscriptions()
         assert fired == {7: 1}

@@ -10,7 +10,9 @@ from engine import Database
 def _channel(tx, ch):
     return [
         (m["body"], m.get("likes"))
-        for m in tx.query("messages").with_index("by_channel", lambda r: r.eq("channel", ch)).collect()
+        for m in tx.query("messages")
+        .with_index("by_channel", lambda r: r.eq("channel", ch))
+        .collect()
     ]
 
 
@@ -25,8 +27,13 @@ def test_reads_at_past_timestamps_never_change(tmp_path):
         for step in range(60):
             op = rng.random()
             if op < 0.5 or not ids:
-                ids.append(db.mutate(lambda tx, s=step: tx.insert(
-                    "messages", {"channel": rng.choice("ab"), "body": f"m{s}", "likes": 0.0})).value)
+                ids.append(
+                    db.mutate(
+                        lambda tx, s=step: tx.insert(
+                            "messages", {"channel": rng.choice("ab"), "body": f"m{s}", "likes": 0.0}
+                        )
+                    ).value
+                )
             elif op < 0.8:
                 target = rng.choice(ids)
                 db.mutate(lambda tx, t=target, s=step: tx.patch(t, {"likes": float(s)}))
@@ -38,14 +45,23 @@ def test_reads_at_past_timestamps_never_change(tmp_path):
             snapshots.append((now.ts, now.value, snap_all.value))
         for ts, value, everything in snapshots:
             assert db.query(_channel, "a", ts=ts).value == value
-            assert db.query(
-                lambda tx: sorted(d["_id"] for d in tx.query("messages").collect()), ts=ts
-            ).value == everything
+            assert (
+                db.query(
+                    lambda tx: sorted(d["_id"] for d in tx.query("messages").collect()), ts=ts
+                ).value
+                == everything
+            )
             # Descending order over history agrees too.
             desc = db.query(
-                lambda tx: [m["body"] for m in tx.query("messages")
-                            .with_index("by_channel", lambda r: r.eq("channel", "a"))
-                            .order("desc").collect()], ts=ts).value
+                lambda tx: [
+                    m["body"]
+                    for m in tx.query("messages")
+                    .with_index("by_channel", lambda r: r.eq("channel", "a"))
+                    .order("desc")
+                    .collect()
+                ],
+                ts=ts,
+            ).value
             assert desc == [b for b, _ in reversed(value)]
     with Database.open(tmp_path / "d") as db:
         for ts, value, _ in snapshots:

@@ -20,8 +20,9 @@ def test_concurrent_transfers_are_serializable(tmp_path):
     print(f"seed={seed}")
     with Database.open(tmp_path / "bank") as db:
         ids = db.mutate(
-            lambda tx: [tx.insert("accounts", {"n": i, "balance": START_BALANCE})
-                        for i in range(ACCOUNTS)]
+            lambda tx: [
+                tx.insert("accounts", {"n": i, "balance": START_BALANCE}) for i in range(ACCOUNTS)
+            ]
         ).value
         history: list[tuple[int, int, int, int, int, int]] = []
         lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import IntegrityError
-from log import LmdbLog, LogEntry, LogStore, MemoryLog, Write, open_environment
+from log import LmdbLog, LogEntry, LogStore, MemoryLog, Write, encode_entry, open_environment
 from log.entry import TS_MAX
 
 # Timestamps that cross byte boundaries of the 8-byte key, so byte order must be ts order.
@@ -199,6 +200,21 @@ def test_many_interleaved_reads_and_appends(store: LogStore) -> None:
         assert tss(reader) == list(range(max(ts // 2, 1), ts + 1))
 
 
+def test_reads_from_another_thread_see_whole_prefixes(store: LogStore) -> None:
+    def write() -> None:
+        for ts in range(1, 101, 4):
+            store.append([entry(ts + i) for i in range(4)])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while writer.is_alive():
+        seen = tss(store.read_from(0))
+        assert seen == list(range(1, len(seen) + 1))  # in order, no gaps
+        assert len(seen) % 4 == 0  # a batch is all there or not at all
+    writer.join()
+    assert tss(store.read_from(0)) == list(range(1, 101))
+
+
 def test_reads_take_int_bounds(store: LogStore) -> None:
     with pytest.raises(IntegrityError, match="must be an int"):
         store.read_from(None)  # type: ignore[arg-type]
@@ -260,14 +276,20 @@ def test_lmdb_environment_is_durable_and_creates_its_folder(tmp_path: Path) -> N
 
 
 @pytest.fixture
-def lmdb_log(tmp_path: Path) -> Iterator[LmdbLog]:
-    log = LmdbLog.open(str(tmp_path / "data"), map_size=1 << 30, max_readers=4)
+def env(tmp_path: Path) -> Iterator[lmdb.Environment]:
+    environment = open_environment(str(tmp_path / "data"), map_size=1 << 30, max_readers=4)
+    yield environment
+    environment.close()
+
+
+@pytest.fixture
+def lmdb_log(env: lmdb.Environment) -> Iterator[LmdbLog]:
+    log = LmdbLog(env)  # the way the engine uses it: one environment shared with projections
     yield log
     log.close()
 
 
-def test_append_in_shares_the_callers_transaction(lmdb_log: LmdbLog) -> None:
-    env = lmdb_log._env
+def test_append_in_shares_the_callers_transaction(env: lmdb.Environment, lmdb_log: LmdbLog) -> None:
     side = env.open_db(b"projection")
     with env.begin(write=True) as txn:
         lmdb_log.append_in(txn, [entry(1)])
@@ -281,16 +303,16 @@ def test_append_in_shares_the_callers_transaction(lmdb_log: LmdbLog) -> None:
         assert txn.get(b"checkpoint", db=side) == b"2"
 
 
-def test_an_aborted_transaction_appends_nothing(lmdb_log: LmdbLog) -> None:
-    env = lmdb_log._env
+def test_an_aborted_transaction_appends_nothing(env: lmdb.Environment, lmdb_log: LmdbLog) -> None:
     with pytest.raises(RuntimeError), env.begin(write=True) as txn:
         lmdb_log.append_in(txn, [entry(1)])
         raise RuntimeError("the projection failed")
     assert lmdb_log.count() == 0
 
 
-def test_append_in_refuses_before_writing_anything(lmdb_log: LmdbLog) -> None:
-    env = lmdb_log._env
+def test_append_in_refuses_before_writing_anything(
+    env: lmdb.Environment, lmdb_log: LmdbLog
+) -> None:
     with env.begin(write=True) as txn:
         lmdb_log.append_in(txn, [entry(5)])
         with pytest.raises(IntegrityError):
@@ -309,12 +331,9 @@ def test_closed_or_exhausted_iterators_release_their_reader(lmdb_log: LmdbLog) -
             assert next(tail).ts == 4
 
 
-def test_damage_on_disk_is_reported(lmdb_log: LmdbLog) -> None:
+def test_damage_on_disk_is_reported(env: lmdb.Environment, lmdb_log: LmdbLog) -> None:
     lmdb_log.append([entry(1), entry(2), entry(3)])
-    env = lmdb_log._env
     db = env.open_db(b"log")
-    from log.codec import encode_entry
-
     with env.begin(write=True) as txn:
         txn.put((2).to_bytes(8, "big"), encode_entry(entry(7)), db=db)  # under the wrong key
     reading = lmdb_log.read_from(0)
