@@ -3,7 +3,7 @@
 Layout (two LMDB databases in the shared environment):
 
     docs_latest   storage_key(id)                -> marshal((ts, doc))    live documents
-    docs_history  storage_key(id) ‖ inverted ts  -> marshal(doc or None)  all versions, None = deleted
+    docs_history  storage_key(id) ‖ inverted ts -> marshal(doc or None)  all versions (None: delete)
 
 ``storage_key`` is the 20-byte id key of ``engine.ids`` (table number, then
 internal id), so a table's documents are contiguous. The inverted ts
