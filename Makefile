@@ -7,7 +7,11 @@ DATA ?= headwater_data
 
 .PHONY: setup run test bench lint
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed js/node_modules/.installed
+
+js/node_modules/.installed: js/package.json js/package-lock.json
+	cd js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
