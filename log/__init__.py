@@ -6,10 +6,6 @@ entry format and how to store it, and nothing about documents or indexes.
 
 from __future__ import annotations
 
-# Imported first on purpose: the ``engine`` package's ``__init__`` wires the
-# whole database together and imports ``log`` submodules itself, so it must
-# finish before ours start, whichever of the two packages is imported first.
-import engine.errors  # noqa: F401
 from log.codec import FORMAT_VERSION, decode_entry, encode_entry
 from log.entry import LogEntry, Write
 from log.lmdb_store import LmdbLog, open_environment
