@@ -156,6 +156,19 @@ class Database:
     def first_ts(self) -> int | None:
         return self._runner.first_ts()
 
+    def watch(self, read_set: Any, since_ts: int, on_invalidated: Callable[[int], None]) -> Any:
+        """One-shot: ``on_invalidated(ts)`` for the first commit after ``since_ts`` that
+        touches ``read_set`` (how the gateway learns a live query must re-run)."""
+        return self._subscriptions.watch(read_set, since_ts, on_invalidated)
+
+    @property
+    def processed_ts(self) -> int:
+        """Every commit up to this ts has been matched against live read sets."""
+        return self._subscriptions.processed_ts
+
+    def wait_processed(self, ts: int, timeout_s: float = 10.0) -> bool:
+        return self._subscriptions.wait_processed(ts, timeout_s)
+
     def wait_for_subscriptions(self, timeout_s: float = 10.0) -> None:
         """Block until every commit so far has been matched and its re-runs delivered."""
         self._subscriptions.wait_idle(timeout_s)

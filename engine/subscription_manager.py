@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.committer import CommittedEntry
+from engine.read_set import ReadSet
 from engine.results import QueryResult
 from engine.write_log import WriteLog
 from projections.subscriptions import SubscriptionMatcher
@@ -56,13 +57,37 @@ class Subscription:
             self._manager.remove(self)
 
 
+class Watch:
+    """A one-shot watch on a read set: ``on_invalidated(ts)`` fires once, for the first
+    commit after ``since_ts`` that touches it (from the notifier thread)."""
+
+    def __init__(
+        self,
+        manager: SubscriptionManager,
+        watch_id: int,
+        since_ts: int,
+        on_invalidated: Callable[[int], None],
+    ) -> None:
+        self._manager = manager
+        self.id = watch_id
+        self.since_ts = since_ts
+        self._on_invalidated = on_invalidated
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._manager.remove(self)
+
+
 class SubscriptionManager:
     def __init__(self, write_log: WriteLog, initial_ts: int) -> None:
         self._write_log = write_log
         self._matcher = SubscriptionMatcher()
-        self._subs: dict[int, Subscription] = {}
+        self._subs: dict[int, Subscription | Watch] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._processed = threading.Condition()
         self._processed_ts = initial_ts
         self._queue: queue.Queue[Any] = queue.Queue()
         self._reruns = 0
@@ -84,7 +109,37 @@ class SubscriptionManager:
             self._matcher.add(sub.id, result.read_set)
         return sub
 
-    def remove(self, sub: Subscription) -> None:
+    def watch(
+        self, read_set: ReadSet, since_ts: int, on_invalidated: Callable[[int], None]
+    ) -> Watch:
+        """Call ``on_invalidated(ts)`` once, when a commit after ``since_ts`` touches
+        ``read_set`` (immediately if one the notifier already passed did)."""
+        with self._lock:
+            watch = Watch(self, next(self._ids), since_ts, on_invalidated)
+            fired_at = None
+            if since_ts < self._processed_ts:
+                conflict = self._write_log.find_conflict(read_set, since_ts)
+                if conflict is not None:
+                    fired_at = conflict.ts
+            if fired_at is None:
+                self._subs[watch.id] = watch
+                self._matcher.add(watch.id, read_set)
+        if fired_at is not None:
+            watch.closed = True
+            on_invalidated(fired_at)
+        return watch
+
+    @property
+    def processed_ts(self) -> int:
+        """Every commit up to this ts has been matched and its watchers told."""
+        return self._processed_ts
+
+    def wait_processed(self, ts: int, timeout_s: float = 10.0) -> bool:
+        """Block until the notifier has matched every commit up to ``ts``."""
+        with self._processed:
+            return self._processed.wait_for(lambda: self._processed_ts >= ts, timeout_s)
+
+    def remove(self, sub: Subscription | Watch) -> None:
         with self._lock:
             if self._subs.pop(sub.id, None) is not None:
                 self._matcher.remove(sub.id)
@@ -124,9 +179,23 @@ class SubscriptionManager:
         ts = committed.entry.ts
         with self._lock:
             matched = self._matcher.match(committed.written)
-            self._processed_ts = ts
             subs = [self._subs[i] for i in sorted(matched) if i in self._subs]
+            watches = [w for w in subs if isinstance(w, Watch) and w.since_ts < ts]
+            for w in watches:
+                del self._subs[w.id]
+                self._matcher.remove(w.id)
+                w.closed = True
+            self._processed_ts = ts
+        with self._processed:
+            self._processed.notify_all()
+        for w in watches:
+            try:
+                w._on_invalidated(ts)
+            except Exception:
+                logger.exception("invalidation callback of watch %s failed", w.id)
         for sub in subs:
+            if isinstance(sub, Watch):
+                continue
             if sub.result.ts >= ts or sub.closed:
                 continue
             result = self._rerun(sub, ts)

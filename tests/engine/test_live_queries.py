@@ -72,3 +72,30 @@ def test_many_subscribers_only_the_touched_ones_rerun(tmp_path):
         db.mutate(lambda tx: tx.patch(ids[7], {"v": -1}))
         db.wait_for_subscriptions()
         assert fired == {7: 1}
+
+
+def test_watch_fires_once_for_the_first_touching_commit(chat_db):
+    db = chat_db
+    doc = db.mutate(lambda tx: tx.insert("messages", {"channel": "a", "body": "x"})).value
+    result = db.query(lambda tx: tx.get(doc))
+    fired = []
+    db.watch(result.read_set, result.ts, fired.append)
+    db.mutate(lambda tx: tx.insert("messages", {"channel": "b", "body": "y"}))
+    db.wait_for_subscriptions()
+    assert fired == []
+    r1 = db.mutate(lambda tx: tx.patch(doc, {"body": "z"}))
+    db.mutate(lambda tx: tx.patch(doc, {"body": "w"}))
+    db.wait_for_subscriptions()
+    assert fired == [r1.ts]
+    assert db.processed_ts >= r1.ts
+
+
+def test_watch_registered_late_fires_for_a_commit_already_passed(chat_db):
+    db = chat_db
+    doc = db.mutate(lambda tx: tx.insert("messages", {"channel": "a", "body": "x"})).value
+    result = db.query(lambda tx: tx.get(doc))
+    r1 = db.mutate(lambda tx: tx.patch(doc, {"body": "z"}))
+    assert db.wait_processed(r1.ts)
+    fired = []
+    db.watch(result.read_set, result.ts, fired.append)
+    assert fired == [r1.ts]
