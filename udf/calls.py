@@ -83,9 +83,7 @@ class FunctionOutcome:
         return self.error is None
 
 
-class QuerySubscription(Protocol):
-    outcome: FunctionOutcome
-
+class Watch(Protocol):
     def close(self) -> None: ...
 
 
@@ -94,14 +92,24 @@ class FunctionExecutor(Protocol):
         """Run one function to completion (blocking). User errors are in the outcome;
         a call that cannot be made at all (unknown function, wrong kind, internal
         function without admin, bad arguments) is an outcome with an error too,
-        worded as Convex words it."""
+        worded as Convex words it. Queries run at ``call.ts`` or the newest ts and
+        return their read set and that ts."""
         ...
 
-    def subscribe(
-        self, call: FunctionCall, on_change: Callable[[FunctionOutcome], None]
-    ) -> QuerySubscription:
-        """Run a query now and again after every commit that touches what it read;
-        ``on_change`` is called from another thread with each new outcome."""
+    def watch(
+        self, read_set: ReadSet, since_ts: int, on_invalidated: Callable[[int], None]
+    ) -> Watch:
+        """One-shot: ``on_invalidated(ts)`` (from another thread) for the first commit
+        after ``since_ts`` that touches ``read_set``; at once if one already did."""
+        ...
+
+    def processed_ts(self) -> int:
+        """Every commit up to this ts has been matched against the watches: a query
+        result valid at ts R whose watch has not fired is still valid at this ts."""
+        ...
+
+    def wait_processed(self, ts: int, timeout_s: float = 10.0) -> bool:
+        """Block until ``processed_ts() >= ts`` (e.g. after a mutation committed at ts)."""
         ...
 
     def latest_ts(self) -> int:
