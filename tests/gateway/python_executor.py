@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import Database, HeadwaterError
-from udf.calls import FunctionCall, FunctionError, FunctionOutcome, Identity
+from udf.calls import FunctionCall, FunctionError, FunctionOutcome
 
 
 class PyConvexError(Exception):
