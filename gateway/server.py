@@ -1,0 +1,232 @@
+"""Serving the ASGI app: hypercorn on trio, graceful shutdown, one log line per request.
+
+``serve`` is what ``headwater serve`` runs: it binds, calls ``on_ready`` with
+the URL, and on SIGINT or SIGTERM stops accepting, lets in-flight requests
+finish (up to ``graceful_timeout_s``) and returns. ``run_server_in_thread`` is
+for tests: the same server on a free loopback port in a background thread with
+its own trio loop, returned once ``/health`` answers.
+
+Caveats: a worker thread running a function cannot be interrupted; a drain
+waits for it up to the graceful timeout, then the process exits anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, cast
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+ACCESS_LOGGER = "headwater.access"
+GRACEFUL_TIMEOUT_S = 10.0
+_STARTUP_TIMEOUT_S = 15.0
+_STOP_TIMEOUT_S = 15.0
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
+
+
+class AccessLogMiddleware:
+    """Logs ``method=… path=… status=… ms=…`` once per finished HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_logged(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            access_log.info(
+                "method=%s path=%s status=%d ms=%.1f", scope["method"], scope["path"], status, ms
+            )
+
+
+def _config(host: str, port: int, graceful_timeout_s: float) -> Config:
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.graceful_timeout = graceful_timeout_s
+    config.accesslog = None  # AccessLogMiddleware writes our own line
+    config.errorlog = logging.getLogger("headwater.server")
+    return config
+
+
+def _log_to_stderr() -> None:
+    """Route our loggers to stderr, once, unless the caller configured logging already."""
+    for name in (ACCESS_LOGGER, "headwater.server"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+async def serve_async(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    graceful_timeout_s: float = GRACEFUL_TIMEOUT_S,
+    handle_signals: bool = True,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` returns), then drain."""
+    stop = trio.Event()
+    config = _config(host, port, graceful_timeout_s)
+
+    async def stop_on_signal() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                logging.getLogger("headwater.server").info(
+                    "received %s: draining in-flight requests", signal.Signals(signum).name
+                )
+                stop.set()
+                return
+
+    async def stop_on_trigger() -> None:
+        assert shutdown_trigger is not None
+        await shutdown_trigger()
+        stop.set()
+
+    async with trio.open_nursery() as helpers:
+        if handle_signals:
+            helpers.start_soon(stop_on_signal)
+        if shutdown_trigger is not None:
+            helpers.start_soon(stop_on_trigger)
+        async with trio.open_nursery() as server:
+            binds = await server.start(
+                partial(
+                    hypercorn_serve,
+                    cast(Any, AccessLogMiddleware(app)),
+                    config,
+                    shutdown_trigger=stop.wait,
+                )
+            )
+            if on_ready is not None:
+                on_ready(binds[0])
+        # hypercorn has stopped and drained; the helpers are no longer needed.
+        helpers.cancel_scope.cancel()
+
+
+def serve(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] | None = None,
+    graceful_timeout_s: float = GRACEFUL_TIMEOUT_S,
+) -> None:
+    """Run the server in this (main) thread until SIGINT/SIGTERM; returns after the drain."""
+    _log_to_stderr()
+    trio.run(
+        partial(
+            serve_async,
+            app,
+            host=host,
+            port=port,
+            on_ready=on_ready,
+            graceful_timeout_s=graceful_timeout_s,
+        )
+    )
+
+
+def run_server_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0
+) -> tuple[str, Callable[[], None]]:
+    """Start a real server in a background thread; return ``(url, stop)``.
+
+    Returns once ``GET /health`` answers 200. ``stop()`` drains and joins the
+    thread; calling it twice is harmless.
+    """
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def main() -> None:
+        state["token"] = trio.lowlevel.current_trio_token()
+        state["stop"] = stop_event = trio.Event()
+
+        def on_ready(url: str) -> None:
+            state["url"] = url
+            ready.set()
+
+        await serve_async(
+            app,
+            host=host,
+            port=port,
+            on_ready=on_ready,
+            shutdown_trigger=stop_event.wait,
+            graceful_timeout_s=5.0,
+            handle_signals=False,
+        )
+
+    def thread_main() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:  # reported to the caller of run_server_in_thread
+            state["error"] = exc
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=thread_main, name="headwater-server", daemon=True)
+    thread.start()
+    if not ready.wait(_STARTUP_TIMEOUT_S) or "url" not in state:
+        raise RuntimeError(f"the server did not start: {state.get('error')!r}")
+    url = state["url"]
+
+    def stop() -> None:
+        if thread.is_alive():
+            try:
+                trio.from_thread.run_sync(state["stop"].set, trio_token=state["token"])
+            except trio.RunFinishedError:
+                pass
+            thread.join(_STOP_TIMEOUT_S)
+        if "error" in state:
+            raise RuntimeError("the server thread failed") from state.pop("error")
+
+    try:
+        _wait_healthy(url)
+    except BaseException:
+        stop()
+        raise
+    return url, stop
+
+
+def _wait_healthy(url: str) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+    deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+    while True:
+        try:
+            with opener.open(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}/health did not answer 200 within {_STARTUP_TIMEOUT_S} s")
+        time.sleep(0.02)
