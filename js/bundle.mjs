@@ -7,14 +7,46 @@
 //   {"ok": true, "modules": [{"path": "messages.js", "source": "...", "sourceMap": "..."}]}
 //   {"ok": false, "errors": [{"text", "file", "line", "column", "lineText"}]}
 //
-// Each module becomes one self-contained IIFE script (the convex npm package
-// inlined) that assigns its export object to `__hwModule`; the runtime wraps it
-// in a factory so a fresh instance can be made for every call.
+// Each module becomes one IIFE script that assigns its export object to
+// `__hwModule`; the runtime wraps it in a factory so a fresh instance can be
+// made for every call. Imports of `convex`, `convex/server` and
+// `convex/values` stay `require` calls: they resolve, inside V8, to one extra
+// module, `_deps/convex.js`, built here from this folder's pinned convex
+// package and loaded once per context (so a call does not pay for
+// re-evaluating the whole npm package).
 
 import * as esbuild from "esbuild";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 const GLOBAL_NAME = "__hwModule";
+const LIBRARY_ENTRY = "headwater:convex-library";
+const LIBRARY_NAMESPACE = "headwater-library";
+const LIBRARY_OUT = "_deps/convex";
+const SHARED = /^convex(\/server|\/values)?$/;
+const JS_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+// The library module re-exports the convex package; user modules `require` it.
+const libraryPlugin = {
+  name: "headwater-convex-library",
+  setup(build) {
+    build.onResolve({ filter: /^headwater:convex-library$/ }, (args) => ({
+      path: args.path,
+      namespace: LIBRARY_NAMESPACE,
+    }));
+    build.onLoad({ filter: /.*/, namespace: LIBRARY_NAMESPACE }, () => ({
+      contents:
+        'export * as server from "convex/server";\n' +
+        'export * as values from "convex/values";\n' +
+        'export * as root from "convex";\n',
+      resolveDir: JS_DIR,
+      loader: "js",
+    }));
+    build.onResolve({ filter: SHARED }, (args) =>
+      args.namespace === LIBRARY_NAMESPACE ? undefined : { path: args.path, external: true },
+    );
+  },
+};
 
 async function readStdin() {
   const chunks = [];
@@ -26,9 +58,9 @@ function describeMessage(message, functionsDir) {
   const loc = message.location;
   return {
     text: message.text,
-    file: loc ? path.relative(functionsDir, path.resolve(loc.file)) : null,
+    file: loc ? path.relative(functionsDir, path.resolve(functionsDir, loc.file)).split(path.sep).join("/") : null,
     line: loc ? loc.line : null,
-    column: loc ? loc.column : null,
+    column: loc ? loc.column + 1 : null, // esbuild counts columns from 0
     lineText: loc ? loc.lineText : null,
   };
 }
@@ -37,6 +69,7 @@ async function main() {
   const request = JSON.parse(await readStdin());
   const functionsDir = path.resolve(request.functionsDir);
   const entryPoints = request.entryPoints.map((p) => path.join(functionsDir, p));
+  entryPoints.push({ in: LIBRARY_ENTRY, out: LIBRARY_OUT });
   let result;
   try {
     result = await esbuild.build({
@@ -56,6 +89,7 @@ async function main() {
       sourcemap: "external",
       sourcesContent: false,
       logLevel: "silent",
+      plugins: [libraryPlugin],
     });
   } catch (e) {
     if (Array.isArray(e.errors)) {

@@ -74,7 +74,7 @@ _API_D_TS = (
 _DATA_MODEL_WITH_SCHEMA = (
     _HEADER
     + "import type {\n  DataModelFromSchemaDefinition,\n  DocumentByName,\n"
-    + "  TableNamesInDataModel,\n} from \"convex/server\";\n"
+    + '  TableNamesInDataModel,\n} from "convex/server";\n'
     + 'import type { GenericId } from "convex/values";\n'
     + 'import schema from "../schema.js";\n\n'
     + "export type DataModel = DataModelFromSchemaDefinition<typeof schema>;\n"

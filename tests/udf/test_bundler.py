@@ -1,0 +1,138 @@
+"""Bundling a Convex functions folder: which files become modules, source maps,
+and clear errors naming the user's file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from udf import BundleError, bundle
+from udf.bundler import LIBRARY_MODULE, find_entry_points
+from udf.codegen import write_generated
+
+MINIMAL_QUERY = """import { query } from "./_generated/server";
+export const ping = query({ args: {}, handler: async () => "pong" });
+"""
+
+
+def make_app(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "convex"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_every_module_of_the_app_is_bundled_by_path(app_bundle):
+    assert app_bundle.paths == (
+        LIBRARY_MODULE,
+        "admin/users.js",
+        "auth.config.js",
+        "crons.js",
+        "http.js",
+        "messages.js",
+        "misbehave.js",
+        "schema.js",
+    )
+
+
+def test_declarations_tests_and_non_modules_are_skipped_with_a_reason(app_bundle):
+    reasons = {s.path: s.reason for s in app_bundle.skipped}
+    assert set(reasons) == {"helpers.ts", "messages.test.ts", "notes.d.ts"}
+    assert "not a module" in reasons["helpers.ts"]
+    assert "more than one dot" in reasons["notes.d.ts"]
+
+
+def test_user_modules_share_the_convex_package_instead_of_inlining_it(app_bundle):
+    messages = app_bundle.module("messages.js")
+    library = app_bundle.module(LIBRARY_MODULE)
+    assert len(messages.source) < 20_000 < len(library.source)
+    assert 'require("convex/server")' in messages.source or "convex/server" in messages.source
+
+
+def test_source_maps_point_at_the_users_typescript_without_machine_paths(app_bundle):
+    sources = json.loads(app_bundle.module("messages.js").source_map)["sources"]
+    assert "../convex/messages.ts" in sources
+    library_sources = json.loads(app_bundle.module(LIBRARY_MODULE).source_map)["sources"]
+    assert all(not s.startswith("/") for s in sources + library_sources)
+    assert any(s.startswith("../node_modules/convex/") for s in library_sources)
+
+
+def test_missing_generated_folder_is_written_before_bundling(tmp_path):
+    root = make_app(tmp_path, {"ping.ts": MINIMAL_QUERY})
+    result = bundle(root)
+    assert (root / "_generated" / "server.js").is_file()
+    assert result.paths == (LIBRARY_MODULE, "ping.js")
+
+
+def test_generated_files_export_what_user_code_imports(tmp_path):
+    out = write_generated(tmp_path)
+    server = (out / "server.js").read_text()
+    for name in ("query", "mutation", "action", "internalQuery", "internalMutation"):
+        assert f"export const {name} = " in server
+    assert "export const internalAction = internalActionGeneric;" in server
+    assert "export const httpAction = httpActionGeneric;" in server
+    api = (out / "api.js").read_text()
+    assert "export const api = anyApi;" in api and "export const internal = anyApi;" in api
+    assert "AnyDataModel" in (out / "dataModel.d.ts").read_text()  # no schema.ts here
+    assert sorted(p.name for p in out.iterdir()) == [
+        "api.d.ts",
+        "api.js",
+        "dataModel.d.ts",
+        "server.d.ts",
+        "server.js",
+    ]
+
+
+def test_a_syntax_error_names_the_file_and_line(tmp_path):
+    broken = (
+        MINIMAL_QUERY + "\nexport const oops = query({ handler: async () => { return 1 +; } });\n"
+    )
+    root = make_app(tmp_path, {"ping.ts": MINIMAL_QUERY, "broken.ts": broken})
+    with pytest.raises(BundleError) as info:
+        bundle(root)
+    assert info.value.code == "BundleFailed"
+    assert info.value.file == "broken.ts"
+    assert info.value.line == 4
+    assert "broken.ts:4:" in str(info.value)
+
+
+def test_a_missing_import_names_the_importing_file_and_line(tmp_path):
+    text = '\nimport { helper } from "./lib/missing";\nexport const x = helper;\n'
+    root = make_app(tmp_path, {"uses.ts": text})
+    with pytest.raises(BundleError) as info:
+        bundle(root)
+    assert (info.value.file, info.value.line) == ("uses.ts", 2)
+    assert 'Could not resolve "./lib/missing"' in str(info.value)
+
+
+def test_a_missing_functions_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(BundleError, match="does not exist"):
+        bundle(tmp_path / "nope")
+
+
+def test_the_deps_folder_is_reserved(tmp_path):
+    root = make_app(tmp_path, {"ping.ts": MINIMAL_QUERY, "_deps/x.ts": MINIMAL_QUERY})
+    with pytest.raises(BundleError, match="reserved"):
+        find_entry_points(root)
+
+
+def test_use_node_modules_and_component_folders_are_skipped(tmp_path):
+    root = make_app(
+        tmp_path,
+        {
+            "ping.ts": MINIMAL_QUERY,
+            "nodey.ts": '"use node";\n' + MINIMAL_QUERY,
+            "comp/convex.config.ts": "export default {};\n",
+            "comp/inner.ts": MINIMAL_QUERY,
+            "with space.ts": MINIMAL_QUERY,
+            ".hidden.ts": MINIMAL_QUERY,
+            "README.md": "# notes\n",
+        },
+    )
+    entries, skipped = find_entry_points(root)
+    assert entries == ["ping.ts"]
+    assert {s.path for s in skipped} == {"nodey.ts", "comp", "with space.ts", ".hidden.ts"}

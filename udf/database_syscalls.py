@@ -1,0 +1,194 @@
+"""The database syscalls of queries and mutations, answered from an engine Transaction.
+
+Each op of spec/function-runtime.md §3.2 maps onto the transaction, so every
+read builds the read set and every write goes through OCC at commit. Arguments
+and results are Convex JSON text. A user's mistake (bad id, missing document,
+a limit) becomes a ``SyscallError``: the function sees a rejected promise and
+may catch it. A ``ConflictError`` is not the user's: it escapes, the call is
+abandoned and the runner retries it from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from engine.convex_json import from_convex_json, to_convex_json
+from engine.errors import ConflictError, HeadwaterError, InvalidIdError
+from engine.query_executor import QueryStream, paginate
+from engine.query_spec import parse_query
+from engine.transaction import Transaction
+from udf.errors import SyscallError
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class DatabaseSyscalls:
+    """Answers ``1.0/*`` database ops for one function call inside ``tx``."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self._streams: dict[int, QueryStream] = {}
+        self._paginated = False
+        self.ops: dict[str, Handler] = {
+            "1.0/get": self._get,
+            "1.0/insert": self._insert,
+            "1.0/shallowMerge": self._shallow_merge,
+            "1.0/replace": self._replace,
+            "1.0/remove": self._remove,
+            "1.0/queryStreamNext": self._query_stream_next,
+            "1.0/queryCleanup": self._query_cleanup,
+            "1.0/queryPage": self._query_page,
+            "1.0/count": self._count,
+            "1.0/getTransactionMetrics": self._metrics,
+        }
+
+    def handles(self, op: str) -> bool:
+        return op in self.ops
+
+    def handle(self, op: str, args_json: str) -> str:
+        try:
+            args = json.loads(args_json)
+        except ValueError as exc:
+            raise SyscallError(f"Syscall {op} received invalid JSON arguments.") from exc
+        if not isinstance(args, dict):
+            raise SyscallError(f"Syscall {op} expects an object of arguments.")
+        try:
+            return _dump(self.ops[op](args))
+        except ConflictError:
+            raise
+        except SyscallError:
+            raise
+        except HeadwaterError as exc:
+            raise SyscallError(exc.message) from exc
+
+    # -- documents ---------------------------------------------------------------
+
+    def _get(self, args: dict[str, Any]) -> Any:
+        doc_id = args.get("id")
+        try:
+            doc = self.tx.get(doc_id, table=args.get("table"))  # type: ignore[arg-type]
+        except InvalidIdError as exc:
+            if exc.code == "InvalidTable":
+                raise
+            raise SyscallError(f"Invalid argument `id` for `db.get`: {exc.message}") from exc
+        return None if doc is None else to_convex_json(doc)
+
+    def _insert(self, args: dict[str, Any]) -> Any:
+        table = args.get("table")
+        if not isinstance(table, str):
+            raise SyscallError("Invalid argument `table` for `db.insert`: expected a string.")
+        value = from_convex_json(args.get("value"), path="value")
+        if not isinstance(value, dict):
+            raise SyscallError("Invalid argument `value` for `db.insert`: expected an object.")
+        return {"_id": self.tx.insert(table, value)}
+
+    def _shallow_merge(self, args: dict[str, Any]) -> Any:
+        raw = args.get("value")
+        if not isinstance(raw, dict):
+            raise SyscallError("Invalid argument `value` for `db.patch`: expected an object.")
+        fields = {
+            key: from_convex_json(val, path=key, allow_undefined=True) for key, val in raw.items()
+        }
+        doc = self.tx.patch(_id(args, "db.patch"), fields, table=args.get("table"))
+        return to_convex_json(doc)
+
+    def _replace(self, args: dict[str, Any]) -> Any:
+        value = from_convex_json(args.get("value"), path="value")
+        if not isinstance(value, dict):
+            raise SyscallError("Invalid argument `value` for `db.replace`: expected an object.")
+        doc = self.tx.replace(_id(args, "db.replace"), value, table=args.get("table"))
+        return to_convex_json(doc)
+
+    def _remove(self, args: dict[str, Any]) -> Any:
+        doc = self.tx.delete(_id(args, "db.delete"), table=args.get("table"))
+        return to_convex_json(doc)
+
+    # -- queries -------------------------------------------------------------------
+
+    def _query_stream_next(self, args: dict[str, Any]) -> Any:
+        query_id = args.get("queryId")
+        stream = self._streams.get(query_id)  # type: ignore[arg-type]
+        if stream is None:
+            if "query" not in args:
+                raise SyscallError(f"Query with id {query_id} not found.")
+            stream = QueryStream(self.tx, parse_query(args["query"]))
+            self._streams[query_id] = stream  # type: ignore[index]
+        doc = stream.next()
+        if doc is None:
+            self._streams.pop(query_id, None)  # type: ignore[arg-type]
+            return {"value": None, "done": True}
+        return {"value": to_convex_json(doc), "done": False}
+
+    def _query_cleanup(self, args: dict[str, Any]) -> Any:
+        return self._streams.pop(args.get("queryId"), None) is not None  # type: ignore[arg-type]
+
+    def _query_page(self, args: dict[str, Any]) -> Any:
+        if self._paginated:
+            raise SyscallError(
+                "This query or mutation function ran multiple paginated queries. Convex only "
+                "supports a single paginated query in each function."
+            )
+        self._paginated = True
+        page_size = args.get("pageSize")
+        if isinstance(page_size, float) and page_size.is_integer():
+            page_size = int(page_size)
+        rows_max = args.get("maximumRowsRead")
+        result = paginate(
+            self.tx,
+            parse_query(args.get("query")),
+            args.get("cursor"),
+            page_size,  # type: ignore[arg-type]
+            end_cursor=args.get("endCursor"),
+            maximum_rows_read=None if rows_max is None else int(rows_max),
+        )
+        return {
+            "page": [to_convex_json(doc) for doc in result.page],
+            "isDone": result.is_done,
+            "continueCursor": result.continue_cursor,
+            "splitCursor": result.split_cursor,
+            "pageStatus": result.page_status,
+        }
+
+    def _count(self, args: dict[str, Any]) -> Any:
+        table = args.get("table")
+        if not isinstance(table, str):
+            raise SyscallError("Invalid argument `table` for count: expected a string.")
+        index_id = f"{table}.by_id"
+        self.tx.count_index_range()
+        self.tx.reads.add(index_id, b"", None)
+        stored = sum(1 for _ in self.tx.snapshot.scan(index_id, b"", None, False))
+        for write in self.tx.pending_writes_of(table):
+            exists_before = write.prev_ts is not None
+            exists_after = write.value is not None
+            stored += int(exists_after) - int(exists_before)
+        return float(stored)
+
+    def _metrics(self, args: dict[str, Any]) -> Any:
+        tx, lim = self.tx, self.tx.limits
+
+        def pair(used: int, limit: int) -> dict[str, float]:
+            return {"used": float(used), "remaining": float(max(limit - used, 0))}
+
+        written = len(tx.pending_commit().writes) if tx.writable else 0
+        return {
+            "bytesRead": pair(tx.bytes_read, lim.read_bytes_max),
+            "bytesWritten": pair(tx.bytes_written, lim.written_bytes_max),
+            "databaseQueries": pair(tx.index_ranges, lim.index_ranges_max),
+            "documentsRead": pair(tx.documents_read, lim.documents_read_max),
+            "documentsWritten": pair(written, lim.documents_written_max),
+            "functionsScheduled": pair(0, 1000),
+            "scheduledFunctionArgsBytes": pair(0, 16 << 20),
+        }
+
+
+def _id(args: dict[str, Any], verb: str) -> str:
+    doc_id = args.get("id")
+    if not isinstance(doc_id, str):
+        raise SyscallError(f"Invalid argument `id` for `{verb}`: expected an id string.")
+    return doc_id

@@ -1,0 +1,163 @@
+"""Driving one call through the runtime's evaluations, and the host's syscall handler.
+
+    start(config)   -> user code runs until it first awaits
+    poll()          -> {"ops": [[id, op, argsJson], ...]}: run on the handler, in order
+    resume(results) -> user code continues with the results
+    poll()          -> ... -> {"done": {...}, "reset": "ok"}: the outcome; context reset
+
+Every evaluation that may run user code (``poll`` too: a call may have
+replaced what it relies on) is charged to the call's time budget, so time
+spent in the handler does not count. A time or heap limit ends the call with
+an outcome error (keeping its log lines); an exception from the handler other
+than ``SyscallError`` ends it by propagating. Either way the context is reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from py_mini_racer import JSEvalException
+
+from udf import outcome as oc
+from udf.errors import SyscallError
+from udf.outcome import CallError, CallOutcome
+from udf.v8_context import HeapLimitExceeded, TimeBudgetExceeded, V8Context
+
+# Reading a stopped call's log lines: runtime code, but a call may have replaced what it uses.
+_BOOKKEEPING_TIME_LIMIT_S = 0.1
+# mini-racer's exception text starts "<script>:<line>: <Name>: <message>".
+_JS_EXCEPTION = re.compile(r"^[^\n]*?:\d+: (?P<error>[^\n]*)")
+
+
+class SyscallHandler(Protocol):
+    """The host side of async syscalls: JSON text in, JSON text out.
+
+    Raise ``udf.SyscallError`` for a user error (the JS promise rejects with
+    its message); any other exception aborts the call. Unknown ops must raise
+    ``SyscallError(f"Unknown async operation {op}")``. Called on the V8 loop
+    thread, one op at a time, in the order JS issued them.
+    """
+
+    def handle(self, op: str, args_json: str) -> str: ...
+
+
+class CallDriver:
+    """The loop of one call: start, then poll / run ops / resume until done."""
+
+    def __init__(
+        self,
+        v8: V8Context,
+        handler: SyscallHandler | None,
+        time_limit_s: float,
+        map_stack: Callable[[str], tuple[str, ...]],
+    ):
+        self._v8 = v8
+        self._handler = handler
+        self._map_stack = map_stack
+        self._remaining_s = time_limit_s
+        self._time_limit_s = time_limit_s
+        self._user_time_s = 0.0
+        self._syscalls = 0
+        self.reset_ok = False
+
+    async def _user(self, code: str) -> Any:
+        """Evaluate on the call's time budget: anything that may run user code,
+        including ``poll`` (a call may have replaced what it relies on)."""
+        try:
+            value, spent = await self._v8.eval_budgeted(code, self._remaining_s)
+        except (TimeBudgetExceeded, HeapLimitExceeded) as exc:
+            self._user_time_s += exc.args[0] if exc.args else self._remaining_s
+            raise
+        self._user_time_s += spent
+        self._remaining_s -= spent
+        return value
+
+    async def call(self, start_code: str) -> CallOutcome:
+        try:
+            await self._user(start_code)
+            while True:
+                reply = json.loads(await self._user("__hw.poll()"))
+                if "done" in reply:
+                    self.reset_ok = reply["reset"] == "ok"
+                    return self._done(reply["done"])
+                if "ops" in reply:
+                    results = self._run_ops(reply["ops"])
+                    await self._user(f"__hw.resume({json.dumps(results)})")
+                else:
+                    await self._wait(reply["wait"])
+                    await self._user("__hw.fireTimer()")
+        except TimeBudgetExceeded:
+            message = f"Function execution timed out (maximum duration: {self._time_limit_s:g}s)"
+            return await self._abandon(oc.TIME_LIMIT, message)
+        except HeapLimitExceeded:
+            self._v8.recover_from_heap_limit()
+            message = "JavaScript execution ran out of memory (maximum heap size reached)"
+            return await self._abandon(oc.MEMORY_LIMIT, message)
+        except JSEvalException as exc:
+            # The runtime's own code threw: only a call that replaced what it
+            # relies on (a built-in prototype method...) gets it there.
+            match = _JS_EXCEPTION.match(str(exc))
+            detail = match["error"] if match else str(exc).splitlines()[0]
+            return await self._abandon(oc.UNCAUGHT_ERROR, f"Uncaught {detail}")
+        except BaseException:
+            self._reset()
+            raise
+
+    def _reset(self) -> None:
+        try:
+            self.reset_ok = self._v8.eval("__hw.reset()") == "ok"
+        except Exception:  # noqa: BLE001 - any failure here means: rebuild
+            self.reset_ok = False
+
+    async def _wait(self, wait_ms: float) -> None:
+        await asyncio.sleep(max(0.0, wait_ms) / 1000)
+
+    def _run_ops(self, ops: list[list[Any]]) -> list[list[Any]]:
+        handler = self._handler
+        if handler is None:
+            raise RuntimeError("this call has no syscall handler")
+        results: list[list[Any]] = []
+        for op_id, op, args_json in ops:
+            self._syscalls += 1
+            try:
+                text = handler.handle(op, args_json)
+            except SyscallError as exc:
+                if op_id:
+                    results.append([op_id, 0, exc.message, exc.data_json])
+                continue
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"syscall handler returned {type(text).__name__} for {op}, not JSON text"
+                )
+            if op_id:
+                results.append([op_id, 1, text])
+        return results
+
+    def _done(self, done: dict[str, Any]) -> CallOutcome:
+        raw = done["error"]
+        error = None
+        if raw is not None:
+            error = CallError(
+                raw["code"], raw["message"], raw["data"], self._map_stack(raw["stack"])
+            )
+        return CallOutcome(
+            None if error else done["result"],
+            error,
+            tuple(done["logLines"]),
+            self._syscalls,
+            self._user_time_s,
+        )
+
+    async def _abandon(self, code: str, message: str) -> CallOutcome:
+        """End a call the runtime stopped: keep its log lines, reset the context."""
+        try:
+            text, _ = await self._v8.eval_budgeted("__hw.logs()", _BOOKKEEPING_TIME_LIMIT_S)
+            lines = tuple(json.loads(text))
+        except Exception:  # noqa: BLE001 - the logs are a courtesy after a breach
+            lines = ()
+        self._reset()
+        return CallOutcome(None, CallError(code, message), lines, self._syscalls, self._user_time_s)

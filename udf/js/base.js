@@ -1,0 +1,190 @@
+// Headwater function runtime, part 1: the internal namespace and determinism.
+//
+// Every runtime file is evaluated once per V8 context, in order (base,
+// encoding, inspect, ids, syscalls, guard, calls). They share one hidden global,
+// `__hw`, frozen by calls.js once all parts are in. Per-call state lives in
+// `S.call`, replaced at the start of every call, so nothing a call leaves
+// there reaches the next one.
+//
+// Queries and mutations are deterministic: Math.random is a PRNG seeded by
+// the host for each call, Date is frozen to the host's timestamp, and timers,
+// fetch and cryptographic randomness throw. Actions get real time, and their
+// randomness comes from a seed the host draws from the OS for each call.
+(function () {
+  "use strict";
+  const RealDate = globalThis.Date;
+  const realNow = RealDate.now;
+  const defineProperty = Object.defineProperty;
+
+  // mini-racer installs its own timers (a non-deletable var); ours replace them below.
+  globalThis.__timer_manager = undefined;
+
+  const hw = {};
+  defineProperty(globalThis, "__hw", { value: hw, enumerable: false, writable: false, configurable: false });
+
+  // Mutable state shared by the runtime files. Each file takes it while the
+  // context is set up; calls.js then removes `hw.S`, so user code cannot
+  // reach the state of a call, nor keep anything in it for the next one.
+  const S = { call: null };
+  hw.S = S;
+  hw.RealDate = RealDate;
+  hw.realNow = () => realNow();
+
+  const DETERMINISTIC = { query: true, mutation: true, analyze: true };
+  hw.isDeterministic = () => S.call !== null && DETERMINISTIC[S.call.kind] === true;
+
+  // --- seeded randomness: sfc32, seeded from two 32-bit halves of the host seed.
+  function makeRandom(seedHi, seedLo) {
+    let a = seedHi >>> 0, b = seedLo >>> 0, c = (seedHi ^ 0x9e3779b9) >>> 0, d = 1;
+    function next32() {
+      a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
+      const t = (a + b) | 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) | 0;
+      c = (c << 21) | (c >>> 11);
+      d = (d + 1) | 0;
+      const r = (t + d) | 0;
+      c = (c + r) | 0;
+      return r >>> 0;
+    }
+    for (let i = 0; i < 15; i++) next32();
+    return {
+      next32,
+      nextDouble() {
+        // 53 random bits: 27 from one draw, 26 from the next.
+        return ((next32() >>> 5) * 67108864 + (next32() >>> 6)) / 9007199254740992;
+      },
+    };
+  }
+  hw.makeRandom = makeRandom;
+  hw.random = () => {
+    if (S.call === null) throw new Error("Math.random() is not available outside a function call");
+    return S.call.random.nextDouble();
+  };
+  defineProperty(Math, "random", {
+    value: function random() { return hw.random(); },
+    writable: true, enumerable: false, configurable: true,
+  });
+
+  // --- time: frozen in queries and mutations, real in actions.
+  hw.now = () => {
+    const call = S.call;
+    if (call === null || call.kind === "action") return realNow();
+    return call.nowMs;
+  };
+  // A Date whose "now" is the call's frozen time (named Date for stack traces).
+  const Date = function Date(...args) {
+    if (new.target === undefined) return new RealDate(hw.now()).toString();
+    if (args.length === 0) return Reflect.construct(RealDate, [hw.now()], new.target);
+    return Reflect.construct(RealDate, args, new.target);
+  };
+  defineProperty(Date, "length", { value: 7 });
+  Date.prototype = RealDate.prototype;
+  Date.now = function now() { return hw.now(); };
+  Date.parse = RealDate.parse;
+  Date.UTC = RealDate.UTC;
+  defineProperty(RealDate.prototype, "constructor", { value: Date, writable: true, enumerable: false, configurable: true });
+  defineProperty(globalThis, "Date", { value: Date, writable: true, enumerable: false, configurable: true });
+
+  const performance = {
+    timeOrigin: realNow(),
+    now() {
+      // Frozen in queries and at import, advancing in mutations and actions.
+      const call = S.call;
+      if (call === null || (call.kind !== "mutation" && call.kind !== "action")) return 0;
+      return realNow() - call.startedMs;
+    },
+  };
+
+  // --- things queries and mutations may not do.
+  function refuse(what) {
+    return new Error(`Can't use ${what} in queries and mutations. Please consider using an action.`);
+  }
+  hw.refuse = refuse;
+  hw.requireAction = (what) => {
+    if (hw.isDeterministic()) throw refuse(what);
+  };
+
+  // --- timers: only actions have them; the host waits for the earliest one.
+  hw.setTimer = (what, fn, delay, args, repeat) => {
+    hw.requireAction(what);
+    const call = S.call;
+    if (typeof fn !== "function") throw new TypeError(`${what}: the callback must be a function`);
+    const ms = Math.max(0, Number(delay) || 0);
+    const id = ++call.timerSeq;
+    call.timers.set(id, { due: realNow() + ms, fn, args, repeat: repeat ? Math.max(1, ms) : 0 });
+    return id;
+  };
+  hw.clearTimer = (id) => {
+    if (S.call !== null) S.call.timers.delete(id);
+  };
+  globalThis.setTimeout = function setTimeout(fn, delay, ...args) { return hw.setTimer("setTimeout", fn, delay, args, false); };
+  globalThis.setInterval = function setInterval(fn, delay, ...args) { return hw.setTimer("setInterval", fn, delay, args, true); };
+  globalThis.clearTimeout = function clearTimeout(id) { hw.clearTimer(id); };
+  globalThis.clearInterval = function clearInterval(id) { hw.clearTimer(id); };
+  globalThis.queueMicrotask = function queueMicrotask(fn) {
+    if (typeof fn !== "function") throw new TypeError("queueMicrotask: the callback must be a function");
+    Promise.resolve().then(() => fn());
+  };
+
+  globalThis.fetch = async function fetch() {
+    hw.requireAction("fetch()");
+    throw new Error("fetch() is not supported by this runtime yet");
+  };
+
+  // Atomics.wait/waitAsync would let code block or resume outside the host's
+  // control (and its time limit); nothing in a function needs them.
+  delete Atomics.wait;
+  delete Atomics.waitAsync;
+
+  // --- crypto: randomness only in actions (seeded by the host per call).
+  function fillRandom(view) {
+    hw.requireAction("crypto.getRandomValues");
+    if (!ArrayBuffer.isView(view)) throw new TypeError("getRandomValues: expected a typed array");
+    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+    if (bytes.length > 65536) throw new RangeError("getRandomValues: at most 65536 bytes");
+    for (let i = 0; i < bytes.length; i += 4) {
+      let r = S.call.random.next32();
+      for (let j = i; j < i + 4 && j < bytes.length; j++) { bytes[j] = r & 0xff; r >>>= 8; }
+    }
+    return view;
+  }
+  globalThis.crypto = {
+    getRandomValues: fillRandom,
+    randomUUID() {
+      hw.requireAction("crypto.randomUUID");
+      const b = fillRandom(new Uint8Array(16));
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    },
+  };
+
+  // --- process.env: the deployment's environment variables, read-only.
+  const env = new Proxy({}, {
+    get(_t, name) { return typeof name === "string" && S.call !== null ? S.call.env[name] : undefined; },
+    has(_t, name) { return typeof name === "string" && S.call !== null && Object.hasOwn(S.call.env, name); },
+    ownKeys() { return S.call === null ? [] : Object.keys(S.call.env); },
+    getOwnPropertyDescriptor(_t, name) {
+      if (typeof name !== "string" || S.call === null || !Object.hasOwn(S.call.env, name)) return undefined;
+      return { value: S.call.env[name], writable: false, enumerable: true, configurable: true };
+    },
+    set() { return false; },
+    deleteProperty() { return false; },
+  });
+  globalThis.process = { env };
+  globalThis.performance = performance;
+  globalThis.self = globalThis;
+  // WeakRef keeps its target (deterministic: GC must not be observable).
+  globalThis.WeakRef = class WeakRef {
+    #target;
+    constructor(target) { this.#target = target; }
+    deref() { return this.#target; }
+  };
+  globalThis.FinalizationRegistry = class FinalizationRegistry {
+    constructor(_callback) {}
+    register() {}
+    unregister() { return false; }
+  };
+})();

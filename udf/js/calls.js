@@ -1,0 +1,264 @@
+// Headwater function runtime, part 7: modules, calls and the reset between calls.
+//
+// The host drives a call with short evals (JSON text in, JSON text out):
+//   __hw.start(configJson)   set up the call, make a fresh instance of the
+//                            module, invoke the export (user code runs here)
+//   __hw.poll()              after the microtasks drained: {"ops": [...]}
+//                            to run, {"wait": ms} for an action timer, or
+//                            {"done": {...}, "reset": "ok"|"broken"} (the
+//                            call is over and the context reset)
+//   __hw.resume(results)     settle the ops' promises (user code runs)
+//   __hw.fireTimer()         run the earliest due action timer (user code runs)
+//   __hw.reset()             end a call the host abandons (time or heap
+//                            limit, handler failure): "ok" or "broken"
+//
+// Modules: each bundled module registers a factory with __hw.define before
+// the context is sealed. The shared `_deps/convex.js` library is instantiated
+// once and frozen; a user module gets a fresh instance on every call, so its
+// module-level state never outlives the call.
+//
+// Reset: `seal` sets up the guard (guard.js) once everything is loaded;
+// `reset` ends the call and undoes what it did to the globals.
+(function (hw) {
+  "use strict";
+  const S = hw.S;
+  const objectCreate = Object.create;
+  const freeze = Object.freeze;
+  const stringify = JSON.stringify;
+  const parse = JSON.parse;
+
+  const LIBRARY_PATH = "_deps/convex.js";
+  const factories = new Map();
+  let library = null;
+  let sealed = false;
+
+  hw.define = (path, factory) => {
+    if (sealed) throw new Error("Modules can only be defined while the context is set up");
+    factories.set(path, factory);
+  };
+
+  function requireModule(name) {
+    if (name === "convex/server") return library.server;
+    if (name === "convex/values") return library.values;
+    if (name === "convex") return library.root;
+    throw new Error(`Cannot find module '${name}'`);
+  }
+
+  function instantiate(path) {
+    const factory = factories.get(path);
+    if (factory === undefined) return null;
+    return factory(requireModule);
+  }
+
+  // --- calls -------------------------------------------------------------
+  const KIND_NAMES = { query: "Query", mutation: "Mutation", action: "Action" };
+
+  function newCall(config) {
+    return {
+      kind: config.kind,
+      nowMs: Math.floor(config.nowMs),
+      startedMs: hw.realNow(),
+      random: hw.makeRandom(config.seed[0], config.seed[1]),
+      env: freeze(Object.assign(objectCreate(null), config.env)),
+      tableNumbers: Object.assign(objectCreate(null), config.tableNumbers),
+      snapshotTs: config.snapshotTs,
+      requestId: config.requestId,
+      logLines: [],
+      logOverflow: false,
+      logLinesMax: config.logLinesMax,
+      logLineBytesMax: config.logLineBytesMax,
+      outbox: [],
+      pending: new Map(),
+      nextOpId: 1,
+      streams: new Map(),
+      nextQueryId: 0,
+      timers: new Map(),
+      timerSeq: 0,
+      settled: false,
+      result: null,
+      error: null,
+    };
+  }
+
+  function describeError(e, code) {
+    if (e !== null && typeof e === "object" && typeof e.message === "string") {
+      const name = typeof e.name === "string" && e.name ? e.name : "Error";
+      const message = e.message ? `Uncaught ${name}: ${e.message}` : `Uncaught ${name}`;
+      let data = null;
+      const symbol = e.ConvexErrorSymbol;
+      if (typeof symbol === "symbol" && e[symbol] === true && e.data !== undefined) {
+        data = typeof e.data === "string" ? e.data : stringify(e.data);
+      }
+      return { code, message, data, stack: typeof e.stack === "string" ? e.stack : "" };
+    }
+    return { code, message: `Uncaught ${typeof e === "string" ? e : hw.inspect(e)}`, data: null, stack: "" };
+  }
+
+  function fail(call, code, message) {
+    call.settled = true;
+    call.error = { code, message, data: null, stack: "" };
+  }
+
+  function udfPath(path, name) {
+    const module = path.endsWith(".js") ? path.slice(0, -3) : path;
+    return name === "default" ? module : `${module}:${name}`;
+  }
+
+  function functionKind(fn) {
+    const kinds = [];
+    if (fn.isQuery === true) kinds.push("query");
+    if (fn.isMutation === true) kinds.push("mutation");
+    if (fn.isAction === true) kinds.push("action");
+    return kinds.length === 1 ? kinds[0] : null;
+  }
+
+  function invoke(call, config) {
+    const exports = config.module === LIBRARY_PATH ? null : instantiate(config.module);
+    const fn = exports === null ? undefined : exports[config.export];
+    const found = (typeof fn === "function" || typeof fn === "object") && fn !== null ? functionKind(fn) : null;
+    if (found === null) {
+      return fail(call, "FunctionNotFound", `Could not find function for '${udfPath(config.module, config.export)}'.`);
+    }
+    if (found !== config.kind) {
+      const where = `${config.module}:${config.export}`;
+      return fail(call, "WrongFunctionKind",
+        `Trying to execute ${where} as ${KIND_NAMES[config.kind]}, but it is defined as ${KIND_NAMES[found]}.`);
+    }
+    let promise;
+    if (found === "query") promise = fn.invokeQuery(config.args);
+    else if (found === "mutation") promise = fn.invokeMutation(config.args);
+    else promise = fn.invokeAction(config.requestId, config.args);
+    Promise.resolve(promise).then(
+      (value) => { call.settled = true; call.result = typeof value === "string" ? value : "null"; },
+      (e) => { call.settled = true; call.error = describeError(e, "UncaughtError"); },
+    );
+  }
+
+  hw.start = (configJson) => {
+    const config = parse(configJson);
+    const call = newCall(config);
+    S.call = call;
+    hw.resetConsole();
+    try {
+      invoke(call, config);
+    } catch (e) {
+      call.settled = true;
+      call.error = describeError(e, "UncaughtError");
+    }
+  };
+
+  function unawaitedWarning(call) {
+    const ops = call.outbox.filter((op) => op[0] !== 0).map((op) => op[1]);
+    if (ops.length === 0) return;
+    hw.pushLog("WARN", `The function returned before ${ops.length} operation(s) finished ` +
+      `(${ops.join(", ")}); they were not run. Await every call to ctx.db and the like.`);
+  }
+
+  // The reply that ends a call also resets the context for the next one.
+  function finish(call) {
+    const done = { result: call.result, error: call.error, logLines: call.logLines };
+    return stringify({ done, reset: hw.reset() });
+  }
+
+  hw.poll = () => {
+    const call = S.call;
+    if (call.settled) {
+      unawaitedWarning(call);
+      return finish(call);
+    }
+    if (call.outbox.length > 0) {
+      const ops = call.outbox;
+      call.outbox = [];
+      return stringify({ ops });
+    }
+    if (call.timers.size > 0) {
+      let due = Infinity;
+      call.timers.forEach((t) => { if (t.due < due) due = t.due; });
+      return stringify({ wait: Math.max(0, due - hw.realNow()) });
+    }
+    fail(call, "NeverResolves", "Uncaught Error: Returned promise will never resolve");
+    return finish(call);
+  };
+
+  hw.resume = (results) => hw.settle(results);
+
+  hw.fireTimer = () => {
+    const call = S.call;
+    let id = null, timer = null;
+    call.timers.forEach((t, k) => { if (timer === null || t.due < timer.due) { id = k; timer = t; } });
+    if (timer === null) return;
+    if (timer.repeat > 0) timer.due = hw.realNow() + timer.repeat;
+    else call.timers.delete(id);
+    timer.fn(...timer.args);
+  };
+
+  // --- analysis ----------------------------------------------------------
+  function analyzeExports(exports) {
+    const out = { functions: [], httpRoutes: null, schema: null, authConfig: null, crons: null };
+    for (const name of Object.keys(exports)) {
+      const value = exports[name];
+      if (value === null || (typeof value !== "object" && typeof value !== "function")) continue;
+      const kind = functionKind(value);
+      if (kind !== null) {
+        if (value.isPublic === true && value.isInternal === true) continue;
+        const visibility = value.isPublic === true ? "public" : value.isInternal === true ? "internal" : null;
+        out.functions.push({ name, kind, visibility, args: value.exportArgs(), returns: value.exportReturns() });
+      } else if (value.isHttp === true) {
+        out.functions.push({ name, kind: "httpAction", visibility: "public", args: null, returns: null });
+      }
+    }
+    // Default exports with a meaning of their own: the http router (http.js),
+    // the cron table (crons.js), the schema (schema.js, from defineSchema).
+    const main = exports.default;
+    if (main !== null && typeof main === "object") {
+      if (main.isRouter === true) {
+        out.httpRoutes = main.getRoutes().map((r) => ({ path: r[0], method: r[1] }));
+      } else if (main.isCrons === true) {
+        out.crons = main.export();
+      } else if (typeof main.export === "function" && typeof main.tables === "object") {
+        out.schema = main.export();
+      }
+    }
+    return out;
+  }
+
+  hw.analyze = (configJson) => {
+    const config = parse(configJson);
+    const call = newCall(config);
+    S.call = call;
+    try {
+      const exports = instantiate(config.module);
+      const out = analyzeExports(exports);
+      if (config.module === "auth.config.js") out.authConfig = stringify(exports.default ?? null);
+      call.result = stringify(out);
+    } catch (e) {
+      call.error = describeError(e, "UncaughtError");
+    }
+    call.settled = true;
+  };
+
+  hw.seal = () => {
+    library = instantiate(LIBRARY_PATH);
+    if (library === null) throw new Error(`The bundle has no ${LIBRARY_PATH}`);
+    for (const ns of [library.server, library.values, library.root]) {
+      for (const key of Object.keys(ns)) {
+        const value = ns[key];
+        if (value !== null && (typeof value === "object" || typeof value === "function")) freeze(value);
+      }
+      freeze(ns);
+    }
+    freeze(library);
+    sealed = true;
+    const guard = hw.makeGuard([library.server, library.values, library.root]);
+    delete hw.S;
+    delete hw.makeGuard;
+    hw.reset = () => {
+      S.call = null;
+      return guard.restore() ? "ok" : "broken";
+    };
+    freeze(hw);
+  };
+
+  hw.modulePaths = () => stringify(Array.from(factories.keys()));
+  hw.logs = () => stringify(S.call === null ? [] : S.call.logLines);
+})(globalThis.__hw);

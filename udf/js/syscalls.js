@@ -1,0 +1,119 @@
+// Headwater function runtime, part 5: the `Convex` global the npm package calls.
+//
+// mini-racer lets V8 reach Python only asynchronously, so:
+// - asyncSyscall queues [id, op, argsJson] in the call's outbox and returns a
+//   promise; the host reads the outbox once the microtask queue is drained,
+//   runs the ops in order and resolves them (see calls.js).
+// - the four synchronous ops are answered here, from data the host passed at
+//   call start:
+//   1.0/queryStream    assigns the query id here; the query JSON rides along
+//                      with the first 1.0/queryStreamNext for that id (as an
+//                      extra `query` field), where the host opens the stream.
+//   1.0/queryCleanup   bookkeeping here; a started stream is reported to the
+//                      host as a fire-and-forget 1.0/queryCleanup in the next
+//                      batch (the host also drops every stream at call end).
+//   1.0/db/normalizeId decodes the id here against the table-number map.
+//   1.0/getSnapshotTs  the snapshot ts the host passed.
+(function (hw) {
+  "use strict";
+  const S = hw.S;
+  const stringify = JSON.stringify;
+
+  function requireCall(op) {
+    const call = S.call;
+    if (call === null) throw new Error(`Syscall ${op} is not available outside a function call`);
+    return call;
+  }
+
+  function parseArgs(op, argsJson) {
+    if (typeof op !== "string" || typeof argsJson !== "string") {
+      throw new TypeError("Convex syscalls take an operation name and a JSON string");
+    }
+    try {
+      return JSON.parse(argsJson);
+    } catch (e) {
+      throw new Error(`Syscall ${op} received invalid JSON arguments: ${e.message}`);
+    }
+  }
+
+  const SYNC_OPS = {
+    "1.0/queryStream"(call, args) {
+      const queryId = call.nextQueryId++;
+      call.streams.set(queryId, { query: args.query, started: false });
+      return { queryId };
+    },
+    "1.0/queryCleanup"(call, args) {
+      const stream = call.streams.get(args.queryId);
+      if (stream === undefined) return false;
+      call.streams.delete(args.queryId);
+      if (stream.started) call.outbox.push([0, "1.0/queryCleanup", stringify({ queryId: args.queryId })]);
+      return true;
+    },
+    "1.0/db/normalizeId"(call, args) {
+      const number = call.tableNumbers[args.table];
+      if (typeof number !== "number" || typeof args.idString !== "string") return { id: null };
+      return { id: hw.idTableNumber(args.idString) === number ? args.idString : null };
+    },
+    "1.0/getSnapshotTs"(call) {
+      if (call.snapshotTs === null) throw new Error("getSnapshotTs() can only be called from a query or mutation.");
+      return hw.int64Json(call.snapshotTs);
+    },
+  };
+
+  function syscall(op, argsJson) {
+    if (arguments.length !== 2) throw new TypeError("Convex.syscall takes exactly 2 arguments");
+    const args = parseArgs(op, argsJson);
+    const call = requireCall(op);
+    const handler = Object.hasOwn(SYNC_OPS, op) ? SYNC_OPS[op] : undefined;
+    if (handler === undefined) throw new Error(`Unknown operation ${op}`);
+    return stringify(handler(call, args));
+  }
+
+  function asyncSyscall(op, argsJson) {
+    let args;
+    try {
+      args = parseArgs(op, argsJson);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const call = S.call;
+    if (call === null) return Promise.reject(new Error(`Syscall ${op} is not available outside a function call`));
+    if (op === "1.0/queryStreamNext") {
+      const stream = call.streams.get(args.queryId);
+      if (stream !== undefined && !stream.started) {
+        stream.started = true;
+        args.query = stream.query;
+        argsJson = stringify(args);
+      }
+    }
+    const id = call.nextOpId++;
+    call.outbox.push([id, op, argsJson]);
+    return new Promise((resolve, reject) => call.pending.set(id, { resolve, reject }));
+  }
+
+  // Settle the promises of a batch, in request order. Each result is
+  // [id, 1, resultJson] or [id, 0, message, dataJson | null].
+  hw.settle = (results) => {
+    const call = S.call;
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      const waiter = call.pending.get(r[0]);
+      if (waiter === undefined) continue;
+      call.pending.delete(r[0]);
+      if (r[1] === 1) {
+        waiter.resolve(r[2]);
+      } else {
+        const error = new Error(r[2]);
+        if (r[3] !== null && r[3] !== undefined) error.data = JSON.parse(r[3]);
+        waiter.reject(error);
+      }
+    }
+  };
+
+  function jsSyscall(op, _args) {
+    throw new Error(`Convex.jsSyscall ${op} is not supported by this runtime yet`);
+  }
+
+  const Convex = Object.freeze({ syscall, asyncSyscall, jsSyscall });
+  Object.defineProperty(globalThis, "Convex", { value: Convex, writable: false, enumerable: false, configurable: false });
+})(globalThis.__hw);

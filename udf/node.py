@@ -1,0 +1,62 @@
+"""The Node side: where ``js/`` is, finding ``node``, installing the npm packages.
+
+Bundling runs esbuild through node (``js/bundle.mjs``) against the packages
+pinned in ``js/package.json`` and locked in ``js/package-lock.json``;
+``node_modules`` is not checked in, so setup calls ``ensure_node_modules``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from udf.errors import NodeSetupError
+
+JS_DIR = Path(__file__).resolve().parent.parent / "js"
+# Packages that must be present for bundling to work.
+_REQUIRED_PACKAGES = ("convex", "esbuild")
+_NPM_CI_TIMEOUT_S = 600
+
+
+def node_executable() -> str:
+    """The ``node`` on PATH; NodeSetupError when there is none."""
+    node = shutil.which("node")
+    if node is None:
+        raise NodeSetupError(
+            "node is not on PATH: Node.js 18 or newer is needed to bundle functions"
+        )
+    return node
+
+
+def has_node_modules(js_dir: str | Path = JS_DIR) -> bool:
+    modules = Path(js_dir) / "node_modules"
+    return all((modules / name / "package.json").is_file() for name in _REQUIRED_PACKAGES)
+
+
+def ensure_node_modules(js_dir: str | Path = JS_DIR) -> None:
+    """Run ``npm ci`` in ``js_dir`` unless its npm packages are installed already."""
+    js_dir = Path(js_dir)
+    if has_node_modules(js_dir):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise NodeSetupError("npm is not on PATH: it is needed to install the packages in js/")
+    if not (js_dir / "package-lock.json").is_file():
+        raise NodeSetupError(
+            f"{js_dir / 'package-lock.json'} is missing: cannot install pinned packages"
+        )
+    try:
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=js_dir,
+            capture_output=True,
+            text=True,
+            timeout=_NPM_CI_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise NodeSetupError(f"npm ci in {js_dir} took longer than {_NPM_CI_TIMEOUT_S} s") from exc
+    if done.returncode != 0 or not has_node_modules(js_dir):
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
+        raise NodeSetupError(f"npm ci in {js_dir} failed (exit {done.returncode}):\n{tail}")
