@@ -27,6 +27,9 @@ class Catalog:
     def name_of(self, number: int) -> str | None:
         return self._by_number.get(number)
 
+    def all_tables(self) -> dict[str, int]:
+        return dict(self._by_name)
+
     def user_tables(self) -> dict[str, int]:
         return {t: n for t, n in self._by_name.items() if not t.startswith("_")}
 

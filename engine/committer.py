@@ -25,7 +25,7 @@ from engine.catalog import Catalog
 from engine.errors import ConflictError, HeadwaterError
 from engine.limits import LIMITS, Limits
 from engine.transaction import PendingCommit
-from engine.write_log import WriteLog, WrittenKey
+from engine.write_log import WriteLog, Written
 from log.entry import LogEntry
 from log.lmdb_store import LmdbLog
 from projections.runner import ProjectionRunner
@@ -40,7 +40,7 @@ _STOP = object()
 @dataclass(frozen=True)
 class CommittedEntry:
     entry: LogEntry
-    written: Sequence[WrittenKey]
+    written: Sequence[Written]  # B-tree keys and search-index versions
 
 
 def wall_clock_ns() -> int:

@@ -9,7 +9,6 @@ function runtime and the gateway use, one level down (``begin``/``commit``).
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,9 +17,12 @@ from engine.catalog import Catalog
 from engine.committer import Committer, wall_clock_ns
 from engine.errors import ConflictError, TooManyConflictsError
 from engine.limits import LIMITS, Limits
+from engine.occ_retry import ContentionGate, attempts
 from engine.results import MutationResult, QueryResult
 from engine.schema import Schema, parse_schema
 from engine.schema_apply import apply_schema, schema_text
+from engine.search import VECTOR_RESULTS_DEFAULT, VectorFilterBuilder
+from engine.search import vector_search as search_vectors
 from engine.snapshot import SchemaCache, Snapshot
 from engine.subscription_manager import Subscription, SubscriptionManager
 from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, SYSTEM_TABLE_NUMBERS, TABLES_TABLE
@@ -28,6 +30,7 @@ from engine.transaction import PendingCommit, Transaction
 from log.entry import Write
 from log.lmdb_store import LmdbLog, open_environment
 from projections.runner import ProjectionRunner, ReplayReport
+from projections.search_indexes import SearchIndexes
 
 
 class Database:
@@ -47,7 +50,9 @@ class Database:
         self._log = LmdbLog(self._env)
         self._runner = ProjectionRunner(self._env, self._log)
         self.recovery: ReplayReport = self._runner.catch_up()
+        self._open_search_indexes()  # search section below
         self._schemas = SchemaCache()
+        self.contention = ContentionGate()
         self._catalog = Catalog()
         self._load_catalog()
         self._committer = Committer(
@@ -76,6 +81,7 @@ class Database:
             return
         self._closed = True
         self._committer.close()
+        self._search.close()
         self._subscriptions.close()
         self._env.close()
 
@@ -89,21 +95,22 @@ class Database:
 
     def mutate(self, fn: Callable[..., Any], *args: Any) -> MutationResult:
         """Run ``fn(tx, *args)`` read-write with OCC retries; returns value and commit ts."""
-        backoff_ms = self.limits.occ_backoff_initial_ms
-        for _attempt in range(self.limits.occ_retries_max + 1):
-            tx = self.begin(writable=True)
-            try:
-                value = fn(tx, *args)
-                pending = tx.pending_commit()
-            finally:
-                tx.close()
-            if not pending.writes:
-                return MutationResult(value, pending.snapshot_ts)
-            try:
-                return MutationResult(value, self._committer.commit(pending))
-            except ConflictError:
-                time.sleep(random.uniform(0, backoff_ms) / 1000)
-                backoff_ms = min(backoff_ms * 2, self.limits.occ_backoff_max_ms)
+        for attempt in attempts(self.limits):
+            if attempt.pause_s:
+                time.sleep(attempt.pause_s)
+            with self.contention.attempt(attempt.exclusive):
+                tx = self.begin(writable=True)
+                try:
+                    value = fn(tx, *args)
+                    pending = tx.pending_commit()
+                finally:
+                    tx.close()
+                if not pending.writes:
+                    return MutationResult(value, pending.snapshot_ts)
+                try:
+                    return MutationResult(value, self._committer.commit(pending))
+                except ConflictError:
+                    continue
         raise TooManyConflictsError(
             f"The mutation conflicted with concurrent commits {self.limits.occ_retries_max + 1} "
             f"times in a row; it was not applied. Reduce contention on the documents it reads."
@@ -131,7 +138,10 @@ class Database:
 
     # -- one level down: for the function runtime and the gateway ---------------
 
-    def begin(self, *, writable: bool, ts: int | None = None) -> Transaction:
+    def begin(
+        self, *, writable: bool, ts: int | None = None, limits: Limits | None = None
+    ) -> Transaction:
+        """A transaction at the newest ts (or ``ts``); ``limits`` overrides the per-call ones."""
         snapshot = Snapshot(self._runner, self._schemas, ts)
         return Transaction(
             snapshot,
@@ -139,7 +149,7 @@ class Database:
             writable=writable,
             begin_ns=self._clock(),
             random_bytes=self._random_bytes,
-            limits=self.limits,
+            limits=self.limits if limits is None else limits,
         )
 
     def commit(self, tx: Transaction) -> int:
@@ -149,6 +159,14 @@ class Database:
         if not pending.writes:
             return pending.snapshot_ts
         return self._committer.commit(pending)
+
+    def table_name(self, number: int) -> str | None:
+        """The name of the table with this number (tables are never renamed)."""
+        return self._catalog.name_of(number)
+
+    def table_numbers(self) -> dict[str, int]:
+        """Every table's number, system tables included (for ``db.normalizeId`` in V8)."""
+        return self._catalog.all_tables()
 
     def latest_ts(self) -> int:
         return self._committer.last_ts
@@ -188,6 +206,7 @@ class Database:
     # -- internals ---------------------------------------------------------------
 
     def _on_committed(self, committed: list[Any]) -> None:
+        self._search.submit([c.entry for c in committed])
         self._subscriptions.on_committed(committed)
 
     def _load_catalog(self) -> None:
@@ -205,8 +224,58 @@ class Database:
             PendingCommit(0, _empty_read_set(), (Write(SCHEMA_DOC_ID, SCHEMAS_TABLE, None, doc),))
         )
 
+    # -- search: text and vector indexes (engine.search, projections.search_indexes) --
+
+    def _open_search_indexes(self) -> None:
+        """Open ``<path>/search/``, replaying what each index missed (called by ``__init__``)."""
+        self._search = SearchIndexes(
+            os.path.join(self.path, "search"), self._env, self._log, self._runner.documents
+        )
+        self._runner.search_indexes = self._search
+        self._search.open()
+
+    def vector_search(
+        self,
+        table: str,
+        index: str,
+        vector: list[float],
+        limit: int | None = VECTOR_RESULTS_DEFAULT,
+        filter: Any = None,
+    ) -> list[tuple[str, float]]:
+        """``[(id, _score)]`` most similar first (cosine similarity), at the newest ts.
+
+        ``filter``: None, ``lambda q: q.or_(q.eq("genre", "a"), q.eq("genre", "b"))``, or
+        the filter-expression JSON of the ``vectorSearch`` syscall (``$eq`` / ``$or``).
+        """
+        if callable(filter):
+            filter = filter(VectorFilterBuilder())
+        snapshot = Snapshot(self._runner, self._schemas)
+        try:
+            number = self._catalog.number_of(table)
+            return search_vectors(snapshot, number, table, index, vector, limit, filter)
+        finally:
+            snapshot.close()
+
+    def wait_for_search_indexes(self, timeout_s: float = 10.0) -> bool:
+        """Block until every search and vector index is backfilled and caught up to now."""
+        return self._search.wait_caught_up(self.latest_ts(), timeout_s)
+
+    def search_statistics(self) -> dict[str, Any]:
+        return self._search.statistics()
+
 
 def _empty_read_set() -> Any:
     from engine.read_set import ReadSet
 
     return ReadSet.empty()
+
+
+# -- Export access (issue 6: snapshot, streaming and Kafka export) -------------
+# LMDB allows one open environment per data folder per process, so exporters
+# running in this process borrow the Database's handles instead of opening
+# their own. They only read: the committer stays the one writer.
+
+
+def storage_handles(db: Database) -> tuple[Any, LmdbLog]:
+    """(LMDB environment, log) of an open ``Database``, for readers in this process."""
+    return db._env, db._log

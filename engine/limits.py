@@ -43,10 +43,13 @@ class Limits:
     written_bytes_max: int = 16 << 20
     query_operators_max: int = 256
     page_size_max: int = 32_000
-    # OCC: a mutation is retried this many times after a conflict, then fails.
-    occ_retries_max: int = 4
-    occ_backoff_initial_ms: int = 2
-    occ_backoff_max_ms: int = 200
+    # OCC: a mutation is retried this many times after a conflict, then fails;
+    # pauses are jittered and double from the initial cap up to the max.
+    occ_retries_max: int = 6
+    occ_backoff_initial_ms: int = 5
+    occ_backoff_max_ms: int = 1000
+    # After this many conflicts a retry runs alone, so a hot document cannot starve it.
+    occ_exclusive_after_conflicts: int = 3
     # Group commit: the most transactions written in one durable LMDB transaction.
     group_commit_batch_max: int = 512
     # Recent commits kept in memory for OCC validation; an older snapshot is a conflict.
@@ -60,6 +63,18 @@ class Limits:
     vector_dimensions_min: int = 2
     vector_dimensions_max: int = 4096
     user_tables_max: int = 10_000
+    # Functions: user-code time per call (time inside syscalls excluded), and for actions.
+    function_time_max_ms: int = 1000
+    action_time_max_ms: int = 600_000
+    # V8 heap for user code, per isolate.
+    isolate_heap_bytes_max: int = 64 << 20
+    # Console lines kept per call, and the longest line.
+    log_lines_max: int = 256
+    log_line_bytes_max: int = 32768
+    # runQuery/runMutation/runAction nesting.
+    nested_call_depth_max: int = 8
+    # Isolates per nesting level (calls run in parallel up to this many).
+    isolates_per_level_max: int = 2
     # LMDB map size: address space reserved, not disk used.
     lmdb_map_bytes: int = 1 << 40
     lmdb_readers_max: int = 1024

@@ -6,6 +6,10 @@ to the same ``QuerySpec``. The scan merges the snapshot's index entries with the
 transaction's own pending writes, so a mutation reads its own writes. The read
 set records exactly the key interval scanned, up to the last key consumed: a
 later write beyond that point does not invalidate the query.
+
+A ``Search`` source streams the relevance-ordered results of ``engine.search``
+(at most ``SEARCH_RESULTS_MAX``); its read set is the search's terms and
+filters, and its pagination cursors are positions in that order.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from engine.query_spec import (
     IndexRangeSource,
     LimitOp,
     QuerySpec,
+    SearchSource,
     fingerprint,
 )
 from engine.schema import IndexDef
+from engine.search import SEARCH_RESULTS_MAX, compile_search, text_search
 from engine.transaction import Transaction
 
 _CURSOR_VERSION = 1
@@ -93,6 +99,11 @@ def _find_index(tx: Transaction, table: str, index_name: str) -> IndexDef:
 
 class QueryStream:
     """Yields a query's documents one at a time (``next`` returns None at the end)."""
+
+    def __new__(cls, tx: Transaction, spec: QuerySpec, **_: object) -> QueryStream:
+        if cls is QueryStream and isinstance(spec.source, SearchSource):
+            return object.__new__(SearchStream)
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -184,6 +195,67 @@ class QueryStream:
             doc = tx.read_document(skey)
             if doc is not None:
                 yield key, doc
+
+
+_SEARCH_FIRST_BATCH = 64
+_RANK = 4  # bytes of a position (a rank in relevance order) in a search cursor
+
+
+class SearchStream(QueryStream):
+    """A ``Search`` source: documents in relevance order, fetched in growing batches."""
+
+    def __init__(
+        self,
+        tx: Transaction,
+        spec: QuerySpec,
+        *,
+        after: Position | None = None,
+        end: Position | None = None,
+    ) -> None:
+        tx.count_index_range()
+        source = spec.source
+        assert isinstance(source, SearchSource)
+        self._tx = tx
+        self.spec = spec
+        self.index_id = f"{source.table}.{source.index}"
+        self.descending = False
+        self._compiled = compile_search(tx.snapshot_schema(), source)
+        read = self._compiled.read()
+        if read is not None:
+            tx.reads.add_search(read)
+        self._start = 0 if after is None or after.key is None else _rank_of(after.key) + 1
+        self._stop = SEARCH_RESULTS_MAX
+        if end is not None and end.key is not None:
+            self._stop = min(self._stop, _rank_of(end.key) + 1)
+        self.last_key = None
+        self.exhausted = self._start >= self._stop
+        self._documents = self._pipeline()
+        tx.register_stream(self)
+
+    def record_read(self) -> None:
+        """The search's terms and filters were recorded when it started."""
+
+    def _scan(self) -> Iterator[dict]:
+        rank, batch = self._start, min(self._stop, self._start + _SEARCH_FIRST_BATCH)
+        while True:
+            results = text_search(self._tx, self._compiled, batch)
+            for _, doc in results[rank:]:
+                self._tx.count_read(doc)
+                self.last_key = rank.to_bytes(_RANK, "big")
+                rank += 1
+                yield doc
+            if len(results) < batch or batch >= self._stop:
+                break
+            batch = self._stop
+        self.exhausted = True
+
+
+def _rank_of(key: bytes) -> int:
+    if len(key) != _RANK:
+        raise InvalidQueryError(
+            "Invalid pagination cursor for a search query.", code="InvalidCursor"
+        )
+    return int.from_bytes(key, "big")
 
 
 def _filtered(docs: Iterator[dict], op: FilterOp) -> Iterator[dict]:

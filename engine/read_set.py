@@ -17,10 +17,15 @@ intervals that overlap or touch become one), so ``contains`` is one bisect.
 ``ReadSetBuilder`` is the mutable side used while a function runs: adding is an
 append, and normalisation happens once, in ``build``.
 
-Extending: text-search reads (terms and filters per search index) will be a
-second field of ``ReadSet`` beside ``indexes``, with its own builder method;
-``intersects`` and ``union`` then consult both fields. Nothing here assumes
-index intervals are the only kind of read.
+Text-search reads are the second field, ``searches``: per search read, the
+index, its exact terms, the last term (matched as a prefix) and the ``Eq``
+filter values. A commit reports, beside its written index keys, a
+``SearchKey`` for the old and the new version of every document it wrote in a
+table with a search index (its tokens and filter values); a search read is
+touched by a version whose filter values all equal the read's and which holds
+one of its terms, or a token starting with its prefix. ``first_conflict``,
+``intersects`` and ``union`` consult both fields, and ``written`` sequences may
+mix ``(index_id, key)`` pairs and ``SearchKey`` values.
 """
 
 from __future__ import annotations
@@ -129,6 +134,46 @@ def _check_normalized(index_id: str, intervals: tuple[Interval, ...]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchKey:
+    """One version of a document as a search index sees it (what a commit wrote)."""
+
+    index_id: str
+    tokens: frozenset[str]
+    filters: tuple[tuple[str, bytes], ...]  # (field path, encoded value) of every filter field
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRead:
+    """A text search that was run: its exact terms, its prefix term, its Eq filters."""
+
+    index_id: str
+    terms: tuple[str, ...]  # sorted, distinct
+    prefix: str | None
+    filters: tuple[tuple[str, bytes], ...]  # sorted (field path, encoded value)
+
+    def __post_init__(self) -> None:
+        _check_index_id(self.index_id)
+        if list(self.terms) != sorted(set(self.terms)):
+            raise InvalidQueryError("search read terms must be sorted and distinct")
+        if list(self.filters) != sorted(set(self.filters)):
+            raise InvalidQueryError("search read filters must be sorted and distinct")
+
+    def touched_by(self, version: SearchKey) -> bool:
+        """Whether a written document version could change this search's result."""
+        if version.index_id != self.index_id:
+            return False
+        if self.filters:
+            values = dict(version.filters)
+            if any(values.get(path) != value for path, value in self.filters):
+                return False
+        tokens = version.tokens
+        if any(term in tokens for term in self.terms):
+            return True
+        prefix = self.prefix
+        return prefix is not None and any(token.startswith(prefix) for token in tokens)
+
+
+@dataclass(frozen=True, slots=True)
 class ReadSet:
     """Per index, the sorted, disjoint, merged intervals that were read.
 
@@ -137,11 +182,17 @@ class ReadSet:
     """
 
     indexes: tuple[tuple[str, tuple[Interval, ...]], ...] = ()
+    searches: tuple[SearchRead, ...] = ()
     _lookup: dict[str, tuple[tuple[bytes, ...], tuple[Interval, ...]]] = field(
         init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
+        for read in self.searches:
+            if type(read) is not SearchRead:
+                raise InvalidQueryError(f"read set searches must be SearchRead, got {read!r}")
+        if list(self.searches) != _sorted_searches(self.searches):
+            raise InvalidQueryError("read set searches must be sorted, each once")
         prev_id: str | None = None
         for index_id, intervals in self.indexes:
             _check_index_id(index_id)
@@ -177,26 +228,40 @@ class ReadSet:
         hi = intervals[i].hi
         return hi is None or key < hi
 
-    def first_conflict(self, written: Iterable[tuple[str, bytes]]) -> tuple[str, bytes] | None:
-        """The first written ``(index_id, key)`` this read set covers, for error messages."""
-        for index_id, key in written:
+    def first_conflict(
+        self, written: Iterable[tuple[str, bytes] | SearchKey]
+    ) -> tuple[str, bytes] | None:
+        """The first written key this read set covers, for error messages.
+
+        A written ``SearchKey`` that touches a search read is reported as
+        ``(index_id, b"")``.
+        """
+        searches = self.searches
+        for item in written:
+            if type(item) is SearchKey:
+                if searches and any(read.touched_by(item) for read in searches):
+                    return (item.index_id, b"")
+                continue
+            index_id, key = item  # type: ignore[misc]
             if self.contains(index_id, key):
                 return (index_id, key)
         return None
 
-    def intersects(self, written: Iterable[tuple[str, bytes]]) -> bool:
-        """Whether any written ``(index_id, key)`` falls in this read set."""
+    def intersects(self, written: Iterable[tuple[str, bytes] | SearchKey]) -> bool:
+        """Whether any written key falls in this read set."""
         return self.first_conflict(written) is not None
 
     def union(self, other: ReadSet) -> ReadSet:
-        if not other.indexes:
+        if not other:
             return self
-        if not self.indexes:
+        if not self:
             return other
         builder = ReadSetBuilder()
         for read_set in (self, other):
             for index_id, interval in read_set:
                 builder.add(index_id, interval.lo, interval.hi)
+            for read in read_set.searches:
+                builder.add_search(read)
         return builder.build()
 
     def interval_count(self) -> int:
@@ -215,7 +280,7 @@ class ReadSet:
                 yield index_id, interval
 
     def __bool__(self) -> bool:
-        return bool(self.indexes)
+        return bool(self.indexes) or bool(self.searches)
 
 
 def _lookup_of(
@@ -224,10 +289,19 @@ def _lookup_of(
     return {index_id: (tuple(i.lo for i in ivs), ivs) for index_id, ivs in indexes}
 
 
-def _trusted(indexes: tuple[tuple[str, tuple[Interval, ...]], ...]) -> ReadSet:
+def _sorted_searches(reads: Iterable[SearchRead]) -> list[SearchRead]:
+    unique = {(r.index_id, r.terms, r.prefix or "", r.prefix is None, r.filters): r for r in reads}
+    return [unique[k] for k in sorted(unique)]
+
+
+def _trusted(
+    indexes: tuple[tuple[str, tuple[Interval, ...]], ...],
+    searches: tuple[SearchRead, ...] = (),
+) -> ReadSet:
     """A ReadSet from intervals this module just normalised: skips the O(n) shape check."""
     read_set = object.__new__(ReadSet)
     object.__setattr__(read_set, "indexes", indexes)
+    object.__setattr__(read_set, "searches", searches)
     object.__setattr__(read_set, "_lookup", _lookup_of(indexes))
     return read_set
 
@@ -243,11 +317,18 @@ class ReadSetBuilder:
     accepted and dropped.
     """
 
-    __slots__ = ("_pairs", "_count")
+    __slots__ = ("_pairs", "_count", "_searches")
 
     def __init__(self) -> None:
         self._pairs: dict[str, list[_Pair]] = {}
         self._count = 0
+        self._searches: list[SearchRead] = []
+
+    def add_search(self, read: SearchRead) -> None:
+        """Record that a text search ran (its terms and filters, not its results)."""
+        if type(read) is not SearchRead:
+            raise InvalidQueryError(f"expected a SearchRead, got {read!r}")
+        self._searches.append(read)
 
     def add(self, index_id: str, lo: bytes, hi: bytes | None) -> None:
         """Record that keys ``[lo, hi)`` of ``index_id`` were scanned."""
@@ -275,11 +356,14 @@ class ReadSetBuilder:
         return self._count
 
     def build(self) -> ReadSet:
-        if not self._pairs:
+        if not self._pairs and not self._searches:
             return _EMPTY
         indexes = []
         for index_id in sorted(self._pairs):
             merged = _merge(list(self._pairs[index_id]))
             if merged:
                 indexes.append((index_id, merged))
-        return _trusted(tuple(indexes)) if indexes else _EMPTY
+        searches = tuple(_sorted_searches(self._searches))
+        if not indexes and not searches:
+            return _EMPTY
+        return _trusted(tuple(indexes), searches)

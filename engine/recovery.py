@@ -1,19 +1,34 @@
-"""Rebuilding every stored projection from the log alone (``headwater replay``)."""
+"""Rebuilding every projection from the log alone (``headwater replay``)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 from log.lmdb_store import LmdbLog, open_environment
 from projections.runner import ProjectionRunner, ReplayReport
+from projections.search_indexes import SearchIndexes
+
+SEARCH_REBUILD_TIMEOUT_S = 24 * 3600.0
 
 
 def rebuild_projections(path: str | os.PathLike[str]) -> ReplayReport:
-    """Drop the documents and index projections of a data folder and replay the log."""
+    """Drop the documents, index and search projections of a data folder; rebuild them."""
     if not os.path.isdir(path):
         raise FileNotFoundError(f"No data folder at {os.fspath(path)!r}.")
     env = open_environment(os.fspath(path))
     try:
-        return ProjectionRunner(env, LmdbLog(env)).rebuild()
+        log = LmdbLog(env)
+        runner = ProjectionRunner(env, log)
+        report = runner.rebuild()
+        folder = os.path.join(os.fspath(path), "search")
+        shutil.rmtree(folder, ignore_errors=True)
+        search = SearchIndexes(folder, env, log, runner.documents)
+        search.open()  # every index is missing: each is backfilled from the documents
+        try:
+            search.wait_caught_up(log.latest_ts() or 0, SEARCH_REBUILD_TIMEOUT_S)
+        finally:
+            search.close()
+        return report
     finally:
         env.close()

@@ -5,7 +5,11 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
 
     _tables   (513)  one document per user table: {"name": str, "number": int}
     _schemas  (514)  one document, SCHEMA_DOC_ID: {"json": <exported schema JSON text>}
-    _modules  (515)  deployed function code (the functions issue)
+    _modules  (515)  one document per deployed module: {"path", "source", "sourceMap"}
+    _deployment (516) one document, DEPLOYMENT_DOC_ID: what the modules define (analysis JSON)
+    _session_requests (517) one document per (session, request) of a mutation sent over the
+              sync protocol, written in the mutation's own transaction: its result, so a
+              replayed mutation is answered without running twice
 
 The schema is kept as JSON text because validator literals are Convex JSON,
 whose ``$integer``-style keys are not valid field names inside a document.
@@ -13,22 +17,35 @@ whose ``$integer``-style keys are not valid field names inside a document.
 
 from __future__ import annotations
 
+import hashlib
+
 from engine.ids import encode_id
 
 TABLES_TABLE = "_tables"
 SCHEMAS_TABLE = "_schemas"
 MODULES_TABLE = "_modules"
+DEPLOYMENT_TABLE = "_deployment"
+SESSION_REQUESTS_TABLE = "_session_requests"
 
 SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     TABLES_TABLE: 513,
     SCHEMAS_TABLE: 514,
     MODULES_TABLE: 515,
+    DEPLOYMENT_TABLE: 516,
+    SESSION_REQUESTS_TABLE: 517,
 }
 
 # User tables get the smallest free number above this, as in Convex.
 FIRST_USER_TABLE_NUMBER = 10001
 
 SCHEMA_DOC_ID = encode_id(SYSTEM_TABLE_NUMBERS[SCHEMAS_TABLE], bytes(16))
+DEPLOYMENT_DOC_ID = encode_id(SYSTEM_TABLE_NUMBERS[DEPLOYMENT_TABLE], bytes(16))
+
+
+def keyed_system_id(table: str, key: str) -> str:
+    """A fixed id in a system table for a natural key (a module path, a session request)."""
+    digest = hashlib.sha256(key.encode()).digest()[:16]
+    return encode_id(SYSTEM_TABLE_NUMBERS[table], digest)
 
 
 def is_system_table(name: str) -> bool:

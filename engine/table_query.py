@@ -1,7 +1,9 @@
 """The embedded query builder: ``tx.query(table).with_index(...).filter(...).collect()``.
 
 It mirrors the Convex JavaScript builder and compiles to the same ``QuerySpec``
-the function runtime sends, so both run through one executor.
+the function runtime sends, so both run through one executor. A full-text
+search is ``with_search_index("search_body", lambda q: q.search("body", "hello
+hi").eq("channel", "#general"))``: results come in relevance order.
 """
 
 from __future__ import annotations
@@ -12,8 +14,49 @@ from typing import Any
 from engine.errors import InvalidQueryError
 from engine.query_builders import build_filter, build_range
 from engine.query_executor import PageResult, QueryStream, paginate
-from engine.query_spec import FilterOp, FullTableScan, IndexRangeSource, LimitOp, QuerySpec
+from engine.query_spec import (
+    FilterOp,
+    FullTableScan,
+    IndexRangeSource,
+    LimitOp,
+    QuerySpec,
+    SearchFilter,
+    SearchSource,
+)
 from engine.transaction import Transaction
+from engine.values import UNSET, check_value
+
+
+class SearchFilterBuilder:
+    """``q.search(field, text)`` once, then any ``.eq(filter_field, value)``."""
+
+    def __init__(self) -> None:
+        self.filters: list[SearchFilter] = []
+        self._used = False
+
+    def _chain(self, item: SearchFilter) -> SearchFilterBuilder:
+        if self._used:
+            raise InvalidQueryError("A search filter builder may be chained from only once.")
+        self._used = True
+        nxt = SearchFilterBuilder()
+        nxt.filters = [*self.filters, item]
+        return nxt
+
+    def search(self, field: str, text: str) -> SearchFilterBuilder:
+        if self.filters:
+            raise InvalidQueryError("search(field, text) must come first, and only once.")
+        if not isinstance(field, str) or not isinstance(text, str):
+            raise InvalidQueryError("search(field, text) takes a field path and a string.")
+        return self._chain(SearchFilter("Search", field, text))
+
+    def eq(self, field: str, value: Any) -> SearchFilterBuilder:
+        if not self.filters:
+            raise InvalidQueryError("search(field, text) must come before eq(...).")
+        if not isinstance(field, str):
+            raise InvalidQueryError("eq(field, value) takes a field path.")
+        if value is not UNSET:
+            check_value(value)
+        return self._chain(SearchFilter("Eq", field, value))
 
 
 class TableQuery:
@@ -24,6 +67,20 @@ class TableQuery:
         self._ranges: tuple = ()
         self._order: str | None = None
         self._operators: list[Any] = []
+        self._search: tuple[SearchFilter, ...] | None = None
+
+    def with_search_index(self, name: str, fn: Callable[[Any], Any]) -> TableQuery:
+        """A full-text search over the search index ``name``, in relevance order."""
+        if self._index is not None:
+            raise InvalidQueryError("with_index/with_search_index may be called once per query.")
+        built = fn(SearchFilterBuilder())
+        if not isinstance(built, SearchFilterBuilder) or not built.filters:
+            raise InvalidQueryError(
+                "with_search_index needs a function returning q.search(field, text)..."
+            )
+        self._index = name
+        self._search = tuple(built.filters)
+        return self
 
     def with_index(self, name: str, fn: Callable[[Any], Any] | None = None) -> TableQuery:
         if self._index is not None:
@@ -50,6 +107,14 @@ class TableQuery:
 
     def spec(self) -> QuerySpec:
         order = self._order or "asc"
+        if self._search is not None and self._index is not None:
+            if self._order is not None:
+                raise InvalidQueryError(
+                    "Search queries are in relevance order; order() cannot be used with them."
+                )
+            return QuerySpec(
+                SearchSource(self._table, self._index, self._search), tuple(self._operators)
+            )
         if self._index is None:
             source: Any = FullTableScan(self._table, order)
         else:

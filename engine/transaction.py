@@ -188,6 +188,16 @@ class Transaction:
             self._stage(doc_id, name, parsed, self._version_ts(skey), None)
         return current
 
+    def savepoint(self) -> tuple[Any, ...]:
+        """The buffered writes as they are now, for a nested mutation that may fail."""
+        return (dict(self._writes), dict(self._new_tables), self.bytes_written, self._schema)
+
+    def rollback_to(self, savepoint: tuple[Any, ...]) -> None:
+        """Undo every write buffered since ``savepoint`` (reads stay in the read set)."""
+        writes, new_tables, bytes_written, schema = savepoint
+        self._writes, self._new_tables = dict(writes), dict(new_tables)
+        self.bytes_written, self._schema = bytes_written, schema
+
     # -- for the committer and the query executor ------------------------------
 
     def pending_commit(self) -> PendingCommit:

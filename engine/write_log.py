@@ -6,6 +6,10 @@ recent commit, the (index id, key) pairs it wrote (old and new versions), so
 validation never touches storage. It is bounded: a snapshot older than the
 oldest commit still held cannot be validated and counts as a conflict, and the
 caller retries on a fresh snapshot.
+
+Beside the ``(index id, key)`` pairs, a commit's written items include the
+``SearchKey`` versions of documents in tables with search indexes, so a text
+search in a read set conflicts with a commit that changes a matching document.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.read_set import ReadSet
+from engine.read_set import ReadSet, SearchKey
 
 WrittenKey = tuple[str, bytes]
+Written = WrittenKey | SearchKey
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class WriteLog:
         # Every commit with ts > floor_ts is held.
         self.floor_ts = floor_ts
         self._entries_max = entries_max
-        self._entries: deque[tuple[int, Sequence[WrittenKey]]] = deque()
+        self._entries: deque[tuple[int, Sequence[Written]]] = deque()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -40,7 +45,7 @@ class WriteLog:
     def latest_ts(self) -> int:
         return self._entries[-1][0] if self._entries else self.floor_ts
 
-    def append(self, ts: int, written: Sequence[WrittenKey]) -> None:
+    def append(self, ts: int, written: Sequence[Written]) -> None:
         self._entries.append((ts, written))
         while len(self._entries) > self._entries_max:
             self.floor_ts = self._entries.popleft()[0]

@@ -6,6 +6,11 @@ entries, so stored projections never lag a durable commit. On open,
 or its format changed); ``rebuild`` drops them all and replays the whole log.
 Both use the same ``apply_in`` as the commit path, so a rebuilt projection is
 the same as one built commit by commit.
+
+``apply_in`` also reports what the entry wrote as the search indexes see it
+(``SearchKey`` versions, beside the B-tree keys), so OCC and live queries
+cover text searches; the search indexes themselves are live projections
+(``projections.search_indexes``), fed after durability.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.read_set import SearchKey
 from log.entry import LogEntry
 from log.lmdb_store import LmdbLog
 from projections.btree import BtreeIndexes, WrittenKey
-from projections.documents import DocumentStore
+from projections.documents import DocumentStore, storage_key_of
+from projections.text_search import search_keys_of
 
 # Bumped when a stored projection's layout changes; marshal's version and the
 # Python minor version are part of it because stored values use marshal.
@@ -49,6 +56,8 @@ class ProjectionRunner:
         self.documents = DocumentStore(env, self.meta_db)
         self.btree = BtreeIndexes(env, self.meta_db, self.documents)
         self._first_ts: int | None = None
+        # The live search projections (``projections.search_indexes``), set by the owner.
+        self.search_indexes: Any = None
 
     def begin_read(self) -> Any:
         return self._env.begin()
@@ -62,10 +71,25 @@ class ProjectionRunner:
             self._first_ts = next((e.ts for e in self._log.read_from(0, txn=txn)), None)
         return self._first_ts
 
-    def apply_in(self, txn: Any, entry: LogEntry) -> list[WrittenKey]:
-        """Apply one entry to every stored projection: documents first, then indexes."""
+    def apply_in(self, txn: Any, entry: LogEntry) -> list[WrittenKey | SearchKey]:
+        """Apply one entry to every stored projection: documents first, then indexes.
+
+        Returns the written B-tree keys and, for tables with search indexes, the
+        old and new ``SearchKey`` of each written document.
+        """
         self.documents.apply_in(txn, entry)
-        return self.btree.apply_in(txn, entry)
+        written: list[WrittenKey | SearchKey] = list(self.btree.apply_in(txn, entry))
+        tables = self.btree.schema.tables
+        for write in entry.writes:
+            table = tables.get(write.table)
+            if table is None or not table.search_indexes:
+                continue
+            old = None
+            if write.prev_ts is not None:
+                old = self.documents.version(txn, storage_key_of(write.id), write.prev_ts)
+            for definition in table.search_indexes:
+                written.extend(search_keys_of(definition, old, write.value))
+        return written
 
     def abort(self) -> None:
         """Forget in-memory state derived from an LMDB transaction that was aborted."""

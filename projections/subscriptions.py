@@ -28,6 +28,14 @@ Design, per index:
   in its level (dead: a query may visit it, but its set is empty) until its level
   is merged, or until the dead outnumber the live, when all levels are rebuilt.
 
+Search reads (``ReadSet.searches``) are matched per search index by an
+inverted map: exact term -> subscriptions, and prefix term -> subscriptions.
+A written version's token ``t`` finds the exact readers with one lookup and the
+prefix readers with one lookup per leading substring of ``t`` (tokens are at
+most 32 bytes, so at most 32 lookups); the candidates are then checked against
+their filters. No subscription is visited unless it shares a term with the
+document.
+
 Plain data structure: no locks, the caller serialises access.
 """
 
@@ -40,7 +48,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from engine.read_set import ReadSet
+from engine.read_set import ReadSet, SearchKey, SearchRead
 
 #: New distinct ranges buffered (and scanned linearly) before a level is built.
 PENDING_RANGES_MAX = 16
@@ -199,6 +207,58 @@ class _IndexSubscriptions:
         self.rebuilds += 1
 
 
+class _SearchSubscriptions:
+    """The search reads of every live subscription in one search index."""
+
+    __slots__ = ("exact", "prefixes", "reads")
+
+    def __init__(self) -> None:
+        self.exact: dict[str, set] = {}
+        self.prefixes: dict[str, set] = {}
+        self.reads: dict[Hashable, list[SearchRead]] = {}
+
+    def add(self, sub_id: Hashable, read: SearchRead) -> None:
+        self.reads.setdefault(sub_id, []).append(read)
+        for term in read.terms:
+            self.exact.setdefault(term, set()).add(sub_id)
+        if read.prefix is not None:
+            self.prefixes.setdefault(read.prefix, set()).add(sub_id)
+
+    def remove(self, sub_id: Hashable) -> None:
+        for read in self.reads.pop(sub_id, ()):
+            for term in read.terms:
+                _discard(self.exact, term, sub_id)
+            if read.prefix is not None:
+                _discard(self.prefixes, read.prefix, sub_id)
+
+    def is_empty(self) -> bool:
+        return not self.reads
+
+    def stab(self, version: SearchKey, out: set) -> None:
+        candidates: set = set()
+        exact, prefixes = self.exact, self.prefixes
+        for token in version.tokens:
+            subs = exact.get(token)
+            if subs:
+                candidates |= subs
+            if prefixes:
+                for end in range(1, len(token) + 1):
+                    subs = prefixes.get(token[:end])
+                    if subs:
+                        candidates |= subs
+        for sub_id in candidates - out:
+            if any(read.touched_by(version) for read in self.reads[sub_id]):
+                out.add(sub_id)
+
+
+def _discard(table: dict[str, set], key: str, sub_id: Hashable) -> None:
+    subs = table.get(key)
+    if subs is not None:
+        subs.discard(sub_id)
+        if not subs:
+            del table[key]
+
+
 class SubscriptionMatcher:
     """Live read sets, indexed so a commit finds the subscriptions it touches.
 
@@ -212,6 +272,7 @@ class SubscriptionMatcher:
         self._pending_max = pending_max
         self._read_sets: dict[Hashable, ReadSet] = {}
         self._indexes: dict[str, _IndexSubscriptions] = {}
+        self._searches: dict[str, _SearchSubscriptions] = {}
         self._intervals = 0
         self._rebuilds_retired = 0  # rebuilds of indexes dropped since
 
@@ -229,6 +290,11 @@ class SubscriptionMatcher:
             for interval in intervals:
                 index.add(interval.lo, interval.hi, sub_id, interval.is_point)
             self._intervals += len(intervals)
+        for read in read_set.searches:
+            searches = self._searches.get(read.index_id)
+            if searches is None:
+                searches = self._searches[read.index_id] = _SearchSubscriptions()
+            searches.add(sub_id, read)
 
     def remove(self, sub_id: Hashable) -> None:
         """Stop matching ``sub_id``; raises ``KeyError`` if it is unknown."""
@@ -241,6 +307,11 @@ class SubscriptionMatcher:
             if index.is_empty():
                 self._rebuilds_retired += index.rebuilds
                 del self._indexes[index_id]
+        for index_id in {read.index_id for read in read_set.searches}:
+            searches = self._searches[index_id]
+            searches.remove(sub_id)
+            if searches.is_empty():
+                del self._searches[index_id]
 
     def replace(self, sub_id: Hashable, read_set: ReadSet) -> None:
         """Swap in the read set of a re-run (adds ``sub_id`` if it is not live)."""
@@ -257,11 +328,21 @@ class SubscriptionMatcher:
         """The read set ``sub_id`` is matched with; raises ``KeyError`` if unknown."""
         return self._read_sets[sub_id]
 
-    def match(self, written: Iterable[tuple[str, bytes]]) -> set:
-        """The ids of the subscriptions whose read sets hold any written key."""
+    def match(self, written: Iterable[tuple[str, bytes] | SearchKey]) -> set:
+        """The ids of the subscriptions whose read sets hold any written key.
+
+        ``written`` holds ``(index_id, key)`` pairs and, for search indexes,
+        ``SearchKey`` versions (see ``engine.read_set``).
+        """
         out: set = set()
-        indexes = self._indexes
-        for index_id, key in set(written):
+        indexes, searches = self._indexes, self._searches
+        for item in set(written):
+            if type(item) is SearchKey:
+                found = searches.get(item.index_id)
+                if found is not None:
+                    found.stab(item, out)
+                continue
+            index_id, key = item  # type: ignore[misc]
             index = indexes.get(index_id)
             if index is not None:
                 index.stab(key, out)
@@ -287,4 +368,6 @@ class SubscriptionMatcher:
             "pending_ranges": sum(len(i.pending) for i in indexes),
             "levels": sum(len(i.levels) for i in indexes),
             "rebuilds": self._rebuilds_retired + sum(i.rebuilds for i in indexes),
+            "search_indexes": len(self._searches),
+            "search_terms": sum(len(s.exact) + len(s.prefixes) for s in self._searches.values()),
         }

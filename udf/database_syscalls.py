@@ -22,6 +22,7 @@ from engine.transaction import Transaction
 from udf.errors import SyscallError
 
 Handler = Callable[[dict[str, Any]], Any]
+_WRITE_OPS = frozenset({"1.0/insert", "1.0/shallowMerge", "1.0/replace", "1.0/remove"})
 
 
 def _dump(value: Any) -> str:
@@ -31,8 +32,10 @@ def _dump(value: Any) -> str:
 class DatabaseSyscalls:
     """Answers ``1.0/*`` database ops for one function call inside ``tx``."""
 
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, *, read_only: bool = False) -> None:
         self.tx = tx
+        # A query run from a mutation (runQuery) shares its transaction but may not write.
+        self.read_only = read_only or not tx.writable
         self._streams: dict[int, QueryStream] = {}
         self._paginated = False
         self.ops: dict[str, Handler] = {
@@ -58,6 +61,10 @@ class DatabaseSyscalls:
             raise SyscallError(f"Syscall {op} received invalid JSON arguments.") from exc
         if not isinstance(args, dict):
             raise SyscallError(f"Syscall {op} expects an object of arguments.")
+        if self.read_only and op in _WRITE_OPS:
+            raise SyscallError(
+                "Cannot write to the database in a query: use a mutation for writes."
+            )
         try:
             return _dump(self.ops[op](args))
         except ConflictError:

@@ -63,6 +63,7 @@ class CallDriver:
         self._user_time_s = 0.0
         self._syscalls = 0
         self.reset_ok = False
+        self.context_dead = False
 
     async def _user(self, code: str) -> Any:
         """Evaluate on the call's time budget: anything that may run user code,
@@ -157,6 +158,15 @@ class CallDriver:
         try:
             text, _ = await self._v8.eval_budgeted("__hw.logs()", _BOOKKEEPING_TIME_LIMIT_S)
             lines = tuple(json.loads(text))
+        except TimeBudgetExceeded:
+            # V8 did not answer: user code is still running where termination cannot
+            # reach it (mini-racer runs promise continuations after an evaluation has
+            # returned). Only discarding the context stops it.
+            self.context_dead = True
+            self.reset_ok = False
+            return CallOutcome(
+                None, CallError(code, message), (), self._syscalls, self._user_time_s
+            )
         except Exception:  # noqa: BLE001 - the logs are a courtesy after a breach
             lines = ()
         self._reset()

@@ -216,8 +216,9 @@ class Isolate:
 
         async def call_then_tidy() -> CallOutcome:
             outcome = await drive.call(start_code)
-            # Runs on the V8 loop after this call is handed back, before the next one.
-            asyncio.get_running_loop().call_soon(self._collect_if_needed, v8, outcome)
+            if not drive.context_dead:
+                # Runs on the V8 loop after this call is handed back, before the next one.
+                asyncio.get_running_loop().call_soon(self._collect_if_needed, v8, outcome)
             return outcome
 
         try:

@@ -18,6 +18,15 @@ def test_an_infinite_loop_is_stopped_by_the_time_limit_and_the_next_call_works(c
     assert call("query", "misbehave:trivial").result_json == "1"
 
 
+def test_an_infinite_loop_after_an_await_is_stopped_too(call, handler):
+    # The loop runs in a promise continuation, where V8 termination cannot reach it:
+    # the isolate discards the context and the next call still works.
+    doc_id = handler.add("messages", body="x")
+    outcome = call("query", "misbehave:spinAfterAwait", {"id": doc_id}, time_limit_s=0.2)
+    assert outcome.error.code == "TimeLimitExceeded"
+    assert call("query", "misbehave:trivial").result_json == "1"
+
+
 def test_time_in_the_handler_does_not_count_against_the_limit(call, handler):
     import time
 

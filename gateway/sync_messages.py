@@ -1,0 +1,559 @@
+"""The sync protocol's messages: parse what clients send, render what the server sends.
+
+One JSON object per WebSocket text frame, discriminated by ``"type"``
+(spec: sync-protocol §3). Client messages become frozen dataclasses; unknown
+fields are ignored, anything else malformed raises ``SyncProtocolError`` that
+names the message and the field. Server messages are frozen dataclasses that
+``serialize`` turns into compact JSON text.
+
+Timestamps travel as standard base64 (with padding) of the 8-byte
+little-endian unsigned integer: 0 -> ``"AAAAAAAAAAA="``; they must be at most
+2^63-1 because the JS client reads them as a signed 64-bit Long.
+
+A query result is rendered once into an ``EncodedResult`` (the JSON members
+after ``"queryId"``, and a digest), so a result shared by many sockets is
+serialized once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+import struct
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.convex_json import from_convex_json, to_convex_json
+from engine.errors import HeadwaterError, InvalidValueError
+from udf.calls import FunctionError, FunctionOutcome
+
+TS_MAX = (1 << 63) - 1
+U32_MAX = (1 << 32) - 1
+ZERO_TS_TEXT = "AAAAAAAAAAA="
+# A Transition larger than this is cut into TransitionChunks (npm >= 1.28.0 only).
+TRANSITION_CHUNK_BYTES_MAX = 5_000_000
+# WebSocket close codes (RFC 6455) the server uses.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+
+_TS_LE = struct.Struct("<Q")
+_ABSENT: Any = object()  # a field that is left out of the JSON (not the same as null)
+
+
+class SyncProtocolError(HeadwaterError):
+    """A socket-ending failure, with what the client is told before the close.
+
+    ``fatal``: a deterministic client bug; the server sends ``FatalError`` and the
+    JS client gives up for good. Otherwise the socket is just closed with
+    ``close_code`` (1011 protocol inconsistency, 1013 overload) and
+    ``close_reason``, whose prefix the JS client uses to pick its backoff.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        fatal: bool = False,
+        close_code: int = CLOSE_INTERNAL_ERROR,
+        close_reason: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.fatal = fatal
+        self.close_code = close_code
+        if close_reason is None:
+            close_reason = "InternalServerError" if close_code == CLOSE_INTERNAL_ERROR else code
+        self.close_reason = close_reason[:123]  # the WebSocket limit on reasons
+
+
+def bad_message(message: str, code: str = "WSMessageInvalidJson") -> SyncProtocolError:
+    """A malformed client message: FatalError, then close."""
+    return SyncProtocolError(message, code=code, fatal=True, close_code=CLOSE_NORMAL)
+
+
+def protocol_violation(message: str, code: str = "ProtocolViolation") -> SyncProtocolError:
+    """A well-formed message that contradicts the socket's state: close 1011."""
+    return SyncProtocolError(message, code=code)
+
+
+def overloaded(message: str, code: str) -> SyncProtocolError:
+    """A limit the client may retry later: close 1013 with ``code`` as the reason."""
+    return SyncProtocolError(message, code=code, close_code=CLOSE_TRY_AGAIN_LATER)
+
+
+# --- timestamps ----------------------------------------------------------------
+
+
+def encode_ts(ts: int) -> str:
+    if not 0 <= ts <= TS_MAX:
+        raise ValueError(f"ts {ts} is outside 0..2^63-1")
+    return base64.b64encode(_TS_LE.pack(ts)).decode("ascii")
+
+
+def decode_ts(text: object, field: str = "ts") -> int:
+    """A client's ts string; a bad one is a malformed message."""
+    if not isinstance(text, str):
+        raise bad_message(f"{field} must be a base64 timestamp string, got {_show(text)}")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_message(f"{field} {_show(text)} is not valid base64") from None
+    if len(raw) != 8:
+        raise bad_message(f"{field} must decode to exactly 8 bytes, got {len(raw)}")
+    ts = _TS_LE.unpack(raw)[0]
+    if ts > TS_MAX:
+        raise bad_message(f"{field} {ts} is larger than 2^63-1")
+    return ts
+
+
+# --- client messages -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connect:
+    session_id: str
+    connection_count: int = 0
+    last_close_reason: str | None = None
+    client_ts: float | None = None  # ms on the client's clock
+    max_observed_timestamp: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryAdd:
+    query_id: int
+    udf_path: str
+    args: list[Any]  # raw convex encoded JSON, decoded when the query runs
+    journal: str | None = None
+    component_path: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryRemove:
+    query_id: int
+
+
+@dataclass(frozen=True)
+class ModifyQuerySet:
+    base_version: int
+    new_version: int
+    modifications: tuple[QueryAdd | QueryRemove, ...]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    request_id: int
+    udf_path: str
+    args: list[Any]
+    component_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    request_id: int
+    udf_path: str
+    args: list[Any]
+    component_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Authenticate:
+    token_type: Literal["User", "Admin", "None"]
+    base_version: int
+    value: str | None = None
+    impersonating: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    event_type: str
+    event: Any = None
+
+
+ClientMessage = Connect | ModifyQuerySet | Mutation | Action | Authenticate | Event
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _u32(obj: dict[str, Any], key: str, where: str) -> int:
+    value = obj.get(key, _ABSENT)
+    if value is _ABSENT:
+        raise bad_message(f"{where} is missing {key!r}")
+    if type(value) is not int or not 0 <= value <= U32_MAX:
+        raise bad_message(f"{where}.{key} must be an integer in 0..2^32-1, got {_show(value)}")
+    return value
+
+
+def _string(obj: dict[str, Any], key: str, where: str) -> str:
+    value = obj.get(key, _ABSENT)
+    if not isinstance(value, str):
+        what = "missing" if value is _ABSENT else f"not a string: {_show(value)}"
+        raise bad_message(f"{where}.{key} is {what}")
+    return value
+
+
+def _optional_string(obj: dict[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise bad_message(f"{where}.{key} must be a string or null, got {_show(value)}")
+    return value
+
+
+def _args(obj: dict[str, Any], where: str) -> list[Any]:
+    value = obj.get("args", _ABSENT)
+    if not isinstance(value, list):
+        what = "missing" if value is _ABSENT else f"not an array: {_show(value)}"
+        raise bad_message(f"{where}.args is {what} (expected [{{...arguments}}])")
+    return value
+
+
+def _parse_connect(obj: dict[str, Any]) -> Connect:
+    session_id = _string(obj, "sessionId", "Connect")
+    try:
+        uuid.UUID(session_id)
+    except ValueError:
+        raise bad_message(
+            f"Connect.sessionId must be a UUID, got {_show(session_id)}", "InvalidSessionId"
+        ) from None
+    count = obj.get("connectionCount", 0)
+    if type(count) is not int or count < 0:
+        raise bad_message(f"Connect.connectionCount must be a non-negative integer, got {count!r}")
+    client_ts = obj.get("clientTs")
+    if client_ts is not None and (type(client_ts) not in (int, float)):
+        raise bad_message(f"Connect.clientTs must be a number, got {_show(client_ts)}")
+    observed = obj.get("maxObservedTimestamp")
+    return Connect(
+        session_id=session_id,
+        connection_count=count,
+        last_close_reason=_optional_string(obj, "lastCloseReason", "Connect"),
+        client_ts=client_ts,
+        max_observed_timestamp=None
+        if observed is None
+        else decode_ts(observed, "Connect.maxObservedTimestamp"),
+    )
+
+
+def _parse_modification(item: object, index: int) -> QueryAdd | QueryRemove:
+    where = f"ModifyQuerySet.modifications[{index}]"
+    if not isinstance(item, dict):
+        raise bad_message(f"{where} must be an object, got {_show(item)}")
+    kind = item.get("type")
+    if kind == "Add":
+        return QueryAdd(
+            query_id=_u32(item, "queryId", where),
+            udf_path=_string(item, "udfPath", where),
+            args=_args(item, where),
+            journal=_optional_string(item, "journal", where),
+            component_path=_optional_string(item, "componentPath", where),
+        )
+    if kind == "Remove":
+        return QueryRemove(_u32(item, "queryId", where))
+    raise bad_message(f"{where}.type must be 'Add' or 'Remove', got {_show(kind)}")
+
+
+def _parse_modify_query_set(obj: dict[str, Any]) -> ModifyQuerySet:
+    modifications = obj.get("modifications", _ABSENT)
+    if not isinstance(modifications, list):
+        raise bad_message("ModifyQuerySet.modifications must be an array")
+    return ModifyQuerySet(
+        base_version=_u32(obj, "baseVersion", "ModifyQuerySet"),
+        new_version=_u32(obj, "newVersion", "ModifyQuerySet"),
+        modifications=tuple(_parse_modification(m, i) for i, m in enumerate(modifications)),
+    )
+
+
+def _parse_request(obj: dict[str, Any], kind: type[Mutation] | type[Action]) -> Mutation | Action:
+    where = kind.__name__
+    return kind(
+        request_id=_u32(obj, "requestId", where),
+        udf_path=_string(obj, "udfPath", where),
+        args=_args(obj, where),
+        component_path=_optional_string(obj, "componentPath", where),
+    )
+
+
+def _parse_authenticate(obj: dict[str, Any]) -> Authenticate:
+    token_type = obj.get("tokenType")
+    if token_type not in ("User", "Admin", "None"):
+        raise bad_message(
+            f"Authenticate.tokenType must be 'User', 'Admin' or 'None', got {_show(token_type)}"
+        )
+    value = None
+    if token_type != "None":
+        value = _string(obj, "value", "Authenticate")
+    impersonating = obj.get("impersonating", obj.get("actingAs"))
+    if impersonating is not None and not isinstance(impersonating, dict):
+        raise bad_message(
+            f"Authenticate.impersonating must be an object, got {_show(impersonating)}"
+        )
+    return Authenticate(
+        token_type=token_type,
+        base_version=_u32(obj, "baseVersion", "Authenticate"),
+        value=value,
+        impersonating=impersonating,
+    )
+
+
+def _parse_event(obj: dict[str, Any]) -> Event:
+    return Event(event_type=str(obj.get("eventType", "")), event=obj.get("event"))
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
+    "Connect": _parse_connect,
+    "ModifyQuerySet": _parse_modify_query_set,
+    "Mutation": lambda obj: _parse_request(obj, Mutation),
+    "Action": lambda obj: _parse_request(obj, Action),
+    "Authenticate": _parse_authenticate,
+    "Event": _parse_event,
+}
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """One client frame; raises a fatal SyncProtocolError naming what is wrong."""
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise bad_message("Invalid JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise bad_message(f"Invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise bad_message(f"A message must be a JSON object, got {_show(obj)}")
+    kind = obj.get("type")
+    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        known = ", ".join(_PARSERS)
+        raise bad_message(f"Unknown message type {_show(kind)}; expected one of {known}")
+    return parser(obj)
+
+
+def decode_args(raw: list[Any], udf_path: str = "") -> dict[str, Any]:
+    """The argument object of ``[{...}]``; InvalidValueError (a per-request error) if bad."""
+    if not raw:
+        return {}
+    if len(raw) != 1 or not isinstance(raw[0], dict):
+        raise InvalidValueError(
+            f"Invalid arguments for {udf_path or 'the function'}: expected an array holding "
+            f"one object, got {_show(raw)}"
+        )
+    return from_convex_json(raw[0])
+
+
+# --- server messages -------------------------------------------------------------
+
+
+def compact_json(value: Any) -> str:
+    """JSON text as the clients write it: no spaces, non-ASCII kept, no NaN."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class StateVersion:
+    query_set: int = 0
+    identity: int = 0
+    ts: int = 0
+
+    def to_json(self) -> str:
+        return (
+            f'{{"querySet":{self.query_set},"identity":{self.identity},'
+            f'"ts":"{encode_ts(self.ts)}"}}'
+        )
+
+    def covers(self, other: StateVersion) -> bool:
+        """Every component is at least ``other``'s (versions never go backwards)."""
+        return (
+            self.query_set >= other.query_set
+            and self.identity >= other.identity
+            and self.ts >= other.ts
+        )
+
+
+INITIAL_VERSION = StateVersion()
+
+
+@dataclass(frozen=True)
+class EncodedResult:
+    """A query outcome rendered once, for every socket that shows it."""
+
+    ok: bool
+    body: str  # JSON members after "queryId": "value" or "errorMessage", "logLines", "journal"
+    digest: bytes  # of what the client sees, minus the per-run request id
+
+    def modification(self, query_id: int) -> str:
+        kind = "QueryUpdated" if self.ok else "QueryFailed"
+        return f'{{"type":"{kind}","queryId":{query_id},{self.body}}}'
+
+
+def function_error_message(request_id: str, message: str) -> str:
+    """The text clients show for a failed function (sync-protocol §7.1)."""
+    return f"[Request ID: {request_id}] Server Error\n{message}"
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def session_request_id(session_id: str | None, request_id: int) -> str:
+    """Deterministic for WebSocket requests: a retried request keeps its id."""
+    if session_id is None:
+        return new_request_id()
+    return hashlib.sha256(f"{session_id}|{request_id}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class QueryRemoved:
+    query_id: int
+
+
+@dataclass(frozen=True)
+class QueryChanged:
+    query_id: int
+    result: EncodedResult
+
+
+@dataclass(frozen=True)
+class Transition:
+    start: StateVersion
+    end: StateVersion
+    modifications: tuple[QueryChanged | QueryRemoved, ...]
+    client_clock_skew_ms: int | None = None
+    server_ts_ns: int = 0
+
+
+@dataclass(frozen=True)
+class FunctionResponse:
+    """MutationResponse (``kind="Mutation"``) or ActionResponse (``kind="Action"``)."""
+
+    kind: Literal["Mutation", "Action"]
+    request_id: int
+    success: bool
+    result: Any  # JSON-ready: the convex encoded value, or the error message
+    log_lines: tuple[str, ...] = ()
+    ts: int | None = None  # mutations: the commit ts on success
+    error_data: Any = _ABSENT  # JSON-ready ConvexError data, only for ConvexError
+
+
+@dataclass(frozen=True)
+class AuthError:
+    error: str
+    base_version: int | None
+    auth_update_attempted: bool = True
+
+
+@dataclass(frozen=True)
+class FatalError:
+    error: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+ServerMessage = Transition | FunctionResponse | AuthError | FatalError | Ping
+
+
+def function_response(
+    kind: Literal["Mutation", "Action"], request_id: int, outcome: FunctionOutcome, server_id: str
+) -> FunctionResponse:
+    """The response a client gets for a finished mutation or action."""
+    logs = tuple(outcome.log_lines)
+    if outcome.error is None:
+        try:
+            value = to_convex_json(outcome.value)
+        except HeadwaterError as exc:
+            error = FunctionError(f"Uncaught Error: the function returned an invalid value: {exc}")
+            return function_response(kind, request_id, FunctionOutcome(error=error), server_id)
+        ts = outcome.ts if kind == "Mutation" else None
+        return FunctionResponse(kind, request_id, True, value, logs, ts)
+    error = outcome.error
+    data = to_convex_json(error.data) if error.is_convex_error else _ABSENT
+    message = function_error_message(server_id, error.message)
+    return FunctionResponse(kind, request_id, False, message, logs, None, data)
+
+
+def _serialize_transition(t: Transition) -> str:
+    mods = ",".join(
+        f'{{"type":"QueryRemoved","queryId":{m.query_id}}}'
+        if isinstance(m, QueryRemoved)
+        else m.result.modification(m.query_id)
+        for m in t.modifications
+    )
+    skew = "null" if t.client_clock_skew_ms is None else str(int(t.client_clock_skew_ms))
+    return (
+        f'{{"type":"Transition","startVersion":{t.start.to_json()},'
+        f'"endVersion":{t.end.to_json()},"modifications":[{mods}],'
+        f'"clientClockSkew":{skew},"serverTs":{int(t.server_ts_ns)}}}'
+    )
+
+
+def _serialize_response(r: FunctionResponse) -> str:
+    obj: dict[str, Any] = {
+        "type": f"{r.kind}Response",
+        "requestId": r.request_id,
+        "success": r.success,
+        "result": r.result,
+    }
+    if r.kind == "Mutation":
+        obj["ts"] = encode_ts(r.ts) if r.success and r.ts is not None else None
+    obj["logLines"] = list(r.log_lines)
+    if not r.success and r.error_data is not _ABSENT:
+        obj["errorData"] = r.error_data
+    return compact_json(obj)
+
+
+def serialize(message: ServerMessage) -> str:
+    """Compact JSON text of a server message."""
+    if isinstance(message, Transition):
+        return _serialize_transition(message)
+    if isinstance(message, FunctionResponse):
+        return _serialize_response(message)
+    if isinstance(message, AuthError):
+        return compact_json(
+            {
+                "type": "AuthError",
+                "error": message.error,
+                "baseVersion": message.base_version,
+                "authUpdateAttempted": message.auth_update_attempted,
+            }
+        )
+    if isinstance(message, FatalError):
+        return compact_json({"type": "FatalError", "error": message.error})
+    if isinstance(message, Ping):
+        return '{"type":"Ping"}'
+    raise TypeError(f"not a server message: {message!r}")
+
+
+def transition_chunks(text: str, chunk_bytes_max: int = TRANSITION_CHUNK_BYTES_MAX) -> list[str]:
+    """A serialized Transition as one frame, or as TransitionChunk frames if it is large.
+
+    Pieces are at most ``chunk_bytes_max`` UTF-8 bytes and never split a character.
+    """
+    data = text.encode()
+    if len(data) <= chunk_bytes_max:
+        return [text]
+    pieces: list[str] = []
+    start = 0
+    while start < len(data):
+        end = min(start + chunk_bytes_max, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:  # a continuation byte
+            end -= 1
+        pieces.append(data[start:end].decode())
+        start = end
+    head = {"type": "TransitionChunk", "totalParts": len(pieces), "transitionId": str(len(data))}
+    return [
+        compact_json({**head, "chunk": piece, "partNumber": n}) for n, piece in enumerate(pieces)
+    ]

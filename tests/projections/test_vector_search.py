@@ -1,0 +1,93 @@
+"""Annoy segments + exact tail: recall, masking of changed items, builds, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.key_encoding import encode_value
+from engine.schema import VectorIndexDef
+from projections.vector_search import VectorIndex, unit_vector
+
+DIMS = 32
+DEF = VectorIndexDef("t", "v", "embedding", DIMS, ("kind",))
+
+
+def key(i: int) -> bytes:
+    return (10001).to_bytes(4, "big") + i.to_bytes(16, "big")
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(50, DIMS))
+    return centers[rng.integers(0, 50, n)] + 0.3 * rng.normal(size=(n, DIMS))
+
+
+def exact_top(vectors: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return list(np.argsort(-(units @ (query / np.linalg.norm(query))))[:k])
+
+
+def fill(index: VectorIndex, vectors: np.ndarray) -> None:
+    for i, v in enumerate(vectors):
+        index.stage(key(i), None, {"embedding": v.tolist(), "kind": i % 3})
+    index.commit(1)
+
+
+def test_recall_at_10_of_a_built_segment(tmp_path):
+    vectors = clustered(6000, 1)
+    index = VectorIndex(str(tmp_path / "v"), DEF, background=False)
+    fill(index, vectors)
+    index.build_now()
+    assert index.statistics()["segments"] == 1 and index.statistics()["tail"] == 0
+    queries = clustered(40, 2)
+    hits = 0
+    for q in queries:
+        unit = (q / np.linalg.norm(q)).astype(np.float32)
+        got = {k for _, k in index.search(unit, 10, [], set())}
+        hits += len(got & {key(int(i)) for i in exact_top(vectors, q, 10)})
+    assert hits / (10 * len(queries)) >= 0.95
+    index.close()
+
+
+def test_changes_mask_segment_rows_and_filters_are_exact(tmp_path):
+    vectors = clustered(500, 3)
+    index = VectorIndex(str(tmp_path / "v"), DEF, background=False)
+    fill(index, vectors)
+    index.build_now()
+    query = (vectors[7] / np.linalg.norm(vectors[7])).astype(np.float32)
+    assert index.search(query, 1, [], set())[0][1] == key(7)
+    assert index.search(query, 1, [], {key(7)})[0][1] != key(7)  # masked by the reader
+    index.stage(key(7), None, {"embedding": (-vectors[7]).tolist(), "kind": 1})
+    index.commit(2)
+    top = index.search(query, 500, [], set())
+    assert top[-1][1] == key(7) and len(top) == 500  # the new version lives in the tail
+    kinds = [(0, encode_value(2))]
+    filtered = index.search(query, 500, kinds, set())
+    assert {k for _, k in filtered} == {key(i) for i in range(500) if i % 3 == 2 and i != 7}
+    index.close()
+
+
+def test_state_survives_reopening_and_builds_keep_concurrent_changes(tmp_path):
+    folder = str(tmp_path / "v")
+    vectors = clustered(300, 4)
+    index = VectorIndex(folder, DEF, background=False)
+    fill(index, vectors)
+    index.build_now()
+    index.stage(key(1), None, None)  # delete a segment row
+    index.stage(key(1000), None, {"embedding": vectors[0].tolist(), "kind": 0})
+    index.commit(3)
+    index.close()
+    again = VectorIndex(folder, DEF, background=False)
+    assert again.checkpoint_ts == 3
+    query = (vectors[0] / np.linalg.norm(vectors[0])).astype(np.float32)
+    found = {k for _, k in again.search(query, 300, [], set())}
+    assert key(1) not in found and key(1000) in found and len(found) == 300
+    again.close()
+
+
+def test_unit_vector_refuses_what_cannot_be_indexed():
+    assert unit_vector({"embedding": [1.0, 2.0]}, "embedding", 3) is None
+    assert unit_vector({"embedding": [0.0, 0.0, 0.0]}, "embedding", 3) is None
+    assert unit_vector({"embedding": "x"}, "embedding", 3) is None
+    assert unit_vector({}, "embedding", 3) is None
+    assert np.isclose(np.linalg.norm(unit_vector({"embedding": [3, 4, 0]}, "embedding", 3)), 1)

@@ -1,0 +1,149 @@
+"""The host side of one function call: every async syscall the function makes.
+
+Database ops go to ``DatabaseSyscalls`` over the call's transaction (queries
+and mutations). Auth and metadata ops are answered from the call's context.
+Nested calls — ``runUdf`` from queries and mutations (same transaction),
+``actions/query|mutation|action`` from actions (each its own transaction) —
+go back to the executor one nesting level down. Features that later issues
+bring (scheduler, file storage, vector search) answer with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.convex_json import from_convex_json
+from engine.transaction import Transaction
+from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
+from udf.database_syscalls import DatabaseSyscalls
+from udf.errors import SyscallError
+
+if TYPE_CHECKING:
+    from udf.executor import Executor
+
+_UNCAUGHT = re.compile(r"^Uncaught \w+: ")
+_NOT_YET = {
+    "1.0/schedule": "Scheduling functions",
+    "1.0/cancel_job": "Scheduling functions",
+    "1.0/actions/schedule": "Scheduling functions",
+    "1.0/actions/cancel_job": "Scheduling functions",
+    "1.0/storageGenerateUploadUrl": "File storage",
+    "1.0/storageGetUrl": "File storage",
+    "1.0/storageGetMetadata": "File storage",
+    "1.0/storageDelete": "File storage",
+    "1.0/storageStore": "File storage",
+    "1.0/storageGet": "File storage",
+    "1.0/createFunctionHandle": "Function handles",
+    "1.0/signJwt": "Signing JWTs",
+    "1.0/createServiceToken": "Service tokens",
+    "1.0/getServiceUrl": "Service URLs",
+}
+
+
+@dataclass(frozen=True)
+class CallContext:
+    kind: FunctionKind
+    udf_path: str  # "messages:send"
+    identity: Identity
+    request_id: str
+    depth: int  # 0 for a call from a client
+
+
+class CallHandler:
+    def __init__(
+        self, executor: Executor, context: CallContext, tx: Transaction | None = None
+    ) -> None:
+        self._executor = executor
+        self._context = context
+        self._tx = tx
+        self._database = (
+            None if tx is None else DatabaseSyscalls(tx, read_only=context.kind == "query")
+        )
+
+    def handle(self, op: str, args_json: str) -> str:
+        if self._database is not None and self._database.handles(op):
+            return self._database.handle(op, args_json)
+        try:
+            args = json.loads(args_json)
+        except ValueError as exc:
+            raise SyscallError(f"Syscall {op} received invalid JSON arguments.") from exc
+        answer = self._answer(op, args if isinstance(args, dict) else {})
+        return json.dumps(answer, separators=(",", ":"), ensure_ascii=False)
+
+    def _answer(self, op: str, args: dict[str, Any]) -> Any:
+        ctx = self._context
+        if op == "1.0/getUserIdentity":
+            return ctx.identity.user
+        if op == "1.0/getFunctionMetadata":
+            return {"name": ctx.udf_path, "componentPath": ""}
+        if op == "1.0/getDeploymentMetadata":
+            return {"name": self._executor.instance_name, "region": None, "class": "s16"}
+        if op == "1.0/getRequestMetadata":
+            if ctx.kind == "query":
+                raise SyscallError("getRequestMetadata is not allowed in queries.")
+            return {
+                "ip": None,
+                "userAgent": None,
+                "requestId": ctx.request_id,
+                "scheduledFunctionId": None,
+                "authToken": ctx.identity.token,
+            }
+        if op == "1.0/runUdf" and self._tx is not None:
+            return self._run_nested_in_transaction(args)
+        if op in ("1.0/actions/query", "1.0/actions/mutation", "1.0/actions/action"):
+            if ctx.kind != "action":
+                raise SyscallError(f"Unknown async operation {op}")
+            return self._run_from_action(op.rsplit("/", 1)[1], args)
+        if op == "1.0/actions/vectorSearch" and ctx.kind == "action":
+            return self._executor.vector_search(args)
+        if op in _NOT_YET:
+            raise SyscallError(f"{_NOT_YET[op]} is not supported by Headwater yet ({op}).")
+        raise SyscallError(f"Unknown async operation {op}")
+
+    # -- nested calls ---------------------------------------------------------------
+
+    def _nested_call(self, kind: FunctionKind, args: dict[str, Any]) -> FunctionCall:
+        path = args.get("name")
+        if not isinstance(path, str):
+            if "reference" in args or "functionHandle" in args:
+                raise SyscallError("Function handles and component references are not supported.")
+            raise SyscallError("A nested function call needs the function's name.")
+        raw_args = args.get("args", {})
+        fn_args = from_convex_json(raw_args, path="args") if raw_args is not None else {}
+        if not isinstance(fn_args, dict):
+            raise SyscallError("A nested function call's arguments must be an object.")
+        ctx = self._context
+        return FunctionCall(path, fn_args, kind, ctx.identity, request_id=ctx.request_id)
+
+    def _run_nested_in_transaction(self, args: dict[str, Any]) -> Any:
+        assert self._tx is not None
+        udf_type = args.get("udfType")
+        if udf_type not in ("query", "mutation", "snapshotQuery"):
+            raise SyscallError(f"Invalid udfType {udf_type!r} for runUdf.")
+        if udf_type == "mutation" and self._context.kind != "mutation":
+            raise SyscallError("runMutation can only be called from a mutation.")
+        kind: FunctionKind = "mutation" if udf_type == "mutation" else "query"
+        call = self._nested_call(kind, args)
+        outcome = self._executor.run_nested(call, self._tx, self._context.depth + 1)
+        return _result_or_raise(outcome)
+
+    def _run_from_action(self, kind: str, args: dict[str, Any]) -> Any:
+        call = self._nested_call(kind, args)  # type: ignore[arg-type]
+        outcome = self._executor.run_at_depth(call, self._context.depth + 1)
+        return _result_or_raise(outcome)
+
+
+def _result_or_raise(outcome: FunctionOutcome) -> Any:
+    from engine.convex_json import to_convex_json
+
+    if outcome.error is None:
+        return to_convex_json(outcome.value)
+    data_json = None
+    if outcome.error.is_convex_error:
+        data_json = json.dumps(to_convex_json(outcome.error.data), separators=(",", ":"))
+    # The caller's runtime prefixes "Uncaught <Name>: " again when it rethrows.
+    message = _UNCAUGHT.sub("", outcome.error.message, count=1)
+    raise SyscallError(message, data_json)

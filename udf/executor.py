@@ -1,0 +1,397 @@
+"""Runs deployed functions against the engine: the ``FunctionExecutor`` the gateway uses.
+
+One call: resolve the function in the current deployment, check visibility
+and kind, validate the arguments against its exported validator, run it in
+an isolate with a ``CallHandler`` over an engine transaction, validate the
+return value, and (mutations) commit — retrying from scratch on an OCC
+conflict. Queries read at a snapshot and return their read set; mutations
+return their commit ts; actions run outside any transaction and reach the
+database only through nested queries and mutations.
+
+Isolates are pooled per nesting level: a call at level d waits only for
+isolates of level d+1, so nested calls can never deadlock on the pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine import Database
+from engine.convex_json import from_convex_json, to_convex_json
+from engine.errors import ConflictError, HeadwaterError, SnapshotOutOfRangeError
+from engine.ids import decode_id
+from engine.limits import LIMITS, Limits
+from engine.occ_retry import attempts
+from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
+from engine.transaction import Transaction
+from engine.validators import parse_validator, validate
+from udf.bundler import bundle
+from udf.call_handler import CallContext, CallHandler
+from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
+from udf.deployment import Deployment, load_deployment, source_hash, store_deployment
+from udf.isolate import Isolate
+from udf.outcome import CallOutcome, FunctionInfo
+from udf.pool import IsolatePool
+
+_NOT_FOUND = (
+    "Could not find public function for '{path}'. Did you forget to run "
+    "`npx convex dev` or `npx convex deploy`?"
+)
+
+
+def parse_udf_path(path: str) -> tuple[str, str]:
+    """``"messages:send"`` → ``("messages.js", "send")``; no export means ``default``."""
+    module, _, export = path.partition(":")
+    module = module.removesuffix(".js")
+    return f"{module}.js", export or "default"
+
+
+def display_path(module: str, export: str) -> str:
+    stem = module.removesuffix(".js")
+    return stem if export == "default" else f"{stem}:{export}"
+
+
+class Executor:
+    def __init__(
+        self, db: Database, *, instance_name: str = "headwater", limits: Limits = LIMITS
+    ) -> None:
+        self.db = db
+        self.instance_name = instance_name
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._deployment: Deployment | None = load_deployment(db)
+        self._pools: dict[tuple[str, int], IsolatePool] = {}
+        self._validators: dict[str, Any] = {}
+        self._on_deploy: list[Callable[[Deployment], None]] = []
+
+    # -- deploys --------------------------------------------------------------------
+
+    @property
+    def deployment(self) -> Deployment | None:
+        return self._deployment
+
+    def on_deploy(self, callback: Callable[[Deployment], None]) -> None:
+        """Call ``callback(deployment)`` after every deploy (e.g. to reload auth config)."""
+        self._on_deploy.append(callback)
+
+    def deploy(self, functions_dir: str | Path, *, force: bool = False) -> DeployReport:
+        """Bundle, analyse and store a functions folder as one commit (unless unchanged)."""
+        built = bundle(functions_dir)
+        current = self._deployment
+        if not force and current is not None and current.source_hash == source_hash(built.modules):
+            return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
+        with Isolate(built.modules, heap_bytes_max=self.limits.isolate_heap_bytes_max) as iso:
+            analysis = iso.analyze()
+        result = self.db.mutate(lambda tx: store_deployment(tx, built.modules, analysis))
+        deployment = Deployment(built.modules, analysis, source_hash(built.modules), result.ts)
+        with self._lock:
+            self._deployment = deployment
+            old, self._pools = self._pools, {}
+            self._validators = {}
+        for pool in old.values():
+            pool.close()
+        for callback in self._on_deploy:
+            callback(deployment)
+        return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()
+
+    # -- FunctionExecutor -------------------------------------------------------------
+
+    def run(self, call: FunctionCall) -> FunctionOutcome:
+        return self.run_at_depth(call, 0)
+
+    def watch(self, read_set: Any, since_ts: int, on_invalidated: Callable[[int], None]) -> Any:
+        return self.db.watch(read_set, since_ts, on_invalidated)
+
+    def processed_ts(self) -> int:
+        return self.db.processed_ts
+
+    def wait_processed(self, ts: int, timeout_s: float = 10.0) -> bool:
+        return self.db.wait_processed(ts, timeout_s)
+
+    def latest_ts(self) -> int:
+        return self.db.latest_ts()
+
+    def vector_search(self, args: dict[str, Any]) -> Any:
+        search = getattr(self.db, "vector_search_syscall", None)
+        if search is None:
+            raise HeadwaterError("Vector search is not supported by Headwater yet.")
+        return search(args)
+
+    # -- calls ------------------------------------------------------------------------
+
+    def run_at_depth(self, call: FunctionCall, depth: int) -> FunctionOutcome:
+        """A call in its own transaction (from a client, or from an action)."""
+        resolved = self._resolve(call, depth)
+        if isinstance(resolved, FunctionOutcome):
+            return resolved
+        info, deployment = resolved
+        if info.kind == "query":
+            return self._run_query(call, info, depth)
+        if info.kind == "mutation":
+            return self._run_mutation(call, info, depth)
+        return self._run_action(call, info, depth)
+
+    def run_nested(self, call: FunctionCall, tx: Transaction, depth: int) -> FunctionOutcome:
+        """``runQuery``/``runMutation`` from a query or mutation: the caller's transaction."""
+        resolved = self._resolve(call, depth, tx.table_of_id)
+        if isinstance(resolved, FunctionOutcome):
+            return resolved
+        info, _ = resolved
+        with self._isolate(info, depth) as isolate:
+            if call.kind == "mutation":
+                savepoint = tx.savepoint()
+                outcome = self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts)
+                if outcome.error is not None:
+                    tx.rollback_to(savepoint)
+                return outcome
+            return self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts, kind="query")
+
+    def _resolve(
+        self, call: FunctionCall, depth: int, table_of_id: Callable[[str], str | None] | None = None
+    ) -> FunctionOutcome | tuple[FunctionInfo, Deployment]:
+        if depth > self.limits.nested_call_depth_max:
+            return _failed(
+                f"Nested function calls are limited to depth {self.limits.nested_call_depth_max}."
+            )
+        deployment = self._deployment
+        module, export = parse_udf_path(call.path)
+        shown = display_path(module, export)
+        info = None if deployment is None else deployment.function(module, export)
+        visible = (
+            info is not None
+            and info.kind != "httpAction"
+            and (info.visibility == "public" or call.identity.admin or depth > 0)
+        )
+        if info is None or deployment is None or not visible:
+            return _failed(_NOT_FOUND.format(path=shown))
+        if call.kind is not None and call.kind != info.kind:
+            return _failed(
+                f"Trying to execute {module}:{export} as {call.kind.capitalize()}, "
+                f"but it is defined as {info.kind.capitalize()}."
+            )
+        problem = self._check_args(info, call.args, table_of_id or self._table_of_id)
+        if problem is not None:
+            return _failed(problem)
+        return info, deployment
+
+    def _check_args(
+        self, info: FunctionInfo, args: dict[str, Any], table_of_id: Callable[[str], str | None]
+    ) -> str | None:
+        validator = self._validator(info.args_json)
+        if validator is None:
+            return None
+        try:
+            validate(validator, args, table_of_id=table_of_id)
+        except HeadwaterError as exc:
+            return f"ArgumentValidationError: {exc.message}"
+        return None
+
+    def _validator(self, text: str | None) -> Any:
+        if text is None or text == "null":
+            return None
+        found = self._validators.get(text)
+        if found is None:
+            found = self._validators[text] = parse_validator(json.loads(text))
+        return found
+
+    def _table_of_id(self, id_string: str) -> str | None:
+        try:
+            return self.db.table_name(decode_id(id_string).table_number)
+        except HeadwaterError:
+            return None
+
+    def _run_query(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
+        # The isolate first, then the snapshot: waiting for an isolate must not age it.
+        with self._isolate(info, depth) as isolate:
+            try:
+                tx = self.db.begin(writable=False, ts=call.ts)
+            except SnapshotOutOfRangeError as exc:
+                return _failed(exc.message)
+            try:
+                return self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts, read_set=True)
+            finally:
+                tx.close()
+
+    def _run_mutation(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
+        for attempt in attempts(self.limits):
+            if attempt.pause_s:
+                time.sleep(attempt.pause_s)
+            tx: Transaction | None = None
+            try:
+                with self.db.contention.attempt(attempt.exclusive):
+                    with self._isolate(info, depth) as isolate:
+                        tx = self.db.begin(writable=True)
+                        replay = self._earlier_outcome(tx, call)
+                        if replay is not None:
+                            return replay
+                        outcome = self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts)
+                        if outcome.error is not None:
+                            return outcome
+                        if call.idempotency_key is not None:
+                            self._record_outcome(tx, call, outcome)
+                    # The isolate is free again while the commit waits for its fsync.
+                    ts = self.db.commit(tx)
+            except ConflictError:
+                continue
+            finally:
+                if tx is not None:
+                    tx.close()
+            return FunctionOutcome(
+                outcome.value, None, outcome.log_lines, ts, None, None, "mutation"
+            )
+        return _failed(
+            "Documents read by this mutation changed while it ran, on every retry; it was not "
+            "applied. Reduce contention on the documents it reads."
+        )
+
+    def _run_action(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
+        with self._isolate(info, depth) as isolate:
+            return self._invoke(isolate, call, info, depth, None, None)
+
+    def _isolate(self, info: FunctionInfo, depth: int) -> Any:
+        family = "action" if info.kind == "action" else "transactional"
+        return self._pool(family, depth).isolate()
+
+    def _invoke(
+        self,
+        isolate: Isolate,
+        call: FunctionCall,
+        info: FunctionInfo,
+        depth: int,
+        tx: Transaction | None,
+        snapshot_ts: int | None,
+        *,
+        kind: FunctionKind | None = None,
+        read_set: bool = False,
+    ) -> FunctionOutcome:
+        kind = kind or info.kind  # type: ignore[assignment]
+        context = CallContext(kind, info.udf_path, call.identity, call.request_id, depth)  # type: ignore[arg-type]
+        handler = CallHandler(self, context, tx)
+        args_json = json.dumps([to_convex_json(call.args)], separators=(",", ":"))
+        is_action = info.kind == "action"
+        now_ms = time.time() * 1000 if is_action or snapshot_ts is None else snapshot_ts / 1e6
+        seed = _seed(
+            info.udf_path, args_json, snapshot_ts, random_seed=is_action or kind == "mutation"
+        )
+        time_max_ms = (
+            self.limits.action_time_max_ms if is_action else self.limits.function_time_max_ms
+        )
+        raw = isolate.run(
+            info.kind,
+            info.module,
+            info.name,
+            args_json,
+            handler,
+            seed=seed,
+            now_ms=now_ms,
+            table_numbers=self.db.table_numbers(),
+            snapshot_ts=snapshot_ts,
+            request_id=call.request_id,
+            time_limit_s=time_max_ms / 1000,
+            log_lines_max=self.limits.log_lines_max,
+            log_line_bytes_max=self.limits.log_line_bytes_max,
+        )
+        ts = snapshot_ts if snapshot_ts is not None else self.db.latest_ts()
+        outcome = self._outcome(raw, info, ts, self._table_of_id if tx is None else tx.table_of_id)
+        if read_set and tx is not None:
+            return FunctionOutcome(
+                outcome.value, outcome.error, outcome.log_lines, ts, tx.read_set, None, "query"
+            )
+        return outcome
+
+    def _outcome(
+        self,
+        raw: CallOutcome,
+        info: FunctionInfo,
+        ts: int,
+        table_of_id: Callable[[str], str | None],
+    ) -> FunctionOutcome:
+        logs = tuple(raw.log_lines)
+        kind: Any = info.kind
+        if raw.error is not None:
+            data = None
+            if raw.error.data_json is not None:
+                data = from_convex_json(json.loads(raw.error.data_json))
+            error = FunctionError(raw.error.text, data, raw.error.is_convex_error)
+            return FunctionOutcome(None, error, logs, ts, None, None, kind)
+        value = None if raw.result_json is None else from_convex_json(json.loads(raw.result_json))
+        returns = self._validator(info.returns_json)
+        if returns is not None:
+            try:
+                validate(returns, value, table_of_id=table_of_id)
+            except HeadwaterError as exc:
+                error = FunctionError(f"ReturnsValidationError: {exc.message}")
+                return FunctionOutcome(None, error, logs, ts, None, None, kind)
+        return FunctionOutcome(value, None, logs, ts, None, None, kind)
+
+    def _pool(self, family: str, depth: int) -> IsolatePool:
+        deployment = self._deployment
+        assert deployment is not None
+        key = (family, depth)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = IsolatePool(
+                    deployment.modules,
+                    size=self.limits.isolates_per_level_max,
+                    heap_bytes_max=self.limits.isolate_heap_bytes_max,
+                )
+        return pool
+
+    # -- idempotent mutations over the sync protocol -------------------------------------
+
+    def _earlier_outcome(self, tx: Transaction, call: FunctionCall) -> FunctionOutcome | None:
+        if call.idempotency_key is None:
+            return None
+        doc_id = _session_request_id(call.idempotency_key)
+        found = tx.get(doc_id)
+        if found is None:
+            return None
+        version = tx.snapshot.get(decode_id(doc_id).storage_key())
+        ts = version[0] if version is not None else tx.snapshot_ts
+        value = from_convex_json(json.loads(found["result"]))
+        return FunctionOutcome(value, None, tuple(found["logLines"]), ts, None, None, "mutation")
+
+    def _record_outcome(
+        self, tx: Transaction, call: FunctionCall, outcome: FunctionOutcome
+    ) -> None:
+        assert call.idempotency_key is not None
+        tx.write_system(
+            SESSION_REQUESTS_TABLE,
+            _session_request_id(call.idempotency_key),
+            {
+                "sessionId": call.idempotency_key[0],
+                "requestId": float(call.idempotency_key[1]),
+                "result": json.dumps(to_convex_json(outcome.value), separators=(",", ":")),
+                "logLines": list(outcome.log_lines),
+            },
+        )
+
+
+def _session_request_id(key: tuple[str, int]) -> str:
+    return keyed_system_id(SESSION_REQUESTS_TABLE, f"{key[0]}:{key[1]}")
+
+
+def _seed(path: str, args_json: str, snapshot_ts: int | None, *, random_seed: bool) -> int:
+    """Queries: the same query with the same arguments sees the same Math.random sequence."""
+    if random_seed:
+        return int.from_bytes(os.urandom(8), "little")
+    digest = hashlib.sha256(f"{path}\x00{args_json}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _failed(message: str) -> FunctionOutcome:
+    return FunctionOutcome(error=FunctionError(message))
