@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(VENV)/bin/headwater demo --data $(DATA)
+	$(VENV)/bin/headwater serve --data $(DATA) --functions examples/chat/convex
 
 test: setup
 	$(PY) -m pytest -q

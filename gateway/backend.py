@@ -1,0 +1,140 @@
+"""A running deployment: the composition root of ``headwater serve``.
+
+It opens the data folder, loads (or generates) the admin key, starts the
+function executor, deploys a functions folder if one is given (and redeploys
+when it changes: the dev loop), builds the authenticator from the deployed
+``auth.config`` and serves the gateway app. Everything else in the gateway is
+built from the pieces assembled here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import Database, HeadwaterError
+from gateway.admin_api import admin_routes
+from gateway.admin_key import generate_admin_key
+from gateway.app import create_app
+from gateway.auth import HeadwaterAuthenticator
+from gateway.context import GatewayContext, GatewaySettings
+from udf.deployment import Deployment
+from udf.executor import Executor
+
+ADMIN_KEY_FILE = "admin_key"
+_WATCH_INTERVAL_S = 1.0
+
+logger = logging.getLogger("headwater.backend")
+
+
+def load_or_create_admin_key(data_dir: Path, instance_name: str, given: str | None) -> str:
+    """The key in ``DIR/admin_key``; created (one line) on first start."""
+    path = data_dir / ADMIN_KEY_FILE
+    if given is not None:
+        if not path.exists():
+            path.write_text(given + "\n")
+            os.chmod(path, 0o600)
+        return given
+    if path.exists():
+        return path.read_text().strip()
+    key = generate_admin_key(instance_name)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    os.chmod(path, 0o600)
+    return key
+
+
+def auth_config_of(deployment: Deployment | None) -> dict[str, Any] | None:
+    if deployment is None or deployment.analysis.auth_config_json is None:
+        return None
+    return json.loads(deployment.analysis.auth_config_json)
+
+
+@dataclass
+class Backend:
+    db: Database
+    executor: Executor
+    authenticator: HeadwaterAuthenticator
+    admin_key: str
+    app: Any
+    functions_dir: Path | None = None
+    _stop_watch: threading.Event | None = None
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | os.PathLike[str],
+        *,
+        functions_dir: str | os.PathLike[str] | None = None,
+        admin_key: str | None = None,
+        settings: GatewaySettings | None = None,
+    ) -> Backend:
+        settings = settings or GatewaySettings()
+        data = Path(data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        key = load_or_create_admin_key(data, settings.instance_name, admin_key)
+        db = Database.open(data)
+        executor = Executor(db, instance_name=settings.instance_name)
+        if functions_dir is not None:
+            executor.deploy(functions_dir)
+        authenticator = HeadwaterAuthenticator(key, auth_config_of(executor.deployment))
+        executor.on_deploy(lambda d: authenticator.set_auth_config(auth_config_of(d)))
+        context = GatewayContext(executor, authenticator, settings)
+        app = create_app(context, extra_routes=admin_routes(context, executor))
+        backend = cls(db, executor, authenticator, key, app)
+        if functions_dir is not None:
+            backend.functions_dir = Path(functions_dir)
+        return backend
+
+    def watch_functions(self) -> None:
+        """Redeploy the functions folder whenever a source file changes (polling)."""
+        if self.functions_dir is None or self._stop_watch is not None:
+            return
+        self._stop_watch = threading.Event()
+        threading.Thread(
+            target=self._watch_loop,
+            args=(self._stop_watch,),
+            daemon=True,
+            name="headwater-functions-watch",
+        ).start()
+
+    def _watch_loop(self, stop: threading.Event) -> None:
+        assert self.functions_dir is not None
+        seen = _source_stamp(self.functions_dir)
+        while not stop.wait(_WATCH_INTERVAL_S):
+            stamp = _source_stamp(self.functions_dir)
+            if stamp == seen:
+                continue
+            seen = stamp
+            try:
+                report = self.executor.deploy(self.functions_dir)
+                logger.info(
+                    "redeployed %s: %d functions", self.functions_dir, len(report.functions)
+                )
+            except HeadwaterError as exc:
+                logger.error(
+                    "redeploy of %s failed, keeping the running code: %s",
+                    self.functions_dir,
+                    exc.message,
+                )
+
+    def close(self) -> None:
+        if self._stop_watch is not None:
+            self._stop_watch.set()
+        self.executor.close()
+        self.db.close()
+
+
+def _source_stamp(root: Path) -> tuple[tuple[str, int, int], ...]:
+    found = []
+    for path in sorted(root.rglob("*")):
+        if "_generated" in path.parts or "node_modules" in path.parts or not path.is_file():
+            continue
+        stat = path.stat()
+        found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
