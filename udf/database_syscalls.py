@@ -22,6 +22,8 @@ from engine.transaction import Transaction
 from udf.errors import SyscallError
 
 Handler = Callable[[dict[str, Any]], Any]
+# Documents sent ahead per round trip when a query has no smaller limit.
+QUERY_BATCH_DOCUMENTS_MAX = 128
 _WRITE_OPS = frozenset({"1.0/insert", "1.0/shallowMerge", "1.0/replace", "1.0/remove"})
 
 
@@ -126,11 +128,26 @@ class DatabaseSyscalls:
                 raise SyscallError(f"Query with id {query_id} not found.")
             stream = QueryStream(self.tx, parse_query(args["query"]))
             self._streams[query_id] = stream  # type: ignore[index]
-        doc = stream.next()
-        if doc is None:
+        if not args.get("batch"):
+            doc = stream.next()
+            if doc is None:
+                self._streams.pop(query_id, None)  # type: ignore[arg-type]
+                return {"value": None, "done": True}
+            return {"value": to_convex_json(doc), "done": False}
+        # The runtime asks for documents ahead: up to the query's own limit (so take,
+        # first and unique read exactly what they return) or a batch.
+        docs = []
+        while len(docs) < QUERY_BATCH_DOCUMENTS_MAX:
+            doc = stream.next()
+            if doc is None:
+                break
+            docs.append(to_convex_json(doc))
+        exhausted = len(docs) < QUERY_BATCH_DOCUMENTS_MAX
+        if exhausted:
             self._streams.pop(query_id, None)  # type: ignore[arg-type]
+        if not docs:
             return {"value": None, "done": True}
-        return {"value": to_convex_json(doc), "done": False}
+        return {"value": docs[0], "done": False, "batch": docs[1:], "batchDone": exhausted}
 
     def _query_cleanup(self, args: dict[str, Any]) -> Any:
         return self._streams.pop(args.get("queryId"), None) is not None  # type: ignore[arg-type]

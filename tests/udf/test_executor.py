@@ -185,3 +185,14 @@ def test_deploy_survives_restart_and_rejects_broken_code(tmp_path):
         assert ex.deployment.ts == first.ts
         assert ok(run(ex, "teams:byName", {"name": "after restart"}))["_id"] == team
         ex.close()
+
+
+def test_a_collected_query_costs_one_round_trip_and_reads_exactly_its_limit(executor):
+    team, ids = _team_with_items(executor, 5)
+    from udf.calls import FunctionCall
+
+    outcome = executor.run(FunctionCall("items:openForTeam", {"team": team}, "query"))
+    assert len(outcome.value) == 5
+    # first() reads one document: a later insert after it does not touch its read set.
+    first = executor.run(FunctionCall("items:firstMatching", {"title": "t0"}, "query"))
+    assert first.value is not None

@@ -28,9 +28,10 @@ def test_indexed_query_sends_the_query_with_its_first_stream_next(call, handler)
         },
         "operators": [],
     }
+    # Every next asks the host for a batch; this fake host answers one document at a time.
     assert handler.calls == [
-        ("1.0/queryStreamNext", {"queryId": 0, "query": query}),
-        ("1.0/queryStreamNext", {"queryId": 0}),
+        ("1.0/queryStreamNext", {"queryId": 0, "query": query, "batch": True}),
+        ("1.0/queryStreamNext", {"queryId": 0, "batch": True}),
     ]
     assert outcome.syscall_count == 2
 

@@ -9,6 +9,10 @@
 //   1.0/queryStream    assigns the query id here; the query JSON rides along
 //                      with the first 1.0/queryStreamNext for that id (as an
 //                      extra `query` field), where the host opens the stream.
+//                      Every 1.0/queryStreamNext the host sees asks for a batch:
+//                      the host answers the next document plus those after it,
+//                      up to the query's limit or a batch size, and the rest are
+//                      served here — one round trip per batch, not per document.
 //   1.0/queryCleanup   bookkeeping here; a started stream is reported to the
 //                      host as a fire-and-forget 1.0/queryCleanup in the next
 //                      batch (the host also drops every stream at call end).
@@ -18,6 +22,7 @@
   "use strict";
   const S = hw.S;
   const stringify = JSON.stringify;
+  const DONE_JSON = '{"value":null,"done":true}';
 
   function requireCall(op) {
     const call = S.call;
@@ -39,7 +44,7 @@
   const SYNC_OPS = {
     "1.0/queryStream"(call, args) {
       const queryId = call.nextQueryId++;
-      call.streams.set(queryId, { query: args.query, started: false });
+      call.streams.set(queryId, { query: args.query, started: false, buffer: [], exhausted: false });
       return { queryId };
     },
     "1.0/queryCleanup"(call, args) {
@@ -78,17 +83,33 @@
     }
     const call = S.call;
     if (call === null) return Promise.reject(new Error(`Syscall ${op} is not available outside a function call`));
+    let unpack = null;
     if (op === "1.0/queryStreamNext") {
       const stream = call.streams.get(args.queryId);
-      if (stream !== undefined && !stream.started) {
-        stream.started = true;
-        args.query = stream.query;
+      if (stream !== undefined) {
+        // Documents the host sent ahead are served from here, without a round trip.
+        if (stream.buffer.length > 0) return Promise.resolve(stringify(stream.buffer.shift()));
+        if (stream.exhausted) return Promise.resolve(DONE_JSON);
+        if (!stream.started) {
+          stream.started = true;
+          args.query = stream.query;
+        }
+        args.batch = true;
         argsJson = stringify(args);
+        unpack = (text) => {
+          const answer = JSON.parse(text);
+          if (Array.isArray(answer.batch)) {
+            for (const value of answer.batch) stream.buffer.push({ value, done: false });
+            stream.exhausted = answer.batchDone === true;
+          }
+          return stringify({ value: answer.value, done: answer.done });
+        };
       }
     }
     const id = call.nextOpId++;
     call.outbox.push([id, op, argsJson]);
-    return new Promise((resolve, reject) => call.pending.set(id, { resolve, reject }));
+    const promise = new Promise((resolve, reject) => call.pending.set(id, { resolve, reject }));
+    return unpack === null ? promise : promise.then(unpack);
   }
 
   // Settle the promises of a batch, in request order. Each result is
