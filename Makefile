@@ -22,11 +22,16 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(VENV)/bin/headwater serve --data $(DATA) --functions examples/chat/convex
 
+CODE := engine log projections gateway udf tests bench
+
 test: setup
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) -m bench
 
 lint: setup
-	$(VENV)/bin/ruff check engine log projections gateway udf tests bench
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)

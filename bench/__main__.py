@@ -10,7 +10,8 @@ from pathlib import Path
 
 def main() -> int:
     names = sorted(
-        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
         if m.name.startswith("bench_")
     )
     wanted = set(sys.argv[1:])

@@ -90,8 +90,11 @@ def main() -> None:
 
             def py_query(i: int) -> None:
                 key = f"room{i % 200}"
-                db.query(lambda tx: tx.query("rooms").with_index(
-                    "by_key", lambda q: q.eq("key", key)).unique())
+                db.query(
+                    lambda tx: (
+                        tx.query("rooms").with_index("by_key", lambda q: q.eq("key", key)).unique()
+                    )
+                )
 
             def fn_mutation(i: int) -> None:
                 out = ex.run(FunctionCall("rooms:touch", {"key": f"room{i % 200}"}, "mutation"))
@@ -101,7 +104,9 @@ def main() -> None:
                 key = f"room{i % 200}"
 
                 def touch(tx):
-                    room = tx.query("rooms").with_index("by_key", lambda q: q.eq("key", key)).unique()
+                    room = (
+                        tx.query("rooms").with_index("by_key", lambda q: q.eq("key", key)).unique()
+                    )
                     return tx.insert("events", {"room": room["key"]})
 
                 db.mutate(touch)
@@ -118,22 +123,34 @@ def main() -> None:
                 rows.append((label, o50, o99, b50, b99, o50 - b50, o50 / b50))
             print_table(
                 "Convex function vs embedded Python call (ms per call)",
-                ("call", "function p50", "function p99", "embedded p50", "embedded p99",
-                 "overhead p50", "ratio"),
+                (
+                    "call",
+                    "function p50",
+                    "function p99",
+                    "embedded p50",
+                    "embedded p99",
+                    "overhead p50",
+                    "ratio",
+                ),
                 rows,
             )
 
             def reads(n: int):
                 def go(_i: int) -> None:
-                    out = ex.run(FunctionCall("rooms:reads", {"key": "room1", "n": float(n)}, "query"))
+                    out = ex.run(
+                        FunctionCall("rooms:reads", {"key": "room1", "n": float(n)}, "query")
+                    )
                     assert out.error is None, out.error
+
                 return go
 
             one, _ = percentiles_ms(_timed(reads(1), 200))
             many, _ = percentiles_ms(_timed(reads(51), 200))
             per_round_trip = (many - one) / 50
-            print(f"\nsyscall round trip (sequential awaited index reads): {per_round_trip:.3f} ms "
-                  f"each ({one:.2f} ms for 1 read, {many:.2f} ms for 51)")
+            print(
+                f"\nsyscall round trip (sequential awaited index reads): {per_round_trip:.3f} ms "
+                f"each ({one:.2f} ms for 1 read, {many:.2f} ms for 51)"
+            )
             ex.close()
 
 

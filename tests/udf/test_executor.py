@@ -42,8 +42,19 @@ def ok(outcome):
 def _team_with_items(ex, n=3):
     team = ok(run(ex, "teams:create", {"name": f"team-{threading.get_ident()}-{n}"}))
     ids = [
-        ok(run(ex, "items:add", {"team": team, "title": f"t{i}", "count": i,
-                                 "blob": b"\x00\xff", "details": {"tags": ["x"]}}))
+        ok(
+            run(
+                ex,
+                "items:add",
+                {
+                    "team": team,
+                    "title": f"t{i}",
+                    "count": i,
+                    "blob": b"\x00\xff",
+                    "details": {"tags": ["x"]},
+                },
+            )
+        )
         for i in range(n)
     ]
     return team, ids
@@ -57,7 +68,10 @@ def test_insert_get_and_index_query_with_int64_and_bytes(executor):
     assert item["details"] == {"tags": ["x"]}
     listed = ok(run(executor, "items:openForTeam", {"team": team}))
     assert [d["_id"] for d in listed] == list(reversed(ids))
-    assert ok(run(executor, "teams:byName", {"name": f"team-{threading.get_ident()}-3"}))["_id"] == team
+    assert (
+        ok(run(executor, "teams:byName", {"name": f"team-{threading.get_ident()}-3"}))["_id"]
+        == team
+    )
 
 
 def test_patch_replace_delete_and_convex_error_data(executor):
@@ -106,7 +120,10 @@ def test_normalize_id_snapshot_ts_and_identity(executor):
 
 def test_nested_calls_from_mutations_and_actions(executor):
     team, _ = _team_with_items(executor, 2)
-    assert ok(run(executor, "items:nested", {"team": team})) == {"before": 2, "secret": "internal only"}
+    assert ok(run(executor, "items:nested", {"team": team})) == {
+        "before": 2,
+        "secret": "internal only",
+    }
     user = Identity(user={"tokenIdentifier": "iss|ada", "subject": "ada", "issuer": "iss"})
     report = ok(run(executor, "items:report", {"team": team}, identity=user))
     assert report["open"] == 2 and report["who"] == "ada"
@@ -122,10 +139,20 @@ def test_internal_functions_need_admin_and_kinds_are_checked(executor):
 
 
 def test_arguments_are_validated_with_the_path(executor):
-    out = run(executor, "items:add", {"team": "nope", "title": 1, "count": 1, "details": {"tags": []}})
+    out = run(
+        executor, "items:add", {"team": "nope", "title": 1, "count": 1, "details": {"tags": []}}
+    )
     assert out.error.message.startswith("ArgumentValidationError")
-    nested = run(executor, "items:add", {"team": ok(run(executor, "teams:create", {"name": "v"})),
-                                         "title": "a", "count": 1, "details": {"tags": [3.0]}})
+    nested = run(
+        executor,
+        "items:add",
+        {
+            "team": ok(run(executor, "teams:create", {"name": "v"})),
+            "title": "a",
+            "count": 1,
+            "details": {"tags": [3.0]},
+        },
+    )
     assert ".details.tags[0]" in nested.error.message
 
 
@@ -177,7 +204,9 @@ def test_deploy_survives_restart_and_rejects_broken_code(tmp_path):
         assert ex.deployment is not None and ex.deployment.ts == first.ts
         team = ok(run(ex, "teams:create", {"name": "after restart"}))
         assert team
-        (app / "teams.ts").write_text("export const broken = query({ args: {}, handler: ( => 1 });\n")
+        (app / "teams.ts").write_text(
+            "export const broken = query({ args: {}, handler: ( => 1 });\n"
+        )
         with pytest.raises(BundleError) as info:
             ex.deploy(app)
         assert info.value.file is not None and "teams.ts" in info.value.file
