@@ -225,3 +225,24 @@ def test_a_collected_query_costs_one_round_trip_and_reads_exactly_its_limit(exec
     # first() reads one document: a later insert after it does not touch its read set.
     first = executor.run(FunctionCall("items:firstMatching", {"title": "t0"}, "query"))
     assert first.value is not None
+
+
+def test_a_replayed_sync_mutation_is_answered_once_even_after_a_restart(tmp_path):
+    app = tmp_path / "convex"
+    shutil.copytree(STORE_APP, app)
+    key = ("6f1c2e7a-0b7d-4b33-9a51-2f0f6c1e9d10", 4)
+    call = FunctionCall("counters:increment", {"name": "dedupe"}, "mutation", idempotency_key=key)
+    with Database.open(tmp_path / "d") as db:
+        ex = Executor(db)
+        ex.deploy(app)
+        first = ex.run(call)
+        again = ex.run(call)
+        ex.close()
+    with Database.open(tmp_path / "d") as db:
+        ex = Executor(db)
+        after_restart = ex.run(call)
+        value = ok(run(ex, "counters:value", {"name": "dedupe"}))
+        ex.close()
+    assert first.value == again.value == after_restart.value == 1
+    assert first.ts == again.ts == after_restart.ts
+    assert value == 1
