@@ -39,11 +39,11 @@ from gateway.http_errors import (
     function_error_message,
     json_response,
 )
+from gateway.timestamps import encode_ts
 from gateway.value_formats import (
     ClientVersion,
     ValueFormat,
     decode_ts,
-    encode_ts,
     encode_value,
     parse_client_version,
     parse_format,

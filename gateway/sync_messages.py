@@ -17,12 +17,9 @@ serialized once.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import secrets
-import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,9 +27,9 @@ from typing import Any, Literal
 
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import HeadwaterError, InvalidValueError
+from gateway.timestamps import encode_ts, parse_ts
 from udf.calls import FunctionError, FunctionOutcome
 
-TS_MAX = (1 << 63) - 1
 U32_MAX = (1 << 32) - 1
 ZERO_TS_TEXT = "AAAAAAAAAAA="
 # A Transition larger than this is cut into TransitionChunks (npm >= 1.28.0 only).
@@ -44,7 +41,6 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 
-_TS_LE = struct.Struct("<Q")
 _ABSENT: Any = object()  # a field that is left out of the JSON (not the same as null)
 
 
@@ -92,26 +88,12 @@ def overloaded(message: str, code: str) -> SyncProtocolError:
 # --- timestamps ----------------------------------------------------------------
 
 
-def encode_ts(ts: int) -> str:
-    if not 0 <= ts <= TS_MAX:
-        raise ValueError(f"ts {ts} is outside 0..2^63-1")
-    return base64.b64encode(_TS_LE.pack(ts)).decode("ascii")
-
-
 def decode_ts(text: object, field: str = "ts") -> int:
     """A client's ts string; a bad one is a malformed message."""
-    if not isinstance(text, str):
-        raise bad_message(f"{field} must be a base64 timestamp string, got {_show(text)}")
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise bad_message(f"{field} {_show(text)} is not valid base64") from None
-    if len(raw) != 8:
-        raise bad_message(f"{field} must decode to exactly 8 bytes, got {len(raw)}")
-    ts = _TS_LE.unpack(raw)[0]
-    if ts > TS_MAX:
-        raise bad_message(f"{field} {ts} is larger than 2^63-1")
-    return ts
+        return parse_ts(text, field)
+    except ValueError as exc:
+        raise bad_message(str(exc)) from None
 
 
 # --- client messages -------------------------------------------------------------

@@ -17,10 +17,7 @@ integer (sync-protocol §2), e.g. 0 -> ``"AAAAAAAAAAA="``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -28,9 +25,7 @@ from typing import Any
 
 from engine.convex_json import to_clean_json, to_convex_json, to_export_json
 from gateway.http_errors import bad_request
-
-TS_MAX = (1 << 63) - 1
-_TS_LE = struct.Struct("<Q")
+from gateway.timestamps import parse_ts
 
 
 class ValueFormat(Enum):
@@ -143,22 +138,9 @@ def parse_client_version(header: str | None) -> ClientVersion:
 # --- timestamps --------------------------------------------------------------
 
 
-def encode_ts(ts: int) -> str:
-    """Base64 of the 8-byte little-endian ts, as the clients expect."""
-    return base64.b64encode(_TS_LE.pack(ts)).decode("ascii")
-
-
 def decode_ts(text: object) -> int:
     """The ts a client sent back; 400 InvalidTimestamp unless it is 8 base64 bytes <= 2^63-1."""
-    if not isinstance(text, str):
-        raise bad_request("InvalidTimestamp", f"ts must be a base64 string, got {text!r:.60}")
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise bad_request("InvalidTimestamp", f"ts {text!r:.60} is not valid base64") from None
-    if len(raw) != 8:
-        raise bad_request("InvalidTimestamp", f"ts must decode to exactly 8 bytes, got {len(raw)}")
-    ts = _TS_LE.unpack(raw)[0]
-    if ts > TS_MAX:
-        raise bad_request("InvalidTimestamp", f"ts {ts} is larger than 2^63 - 1")
-    return ts
+        return parse_ts(text)
+    except ValueError as exc:
+        raise bad_request("InvalidTimestamp", str(exc)) from None
