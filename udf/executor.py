@@ -36,6 +36,7 @@ from udf.bundler import bundle
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
 from udf.deployment import Deployment, load_deployment, source_hash, store_deployment
+from udf.errors import SyscallError
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
@@ -125,10 +126,23 @@ class Executor:
         return self.db.latest_ts()
 
     def vector_search(self, args: dict[str, Any]) -> Any:
-        search = getattr(self.db, "vector_search_syscall", None)
-        if search is None:
-            raise HeadwaterError("Vector search is not supported by Headwater yet.")
-        return search(args)
+        """``1.0/actions/vectorSearch``: ``{"query": {indexName, vector, limit, expressions}}``."""
+        query = args.get("query")
+        if not isinstance(query, dict) or not isinstance(query.get("indexName"), str):
+            raise SyscallError("vectorSearch needs a query with an indexName.")
+        table, _, index = query["indexName"].partition(".")
+        limit = query.get("limit")
+        try:
+            found = self.db.vector_search(
+                table,
+                index,
+                query.get("vector"),  # type: ignore[arg-type]
+                None if limit is None else int(limit),
+                query.get("expressions"),
+            )
+        except HeadwaterError as exc:
+            raise SyscallError(exc.message) from exc
+        return {"results": [{"_id": doc_id, "_score": score} for doc_id, score in found]}
 
     # -- calls ------------------------------------------------------------------------
 
