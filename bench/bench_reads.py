@@ -53,7 +53,8 @@ def main() -> None:
         results |= _sqlite(Path(tmp) / "sq.db", rows, probe)
     point, rng10 = "point read (µs)", "10-row range (µs)"
     table = [
-        ("headwater db.query (snapshot per call)", results["q_point"], results["q_range"]),
+        ("headwater db.query, tx.get by id (snapshot per call)", results["q_get"], ""),
+        ("headwater db.query, index (snapshot per call)", results["q_point"], results["q_range"]),
         ("headwater in one tx: tx.get / index query", results["tx_point"], results["tx_range"]),
         ("headwater in one tx: index .first()", results["tx_first"], ""),
         ("raw LMDB, txn per read", results["lmdb_point_txn"], results["lmdb_range_txn"]),
@@ -62,7 +63,9 @@ def main() -> None:
     ]
     print_table("Reads over 20k documents", ("what", point, rng10), table)
     print(
-        f"\nratio db.query point read / raw LMDB txn-per-read: "
+        f"\nratio db.query get by id / raw LMDB txn-per-read: "
+        f"{results['q_get'] / results['lmdb_point_txn']:.2f}x; "
+        f"db.query index point read / raw LMDB txn-per-read: "
         f"{results['q_point'] / results['lmdb_point_txn']:.2f}x; "
         f"tx.get / raw LMDB get in one txn: {results['tx_point'] / results['lmdb_point']:.2f}x; "
         f"db.query point / SQLite: {results['q_point'] / results['sqlite_point']:.2f}x"
@@ -96,7 +99,12 @@ def _ours(path: Path, rows: list[dict], probe: list[str]) -> dict[str, float]:
                 lambda tx: tx.query("items").with_index("by_k", lambda q: q.gte("k", k)).take(10)
             ).value
 
+        def q_get():
+            doc_id = next(id_probe)
+            return db.query(lambda tx: tx.get(doc_id)).value
+
         out = {
+            "q_get": per_call_us(q_get, calls=len(probe) // 3),
             "q_point": per_call_us(q_point, calls=len(probe) // 3),
             "q_range": per_call_us(q_range, calls=len(probe) // 3),
         }
