@@ -241,3 +241,39 @@ def test_deploy_command_updates_a_running_server(served, tmp_path):
         cwd=ROOT,
     )
     assert wrong.returncode == 1
+
+
+def test_search_app_against_headwater_serve(tmp_path):
+    import urllib.request
+
+    functions = tmp_path / "convex"
+    shutil.copytree(ROOT / "tests" / "udf" / "fixtures" / "search" / "convex", functions)
+    server = ServeProcess(tmp_path / "data", functions, _free_port())
+
+    def call(kind: str, path: str, args: dict) -> dict:
+        request = urllib.request.Request(
+            f"{server.url}/api/{kind}",
+            data=json.dumps({"path": path, "args": args, "format": "json"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    try:
+        for body, vector in (("red apples", [1.0, 0.0, 0.0]), ("green pears", [0.0, 1.0, 0.0])):
+            added = call(
+                "mutation", "notes:add", {"body": body, "author": "a", "embedding": vector}
+            )
+            assert added["status"] == "success", added
+        found = call("query", "notes:search", {"text": "appl"})
+        assert found == {"status": "success", "value": ["red apples"]}
+        deadline = time.monotonic() + 20
+        while True:
+            similar = call("action", "notes:similar", {"vector": [0.0, 1.0, 0.0]})
+            if similar["status"] == "success" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # the vector index may still be backfilling right after a deploy
+        assert similar["status"] == "success", similar
+        assert len(similar["value"]) == 2 and similar["value"][0]["score"] > 0.99
+    finally:
+        server.stop()
