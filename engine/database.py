@@ -8,7 +8,9 @@ function runtime and the gateway use, one level down (``begin``/``commit``).
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +21,7 @@ from engine.errors import ConflictError, TooManyConflictsError
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import ContentionGate, attempts
 from engine.results import MutationResult, QueryResult
+from engine.retention import CompactionReport, compact
 from engine.schema import Schema, parse_schema
 from engine.schema_apply import apply_schema, schema_text
 from engine.search import VECTOR_RESULTS_DEFAULT, VectorFilterBuilder
@@ -41,8 +44,11 @@ class Database:
         clock: Callable[[], int] = wall_clock_ns,
         random_bytes: Callable[[int], bytes] = os.urandom,
         limits: Limits = LIMITS,
+        retention_ns: int | None = None,
     ) -> None:
         self.path = path
+        # How far back point-in-time reads go; None keeps all history (the default).
+        self.retention_ns = retention_ns
         self.limits = limits
         self._clock = clock
         self._random_bytes = random_bytes
@@ -70,6 +76,11 @@ class Database:
         if self._log.latest_ts() is None:
             self._write_genesis()
         self._closed = False
+        self._stop_compaction = threading.Event()
+        if retention_ns is not None:
+            threading.Thread(
+                target=self._compact_periodically, name="headwater-retention", daemon=True
+            ).start()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], **options: Any) -> Database:
@@ -80,6 +91,7 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        self._stop_compaction.set()
         self._committer.close()
         self._search.close()
         self._subscriptions.close()
@@ -172,7 +184,31 @@ class Database:
         return self._committer.last_ts
 
     def first_ts(self) -> int | None:
+        """The oldest ts a point-in-time read may use (start of the retained history)."""
         return self._runner.first_ts()
+
+    def _compact_periodically(self) -> None:
+        while not self._stop_compaction.wait(self.limits.retention_compact_interval_s):
+            try:
+                self.compact_history()
+            except Exception:  # keep serving; the next round tries again
+                logging.getLogger("headwater.retention").exception("compaction failed")
+
+    def compact_history(self) -> CompactionReport | None:
+        """Apply the retention window now: drop versions no retained read can see."""
+        if self.retention_ns is None:
+            return None
+        floor = self.latest_ts() - self.retention_ns
+        first = self._runner.first_ts()
+        if first is None or floor <= first:
+            return None
+        return compact(
+            self._env,
+            self._runner.meta_db,
+            self._runner.documents.history_db,
+            self._runner.btree.history_db,
+            floor,
+        )
 
     def watch(self, read_set: Any, since_ts: int, on_invalidated: Callable[[int], None]) -> Any:
         """One-shot: ``on_invalidated(ts)`` for the first commit after ``since_ts`` that

@@ -75,6 +75,8 @@ class Limits:
     nested_call_depth_max: int = 8
     # Isolates per nesting level (calls run in parallel up to this many).
     isolates_per_level_max: int = 2
+    # With a retention window, history is compacted this often.
+    retention_compact_interval_s: int = 60
     # LMDB map size: address space reserved, not disk used.
     lmdb_map_bytes: int = 1 << 40
     lmdb_readers_max: int = 1024

@@ -73,12 +73,13 @@ class Backend:
         functions_dir: str | os.PathLike[str] | None = None,
         admin_key: str | None = None,
         settings: GatewaySettings | None = None,
+        retention_ns: int | None = None,
     ) -> Backend:
         settings = settings or GatewaySettings()
         data = Path(data_dir)
         data.mkdir(parents=True, exist_ok=True)
         key = load_or_create_admin_key(data, settings.instance_name, admin_key)
-        db = Database.open(data)
+        db = Database.open(data, retention_ns=retention_ns)
         executor = Executor(db, instance_name=settings.instance_name)
         if functions_dir is not None:
             executor.deploy(functions_dir)

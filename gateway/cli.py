@@ -31,7 +31,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.backend import Backend
     from gateway.server import serve
 
-    backend = Backend.open(args.data, functions_dir=args.functions, admin_key=args.admin_key)
+    retention_ns = None if args.retention_hours is None else int(args.retention_hours * 3600e9)
+    backend = Backend.open(
+        args.data,
+        functions_dir=args.functions,
+        admin_key=args.admin_key,
+        retention_ns=retention_ns,
+    )
     backend.watch_functions()
 
     def ready(url: str) -> None:
@@ -143,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--admin-key", default=None, help="use this admin key")
     serve.add_argument("--functions", default=None, help="deploy (and watch) this folder")
+    serve.add_argument(
+        "--retention-hours",
+        type=float,
+        default=None,
+        help="keep point-in-time history this long (default: for ever)",
+    )
     serve.set_defaults(run=_cmd_serve)
 
     deploy = sub.add_parser("deploy", help="push a functions folder to a running server")

@@ -82,6 +82,11 @@ class BtreeIndexes:
         found = self._documents.get_latest(txn, storage_key_of(SCHEMA_DOC_ID))
         return Schema.empty() if found is None else parse_schema(found[1]["json"])
 
+    @property
+    def history_db(self) -> Any:
+        """The versioned database (retention compacts it)."""
+        return self._history
+
     # -- projection protocol -------------------------------------------------
 
     def checkpoint(self, txn: Any) -> int | None:

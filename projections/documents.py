@@ -54,6 +54,11 @@ class DocumentStore:
         self._latest = env.open_db(b"docs_latest")
         self._history = env.open_db(b"docs_history")
 
+    @property
+    def history_db(self) -> Any:
+        """The versioned database (retention compacts it)."""
+        return self._history
+
     # -- projection protocol -------------------------------------------------
 
     def checkpoint(self, txn: Any) -> int | None:

@@ -16,6 +16,7 @@ cover text searches; the search indexes themselves are live projections
 from __future__ import annotations
 
 import marshal
+import struct
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ from projections.text_search import search_keys_of
 # Python minor version are part of it because stored values use marshal.
 FORMAT = f"1/marshal{marshal.version}/py{sys.version_info[0]}.{sys.version_info[1]}".encode()
 _FORMAT_KEY = b"projections:format"
+# Written by engine.retention: reads below this ts are refused (history compacted).
+HISTORY_FLOOR_KEY = b"history:floor"
+_FLOOR = struct.Struct(">q")
 _REPLAY_BATCH_ENTRIES = 2000
 
 
@@ -66,10 +70,18 @@ class ProjectionRunner:
         return self._log.latest_ts(txn)
 
     def first_ts(self, txn: Any = None) -> int | None:
-        """The ts of the oldest retained log entry (cached: it only moves on compaction)."""
+        """The oldest ts a read may use: the first log entry, or the retention floor."""
         if self._first_ts is None:
             self._first_ts = next((e.ts for e in self._log.read_from(0, txn=txn)), None)
-        return self._first_ts
+        if self._first_ts is None:
+            return None
+        if txn is None:
+            with self._env.begin() as own:
+                raw = own.get(HISTORY_FLOOR_KEY, db=self.meta_db)
+        else:
+            raw = txn.get(HISTORY_FLOOR_KEY, db=self.meta_db)
+        floor = None if raw is None else _FLOOR.unpack(raw)[0]
+        return self._first_ts if floor is None else max(self._first_ts, floor)
 
     def apply_in(self, txn: Any, entry: LogEntry) -> list[WrittenKey | SearchKey]:
         """Apply one entry to every stored projection: documents first, then indexes.
