@@ -225,6 +225,11 @@ class BtreeIndexes:
             full_key = raw[:-8]
             if full_key >= stop:
                 return
+            if full_key < start:
+                # ``start`` may fall between a key and its versions (a cursor's
+                # successor key + b"\x00" sorts before key + inverted ts).
+                positioned = cursor.set_range(full_key + _AFTER_ALL_VERSIONS)
+                continue
             if ts_from_inverted(raw[-8:]) > ts:
                 positioned = cursor.next()
                 continue

@@ -77,3 +77,21 @@ def test_any_timestamp_between_commits_sees_the_commits_before_it(tmp_path):
         assert db.query(lambda tx: tx.get(first.value)["v"], ts=between).value == 1
         assert db.query(lambda tx: tx.get(first.value)["v"], ts=second.ts).value == 2
         assert db.query(lambda tx: tx.get(first.value), ts=first.ts - 1).value is None
+
+
+def test_paginating_at_a_past_timestamp_returns_each_document_once(tmp_path):
+    with Database.open(tmp_path / "d") as db:
+        ids = db.mutate(lambda tx: [tx.insert("t", {"i": i}) for i in range(7)]).value
+        then = db.latest_ts()
+        db.mutate(lambda tx: tx.insert("t", {"i": 99}))
+        for order in ("asc", "desc"):
+            seen, cursor = [], None
+            while True:
+                page = db.query(
+                    lambda tx, c=cursor, o=order: tx.query("t").order(o).paginate(c, 2), ts=then
+                ).value
+                seen.extend(d["_id"] for d in page.page)
+                cursor = page.continue_cursor
+                if page.is_done:
+                    break
+            assert sorted(seen) == sorted(ids) and len(seen) == len(ids)
