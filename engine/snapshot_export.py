@@ -32,7 +32,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -122,10 +121,9 @@ def export_snapshot(
             if not isinstance(out_zip, str | os.PathLike):
                 return _write_zip(out_zip, tx.snapshot)
             target = os.fspath(out_zip)
-            folder = os.path.dirname(os.path.abspath(target))
-            fd, temporary = tempfile.mkstemp(prefix=".export-", suffix=".zip", dir=folder)
+            temporary = f"{target}.{os.getpid()}.partial"
             try:
-                with os.fdopen(fd, "wb") as out:
+                with open(temporary, "wb") as out:
                     report = _write_zip(out, tx.snapshot)
                 os.replace(temporary, target)
             except BaseException:

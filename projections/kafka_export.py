@@ -432,6 +432,11 @@ class KafkaExporter:
         """New commits exist: skip the rest of the idle poll interval."""
         self._wake.set()
 
+    def apply(self, entries: Sequence[LogEntry]) -> None:
+        """``LiveProjection``: durable entries exist. The thread reads them from the log
+        itself (so a separate process works the same), so this only wakes it."""
+        self._wake.set()
+
     # -- observing -------------------------------------------------------------
 
     @property
