@@ -1,0 +1,93 @@
+"""Convex streaming export over HTTP (admin key): ``/api/list_snapshot``, ``/api/document_deltas``.
+
+Connectors built for Convex's streaming export (Fivetran, Airbyte) page
+through a snapshot at a fixed ts, then follow the change log from it. GET
+takes query parameters, POST the same fields as a JSON body. The engine
+functions (``engine.streaming_export``) do the work; this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from engine import Database, HeadwaterError
+from engine.streaming_export import document_deltas, list_snapshot
+from gateway.context import AuthenticationError, GatewayContext
+from gateway.http_errors import HttpError, error_response, to_http_error
+
+
+def streaming_export_routes(context: GatewayContext, db: Database) -> list[BaseRoute]:
+    async def params(request: Request) -> dict[str, Any]:
+        identity = context.authenticator.from_authorization_header(
+            request.headers.get("authorization")
+        )
+        if not identity.admin:
+            raise HttpError(403, "Forbidden", "Streaming export needs the admin key.")
+        found: dict[str, Any] = dict(request.query_params)
+        if request.method == "POST":
+            body = await request.body()
+            if body:
+                try:
+                    parsed = json.loads(body)
+                except ValueError as exc:
+                    raise HttpError(400, "BadJsonBody", f"Invalid JSON body: {exc}") from exc
+                if not isinstance(parsed, dict):
+                    raise HttpError(400, "BadJsonBody", "The body must be a JSON object.")
+                found.update(parsed)
+        return found
+
+    def endpoint(run: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+        async def handle(request: Request) -> JSONResponse:
+            try:
+                args = await params(request)
+                return JSONResponse(await anyio.to_thread.run_sync(run, args))
+            except (AuthenticationError, HttpError, HeadwaterError) as exc:
+                return error_response(to_http_error(exc))
+
+        return handle
+
+    def snapshot(args: dict[str, Any]) -> dict[str, Any]:
+        page = list_snapshot(
+            db,
+            snapshot_ts=_int(args.get("snapshot"), "snapshot"),
+            cursor=args.get("cursor"),
+            table=args.get("tableName", args.get("table_name")),
+            format=args.get("format", "json"),
+        )
+        return {
+            "values": page.values,
+            "snapshot": page.snapshot,
+            "cursor": page.cursor,
+            "hasMore": page.has_more,
+        }
+
+    def deltas(args: dict[str, Any]) -> dict[str, Any]:
+        page = document_deltas(
+            db,
+            _int(args.get("cursor"), "cursor"),
+            table=args.get("tableName", args.get("table_name")),
+            format=args.get("format", "json"),
+        )
+        return {"values": page.values, "cursor": page.cursor, "hasMore": page.has_more}
+
+    methods = ["GET", "POST"]
+    return [
+        Route("/api/list_snapshot", endpoint(snapshot), methods=methods),
+        Route("/api/document_deltas", endpoint(deltas), methods=methods),
+    ]
+
+
+def _int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise HttpError(400, "BadQueryArgs", f"{name} must be an integer, got {value!r}") from None
