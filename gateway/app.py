@@ -87,6 +87,10 @@ async def _preflight(send: Any, origin: bytes, requested_headers: bytes | None) 
     await send({"type": "http.response.body", "body": b""})
 
 
+# A refused body is read and dropped up to this size before answering 413.
+_DRAIN_BYTES_MAX = 64 << 20
+
+
 class BodyLimitMiddleware:
     """Refuse bodies over ``bytes_max``: at once by Content-Length, else while reading."""
 
@@ -100,6 +104,7 @@ class BodyLimitMiddleware:
             return
         declared = _headers(scope).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.bytes_max:
+            await _drain(receive)
             await error_response(self._too_large(int(declared)))(scope, receive, send)
             return
         received = 0
@@ -110,6 +115,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.bytes_max:
+                    if message.get("more_body", False):
+                        await _drain(receive)
                     raise self._too_large(received)
             return message
 
@@ -122,6 +129,19 @@ class BodyLimitMiddleware:
             f"The request body is {size} bytes or more, larger than the limit of "
             f"{self.bytes_max} bytes (message_bytes_max).",
         )
+
+
+async def _drain(receive: Any) -> None:
+    """Read (and drop) the rest of a refused body, so the client, still sending, is
+    there to read the 413 instead of seeing the connection cut; bounded."""
+    drained = 0
+    while drained < _DRAIN_BYTES_MAX:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _plain_routes(context: GatewayContext) -> list[BaseRoute]:
