@@ -20,11 +20,12 @@ own work: parsing 1,000 Transitions is part of "the last subscriber saw it".
    should hear anything. No endpoint exposes the server's re-run count, so the
    messages received are counted. Baseline: the 1-subscriber fan-out of (3).
 
-Run: ``python -m bench.bench_gateway``.
+Run: ``python -m bench.bench_gateway`` (``--only fanout`` runs scenario 3 alone).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -313,41 +314,46 @@ def _verdict(p50_ms: float) -> str:
     return "yes" if p50_ms <= TARGET_MS else "NO"
 
 
-def _measure(tmp: Path) -> dict[str, Any]:
+def _measure(tmp: Path, *, fanout_only: bool = False) -> dict[str, Any]:
     import httpx
 
     functions = write_functions(tmp)
-    print("in-process executor baseline ...", flush=True)
-    in_process = in_process_latencies(tmp / "inproc", functions)
+    out: dict[str, Any] = {}
+    if not fanout_only:
+        print("in-process executor baseline ...", flush=True)
+        out["in_process"] = in_process_latencies(tmp / "inproc", functions)
     raise_fd_limit(max(FANOUT_SIZES) * 2 + FD_HEADROOM)
     print("starting headwater serve ...", flush=True)
     server, url = start_headwater(tmp / "data", functions)
-    out: dict[str, Any] = {"in_process": in_process}
     try:
         with httpx.Client(trust_env=False, timeout=30) as client:
             seed_rooms(client, url)
-            print("HTTP queries ...", flush=True)
-            out["http"] = http_latencies(client, url, check=True)
+            if not fanout_only:
+                print("HTTP queries ...", flush=True)
+                out["http"] = http_latencies(client, url, check=True)
             response_text = client.post(
                 f"{url}/api/query", json={"path": "rooms:get", "args": {"key": 7}}
             ).text
-        print("own-mutation visibility ...", flush=True)
-        out["own"] = run_load(url, "own", "--rounds", str(OWN_ROUNDS), "--key", str(OWN_KEY))
+        if not fanout_only:
+            print("own-mutation visibility ...", flush=True)
+            out["own"] = run_load(url, "own", "--rounds", str(OWN_ROUNDS), "--key", str(OWN_KEY))
         print("fan-out ...", flush=True)
         sizes = ",".join(map(str, FANOUT_SIZES))
         out["fanout"] = run_load(url, "fanout", "--sizes", sizes, "--rounds", str(FANOUT_ROUNDS))
-        print("1,000 different queries ...", flush=True)
-        out["distinct"] = run_load(
-            url, "distinct", "--subscribers", str(ROOMS), "--rounds", str(DISTINCT_ROUNDS)
-        )
+        if not fanout_only:
+            print("1,000 different queries ...", flush=True)
+            out["distinct"] = run_load(
+                url, "distinct", "--subscribers", str(ROOMS), "--rounds", str(DISTINCT_ROUNDS)
+            )
     finally:
         server.stop()
     print("bare Starlette baselines ...", flush=True)
     bare, bare_url = start_bare(response_text)
     try:
-        with httpx.Client(trust_env=False, timeout=30) as client:
-            out["bare_http"] = http_latencies(client, bare_url, check=False)
-        out["bare_own"] = run_load(bare_url, "own", "--bare", "--rounds", str(OWN_ROUNDS))
+        if not fanout_only:
+            with httpx.Client(trust_env=False, timeout=30) as client:
+                out["bare_http"] = http_latencies(client, bare_url, check=False)
+            out["bare_own"] = run_load(bare_url, "own", "--bare", "--rounds", str(OWN_ROUNDS))
         out["bare_fanout"] = run_load(
             bare_url, "fanout", "--bare", "--sizes", sizes, "--rounds", str(FANOUT_ROUNDS)
         )
@@ -440,14 +446,21 @@ def _print_distinct(m: dict[str, Any]) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_gateway")
+    parser.add_argument(
+        "--only", choices=("fanout",), help="run one scenario (and its baseline) alone"
+    )
+    fanout_only = parser.parse_args(argv).only == "fanout"
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        m = _measure(Path(tmp))
-    _print_http(m)
-    _print_own(m)
+        m = _measure(Path(tmp), fanout_only=fanout_only)
+    if not fanout_only:
+        _print_http(m)
+        _print_own(m)
     _print_fanout(m)
-    _print_distinct(m)
+    if not fanout_only:
+        _print_distinct(m)
     print(f"\nwhole benchmark: {time.perf_counter() - started:.0f} s")
 
 

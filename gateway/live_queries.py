@@ -15,10 +15,18 @@ enough. Whenever a run's watch fires — or a result is replaced after its
 watch fired — every socket holding the query is told to schedule an update
 (spurious ones only cost an empty Transition).
 
+Eager refresh (``refresh_fired=True``, what the sync endpoint uses). When the
+current result of a held query fires, the registry itself runs the query once
+at the newest processed ts, in a worker thread of its own, and tells the
+holders only when the new result is in place: a thousand sockets on one query
+then find its result ready instead of each parking on the shared run. Without
+it, holders are told at once and the first one that asks runs the query.
+
 Threads. Watch callbacks arrive on the executor's notifier thread (or inside
 ``watch`` itself, on the worker thread). They only record the ts and hand the
 query to the event loop, in batches, through the loop token captured when the
-query was created.
+query was created. An eager refresh runs in one of the registry's own few
+daemon threads and hands its result back the same way.
 
 Caveats: the executor may advance ``processed_ts`` a moment before it calls
 the callbacks of that commit; a watch the engine already closed but whose
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,10 +57,12 @@ from udf.calls import FunctionCall, FunctionError, FunctionExecutor, FunctionOut
 
 logger = logging.getLogger("headwater.sync")
 
-# Waiting for the executor to match commits up to a ts: each worker-thread wait is
-# this short so a few threads serve every waiting socket in turn.
+# Waiting for the executor to match commits: one worker-thread wait at a time, this
+# short so a cancelled waiter hands the wait to the next one promptly.
 _WAIT_SLICE_S = 0.25
 PROCESSED_WAIT_TIMEOUT_S = 30.0
+# Worker threads for eager refreshes: queries run in V8 under one GIL, so a few suffice.
+_REFRESH_THREADS = 4
 
 Subscriber = Callable[[], None]
 
@@ -157,15 +168,25 @@ class LiveQuery:
 class LiveQueryRegistry:
     """Every live query of one server, keyed by what makes two of them identical."""
 
-    def __init__(self, executor: FunctionExecutor, *, subscriptions_max: int = 100_000) -> None:
+    def __init__(
+        self,
+        executor: FunctionExecutor,
+        *,
+        subscriptions_max: int = 100_000,
+        refresh_fired: bool = False,
+    ) -> None:
         self._executor = executor
         self.subscriptions_max = subscriptions_max
+        self.refresh_fired = refresh_fired
+        # (query, run) for the refresh threads, started on first use; None stops one
+        self._refresh_jobs: queue.SimpleQueue[tuple[LiveQuery, _Run] | None] = queue.SimpleQueue()
+        self._refresh_threads: list[threading.Thread] = []
         self._queries: dict[QueryKey, LiveQuery] = {}
         self._subscriptions = 0
         self._lock = threading.Lock()
         # loop token -> fired results to tell their holders about
         self._fired: dict[Any, list[tuple[LiveQuery, LiveResult]]] = {}
-        self._wait_limiter = anyio.CapacityLimiter(4)
+        self._processed_moved: anyio.Event | None = None  # set when a shared wait returns
         self._executions = 0
         self._served = 0
 
@@ -244,6 +265,8 @@ class LiveQueryRegistry:
                 run.result = await anyio.to_thread.run_sync(self._execute, query, ts)
             except BaseException as exc:
                 run.error = exc
+                if self.refresh_fired:  # holders not told yet were waiting for this run
+                    query.notify()
                 raise
             finally:
                 del query.runs[ts]
@@ -303,9 +326,12 @@ class LiveQueryRegistry:
             self._retire(query, result, notify=True)
             return
         query.current = result
+        refreshing = result.fired and self.refresh_fired
+        if refreshing:  # holders hear when the refresh is in place, not before
+            self._refresh(query, result)
         if current is not None:
-            self._retire(query, current, notify=True)
-        if result.fired:
+            self._retire(query, current, notify=not refreshing)
+        if result.fired and not refreshing:
             self._notify(query, result)
 
     def _retire(self, query: LiveQuery, result: LiveResult, *, notify: bool) -> None:
@@ -341,27 +367,100 @@ class LiveQueryRegistry:
                     self._fired.pop(token, None)
 
     def _drain(self, token: Any) -> None:
-        """Event loop: tell every socket holding a fired query to schedule an update."""
+        """Event loop: tell every socket holding a fired query to schedule an update
+        (with eager refresh: once its new result is in place)."""
         with self._lock:
             batch = self._fired.pop(token, [])
         for query, result in batch:
-            self._notify(query, result)
+            if self.refresh_fired and result is query.current and query.subscribers:
+                self._refresh(query, result)
+            else:
+                self._notify(query, result)
+
+    # -- eager refresh ------------------------------------------------------------
+
+    def _refresh(self, query: LiveQuery, fired: LiveResult) -> None:
+        """Event loop: run a held query whose result ``fired`` once, for all its holders.
+
+        A run already under way at or after the firing commit will do; its
+        adoption retires ``fired`` and tells the holders.
+        """
+        ts = self._executor.processed_ts()
+        covered = fired.fired_ts if fired.fired_ts is not None else ts
+        if any(t >= covered for t in query.runs):
+            return
+        if not self._refresh_threads:
+            for n in range(_REFRESH_THREADS):
+                thread = threading.Thread(
+                    target=self._refresh_worker, name=f"headwater-live-refresh-{n}", daemon=True
+                )
+                thread.start()
+                self._refresh_threads.append(thread)
+        run = _Run(ts)
+        query.runs[ts] = run
+        self._refresh_jobs.put((query, run))
+
+    def _refresh_worker(self) -> None:
+        """A refresh thread (daemon: a stopped server never waits for it)."""
+        while (job := self._refresh_jobs.get()) is not None:
+            self._refresh_in_thread(*job)
+
+    def _refresh_in_thread(self, query: LiveQuery, run: _Run) -> None:
+        result: LiveResult | None = None
+        error: BaseException | None = None
+        try:
+            result = self._execute(query, run.ts)
+        except BaseException as exc:  # handed to the loop, which tells the holders
+            error = exc
+        try:
+            refreshed = self._refreshed
+            anyio.from_thread.run_sync(refreshed, query, run, result, error, token=query.token)
+        except Exception:  # the loop has finished: nobody is left to tell
+            if result is not None and result.watch is not None:
+                result.watch.close()
+
+    def _refreshed(
+        self, query: LiveQuery, run: _Run, result: LiveResult | None, error: BaseException | None
+    ) -> None:
+        """Event loop: adopt a refresh (which tells the holders), or tell them it failed."""
+        query.runs.pop(run.ts, None)
+        run.result, run.error = result, error
+        run.done.set()
+        if result is None:
+            logger.warning("refreshing %s failed: %r", query.udf_path, error)
+            query.notify()  # each holder runs it itself and meets the failure
+            return
+        self._adopt(query, result)
 
     # -- waiting for the executor -------------------------------------------------
 
     async def wait_processed(self, ts: int) -> None:
-        """Until every commit up to ``ts`` has been matched against the watches."""
-        if self._executor.processed_ts() >= ts:
+        """Until every commit up to ``ts`` has been matched against the watches.
+
+        One waiter at a time blocks a worker thread until ``processed_ts`` moves
+        at all; every other waiter sleeps on an event that is set when it moves,
+        so a commit costs one thread hop however many sockets wait for it.
+        """
+        executor = self._executor
+        if executor.processed_ts() >= ts:
             return
         with anyio.fail_after(PROCESSED_WAIT_TIMEOUT_S):
-            while self._executor.processed_ts() < ts:
-                await anyio.to_thread.run_sync(
-                    self._executor.wait_processed,
-                    ts,
-                    _WAIT_SLICE_S,
-                    limiter=self._wait_limiter,
-                    abandon_on_cancel=True,
-                )
+            while (seen := executor.processed_ts()) < ts:
+                moved = self._processed_moved
+                if moved is not None:
+                    await moved.wait()
+                    continue
+                self._processed_moved = moved = anyio.Event()
+                try:
+                    await anyio.to_thread.run_sync(
+                        executor.wait_processed,
+                        seen + 1,
+                        _WAIT_SLICE_S,
+                        abandon_on_cancel=True,
+                    )
+                finally:
+                    self._processed_moved = None
+                    moved.set()
 
     # -- housekeeping -----------------------------------------------------------
 
@@ -374,6 +473,9 @@ class LiveQueryRegistry:
         }
 
     def close(self) -> None:
+        for _ in self._refresh_threads:
+            self._refresh_jobs.put(None)
+        self._refresh_threads = []
         for query in list(self._queries.values()):
             if query.current is not None:
                 self._retire(query, query.current, notify=False)

@@ -1,21 +1,29 @@
 """The WebSocket sync endpoint: ``/api/sync`` and ``/api/{client_version}/sync``.
 
-Each socket gets a ``SyncSession`` (the protocol state) and five kinds of task:
-a reader that parses and handles client messages in arrival order; a sender
-that drains a bounded outbox and sends ``{"type":"Ping"}`` after
-``ping_interval_s`` of silence; an updater that computes one Transition at a
-time; a mutation runner (one at a time, in order); and one task per action.
-Executor calls run in worker threads.
+Each socket gets a ``SyncSession`` (the protocol state) and these tasks: a
+reader that parses and handles client messages in arrival order; a sender
+that drains a bounded outbox; an updater that computes the Transitions that
+must await something, one at a time, and sends ``{"type":"Ping"}`` after
+``ping_interval_s`` of silence; a mutation runner (one at a time, in order;
+it exists only while mutations wait); and one task per action. Executor calls
+run in worker threads.
 
-Ordering. Every Transition is computed at ``ts = processed_ts`` read after
-waiting until the executor has matched every commit up to the newest ts (and
-up to every commit ts already confirmed to this client), so a Transition after
-a mutation's response includes the mutation's writes. A Transition whose ts
-was read while a mutation was running is held until that mutation's response
-is queued, so a response always precedes the first Transition covering it.
-An update is scheduled after every ModifyQuerySet, accepted Authenticate,
-mutation and action, and whenever a query the socket holds is invalidated;
-scheduled updates coalesce, and none starts while two Transitions are unsent.
+Ordering. Every Transition is computed at ``ts = processed_ts`` once the
+executor has matched every commit up to the newest ts (and up to every commit
+ts already confirmed to this client), so a Transition after a mutation's
+response includes the mutation's writes. A Transition whose ts was read while
+a mutation was running is held until that mutation's response is queued, so
+a response always precedes the first Transition covering it. An update is
+scheduled after every ModifyQuerySet, accepted Authenticate, mutation and
+action, and whenever a query the socket holds is invalidated; scheduled
+updates coalesce, and none starts while two Transitions are unsent.
+
+Fan-out. When nothing has to be awaited — no query-set or identity change,
+every commit already matched, no mutation running, every result valid at
+``processed_ts`` (the registry refreshes a shared query before telling its
+holders) — ``schedule_update`` computes the Transition on the spot, so a
+thousand sockets on one query cost a thousand renderings of one shared
+result and one wakeup of each sender, not a wakeup and a wait per update.
 
 Failures end only their own socket: a malformed message gets FatalError and a
 close, a state contradiction a 1011 close, an overload a 1013 close whose
@@ -33,6 +41,7 @@ outbox are released as soon as it is dropped. ``latest_ts`` and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -61,6 +70,7 @@ from gateway.sync_messages import (
     Authenticate,
     AuthError,
     Connect,
+    EncodedResult,
     Event,
     FatalError,
     ModifyQuerySet,
@@ -87,6 +97,7 @@ _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?")
 _CHUNKS_SINCE = (1, 28, 0)  # npm clients from this version reassemble TransitionChunks
 _FINAL_SEND_TIMEOUT_S = 2.0
 _DRAIN_TIMEOUT_S = 1.0  # how long an ended socket still reads frames, waiting for the close
+_NO_SCOPE = contextlib.nullcontext()
 
 
 class _AuthRejected(Exception):
@@ -106,9 +117,13 @@ class _Outbox:
         self._frames: deque[tuple[str, bool, bool]] = deque()  # text, ends a message, transition
         self._messages = 0
         self._ready = anyio.Event()
-        self._transition_sent = anyio.Event()
+        self._transition_sent: anyio.Event | None = None  # made only when someone waits
         self.transitions = 0  # queued and not yet written
         self.closed = False
+
+    @property
+    def empty(self) -> bool:
+        return not self._frames
 
     def push(self, frames: list[str], *, transition: bool = False) -> None:
         if self.closed:
@@ -119,12 +134,18 @@ class _Outbox:
                 f"(the limit is {self.messages_max}).",
                 "ClientTooSlow",
             )
-        last = len(frames) - 1
-        self._frames.extend((text, n == last, transition) for n, text in enumerate(frames))
+        if len(frames) == 1:
+            self._frames.append((frames[0], True, transition))
+        else:
+            last = len(frames) - 1
+            self._frames.extend((text, n == last, transition) for n, text in enumerate(frames))
         self._messages += 1
         if transition:
             self.transitions += 1
         self._ready.set()
+
+    def pop_nowait(self) -> tuple[str, bool, bool] | None:
+        return self._frames.popleft() if self._frames else None
 
     async def pop(self) -> tuple[str, bool, bool]:
         while not self._frames:
@@ -138,10 +159,13 @@ class _Outbox:
         self._messages -= 1
         if transition:
             self.transitions -= 1
-            event, self._transition_sent = self._transition_sent, anyio.Event()
-            event.set()
+            event, self._transition_sent = self._transition_sent, None
+            if event is not None:
+                event.set()
 
     async def wait_transition_sent(self) -> None:
+        if self._transition_sent is None:
+            self._transition_sent = anyio.Event()
         await self._transition_sent.wait()
 
     def close(self) -> None:
@@ -165,14 +189,16 @@ class _Connection:
         self.session = SyncSession(queries_max=settings.queries_per_connection_max)
         self.outbox = _Outbox(settings.send_buffer_messages_max)
         self._wanted = anyio.Event()
-        self._mutations_in, self._mutations_out = anyio.create_memory_object_stream[
-            tuple[Mutation, Identity, str | None]
-        ](max(0, settings.mutations_in_flight_max - 1))
+        # Mutations wait here for the one runner task, which exists only while they do.
+        self._mutations: deque[tuple[Mutation, Identity, str | None]] = deque()
+        self._mutation_runner = False
         self._mutation_running: anyio.Event | None = None
         self._confirmed_ts = 0  # newest commit ts answered to this client
         self._actions = 0
         self._workers = anyio.CancelScope()  # every task but the reader
         self._handling = anyio.CancelScope()  # the client message being handled
+        self._updating = False  # the update loop is computing a Transition
+        self._ping_due = 0.0  # event-loop clock: a Ping is sent if nothing else is by then
         self._ended = False
         self._client_gone = False
         self._final: str | None = None
@@ -180,7 +206,12 @@ class _Connection:
         self._close_reason = ""
 
     def schedule_update(self) -> None:
-        self._wanted.set()
+        """Ask for a Transition: made right here when nothing has to be awaited for it,
+        else by the update loop (scheduled updates coalesce there)."""
+        if self._ended or self._wanted.is_set():
+            return
+        if self._updating or not self._update_now():
+            self._wanted.set()
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -198,8 +229,7 @@ class _Connection:
                 self._end()
         finally:
             self._end()
-            self._mutations_in.close()
-            self._mutations_out.close()
+            self._mutations.clear()
 
     async def _run_workers(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -208,7 +238,6 @@ class _Connection:
                     self._spawn = tg.start_soon
                     tg.start_soon(self._guarded, self._send_loop)
                     tg.start_soon(self._guarded, self._update_loop)
-                    tg.start_soon(self._guarded, self._mutation_loop)
                     task_status.started()
         finally:
             self._end()
@@ -218,16 +247,21 @@ class _Connection:
     async def _guarded(self, task: Callable[[], Awaitable[None]]) -> None:
         try:
             await task()
-        except SyncProtocolError as exc:
+        except Exception as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        """End the socket the way its failure calls for."""
+        if isinstance(exc, SyncProtocolError):
             logger.info("sync socket closed: %s: %s", exc.code, exc.message)
             final = serialize(FatalError(exc.message)) if exc.fatal else None
             self.fail(exc.close_code, exc.close_reason, final)
-        except _AuthRejected as rejected:
-            error = rejected.error
+        elif isinstance(exc, _AuthRejected):
+            error = exc.error
             auth_error = AuthError(error.message, self.session.current.identity, True)
             self.fail(CLOSE_NORMAL, error.code, serialize(auth_error))
-        except Exception:
-            logger.exception("sync socket failed")
+        else:
+            logger.error("sync socket failed", exc_info=exc)
             self.fail(1011, "InternalServerError")
 
     def fail(self, code: int, reason: str, final: str | None = None) -> None:
@@ -269,9 +303,11 @@ class _Connection:
         while True:
             if self._ended and drain_deadline is None:
                 drain_deadline = anyio.current_time() + _DRAIN_TIMEOUT_S
-            with anyio.move_on_after(
-                None if drain_deadline is None else drain_deadline - anyio.current_time()
-            ):
+            # Only a draining read has a deadline: an idle socket holds no cancel scope.
+            scope: contextlib.AbstractContextManager[Any] = _NO_SCOPE
+            if drain_deadline is not None:
+                scope = anyio.CancelScope(deadline=drain_deadline)
+            with scope:
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
                     self._client_gone = True
@@ -322,17 +358,18 @@ class _Connection:
             self.schedule_update()
         elif isinstance(message, Mutation):
             self._check_component(message.component_path, session.caller_identity)
-            try:
-                self._mutations_in.send_nowait(
-                    (message, session.caller_identity, session.session_id)
-                )
-            except anyio.WouldBlock:
+            in_flight = len(self._mutations) + (self._mutation_running is not None)
+            if in_flight >= self.settings.mutations_in_flight_max:
                 raise overloaded(
                     f"Too many concurrent mutations. Only up to "
                     f"{self.settings.mutations_in_flight_max} pending mutations allowed on a "
                     f"single websocket.",
                     "TooManyConcurrentMutations",
-                ) from None
+                )
+            self._mutations.append((message, session.caller_identity, session.session_id))
+            if not self._mutation_runner:
+                self._mutation_runner = True
+                self._spawn(self._guarded, self._run_mutations)
         elif isinstance(message, Action):
             self._check_component(message.component_path, session.caller_identity)
             if self._actions >= self.settings.mutations_in_flight_max:
@@ -381,19 +418,24 @@ class _Connection:
         )
         return await anyio.to_thread.run_sync(self.executor.run, call), server_id
 
-    async def _mutation_loop(self) -> None:
-        async for message, identity, session_id in self._mutations_out:
-            self._mutation_running = running = anyio.Event()
-            try:
-                outcome, server_id = await self._call(message, identity, session_id)
-                response = function_response("Mutation", message.request_id, outcome, server_id)
-                if response.success and response.ts is not None:
-                    self._confirmed_ts = max(self._confirmed_ts, response.ts)
-                self.outbox.push([serialize(response)])
-            finally:
-                self._mutation_running = None
-                running.set()
-            self.schedule_update()
+    async def _run_mutations(self) -> None:
+        """Run queued mutations one at a time, in arrival order, until none is left."""
+        try:
+            while self._mutations:
+                message, identity, session_id = self._mutations.popleft()
+                self._mutation_running = running = anyio.Event()
+                try:
+                    outcome, server_id = await self._call(message, identity, session_id)
+                    response = function_response("Mutation", message.request_id, outcome, server_id)
+                    if response.success and response.ts is not None:
+                        self._confirmed_ts = max(self._confirmed_ts, response.ts)
+                    self.outbox.push([serialize(response)])
+                finally:
+                    self._mutation_running = None
+                    running.set()
+                self.schedule_update()
+        finally:
+            self._mutation_runner = False
 
     async def _run_action(
         self, message: Action, identity: Identity, session_id: str | None
@@ -409,32 +451,99 @@ class _Connection:
     # -- sending ------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
+        outbox = self.outbox
         while True:
-            item: tuple[str, bool, bool] | None = None
-            with anyio.move_on_after(self.settings.ping_interval_s):
-                item = await self.outbox.pop()
-            text, ends_message, is_transition = item if item is not None else (_PING, False, False)
+            item = outbox.pop_nowait()
+            if item is None:
+                item = await outbox.pop()
+            text, ends_message, is_transition = item
             try:
                 await self.ws.send_text(text)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self._client_gone = True
                 self._end()
                 return
-            self.outbox.sent(ends_message, is_transition)
+            self._ping_due = anyio.current_time() + self.settings.ping_interval_s
+            outbox.sent(ends_message, is_transition)
             if is_transition and ends_message:
                 self.hub.transitions_sent += 1
 
     # -- updates -------------------------------------------------------------------
 
     async def _update_loop(self) -> None:
+        """Updates that must await something; and ``{"type":"Ping"}`` after silence.
+
+        The Ping deadline lives here rather than in the send loop: a socket served
+        by synchronous updates never wakes this loop, so its wait (and cancel
+        scope) outlasts many messages instead of being made anew for each.
+        """
+        interval = self.settings.ping_interval_s
+        self._ping_due = anyio.current_time() + interval
         while True:
-            await self._wanted.wait()
+            with anyio.CancelScope(deadline=self._ping_due):
+                await self._wanted.wait()
+            if not self._wanted.is_set():
+                now = anyio.current_time()
+                if now >= self._ping_due:
+                    self._ping_due = now + interval  # also while a send is stuck: no spinning
+                    if self.outbox.empty:
+                        self.outbox.push([_PING])
+                continue
             while self.outbox.transitions >= 2:
                 await self.outbox.wait_transition_sent()
             self._wanted = anyio.Event()
             await self._update()
 
+    def _update_now(self) -> bool:
+        """Make the Transition at once if nothing needs awaiting; False if something does.
+
+        That is: no query-set or identity change pending, every commit up to the
+        newest (and up to this client's confirmed mutations) already matched, no
+        mutation whose response could be overtaken, fewer than two Transitions
+        unsent, and every query's result valid at the processed ts. This is the
+        path of a fan-out: a shared query's new result is in place and each socket
+        only renders its Transition, without waking its update loop.
+        """
+        session = self.session
+        if session.update_pending or self._mutation_running is not None:
+            return False
+        if self.outbox.transitions >= 2:
+            return False
+        ts = self.executor.processed_ts()
+        if ts < self._confirmed_ts or ts < self.executor.latest_ts():
+            return False
+        results = self._known_results(ts)
+        if results is None:
+            return False
+        try:
+            plan = session.begin_update()
+            transition = session.finish_update(plan, ts, results, server_ts_ns=time.time_ns())
+            self._push_transition(transition)
+        except Exception as exc:  # what _guarded does for the update loop
+            self._failed(exc)
+        return True
+
+    def _known_results(self, ts: int) -> dict[int, EncodedResult] | None:
+        """Every query's result at ``ts`` if all are known without running; else None."""
+        results: dict[int, EncodedResult] = {}
+        valid_result = self.registry.valid_result
+        for query_id, query in self.session.queries.items():
+            if query.refused is not None:
+                continue
+            known = valid_result(query.live, ts)
+            if known is None:
+                return None
+            results[query_id] = known
+        return results
+
     async def _update(self) -> None:
+        self._updating = True
+        try:
+            await self._update_waiting()
+        finally:
+            self._updating = False
+
+    async def _update_waiting(self) -> None:
         plan = self.session.begin_update()
         for query in plan.release:
             self.registry.release(query.live, self.schedule_update)
@@ -471,7 +580,9 @@ class _Connection:
         async def fetch(query_id: int, live: Any) -> None:
             results[query_id] = await self.registry.result_at(live, ts)
 
-        if missing:
+        if len(missing) == 1:  # the usual case: no task group to open and close
+            await fetch(*missing[0])
+        elif missing:
             async with anyio.create_task_group() as tg:
                 for query_id, live in missing:
                     tg.start_soon(fetch, query_id, live)
@@ -506,7 +617,9 @@ class SyncHub:
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
         self.registry = LiveQueryRegistry(
-            context.executor, subscriptions_max=context.settings.subscriptions_max
+            context.executor,
+            subscriptions_max=context.settings.subscriptions_max,
+            refresh_fired=True,
         )
         self._connections: set[_Connection] = set()
         self._token: Any = None

@@ -22,7 +22,8 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from engine.convex_json import from_convex_json, to_convex_json
@@ -349,10 +350,7 @@ class StateVersion:
     ts: int = 0
 
     def to_json(self) -> str:
-        return (
-            f'{{"querySet":{self.query_set},"identity":{self.identity},'
-            f'"ts":"{encode_ts(self.ts)}"}}'
-        )
+        return _version_json(self.query_set, self.identity, self.ts)
 
     def covers(self, other: StateVersion) -> bool:
         """Every component is at least ``other``'s (versions never go backwards)."""
@@ -366,6 +364,15 @@ class StateVersion:
 INITIAL_VERSION = StateVersion()
 
 
+@lru_cache(maxsize=256)
+def _version_json(query_set: int, identity: int, ts: int) -> str:
+    """Rendered once for every socket that moves to the same version (a fan-out)."""
+    return f'{{"querySet":{query_set},"identity":{identity},"ts":"{encode_ts(ts)}"}}'
+
+
+_RENDERED_IDS_MAX = 64  # query ids whose modification text one result keeps
+
+
 @dataclass(frozen=True)
 class EncodedResult:
     """A query outcome rendered once, for every socket that shows it."""
@@ -373,10 +380,19 @@ class EncodedResult:
     ok: bool
     body: str  # JSON members after "queryId": "value" or "errorMessage", "logLines", "journal"
     digest: bytes  # of what the client sees, minus the per-run request id
+    # query id -> rendered modification, shared by the sockets showing this result
+    _rendered: dict[int, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def modification(self, query_id: int) -> str:
-        kind = "QueryUpdated" if self.ok else "QueryFailed"
-        return f'{{"type":"{kind}","queryId":{query_id},{self.body}}}'
+        text = self._rendered.get(query_id)
+        if text is None:
+            kind = "QueryUpdated" if self.ok else "QueryFailed"
+            text = f'{{"type":"{kind}","queryId":{query_id},{self.body}}}'
+            if len(self._rendered) < _RENDERED_IDS_MAX:
+                self._rendered[query_id] = text
+        return text
 
 
 def function_error_message(request_id: str, message: str) -> str:
@@ -524,6 +540,8 @@ def transition_chunks(text: str, chunk_bytes_max: int = TRANSITION_CHUNK_BYTES_M
 
     Pieces are at most ``chunk_bytes_max`` UTF-8 bytes and never split a character.
     """
+    if len(text) <= chunk_bytes_max // 4:  # small enough whatever its characters
+        return [text]
     data = text.encode()
     if len(data) <= chunk_bytes_max:
         return [text]

@@ -194,6 +194,8 @@ class SyncSession:
 
     def begin_update(self) -> UpdatePlan:
         """Apply pending modifications and identity; say what to (un)subscribe."""
+        if not self._pending and self._pending_identity is None:  # a fan-out's update
+            return UpdatePlan(self.received_query_set, self.received_identity, self.identity)
         pending, self._pending = self._pending, []
         new_identity, self._pending_identity = self._pending_identity, None
         removed: list[int] = []
@@ -249,15 +251,20 @@ class SyncSession:
         changes: dict[int, QueryChanged | QueryRemoved] = {
             query_id: QueryRemoved(query_id) for query_id in plan.removed
         }
+        added = plan.added
         for query_id, query in self.queries.items():
             result = query.refused or results[query_id]
-            if query_id in plan.added or result.digest != query.last_digest:
+            if result.digest != query.last_digest or query_id in added:
                 changes[query_id] = QueryChanged(query_id, result)
                 query.last_digest = result.digest
+        if len(changes) > 1:
+            modifications = tuple(changes[k] for k in sorted(changes))
+        else:
+            modifications = tuple(changes.values())
         transition = Transition(
             start=self.current,
             end=end,
-            modifications=tuple(changes[k] for k in sorted(changes)),
+            modifications=modifications,
             client_clock_skew_ms=self.client_clock_skew_ms,
             server_ts_ns=server_ts_ns,
         )
