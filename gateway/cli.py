@@ -11,6 +11,7 @@ headwater export / import / kafka-export   (see gateway/cli_export.py)
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -30,6 +31,10 @@ DEFAULT_PORT = 3210
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.backend import Backend
     from gateway.server import serve
+
+    # A server holds many long-lived objects per socket; the default young-generation
+    # threshold makes full collections frequent enough to stall live fan-out.
+    gc.set_threshold(10_000, 10, 10)
 
     retention_ns = None if args.retention_hours is None else int(args.retention_hours * 3600e9)
     backend = Backend.open(
