@@ -81,7 +81,9 @@ def test_admin_key_header_forms(auth):
     assert auth.from_authorization_header(f"Convex {KEY}").admin
     assert auth.from_authorization_header(f"cONVEX {KEY}").admin  # prefix case-insensitive
     assert auth.from_authorization_header(f"Convex prod:{KEY}").admin  # type prefix dropped
-    assert auth.is_admin_key(f"dev:{KEY}") and not auth.is_admin_key(KEY[:-1] + "0")
+    assert auth.is_admin_key(f"dev:{KEY}") and not auth.is_admin_key(
+        KEY[:-1] + ("1" if KEY.endswith("0") else "0")
+    )
     assert strip_type_prefix("prod:app|abc:xyz") == "app|abc:xyz"
 
 
