@@ -87,6 +87,7 @@ from gateway.sync_messages import (
     session_request_id,
     transition_chunks,
 )
+from gateway.sync_outbox import Outbox
 from gateway.sync_session import COMPONENTS_UNSUPPORTED, SyncSession, failed_result
 from udf.calls import FunctionCall, FunctionError, FunctionOutcome, Identity
 
@@ -106,74 +107,6 @@ class _AuthRejected(Exception):
         self.error = error
 
 
-class _Outbox:
-    """Messages waiting for the socket, bounded; counts unsent Transitions.
-
-    A Transition cut into chunks is one message: its frames leave back to back.
-    """
-
-    def __init__(self, messages_max: int) -> None:
-        self.messages_max = messages_max
-        self._frames: deque[tuple[str, bool, bool]] = deque()  # text, ends a message, transition
-        self._messages = 0
-        self._ready = anyio.Event()
-        self._transition_sent: anyio.Event | None = None  # made only when someone waits
-        self.transitions = 0  # queued and not yet written
-        self.closed = False
-
-    @property
-    def empty(self) -> bool:
-        return not self._frames
-
-    def push(self, frames: list[str], *, transition: bool = False) -> None:
-        if self.closed:
-            return
-        if self._messages >= self.messages_max:
-            raise overloaded(
-                f"The client is not reading its messages: {self._messages} are waiting "
-                f"(the limit is {self.messages_max}).",
-                "ClientTooSlow",
-            )
-        if len(frames) == 1:
-            self._frames.append((frames[0], True, transition))
-        else:
-            last = len(frames) - 1
-            self._frames.extend((text, n == last, transition) for n, text in enumerate(frames))
-        self._messages += 1
-        if transition:
-            self.transitions += 1
-        self._ready.set()
-
-    def pop_nowait(self) -> tuple[str, bool, bool] | None:
-        return self._frames.popleft() if self._frames else None
-
-    async def pop(self) -> tuple[str, bool, bool]:
-        while not self._frames:
-            self._ready = anyio.Event()
-            await self._ready.wait()
-        return self._frames.popleft()
-
-    def sent(self, ends_message: bool, transition: bool) -> None:
-        if not ends_message:
-            return
-        self._messages -= 1
-        if transition:
-            self.transitions -= 1
-            event, self._transition_sent = self._transition_sent, None
-            if event is not None:
-                event.set()
-
-    async def wait_transition_sent(self) -> None:
-        if self._transition_sent is None:
-            self._transition_sent = anyio.Event()
-        await self._transition_sent.wait()
-
-    def close(self) -> None:
-        self.closed = True
-        self._frames.clear()
-        self._messages = 0
-
-
 class _Connection:
     """One socket: the tasks around its SyncSession."""
 
@@ -187,7 +120,7 @@ class _Connection:
         self.settings = settings
         self.chunks_allowed = chunks_allowed
         self.session = SyncSession(queries_max=settings.queries_per_connection_max)
-        self.outbox = _Outbox(settings.send_buffer_messages_max)
+        self.outbox = Outbox(settings.send_buffer_messages_max)
         self._wanted = anyio.Event()
         # Mutations wait here for the one runner task, which exists only while they do.
         self._mutations: deque[tuple[Mutation, Identity, str | None]] = deque()
