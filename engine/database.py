@@ -20,6 +20,7 @@ from engine.committer import Committer, wall_clock_ns
 from engine.errors import ConflictError, TooManyConflictsError
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import ContentionGate, attempts
+from engine.read_set import ReadSet
 from engine.results import MutationResult, QueryResult
 from engine.retention import CompactionReport, compact
 from engine.schema import Schema, parse_schema
@@ -257,7 +258,7 @@ class Database:
         now_ms = self._clock() / 1e6
         doc = {"_id": SCHEMA_DOC_ID, "_creationTime": now_ms, "json": text}
         self._committer.commit(
-            PendingCommit(0, _empty_read_set(), (Write(SCHEMA_DOC_ID, SCHEMAS_TABLE, None, doc),))
+            PendingCommit(0, ReadSet.empty(), (Write(SCHEMA_DOC_ID, SCHEMAS_TABLE, None, doc),))
         )
 
     # -- search: text and vector indexes (engine.search, projections.search_indexes) --
@@ -298,12 +299,6 @@ class Database:
 
     def search_statistics(self) -> dict[str, Any]:
         return self._search.statistics()
-
-
-def _empty_read_set() -> Any:
-    from engine.read_set import ReadSet
-
-    return ReadSet.empty()
 
 
 # -- Export access (issue 6: snapshot, streaming and Kafka export) -------------
