@@ -16,7 +16,6 @@ function run happen in one worker thread per request: both block.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import urllib.parse
@@ -39,6 +38,7 @@ from gateway.http_errors import (
     function_error_message,
     json_response,
 )
+from gateway.json_input import JsonInputError, parse_json
 from gateway.timestamps import encode_ts
 from gateway.value_formats import (
     ClientVersion,
@@ -97,10 +97,6 @@ def parse_args(raw: object) -> dict[str, Any]:
         raise bad_request("BadQueryArgs", f"Invalid arguments: {exc.message}") from None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json_body(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
     """A request body that must be one JSON object; 400 BadJsonBody otherwise."""
     if not raw.strip():
@@ -108,11 +104,9 @@ def parse_json_body(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
             return {}
         raise bad_request("BadJsonBody", "The request body is empty: expected a JSON object.")
     try:
-        obj = json.loads(raw, parse_constant=_reject_constant)
-    except RecursionError:
-        raise bad_request("BadJsonBody", "The JSON body is nested too deeply.") from None
-    except ValueError as exc:
-        raise bad_request("BadJsonBody", f"Failed to parse the JSON body: {exc}") from None
+        obj = parse_json(raw)
+    except JsonInputError as exc:
+        raise bad_request("BadJsonBody", f"Invalid JSON body: {exc.message}") from None
     if not isinstance(obj, dict):
         raise bad_request("BadJsonBody", "The JSON body must be an object.")
     return obj
@@ -222,11 +216,13 @@ class FunctionApi:
         caller = _Caller.of(request)
         params = request.query_params
         try:
-            raw_args = json.loads(params["args"], parse_constant=_reject_constant)
+            raw_args = parse_json(params["args"])
         except KeyError:
             raw_args = None
-        except (ValueError, RecursionError):
-            raise bad_request("BadQueryArgs", "The args parameter is not valid JSON.") from None
+        except JsonInputError as exc:
+            raise bad_request(
+                "BadQueryArgs", f"The args parameter is not valid JSON: {exc.message}"
+            ) from None
         spec = CallSpec(
             parse_function_path(params.get("path")),
             parse_args(raw_args),
