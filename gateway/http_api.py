@@ -81,8 +81,6 @@ def parse_function_path(path: object) -> str:
 
 def parse_args(raw: object) -> dict[str, Any]:
     """``args`` as an object or a one-element array of an object (http-api §4.2)."""
-    if raw is None:
-        return {}
     if isinstance(raw, list):
         if len(raw) != 1:
             raise bad_request(
@@ -121,10 +119,21 @@ class CallSpec:
     format: ValueFormat | None
 
 
+def required_args(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``args`` of a request body, which every endpoint requires (Convex's request
+    types have no default for it), even for a function without arguments: ``{}``."""
+    if "args" not in body:
+        raise bad_request(
+            "BadJsonBody",
+            "Failed to deserialize the JSON body into the target type: missing field `args`",
+        )
+    return parse_args(body["args"])
+
+
 def parse_call(body: dict[str, Any]) -> CallSpec:
     return CallSpec(
         parse_function_path(body.get("path")),
-        parse_args(body.get("args")),
+        required_args(body),
         parse_format(body.get("format")),
     )
 
@@ -215,10 +224,12 @@ class FunctionApi:
     async def query_get(self, request: Request) -> Response:
         caller = _Caller.of(request)
         params = request.query_params
+        if "args" not in params:
+            raise bad_request(
+                "BadQueryArgs", "Failed to deserialize query string: missing field `args`"
+            )
         try:
             raw_args = parse_json(params["args"])
-        except KeyError:
-            raw_args = None
         except JsonInputError as exc:
             raise bad_request(
                 "BadQueryArgs", f"The args parameter is not valid JSON: {exc.message}"
@@ -252,9 +263,9 @@ class FunctionApi:
                 "Path or function name not provided in path, e.g. /api/run/messages/list",
             )
         path = parse_function_path(f"{'/'.join(parts[:-1])}:{parts[-1]}")
-        body = parse_json_body(await request.body(), allow_empty=True)
+        body = parse_json_body(await request.body())
         fmt = parse_format(body.get("format")) or ValueFormat.CLEAN_JSON
-        return await self._call(caller, CallSpec(path, parse_args(body.get("args")), fmt), None)
+        return await self._call(caller, CallSpec(path, required_args(body), fmt), None)
 
     async def query_at_ts(self, request: Request) -> Response:
         caller = _Caller.of(request)
