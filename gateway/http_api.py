@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.convex_json import from_convex_json
 from engine.errors import InvalidValueError, SnapshotOutOfRangeError
-from gateway.context import GatewayContext
+from gateway.context import GatewayContext, run_function
 from gateway.http_errors import (
     HttpError,
     bad_request,
@@ -292,7 +292,8 @@ class FunctionApi:
             identity = self._identity(caller, admin_only=admin_only)
             if ts is not None:
                 self._check_readable(ts)
-            return self.context.executor.run(self._function_call(caller, spec, kind, identity, ts))
+            call = self._function_call(caller, spec, kind, identity, ts)
+            return run_function(self.context.executor, call)
 
         outcome = await anyio.to_thread.run_sync(work)
         fmt = spec.format or caller.client.default_format()
@@ -316,8 +317,11 @@ class FunctionApi:
         def work() -> list[FunctionOutcome]:
             identity = self._identity(caller, admin_only=False)
             ts = self.context.executor.latest_ts()  # every query reads the same snapshot
-            run = self.context.executor.run
-            return [run(self._function_call(caller, s, "query", identity, ts)) for s in specs]
+            executor = self.context.executor
+            return [
+                run_function(executor, self._function_call(caller, s, "query", identity, ts))
+                for s in specs
+            ]
 
         outcomes = await anyio.to_thread.run_sync(work)
         default = caller.client.default_format()

@@ -59,7 +59,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engine.errors import HeadwaterError, LimitExceededError
-from gateway.context import AuthenticationError, GatewayContext
+from gateway.context import AuthenticationError, GatewayContext, run_function
 from gateway.live_queries import LiveQueryRegistry
 from gateway.sync_messages import (
     CLOSE_GOING_AWAY,
@@ -349,7 +349,7 @@ class _Connection:
             if is_mutation and session_id is not None
             else None,
         )
-        return await anyio.to_thread.run_sync(self.executor.run, call), server_id
+        return await anyio.to_thread.run_sync(run_function, self.executor, call), server_id
 
     async def _run_mutations(self) -> None:
         """Run queued mutations one at a time, in arrival order, until none is left."""
