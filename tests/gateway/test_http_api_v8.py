@@ -3,6 +3,7 @@ error (200 + ``status: "error"``), and where internal functions can be called.""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
@@ -12,6 +13,7 @@ from websockets.sync.client import connect
 from gateway.backend import Backend
 from gateway.server import run_server_in_thread
 
+ACTING_USER = base64.b64encode(b'{"issuer":"https://i.test","subject":"u1"}').decode()
 SESSION = "6f1c2e7a-0b7d-4b33-9a51-2f0f6c1e9d10"
 RESULTS_TS = """
 import { internalQuery, mutation, query } from "./_generated/server";
@@ -79,3 +81,21 @@ def test_an_invalid_mutation_result_over_sync_is_a_failed_response(served):
             response = json.loads(ws.recv(5))
         assert response["type"] == "MutationResponse" and response["success"] is False
         assert "return value invalid" in response["result"]
+
+
+def test_internal_functions_answer_the_admin_key_on_every_endpoint(served):
+    """Convex's HTTP API runs public functions only, except for an admin (or an admin
+    acting as a user): then internal ones too, on /api/query as on /api/function."""
+    backend, client = served
+    admin = {"Authorization": f"Convex {backend.admin_key}"}
+    acting = {"Authorization": f"Convex {backend.admin_key}:{ACTING_USER}"}
+    for headers in (admin, acting):
+        for endpoint in ("query", "function"):
+            assert call(client, endpoint, "results:secret", headers).json()["value"] == "internal"
+        ran = client.post("/api/run/results/secret", json={"args": {}}, headers=headers)
+        assert ran.json()["value"] == "internal"
+    hidden = call(client, "query", "results:secret").json()
+    assert hidden["status"] == "error"
+    assert "Could not find public function for 'results:secret'" in hidden["errorMessage"]
+    refused = call(client, "function", "results:secret")
+    assert (refused.status_code, refused.json()["code"]) == (403, "BadDeployKey")
