@@ -54,6 +54,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
+import trio
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -99,6 +100,20 @@ _CHUNKS_SINCE = (1, 28, 0)  # npm clients from this version reassemble Transitio
 _FINAL_SEND_TIMEOUT_S = 2.0
 _DRAIN_TIMEOUT_S = 1.0  # how long an ended socket still reads frames, waiting for the close
 _NO_SCOPE = contextlib.nullcontext()
+# A send that fails with one of these means the connection is gone or going: the
+# client left, or the server's stream is shutting down under a send racing it (trio
+# raises BusyResourceError to the send that meets a concurrent send_eof).
+_PEER_GONE = (
+    WebSocketDisconnect,
+    RuntimeError,
+    OSError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.BusyResourceError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.BusyResourceError,
+)
 
 
 class _AuthRejected(Exception):
@@ -225,7 +240,7 @@ class _Connection:
             if self._final is not None:
                 await self.ws.send_text(self._final)
             await self.ws.close(self._close_code, self._close_reason)
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        except _PEER_GONE:
             pass
 
     # -- reading ----------------------------------------------------------------
@@ -392,7 +407,7 @@ class _Connection:
             text, ends_message, is_transition = item
             try:
                 await self.ws.send_text(text)
-            except (WebSocketDisconnect, RuntimeError, OSError):
+            except _PEER_GONE:
                 self._client_gone = True
                 self._end()
                 return

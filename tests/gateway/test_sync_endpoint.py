@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import trio
 from schemas import CHAT_SCHEMA
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -611,6 +613,43 @@ def test_closing_every_socket_on_shutdown(server, clients):
     server.hub.close_all_from_thread()
     code, reason, _ = c.closed()
     assert (code, reason) == (1001, "ServerShutdown")
+
+
+def test_a_transport_failing_mid_close_ends_the_socket_quietly(tmp_path, caplog):
+    """hypercorn's stream raises trio.BusyResourceError to a send that races its own
+    shutdown of the connection: the socket ends like a client gone, no traceback."""
+    db = Database.open(tmp_path / "data")
+    context = GatewayContext(PythonExecutor(db, endpoint_functions()), FakeAuthenticator())
+    app = Starlette(routes=sync_routes(context))
+    incoming = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "garbage"},  # answered with FatalError + close
+    ]
+    attempts = []
+
+    async def receive() -> dict:
+        if incoming:
+            return incoming.pop(0)
+        await trio.sleep_forever()
+
+    async def send(message: dict) -> None:
+        if message["type"] != "websocket.accept":
+            attempts.append(message["type"])
+            raise trio.BusyResourceError("another task is currently sending data")
+
+    scope = {"type": "websocket", "path": "/api/1.48.0/sync", "headers": [], "query_string": b""}
+    caplog.set_level(logging.INFO)
+
+    async def serve_one() -> bool:
+        with trio.move_on_after(5) as timeout:
+            await app(scope, receive, send)
+        return timeout.cancelled_caught
+
+    timed_out = trio.run(serve_one)
+    db.close()
+    assert not timed_out
+    assert attempts == ["websocket.send"]  # the FatalError; nothing after a dead transport
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
 # --- live queries, without sockets ---------------------------------------------------------
