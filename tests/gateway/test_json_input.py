@@ -110,6 +110,14 @@ def test_deep_query_parameters_and_headers_are_refused(served):
         headers={"Authorization": f"Convex {backend.admin_key}:{acting}"},
     )
     assert (response.status_code, response.json()["code"]) == (400, "HeaderParseFailure")
+    payload = base64.urlsafe_b64encode(b'{"iss":' + deep.encode() + b"}").rstrip(b"=").decode()
+    token = f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln"
+    response = client.post(
+        "/api/query",
+        json={"path": "messages:list", "args": {}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert (response.status_code, response.json()["code"]) == (401, "InvalidAuthHeader")
 
 
 def test_a_deep_sync_message_is_a_protocol_error(served):
