@@ -3,12 +3,16 @@
     POST /api/query | /api/mutation | /api/action   {path, args, format?}
     GET  /api/query?path=…&args=<JSON>&format=…
     POST /api/function                               admin only, any kind {path, args, format?}
-    POST /api/run/<module/path>/<export>             {args?, format?} any public kind
+    POST /api/run/<module/path>/<export>             {args, format?} any public kind
     POST /api/query_ts                               -> {"ts": <base64 LE u64>}
     POST /api/query_at_ts                            {path, args, ts, format?}
     POST /api/query_batch                            {queries: [{path, args, format?}, …]}
 
-A function's own result, success or error, is a 200 ``UdfResponse``; a
+``args`` is required everywhere it appears (``{}`` for a function without
+arguments), as Convex's request types require it.
+
+A function's own result, success or error, is a 200 ``UdfResponse`` (also a
+result that is no Convex value: too many items, too deep); a
 request we cannot run at all (bad JSON, bad path, bad format, bad
 credentials) is a 4xx with ``{"code", "message"}``. Authentication and the
 function run happen in one worker thread per request: both block.
