@@ -17,6 +17,7 @@ from gateway.backend import Backend
 from gateway.json_input import JsonInputError, json_depth, parse_json
 from gateway.server import run_server_in_thread
 
+SESSION = "6f1c2e7a-0b7d-4b33-9a51-2f0f6c1e9d10"
 DEEP = 100_000  # levels: far past the limit, and past Python's recursion limit
 
 
@@ -137,3 +138,39 @@ def test_a_deep_sync_message_is_a_protocol_error(served):
         assert fatal["type"] == "FatalError"
         assert f"nested more than {LIMITS.json_depth_max} levels" in fatal["error"]
     assert client.post("/api/query_ts").status_code == 200  # still serving
+
+
+def test_the_deepest_legal_value_passes_in_the_deepest_envelope(served):
+    """A value nested value_depth_max deep, with an ``$integer`` leaf, inside the query
+    batch and the ModifyQuerySet envelopes, is not refused as too-deep JSON."""
+    _, url, client = served
+    deepest = {"$integer": "KgAAAAAAAAA="}
+    for _ in range(LIMITS.value_depth_max):
+        deepest = [deepest]
+    batch = client.post(
+        "/api/query_batch", json={"queries": [{"path": "nothing:here", "args": [{"v": deepest}]}]}
+    )
+    assert batch.status_code == 400 and batch.json()["code"] == "BadQueryArgs"  # 65 levels
+    batch = client.post(
+        "/api/query_batch",
+        json={"queries": [{"path": "nothing:here", "args": [{"v": deepest[0]}]}]},
+    )
+    assert batch.status_code == 200, batch.text
+    assert "Could not find public function" in batch.json()["results"][0]["errorMessage"]
+    ws_url = url.replace("http://", "ws://") + "/api/1.48.0/sync"
+    add = {"type": "Add", "queryId": 0, "udfPath": "nothing:here", "args": [{"v": deepest[0]}]}
+    with connect(ws_url, proxy=None, open_timeout=5, ping_interval=None) as ws:
+        ws.send(json.dumps({"type": "Connect", "sessionId": SESSION, "connectionCount": 0}))
+        ws.send(
+            json.dumps(
+                {
+                    "type": "ModifyQuerySet",
+                    "baseVersion": 0,
+                    "newVersion": 1,
+                    "modifications": [add],
+                }
+            )
+        )
+        transition = json.loads(ws.recv(5))
+        assert transition["type"] == "Transition", transition
+        assert transition["modifications"][0]["type"] == "QueryFailed"
