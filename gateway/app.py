@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from engine.limits import LIMITS
 from gateway.context import GatewayContext
 from gateway.http_api import http_api_routes
 from gateway.http_errors import HttpError, error_response, json_response
@@ -86,11 +87,6 @@ async def _preflight(send: Any, origin: bytes, requested_headers: bytes | None) 
         headers.append((b"access-control-allow-headers", requested_headers))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
-
-
-# A body is read and dropped up to this size when its handler did not read it all
-# (or refused it); past that the connection is closed after the answer instead.
-_DRAIN_BYTES_MAX = 64 << 20
 
 
 class RequestBodyMiddleware:
@@ -157,10 +153,10 @@ class RequestBodyMiddleware:
 
 
 async def _drain(receive: Any) -> bool:
-    """Read and drop the rest of a body, at most ``_DRAIN_BYTES_MAX``; whether the
-    connection is fit for another request (the body ended, or the client left)."""
+    """Read and drop the rest of a body, at most ``request_drain_bytes_max``; whether
+    the connection is fit for another request (the body ended, or the client left)."""
     drained = 0
-    while drained <= _DRAIN_BYTES_MAX:
+    while drained <= LIMITS.request_drain_bytes_max:
         message = await receive()
         if message["type"] != "http.request":
             return True

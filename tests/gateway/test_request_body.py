@@ -8,13 +8,16 @@ import logging
 import socket
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from schemas import CHAT_SCHEMA
 
+import gateway.app as app_module
 from engine import Database
+from engine.limits import LIMITS
 from gateway.admin_key import generate_admin_key
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
@@ -83,3 +86,15 @@ def test_a_client_leaving_mid_body_is_logged_as_its_doing(address, caplog):
     access = [r.getMessage() for r in caplog.records if "path=/api/mutation" in r.getMessage()]
     assert "status=408" in access[0], access
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_past_the_drain_bound_the_connection_closes_after_the_answer(address, monkeypatch):
+    monkeypatch.setattr(app_module, "LIMITS", replace(LIMITS, request_drain_bytes_max=1 << 20))
+    conn = http.client.HTTPConnection(*address, timeout=5)
+    try:
+        status, connection, _ = exchange(conn, "/api/query_ts", b"x" * (512 << 10))
+        assert (status, connection) == (200, None)  # drained: the connection stays
+        status, connection, _ = exchange(conn, "/api/query_ts", BODY)
+        assert (status, connection) == (200, "close")  # not read past the bound
+    finally:
+        conn.close()
