@@ -83,6 +83,19 @@ def test_an_invalid_mutation_result_over_sync_is_a_failed_response(served):
         assert "return value invalid" in response["result"]
 
 
+def test_an_invalid_query_result_over_sync_is_a_failed_query(served):
+    _, client = served
+    ws_url = str(client.base_url).replace("http://", "ws://") + "/api/1.48.0/sync"
+    add = {"type": "Add", "queryId": 0, "udfPath": "results:tooMany", "args": [{}]}
+    with connect(ws_url, proxy=None, open_timeout=5, ping_interval=None) as ws:
+        ws.send(json.dumps({"type": "Connect", "sessionId": SESSION, "connectionCount": 0}))
+        modify = {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1}
+        ws.send(json.dumps({**modify, "modifications": [add]}))
+        (failed,) = json.loads(ws.recv(5))["modifications"]
+        assert failed["type"] == "QueryFailed"
+        assert "results:tooMany return value invalid" in failed["errorMessage"]
+
+
 def test_internal_functions_answer_the_admin_key_on_every_endpoint(served):
     """Convex's HTTP API runs public functions only, except for an admin (or an admin
     acting as a user): then internal ones too, on /api/query as on /api/function."""
