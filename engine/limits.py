@@ -80,6 +80,15 @@ class Limits:
     # LMDB map size: address space reserved, not disk used.
     lmdb_map_bytes: int = 1 << 40
     lmdb_readers_max: int = 1024
+    # JSON a client sends (HTTP bodies, sync frames, tokens) nests at most this deep: the
+    # deepest value (value_depth_max, 64) plus its envelope (message object, args array,
+    # query list, `$integer` wrapper). Deeper text is refused before it is parsed, so it
+    # cannot make the parser recurse 100,000 levels. Raise it with value_depth_max.
+    json_depth_max: int = 64 + 8
+    # A request body its handler left unread (or refused) is read and dropped up to this
+    # size before the answer, so the keep-alive connection stays usable; past it the
+    # connection is closed after the answer instead of reading on.
+    request_drain_bytes_max: int = 64 << 20
 
 
 def _from_environment() -> Limits:

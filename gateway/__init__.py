@@ -1,3 +1,48 @@
-"""The edge of Headwater: the command line now, the HTTP and WebSocket server later."""
+"""The edge of Headwater: the ``headwater`` command line and the server it runs.
 
-__all__: list[str] = []
+The server speaks Convex's wire protocols: the HTTP API (``/api/query``,
+``/api/mutation``, ``/api/function``, streaming export, …) and the WebSocket
+sync protocol (``/api/sync``), as a Starlette app on hypercorn and trio. Only
+this package knows HTTP, JSON, WebSockets and JWTs; nothing imports it.
+
+Users need ``Backend`` (a data folder, functions and the whole app, what
+``headwater serve`` runs), or ``create_app`` over their own ``GatewayContext``,
+and ``serve`` / ``run_server_in_thread`` to put an app on a port. Names are
+resolved lazily (PEP 562), so ``headwater --version`` does not load the server.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Backend": "gateway.backend",
+    "GatewayContext": "gateway.context",
+    "GatewaySettings": "gateway.context",
+    "create_app": "gateway.app",
+    "run_server_in_thread": "gateway.server",
+    "serve": "gateway.server",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gateway' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:
+    from gateway.app import create_app  # noqa: F401
+    from gateway.backend import Backend  # noqa: F401
+    from gateway.context import GatewayContext, GatewaySettings  # noqa: F401
+    from gateway.server import run_server_in_thread, serve  # noqa: F401

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import re
 import secrets
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from engine.convex_json import from_convex_json
 from engine.errors import HeadwaterError, InvalidValueError
 from gateway.context import AuthenticationError
+from gateway.json_input import JsonInputError, parse_json
 
 ADMIN_KEY_SECRET_BYTES = 32
 _INSTANCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -68,8 +68,8 @@ def decode_acting_user(encoded: str) -> dict[str, Any]:
     """The user an admin acts as, from the header's base64 JSON (http-api §2.1)."""
     try:
         raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        obj = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError):
+        obj = parse_json(raw)
+    except (binascii.Error, ValueError, JsonInputError):
         raise _malformed("the identity after the admin key is not base64 of JSON") from None
     return acting_user_identity(obj)
 

@@ -11,7 +11,8 @@ CORS (http-api §1): every HTTP response mirrors the request's ``Origin`` and
 allows credentials; a preflight ``OPTIONS`` is answered here with the
 requested headers mirrored, the methods GET/POST/OPTIONS/PATCH/DELETE/PUT and
 a max-age of one day. A body over ``settings.message_bytes_max`` is refused
-with 413 ``PayloadTooLarge``.
+with 413 ``PayloadTooLarge``, and every body is read to its end before the
+answer starts (``RequestBodyMiddleware``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from engine.limits import LIMITS
 from gateway.context import GatewayContext
 from gateway.http_api import http_api_routes
 from gateway.http_errors import HttpError, error_response, json_response
@@ -87,12 +89,15 @@ async def _preflight(send: Any, origin: bytes, requested_headers: bytes | None) 
     await send({"type": "http.response.body", "body": b""})
 
 
-# A refused body is read and dropped up to this size before answering 413.
-_DRAIN_BYTES_MAX = 64 << 20
+class RequestBodyMiddleware:
+    """Every request body is read to its end, and no further than ``bytes_max``.
 
-
-class BodyLimitMiddleware:
-    """Refuse bodies over ``bytes_max``: at once by Content-Length, else while reading."""
+    Over the limit: 413 at once by Content-Length, else while reading. And before
+    any answer starts, what the handler left unread (``/api/query_ts`` reads
+    nothing; an error may come before the body) is read and dropped, bounded, so
+    a keep-alive connection's next request starts where the parser expects it
+    and a client still sending reads the answer instead of a cut connection.
+    """
 
     def __init__(self, app: Any, bytes_max: int) -> None:
         self.app = app
@@ -104,23 +109,39 @@ class BodyLimitMiddleware:
             return
         declared = _headers(scope).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.bytes_max:
-            await _drain(receive)
-            await error_response(self._too_large(int(declared)))(scope, receive, send)
+            ended = await _drain(receive)
+            response = error_response(self._too_large(int(declared)))
+            if not ended:
+                response.headers["connection"] = "close"
+            await response(scope, receive, send)
             return
         received = 0
+        ended = False
 
         async def limited_receive() -> dict:
-            nonlocal received
+            nonlocal received, ended
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.bytes_max:
-                    if message.get("more_body", False):
-                        await _drain(receive)
-                    raise self._too_large(received)
+            if message["type"] != "http.request":
+                ended = True  # the client is gone
+                return message
+            received += len(message.get("body", b""))
+            more = message.get("more_body", False)
+            ended = not more
+            if received > self.bytes_max:
+                ended = not more or await _drain(receive)
+                raise self._too_large(received)
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def send_after_body(message: dict) -> None:
+            nonlocal ended
+            if message["type"] == "http.response.start" and not ended:
+                ended = True
+                if not await _drain(receive):
+                    headers = [*message.get("headers", []), (b"connection", b"close")]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, limited_receive, send_after_body)
 
     def _too_large(self, size: int) -> HttpError:
         return HttpError(
@@ -131,17 +152,18 @@ class BodyLimitMiddleware:
         )
 
 
-async def _drain(receive: Any) -> None:
-    """Read (and drop) the rest of a refused body, so the client, still sending, is
-    there to read the 413 instead of seeing the connection cut; bounded."""
+async def _drain(receive: Any) -> bool:
+    """Read and drop the rest of a body, at most ``request_drain_bytes_max``; whether
+    the connection is fit for another request (the body ended, or the client left)."""
     drained = 0
-    while drained < _DRAIN_BYTES_MAX:
+    while drained <= LIMITS.request_drain_bytes_max:
         message = await receive()
         if message["type"] != "http.request":
-            return
+            return True
         drained += len(message.get("body", b""))
         if not message.get("more_body", False):
-            return
+            return True
+    return False
 
 
 def _plain_routes(context: GatewayContext) -> list[BaseRoute]:
@@ -221,9 +243,13 @@ def create_app(context: GatewayContext, *, extra_routes: Iterable[BaseRoute] = (
         ],
         middleware=[
             Middleware(CorsMiddleware),
-            Middleware(BodyLimitMiddleware, bytes_max=context.settings.message_bytes_max),
+            Middleware(RequestBodyMiddleware, bytes_max=context.settings.message_bytes_max),
         ],
-        exception_handlers={HTTPException: _http_exception, HttpError: _gateway_error},
+        exception_handlers={
+            HTTPException: _http_exception,
+            HttpError: _gateway_error,
+            ClientDisconnect: _gateway_error,
+        },
         lifespan=lifespan,
     )
     app.state.context = context

@@ -8,10 +8,13 @@
                    {"type": "customJwt", "issuer": ..., "jwks": ...,
                     "algorithm": "RS256" | "ES256", "applicationID"?: ...}]}
 
-A bearer token is matched to the provider whose issuer equals the token's
+A bearer token's registered claims are type-checked first (``gateway.jwt_claims``:
+a string ``exp`` or one of ``1e300`` is refused, never read as "far future").
+It is then matched to the provider whose issuer equals the token's
 ``iss`` (``https://`` assumed when the config omits a scheme, a trailing
 ``/`` ignored) and whose ``applicationID`` is among its audiences; then its
-signature, audience and expiry are verified against the provider's keys.
+signature, audience and times (``exp``, ``nbf``, ``iat``, with ``leeway_s``) are
+verified against the provider's keys.
 The identity is the OIDC standard claims in camelCase, ``tokenIdentifier``
 = ``iss|sub``, and every other claim passed through.
 
@@ -22,6 +25,7 @@ worker thread, never on the event loop.
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,7 @@ from gateway.admin_key import (
 )
 from gateway.context import AuthenticationError
 from gateway.jwks import JwksCache, SigningKey
+from gateway.jwt_claims import check_required_claims, invalid_token, unverified_parts
 from udf.calls import ANONYMOUS, Identity
 
 LEEWAY_S = 10.0  # clock skew tolerated on exp/nbf
@@ -247,22 +252,32 @@ class HeadwaterAuthenticator:
     # -- JWT ---------------------------------------------------------------------------
 
     def verify_token(self, token: str) -> Identity:
-        """Verify an end-user JWT against the configured providers."""
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError as exc:
-            raise _unauthenticated(
-                f"Could not parse the token as a JWT: {exc}", "InvalidAuthHeader"
-            ) from None
+        """Verify an end-user JWT against the configured providers.
+
+        Error codes as Convex's: a token that does not parse, or whose registered
+        claims are malformed or missing, is ``InvalidAuthHeader``; one that fails
+        verification is ``Unauthenticated`` for an OIDC provider and
+        ``InvalidAuthHeader`` for a customJwt one."""
+        header, unverified = unverified_parts(token)
         issuer = unverified.get("iss")
-        if not isinstance(issuer, str):
-            raise _unauthenticated(
+        if issuer is None:
+            raise invalid_token(
                 "The token has no issuer claim ('iss'): it must name one of the configured "
-                "auth providers.",
-                "InvalidAuthHeader",
+                "auth providers."
             )
         provider = self._provider_for(issuer, _audiences(unverified.get("aud")))
+        if isinstance(provider, CustomJwtProvider):
+            check_required_claims(unverified, ("exp", "sub"))
+            try:
+                return self._verified_identity(token, header, provider)
+            except AuthenticationError as exc:
+                raise invalid_token(exc.message) from None
+        check_required_claims(unverified, ("exp", "iat", "sub"))  # an OIDC ID token's
+        return self._verified_identity(token, header, provider)
+
+    def _verified_identity(
+        self, token: str, header: dict[str, Any], provider: Provider
+    ) -> Identity:
         algorithm = header.get("alg")
         allowed = (
             {provider.algorithm} if isinstance(provider, CustomJwtProvider) else OIDC_ALGORITHMS
@@ -298,29 +313,48 @@ class HeadwaterAuthenticator:
     def _verified_claims(
         self, token: str, provider: Provider, algorithm: str, kid: Any
     ) -> dict[str, Any]:
-        options: Any = {"require": ["exp", "iss", "sub"]}
+        # The times are checked below, on claims jwt_claims has type-checked: PyJWT
+        # would refuse a fractional or null iat that Convex takes.
+        options: Any = {
+            "require": ["exp", "iss", "sub"],
+            "verify_exp": False,
+            "verify_nbf": False,
+            "verify_iat": False,
+        }
         if provider.application_id is None:
             options["verify_aud"] = False
         problem = "no usable key in the provider's key set"
         for key in self._keys_for(provider, kid):
             try:
-                return jwt.decode(
+                claims = jwt.decode(
                     token,
                     key.key,
                     algorithms=[algorithm],
                     audience=provider.application_id,
-                    leeway=self.leeway_s,
                     options=options,
                 )
-            except jwt.ExpiredSignatureError:
-                raise _unauthenticated(
-                    "The token has expired: its exp claim is in the past. Fetch a fresh token."
-                ) from None
             except (jwt.InvalidSignatureError, jwt.InvalidKeyError, jwt.InvalidAlgorithmError):
                 problem = "the signature does not match any key of the provider"
             except jwt.PyJWTError as exc:
                 raise _unauthenticated(f"Could not verify the token: {exc}") from None
+            else:
+                self._check_times(claims)
+                return claims
         raise _unauthenticated(f"Could not verify the token: {problem}")
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """Expired, or not valid yet (nbf, iat in the future), give or take the leeway."""
+        now = time.time()
+        if now - claims["exp"] > self.leeway_s:
+            raise _unauthenticated(
+                "The token has expired: its exp claim is in the past. Fetch a fresh token."
+            )
+        for name in ("nbf", "iat"):
+            starts = claims.get(name)
+            if starts is not None and starts - now > self.leeway_s:
+                raise _unauthenticated(
+                    f"The token is not valid yet: its {name} claim is in the future."
+                )
 
 
 def _audiences(aud: Any) -> list[str]:

@@ -3,12 +3,16 @@
     POST /api/query | /api/mutation | /api/action   {path, args, format?}
     GET  /api/query?path=…&args=<JSON>&format=…
     POST /api/function                               admin only, any kind {path, args, format?}
-    POST /api/run/<module/path>/<export>             {args?, format?} any public kind
+    POST /api/run/<module/path>/<export>             {args, format?} any public kind
     POST /api/query_ts                               -> {"ts": <base64 LE u64>}
     POST /api/query_at_ts                            {path, args, ts, format?}
     POST /api/query_batch                            {queries: [{path, args, format?}, …]}
 
-A function's own result, success or error, is a 200 ``UdfResponse``; a
+``args`` is required everywhere it appears (``{}`` for a function without
+arguments), as Convex's request types require it.
+
+A function's own result, success or error, is a 200 ``UdfResponse`` (also a
+result that is no Convex value: too many items, too deep); a
 request we cannot run at all (bad JSON, bad path, bad format, bad
 credentials) is a 4xx with ``{"code", "message"}``. Authentication and the
 function run happen in one worker thread per request: both block.
@@ -16,7 +20,6 @@ function run happen in one worker thread per request: both block.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import urllib.parse
@@ -31,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.convex_json import from_convex_json
 from engine.errors import InvalidValueError, SnapshotOutOfRangeError
-from gateway.context import GatewayContext
+from gateway.context import GatewayContext, run_function
 from gateway.http_errors import (
     HttpError,
     bad_request,
@@ -39,6 +42,7 @@ from gateway.http_errors import (
     function_error_message,
     json_response,
 )
+from gateway.json_input import JsonInputError, parse_json
 from gateway.timestamps import encode_ts
 from gateway.value_formats import (
     ClientVersion,
@@ -81,8 +85,6 @@ def parse_function_path(path: object) -> str:
 
 def parse_args(raw: object) -> dict[str, Any]:
     """``args`` as an object or a one-element array of an object (http-api §4.2)."""
-    if raw is None:
-        return {}
     if isinstance(raw, list):
         if len(raw) != 1:
             raise bad_request(
@@ -97,10 +99,6 @@ def parse_args(raw: object) -> dict[str, Any]:
         raise bad_request("BadQueryArgs", f"Invalid arguments: {exc.message}") from None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json_body(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
     """A request body that must be one JSON object; 400 BadJsonBody otherwise."""
     if not raw.strip():
@@ -108,11 +106,9 @@ def parse_json_body(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
             return {}
         raise bad_request("BadJsonBody", "The request body is empty: expected a JSON object.")
     try:
-        obj = json.loads(raw, parse_constant=_reject_constant)
-    except RecursionError:
-        raise bad_request("BadJsonBody", "The JSON body is nested too deeply.") from None
-    except ValueError as exc:
-        raise bad_request("BadJsonBody", f"Failed to parse the JSON body: {exc}") from None
+        obj = parse_json(raw)
+    except JsonInputError as exc:
+        raise bad_request("BadJsonBody", f"Invalid JSON body: {exc.message}") from None
     if not isinstance(obj, dict):
         raise bad_request("BadJsonBody", "The JSON body must be an object.")
     return obj
@@ -127,10 +123,21 @@ class CallSpec:
     format: ValueFormat | None
 
 
+def required_args(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``args`` of a request body, which every endpoint requires (Convex's request
+    types have no default for it), even for a function without arguments: ``{}``."""
+    if "args" not in body:
+        raise bad_request(
+            "BadJsonBody",
+            "Failed to deserialize the JSON body into the target type: missing field `args`",
+        )
+    return parse_args(body["args"])
+
+
 def parse_call(body: dict[str, Any]) -> CallSpec:
     return CallSpec(
         parse_function_path(body.get("path")),
-        parse_args(body.get("args")),
+        required_args(body),
         parse_format(body.get("format")),
     )
 
@@ -221,12 +228,16 @@ class FunctionApi:
     async def query_get(self, request: Request) -> Response:
         caller = _Caller.of(request)
         params = request.query_params
+        if "args" not in params:
+            raise bad_request(
+                "BadQueryArgs", "Failed to deserialize query string: missing field `args`"
+            )
         try:
-            raw_args = json.loads(params["args"], parse_constant=_reject_constant)
-        except KeyError:
-            raw_args = None
-        except (ValueError, RecursionError):
-            raise bad_request("BadQueryArgs", "The args parameter is not valid JSON.") from None
+            raw_args = parse_json(params["args"])
+        except JsonInputError as exc:
+            raise bad_request(
+                "BadQueryArgs", f"The args parameter is not valid JSON: {exc.message}"
+            ) from None
         spec = CallSpec(
             parse_function_path(params.get("path")),
             parse_args(raw_args),
@@ -256,9 +267,9 @@ class FunctionApi:
                 "Path or function name not provided in path, e.g. /api/run/messages/list",
             )
         path = parse_function_path(f"{'/'.join(parts[:-1])}:{parts[-1]}")
-        body = parse_json_body(await request.body(), allow_empty=True)
+        body = parse_json_body(await request.body())
         fmt = parse_format(body.get("format")) or ValueFormat.CLEAN_JSON
-        return await self._call(caller, CallSpec(path, parse_args(body.get("args")), fmt), None)
+        return await self._call(caller, CallSpec(path, required_args(body), fmt), None)
 
     async def query_at_ts(self, request: Request) -> Response:
         caller = _Caller.of(request)
@@ -285,7 +296,8 @@ class FunctionApi:
             identity = self._identity(caller, admin_only=admin_only)
             if ts is not None:
                 self._check_readable(ts)
-            return self.context.executor.run(self._function_call(caller, spec, kind, identity, ts))
+            call = self._function_call(caller, spec, kind, identity, ts)
+            return run_function(self.context.executor, call)
 
         outcome = await anyio.to_thread.run_sync(work)
         fmt = spec.format or caller.client.default_format()
@@ -309,8 +321,11 @@ class FunctionApi:
         def work() -> list[FunctionOutcome]:
             identity = self._identity(caller, admin_only=False)
             ts = self.context.executor.latest_ts()  # every query reads the same snapshot
-            run = self.context.executor.run
-            return [run(self._function_call(caller, s, "query", identity, ts)) for s in specs]
+            executor = self.context.executor
+            return [
+                run_function(executor, self._function_call(caller, s, "query", identity, ts))
+                for s in specs
+            ]
 
         outcomes = await anyio.to_thread.run_sync(work)
         default = caller.client.default_format()

@@ -3,7 +3,8 @@
 Protocol and auth failures leave as ``{"code": <ShortCode>, "message": <text>}``
 with a 4xx/5xx status (http-api §1); function errors are not here: they are
 200 responses with ``status: "error"`` (http-api §4.4). An error we did not
-expect is logged and becomes a 500 whose message reveals nothing.
+expect is logged and becomes a 500 whose message reveals nothing; a client that
+leaves before its request was read is a 408 ``ClientDisconnected``, as Convex logs it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from engine.errors import HeadwaterError
@@ -43,6 +45,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "NotFound": 404,
     "MethodNotAllowed": 405,
     "InternalServerError": 500,
+    "ClientDisconnected": 408,
 }
 
 
@@ -68,6 +71,9 @@ def to_http_error(exc: BaseException) -> HttpError:
     """The HttpError a caught exception stands for (unexpected ones become a bare 500)."""
     if isinstance(exc, HttpError):
         return exc
+    if isinstance(exc, ClientDisconnect):  # the client's doing: no traceback, not a 500
+        _log.info("the client disconnected before its request was read")
+        return HttpError(408, "ClientDisconnected", "Client disconnected")
     if isinstance(exc, AuthenticationError):
         return HttpError(status_for_code(exc.code, 401), exc.code, exc.message)
     if isinstance(exc, HeadwaterError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import http.client
 import ipaddress
-import json
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from typing import Any
 import jwt
 
 from gateway.context import AuthenticationError
+from gateway.json_input import JsonInputError, parse_json
 
 FETCH_TIMEOUT_S = 10.0
 DOCUMENT_BYTES_MAX = 1 << 20  # a JWKS or discovery document larger than this is refused
@@ -62,7 +62,7 @@ def _data_url(url: str) -> bytes:
 def fetch_json(url: str, *, timeout_s: float = FETCH_TIMEOUT_S) -> Any:
     """GET ``url`` and parse it as JSON (blocking). ``data:`` URLs are read in place."""
     if url.startswith("data:"):
-        return json.loads(_data_url(url))
+        return _parse_document(_data_url(url))
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https"):
         raise ValueError(f"only http(s) and data: URLs can be fetched, not {url!r}")
@@ -73,7 +73,14 @@ def fetch_json(url: str, *, timeout_s: float = FETCH_TIMEOUT_S) -> Any:
         body = response.read(DOCUMENT_BYTES_MAX + 1)
     if len(body) > DOCUMENT_BYTES_MAX:
         raise ValueError(f"the document is larger than {DOCUMENT_BYTES_MAX} bytes")
-    return json.loads(body)
+    return _parse_document(body)
+
+
+def _parse_document(body: bytes) -> Any:
+    try:
+        return parse_json(body)
+    except JsonInputError as exc:
+        raise ValueError(exc.message) from None
 
 
 @dataclass(frozen=True)

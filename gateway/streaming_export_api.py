@@ -8,7 +8,6 @@ functions (``engine.streaming_export``) do the work; this module only speaks HTT
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from engine import Database, HeadwaterError
 from engine.streaming_export import document_deltas, list_snapshot
 from gateway.context import AuthenticationError, GatewayContext
+from gateway.http_api import parse_json_body
 from gateway.http_errors import HttpError, error_response, to_http_error
 
 
@@ -32,15 +32,7 @@ def streaming_export_routes(context: GatewayContext, db: Database) -> list[BaseR
             raise HttpError(403, "Forbidden", "Streaming export needs the admin key.")
         found: dict[str, Any] = dict(request.query_params)
         if request.method == "POST":
-            body = await request.body()
-            if body:
-                try:
-                    parsed = json.loads(body)
-                except ValueError as exc:
-                    raise HttpError(400, "BadJsonBody", f"Invalid JSON body: {exc}") from exc
-                if not isinstance(parsed, dict):
-                    raise HttpError(400, "BadJsonBody", "The body must be a JSON object.")
-                found.update(parsed)
+            found.update(parse_json_body(await request.body(), allow_empty=True))
         return found
 
     def endpoint(run: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:

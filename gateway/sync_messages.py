@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import HeadwaterError, InvalidValueError
+from gateway.json_input import JsonInputError, parse_json
 from gateway.timestamps import encode_ts, parse_ts
 from udf.calls import FunctionError, FunctionOutcome
 
@@ -168,10 +169,6 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _u32(obj: dict[str, Any], key: str, where: str) -> int:
     value = obj.get(key, _ABSENT)
     if value is _ABSENT:
@@ -308,11 +305,9 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], ClientMessage]] = {
 def parse_client_message(text: str) -> ClientMessage:
     """One client frame; raises a fatal SyncProtocolError naming what is wrong."""
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise bad_message("Invalid JSON: nested too deeply") from None
-    except ValueError as exc:
-        raise bad_message(f"Invalid JSON: {exc}") from None
+        obj = parse_json(text)
+    except JsonInputError as exc:
+        raise bad_message(f"Invalid JSON: {exc.message}") from None
     if not isinstance(obj, dict):
         raise bad_message(f"A message must be a JSON object, got {_show(obj)}")
     kind = obj.get("type")

@@ -104,7 +104,8 @@ class JwksIssuer:
         signing_key: Any = None,
         claims: dict[str, Any] | None = None,
     ) -> str:
-        """A signed token: RS256 from the OIDC issuer, or ES256 from the custom one."""
+        """A signed token: RS256 from the OIDC issuer, or ES256 from the custom one.
+        ``claims`` are set last, as given (even malformed; ``None`` writes null)."""
         key = (self.ec if custom else self.rsa)[-1]
         now = int(time.time())
         payload: dict[str, Any] = {
@@ -112,12 +113,13 @@ class JwksIssuer:
             "sub": sub,
             "iat": now,
             "exp": now + int(expires_in_s),
-            **(claims or {}),
         }
         if aud is not None:
             payload["aud"] = aud
-        return jwt.encode(
-            payload,
+        payload.update(claims or {})
+        # Signed as raw JSON: PyJWT's encode would refuse the malformed claims tests need.
+        return jwt.api_jws.encode(
+            json.dumps(payload).encode(),
             signing_key if signing_key is not None else key.private,
             algorithm=key.algorithm,
             headers={"kid": kid if kid is not None else key.kid},

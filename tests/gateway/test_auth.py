@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from schemas import CHAT_SCHEMA
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from engine.errors import HeadwaterError
 from gateway.admin_key import generate_admin_key, strip_type_prefix
@@ -27,6 +30,7 @@ from jwks_issuer import APPLICATION_ID, JwksIssuer  # noqa: E402
 from python_executor import PythonExecutor, chat_functions  # noqa: E402
 
 KEY = generate_admin_key("headwater")
+SESSION = "6f1c2e7a-0b7d-4b33-9a51-2f0f6c1e9d10"
 
 
 class FakeClock:
@@ -248,7 +252,7 @@ def test_a_forged_signature_is_refused(auth, issuer):
 
 @pytest.mark.parametrize("algorithm", ["HS256", "none"])
 def test_symmetric_and_unsigned_tokens_are_refused(auth, issuer, algorithm):
-    payload = {"iss": issuer.url, "sub": "x", "aud": APPLICATION_ID, "exp": 2**40}
+    payload = {"iss": issuer.url, "sub": "x", "aud": APPLICATION_ID, "exp": 2**40, "iat": 0}
     token = jwt.encode(payload, "s" * 32 if algorithm == "HS256" else None, algorithm=algorithm)
     with pytest.raises(AuthenticationError) as bad:
         auth.verify_token(token)
@@ -334,7 +338,7 @@ def test_an_unreachable_issuer_is_a_clear_error(clock):
     auth = HeadwaterAuthenticator(KEY, config, jwks=JwksCache(clock=clock))
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode(
-        {"iss": "http://127.0.0.1:9", "sub": "s", "aud": "a", "exp": 2**40},
+        {"iss": "http://127.0.0.1:9", "sub": "s", "aud": "a", "exp": 2**40, "iat": 0},
         forger,
         algorithm="RS256",
     )
@@ -397,3 +401,72 @@ def test_bad_admin_keys_over_http(server):
     assert (short.status_code, short.json()["code"]) == (400, "InvalidHeaderFailure")
     other = whoami(server, "Basic something")
     assert (other.status_code, other.json()["code"]) == (400, "InvalidAdminKey")
+
+
+# --- malformed registered claims -----------------------------------------------------------
+
+MALFORMED_CLAIMS = [
+    {"exp": "99999999999"},  # a string, even of digits
+    {"exp": 1e300},  # past any date a clock can hold
+    {"exp": 10**19},
+    {"exp": float("inf")},  # PyJWT writes Infinity, which is no JSON
+    {"exp": -5},
+    {"exp": True},
+    {"iat": "now"},
+    {"nbf": [1]},
+    {"sub": 123},
+    {"iss": 5},
+    {"aud": [APPLICATION_ID, 7]},
+    {"jti": {"id": 1}},
+    {"exp": None},  # missing
+    {"sub": None},
+]
+
+
+@pytest.mark.parametrize("custom", [False, True], ids=["oidc", "customJwt"])
+@pytest.mark.parametrize("claims", MALFORMED_CLAIMS, ids=repr)
+def test_malformed_registered_claims_are_refused(auth, issuer, custom, claims):
+    with pytest.raises(AuthenticationError) as bad:
+        auth.verify_token(issuer.mint(custom=custom, claims=claims))
+    assert code_of(bad) == "InvalidAuthHeader", bad.value.message
+
+
+def test_an_oidc_token_needs_iat_and_times_may_be_fractional(auth, issuer):
+    with pytest.raises(AuthenticationError) as bad:
+        auth.verify_token(issuer.mint(claims={"iat": None}))
+    assert code_of(bad) == "InvalidAuthHeader" and "iat" in bad.value.message
+    assert auth.verify_token(issuer.mint("c", custom=True, claims={"iat": None})).user
+    fractional = {"exp": time.time() + 300.5, "iat": time.time() - 0.25}
+    assert auth.verify_token(issuer.mint("f", claims=fractional)).user["subject"] == "f"
+
+
+def test_failed_verification_codes_follow_the_provider_kind(auth, issuer):
+    """Convex: an OIDC token that fails verification is Unauthenticated, a customJwt
+    one InvalidAuthHeader."""
+    for custom, code in ((False, "Unauthenticated"), (True, "InvalidAuthHeader")):
+        with pytest.raises(AuthenticationError) as expired:
+            auth.verify_token(issuer.mint(custom=custom, expires_in_s=-120))
+        assert code_of(expired) == code and "expired" in expired.value.message
+        with pytest.raises(AuthenticationError) as unknown_key:
+            auth.verify_token(issuer.mint(custom=custom, kid="made-up"))
+        assert code_of(unknown_key) == code
+
+
+@pytest.mark.parametrize("claims", [{"exp": "99999999999"}, {"exp": 1e300}], ids=repr)
+def test_malformed_claims_are_refused_over_http_and_websocket(server, issuer, claims):
+    token = issuer.mint("ws", claims=claims)
+    response = whoami(server, f"Bearer {token}")
+    assert (response.status_code, response.json()["code"]) == (401, "InvalidAuthHeader")
+    ws_url = str(server.base_url).replace("http://", "ws://") + "/api/1.48.0/sync"
+    with connect(ws_url, proxy=None, open_timeout=5, ping_interval=None) as ws:
+        ws.send(json.dumps({"type": "Connect", "sessionId": SESSION, "connectionCount": 0}))
+        ws.send(
+            json.dumps(
+                {"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0}
+            )
+        )
+        error = json.loads(ws.recv(5))
+        assert error["type"] == "AuthError" and "exp claim" in error["error"]
+        with pytest.raises(ConnectionClosed):
+            ws.recv(5)
+        assert ws.close_reason == "InvalidAuthHeader"

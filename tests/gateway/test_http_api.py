@@ -136,7 +136,7 @@ def test_get_query_takes_query_parameters(client):
     ok(call(client, "mutation", "messages:send", {"channel": "get", "body": "g"}))
     params = {"path": "messages:list", "args": json.dumps({"channel": "get"})}
     assert [d["body"] for d in ok(client.get("/api/query", params=params))] == ["g"]
-    assert ok(client.get("/api/query", params={"path": "auth:whoami"})) is None
+    assert ok(client.get("/api/query", params={"path": "auth:whoami", "args": "{}"})) is None
     bad = client.get("/api/query", params={"path": "messages:list", "args": "{nope"})
     refused(bad, 400, "BadQueryArgs")
 
@@ -332,8 +332,20 @@ def test_bad_args_are_400(client, args):
     assert message
 
 
-def test_missing_args_mean_no_arguments(client):
-    assert ok(client.post("/api/query", json={"path": "auth:whoami"})) is None
+@pytest.mark.parametrize("endpoint", ["query", "mutation", "action", "function", "query_at_ts"])
+def test_args_are_required(client, endpoint):
+    body = {"path": "auth:whoami", "ts": client.post("/api/query_ts").json()["ts"]}
+    message = refused(client.post(f"/api/{endpoint}", json=body, headers=ADMIN), 400, "BadJsonBody")
+    assert "missing field `args`" in message
+    answered = client.post(f"/api/{endpoint}", json={**body, "args": {}}, headers=ADMIN)
+    assert answered.status_code == 200 and "status" in answered.json()  # ran (or failed) as a call
+    batch = client.post("/api/query_batch", json={"queries": [{"path": "auth:whoami"}]})
+    assert "missing field `args`" in refused(batch, 400, "BadJsonBody")
+    for run_body in ({}, {"format": "json"}):
+        refused(client.post("/api/run/auth/whoami", json=run_body), 400, "BadJsonBody")
+    refused(client.post("/api/run/auth/whoami"), 400, "BadJsonBody")  # no body at all
+    get = client.get("/api/query", params={"path": "auth:whoami"})
+    assert "missing field `args`" in refused(get, 400, "BadQueryArgs")
 
 
 # --- body size ------------------------------------------------------------------------
@@ -387,11 +399,12 @@ def test_run_endpoint(client):
     ok(call(client, "mutation", "messages:send", {"channel": "run", "body": "r"}))
     ran = client.post("/api/run/messages/list", json={"args": {"channel": "run"}})
     assert [d["body"] for d in ok(ran)] == ["r"]
-    assert ok(client.post("/api/run/values/mixed", json={}))["n"] == "42"  # default json
-    encoded = client.post("/api/run/values/mixed", json={"format": "convex_encoded_json"})
+    assert ok(client.post("/api/run/values/mixed", json={"args": {}}))["n"] == "42"  # json
+    encoded = client.post(
+        "/api/run/values/mixed", json={"args": {}, "format": "convex_encoded_json"}
+    )
     assert ok(encoded)["n"] == {"$integer": "KgAAAAAAAAA="}
     assert ok(client.post("/api/run/actions/shout", json={"args": {"text": "x"}})) == "X"
-    assert ok(client.post("/api/run/auth/whoami")) is None  # no body at all
     refused(client.post("/api/run/messages", json={}), 400, "MissingIdentifier")
     refused(client.post("/api/run/messages/bad-name", json={}), 400, "BadConvexFunctionIdentifier")
 
