@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -63,11 +63,8 @@ from gateway.sync_messages import (
 )
 from gateway.sync_outbox import Outbox
 from gateway.sync_session import COMPONENTS_UNSUPPORTED, SyncSession
-from gateway.sync_updates import TransitionUpdates
+from gateway.sync_updates import SyncHubView, TransitionUpdates
 from udf.calls import FunctionCall, FunctionError, FunctionOutcome, Identity
-
-if TYPE_CHECKING:
-    from gateway.sync_endpoint import SyncHub
 
 logger = logging.getLogger("headwater.sync")
 
@@ -99,7 +96,7 @@ class _AuthRejected(Exception):
 class SyncConnection(TransitionUpdates):
     """One socket: the tasks around its SyncSession."""
 
-    def __init__(self, hub: SyncHub, websocket: WebSocket, chunks_allowed: bool) -> None:
+    def __init__(self, hub: SyncHubView, websocket: WebSocket, chunks_allowed: bool) -> None:
         settings = hub.context.settings
         self.hub = hub
         self.ws = websocket

@@ -24,7 +24,7 @@ reads the connection's session, outbox and registry, and the state below.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -34,19 +34,33 @@ from gateway.sync_outbox import Outbox
 from gateway.sync_session import SyncSession, failed_result
 
 if TYPE_CHECKING:
-    from gateway.context import GatewaySettings
+    from gateway.context import GatewayContext, GatewaySettings
     from gateway.live_queries import LiveQueryRegistry
-    from gateway.sync_endpoint import SyncHub
     from udf.calls import FunctionExecutor
 
 _PING = serialize(Ping())
+
+
+class SyncHubView(Protocol):
+    """What a socket needs of the hub that owns it (``SyncHub`` in ``sync_endpoint``).
+
+    A protocol rather than the class, so a socket's modules do not import the
+    module that creates sockets.
+    """
+
+    context: GatewayContext
+    registry: LiveQueryRegistry
+    transitions_sent: int
+    transition_chunk_bytes_max: int
+
+    def forget(self, connection: Any) -> None: ...
 
 
 class TransitionUpdates:
     """Scheduling and making a socket's Transitions (a part of ``SyncConnection``)."""
 
     # What the connection holds and these methods use.
-    hub: SyncHub
+    hub: SyncHubView
     executor: FunctionExecutor
     registry: LiveQueryRegistry
     settings: GatewaySettings
