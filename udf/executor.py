@@ -40,6 +40,7 @@ from udf.errors import SyscallError
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
+from udf.v8_context import start_v8
 
 _NOT_FOUND = (
     "Could not find public function for '{path}'. Did you forget to run "
@@ -63,6 +64,7 @@ class Executor:
     def __init__(
         self, db: Database, *, instance_name: str = "headwater", limits: Limits = LIMITS
     ) -> None:
+        start_v8()  # on the main thread, before worker threads make isolates
         self.db = db
         self.instance_name = instance_name
         self.limits = limits
