@@ -43,6 +43,9 @@ class Limits:
     written_bytes_max: int = 16 << 20
     query_operators_max: int = 256
     page_size_max: int = 32_000
+    # A page longer than this asks the client to split it (pageStatus SplitRecommended):
+    # three quarters of the reference's 8192, so live pages stay cheap to re-run.
+    page_split_recommended_items: int = 6144
     # OCC: a mutation is retried this many times after a conflict, then fails;
     # pauses are jittered and double from the initial cap up to the max.
     occ_retries_max: int = 6

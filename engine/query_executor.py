@@ -10,15 +10,18 @@ later write beyond that point does not invalidate the query.
 A ``Search`` source streams the relevance-ordered results of ``engine.search``
 (at most ``SEARCH_RESULTS_MAX``); its read set is the search's terms and
 filters, and its pagination cursors are positions in that order.
+
+Pagination itself (cursors, end bounds, split hints) is ``engine.pagination``;
+a paginated scan carries a ``ScanBudget`` that counts what it read and stops it
+at ``maximumRowsRead``/``maximumBytesRead``.
 """
 
 from __future__ import annotations
 
-import base64
 import heapq
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.errors import InvalidQueryError
 from engine.filter_expression import matches
@@ -30,15 +33,11 @@ from engine.query_spec import (
     LimitOp,
     QuerySpec,
     SearchSource,
-    fingerprint,
 )
 from engine.schema import IndexDef
 from engine.search import SEARCH_RESULTS_MAX, compile_search, text_search
 from engine.transaction import Transaction
-
-_CURSOR_VERSION = 1
-_AT_KEY = 0
-_AT_END = 1
+from engine.values import value_size
 
 
 def key_successor(key: bytes) -> bytes:
@@ -53,25 +52,33 @@ class Position:
     key: bytes | None  # None = the end of the range
 
 
-def encode_cursor(spec_fingerprint: bytes, position: Position) -> str:
-    head = bytes([_CURSOR_VERSION]) + spec_fingerprint[:8]
-    body = bytes([_AT_END]) if position.key is None else bytes([_AT_KEY]) + position.key
-    return base64.urlsafe_b64encode(head + body).decode()
+@dataclass
+class ScanBudget:
+    """What a paginated scan read (index rows, their bytes, their keys), and its limits.
 
+    Rows and bytes count every document the index range yields, filtered out or
+    not, as the reference counts them. The scan stops before the next row once
+    ``rows_max`` rows or ``bytes_max`` bytes were read (so it always reads at
+    least one row and makes progress); ``stopped`` then says rows were left.
+    The keys are kept so a page can name a split point in its middle.
+    """
 
-def decode_cursor(cursor: str, spec_fingerprint: bytes) -> Position:
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode())
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise InvalidQueryError("Invalid pagination cursor.", code="InvalidCursor") from exc
-    if len(raw) < 10 or raw[0] != _CURSOR_VERSION or raw[9] not in (_AT_KEY, _AT_END):
-        raise InvalidQueryError("Invalid pagination cursor.", code="InvalidCursor")
-    if raw[1:9] != spec_fingerprint[:8]:
-        raise InvalidQueryError(
-            "This cursor belongs to a different query; pass a cursor returned for this query.",
-            code="InvalidCursor",
+    rows_max: int | None = None
+    bytes_max: int | None = None
+    rows_read: int = 0
+    bytes_read: int = 0
+    keys: list[bytes] = field(default_factory=list)
+    stopped: bool = False
+
+    def spent(self) -> bool:
+        return (self.rows_max is not None and self.rows_read >= self.rows_max) or (
+            self.bytes_max is not None and self.bytes_read >= self.bytes_max
         )
-    return Position(None if raw[9] == _AT_END else raw[10:])
+
+    def record(self, key: bytes, doc: dict) -> None:
+        self.rows_read += 1
+        self.bytes_read += value_size(doc)
+        self.keys.append(key)
 
 
 def resolve_index(
@@ -112,10 +119,12 @@ class QueryStream:
         *,
         after: Position | None = None,
         end: Position | None = None,
+        budget: ScanBudget | None = None,
     ) -> None:
         tx.count_index_range()
         self._tx = tx
         self.spec = spec
+        self.budget = budget
         self.index_id, self._index, lo, hi, self.descending = resolve_index(tx, spec)
         self._lo, self._hi = lo, hi
         if after is not None and after.key is not None:
@@ -168,12 +177,22 @@ class QueryStream:
         return docs
 
     def _scan(self) -> Iterator[dict]:
-        for key, doc in self._merged():
+        budget, tx = self.budget, self._tx
+        for key, skey in self._merged():
+            if budget is not None and budget.spent():
+                budget.stopped = True  # a row is left: the scan is not exhausted
+                return
+            doc = tx.read_document(skey)
+            if doc is None:
+                continue
             self.last_key = key
+            if budget is not None:
+                budget.record(key, doc)
             yield doc
         self.exhausted = True
 
-    def _merged(self) -> Iterator[tuple[bytes, dict]]:
+    def _merged(self) -> Iterator[tuple[bytes, bytes]]:
+        """(index key, storage key) of the range: the snapshot's entries and our own writes."""
         tx, lo, hi = self._tx, self._lo, self._hi
         own = list(tx.pending_writes_of(self._index.table))
         skip = {w.storage_key for w in own}
@@ -190,11 +209,7 @@ class QueryStream:
             for key, skey in tx.snapshot.scan(self.index_id, lo, hi, self.descending)
             if skey not in skip
         )
-        merged = heapq.merge(stored, mine, reverse=self.descending) if mine else stored
-        for key, skey in merged:
-            doc = tx.read_document(skey)
-            if doc is not None:
-                yield key, doc
+        return heapq.merge(stored, mine, reverse=self.descending) if mine else stored
 
 
 _SEARCH_FIRST_BATCH = 64
@@ -211,12 +226,14 @@ class SearchStream(QueryStream):
         *,
         after: Position | None = None,
         end: Position | None = None,
+        budget: ScanBudget | None = None,
     ) -> None:
         tx.count_index_range()
         source = spec.source
         assert isinstance(source, SearchSource)
         self._tx = tx
         self.spec = spec
+        self.budget = None  # search results are bounded by SEARCH_RESULTS_MAX instead
         self.index_id = f"{source.table}.{source.index}"
         self.descending = False
         self._compiled = compile_search(tx.snapshot_schema(), source)
@@ -260,56 +277,3 @@ def _rank_of(key: bytes) -> int:
 
 def _filtered(docs: Iterator[dict], op: FilterOp) -> Iterator[dict]:
     return (doc for doc in docs if matches(op.expr, doc))
-
-
-@dataclass(frozen=True)
-class PageResult:
-    page: list[dict]
-    continue_cursor: str
-    is_done: bool
-    split_cursor: str | None = None
-    page_status: str | None = None
-
-
-def paginate(
-    tx: Transaction,
-    spec: QuerySpec,
-    cursor: str | None,
-    page_size: int,
-    *,
-    end_cursor: str | None = None,
-    maximum_rows_read: int | None = None,
-) -> PageResult:
-    """One page of a query, with Convex's cursor semantics (start exclusive, end inclusive)."""
-    if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size <= 0:
-        raise InvalidQueryError(
-            "Pagination needs a positive page size (numItems).", code="NoDocumentsForPagination"
-        )
-    if page_size > tx.limits.page_size_max:
-        raise InvalidQueryError(
-            f"Page size {page_size} is larger than {tx.limits.page_size_max}.",
-            code="PageSizeTooLarge",
-        )
-    if maximum_rows_read is not None and maximum_rows_read <= 0:
-        raise InvalidQueryError("maximumRowsRead must be positive.", code="InvalidPaginationLimit")
-    fp = fingerprint(spec)
-    after = None if cursor is None else decode_cursor(cursor, fp)
-    end = None if end_cursor is None else decode_cursor(end_cursor, fp)
-    if after is not None and after.key is None:
-        return PageResult([], encode_cursor(fp, after), True)
-    stream = QueryStream(tx, spec, after=after, end=end)
-    page: list[dict] = []
-    start_read = tx.documents_read
-    while end is not None or len(page) < page_size:
-        if maximum_rows_read is not None and tx.documents_read - start_read >= maximum_rows_read:
-            break
-        doc = stream.next()
-        if doc is None:
-            break
-        page.append(doc)
-    done = stream.exhausted and (end is None or end.key is None)
-    if stream.exhausted:
-        position = end if end is not None else Position(None)
-    else:
-        position = Position(stream.last_key)
-    return PageResult(page, encode_cursor(fp, position), done)

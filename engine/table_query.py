@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import InvalidQueryError
+from engine.pagination import PageResult, paginate
 from engine.query_builders import build_filter, build_range
-from engine.query_executor import PageResult, QueryStream, paginate
+from engine.query_executor import QueryStream
 from engine.query_spec import (
     FilterOp,
     FullTableScan,
@@ -146,5 +147,23 @@ class TableQuery:
             )
         return found[0] if found else None
 
-    def paginate(self, cursor: str | None, num_items: int) -> PageResult:
-        return paginate(self._tx, self.spec(), cursor, num_items)
+    def paginate(
+        self,
+        cursor: str | None,
+        num_items: int,
+        *,
+        end_cursor: str | None = None,
+        maximum_rows_read: int | None = None,
+        maximum_bytes_read: int | None = None,
+    ) -> PageResult:
+        """One page (``engine.pagination``): ``num_items`` after ``cursor``, or with
+        ``end_cursor`` every document up to it."""
+        return paginate(
+            self._tx,
+            self.spec(),
+            cursor,
+            num_items,
+            end_cursor=end_cursor,
+            maximum_rows_read=maximum_rows_read,
+            maximum_bytes_read=maximum_bytes_read,
+        )

@@ -2,7 +2,10 @@
 
 Identical subscriptions — same canonical udfPath, argument object, identity
 ``cache_key`` and journal — are one ``LiveQuery``: one execution per snapshot
-ts and one executor watch, however many sockets hold it. Sockets ask for "a
+ts and one executor watch, however many sockets hold it. A query runs with the
+journal of its newest result (a paginated query's page end), so it is found
+under that journal only: a new subscription without one (or with another) gets
+its own query, which pages afresh, as it would on the reference. Sockets ask for "a
 result valid at ts" (``result_at``); the first asker runs the query in a
 worker thread, everyone asking for the same ts meanwhile awaits that run.
 
@@ -149,8 +152,8 @@ class LiveQuery:
     def __init__(
         self, key: QueryKey, udf_path: str, raw_args: list[Any], identity: Identity, token: Any
     ) -> None:
-        self.key = key
-        self.keys = [key]  # every key it is found under (a returned journal adds one)
+        self.key = key  # the key it is found under while ``registered``
+        self.registered = True
         self.udf_path = udf_path
         self.raw_args = raw_args
         self.identity = identity
@@ -229,9 +232,7 @@ class LiveQueryRegistry:
         del query.subscribers[subscriber]
         if query.subscribers:
             return
-        for key in query.keys:
-            if self._queries.get(key) is query:
-                del self._queries[key]
+        self._unregister(query)
         if query.current is not None:
             self._retire(query, query.current, notify=False)
             query.current = None
@@ -316,16 +317,12 @@ class LiveQueryRegistry:
         if not query.subscribers:
             self._retire(query, result, notify=False)
             return
-        if result.journal is not None and result.journal != query.journal:
-            query.journal = result.journal
-            key = query.key
-            newer = QueryKey(key.udf_path, key.args, key.identity, result.journal)
-            if self._queries.setdefault(newer, query) is query:
-                query.keys.append(newer)
         current = query.current
         if current is not None and current.ts > result.ts:
             self._retire(query, result, notify=True)
             return
+        if result.journal != query.journal:
+            self._rekey(query, result.journal)
         query.current = result
         refreshing = result.fired and self.refresh_fired
         if refreshing:  # holders hear when the refresh is in place, not before
@@ -334,6 +331,20 @@ class LiveQueryRegistry:
             self._retire(query, current, notify=not refreshing)
         if result.fired and not refreshing:
             self._notify(query, result)
+
+    def _unregister(self, query: LiveQuery) -> None:
+        if query.registered and self._queries.get(query.key) is query:
+            del self._queries[query.key]
+        query.registered = False
+
+    def _rekey(self, query: LiveQuery, journal: str | None) -> None:
+        """The query's next runs use ``journal``: find it under that journal only."""
+        self._unregister(query)
+        query.journal = journal
+        key = query.key
+        query.key = QueryKey(key.udf_path, key.args, key.identity, journal)
+        # Another query may hold that key already (it paged to the same end): both stay.
+        query.registered = self._queries.setdefault(query.key, query) is query
 
     def _retire(self, query: LiveQuery, result: LiveResult, *, notify: bool) -> None:
         """Close a result's watch; if it had fired, holders of the query must update."""

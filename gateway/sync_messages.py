@@ -375,6 +375,7 @@ class EncodedResult:
     ok: bool
     body: str  # JSON members after "queryId": "value" or "errorMessage", "logLines", "journal"
     digest: bytes  # of what the client sees, minus the per-run request id
+    journal: str | None = None  # the run's journal: the next run of the query starts from it
     # query id -> rendered modification, shared by the sockets showing this result
     _rendered: dict[int, str] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False

@@ -13,7 +13,9 @@ and which lose theirs; ``finish_update`` takes a result valid at ``ts`` for
 every query in the set and returns the Transition, which starts exactly at
 the previous one's end. Only new queries and changed results are in it:
 results are compared by a digest of what the client sees (value or error and
-log lines, not the per-run request id).
+log lines, not the per-run request id). Each query keeps the journal of its
+newest result, sent or not, so a re-subscription (after an identity change)
+keeps a paginated query's page end, as the reference's sync worker does.
 """
 
 from __future__ import annotations
@@ -65,14 +67,15 @@ def encode_query_outcome(outcome: FunctionOutcome, request_id: str) -> EncodedRe
             error = FunctionError(f"Uncaught Error: the query returned an invalid value: {exc}")
             return encode_query_outcome(FunctionOutcome(error=error), request_id)
         body = f'"value":{value},"logLines":{log_lines},"journal":{journal}'
-        return EncodedResult(True, body, _digest("ok", value, log_lines))
+        return EncodedResult(True, body, _digest("ok", value, log_lines), outcome.journal)
     error = outcome.error
     message = compact_json(function_error_message(request_id, error.message))
     data = compact_json(to_convex_json(error.data)) if error.is_convex_error else ""
     body = f'"errorMessage":{message},"logLines":{log_lines},"journal":{journal}'
     if error.is_convex_error:
         body += f',"errorData":{data}'
-    return EncodedResult(False, body, _digest("error", error.message, data, log_lines))
+    digest = _digest("error", error.message, data, log_lines)
+    return EncodedResult(False, body, digest, outcome.journal)
 
 
 def failed_result(message: str) -> EncodedResult:
@@ -87,7 +90,7 @@ class SessionQuery:
     query_id: int
     udf_path: str
     args: list[Any]
-    journal: str | None = None
+    journal: str | None = None  # from Add, then the newest result's (re-subscriptions use it)
     last_digest: bytes | None = None  # of the last result sent; None until one is sent
     live: Any = None  # the shared live query held for it (owned by the endpoint)
     refused: EncodedResult | None = None  # shown instead of running it (a limit, ...)
@@ -254,6 +257,10 @@ class SyncSession:
         added = plan.added
         for query_id, query in self.queries.items():
             result = query.refused or results[query_id]
+            if query.refused is None:
+                # Kept even when the result is unchanged (and not sent), as the reference
+                # keeps it: a re-run after an identity change starts from it.
+                query.journal = result.journal
             if result.digest != query.last_digest or query_id in added:
                 changes[query_id] = QueryChanged(query_id, result)
                 query.last_digest = result.digest

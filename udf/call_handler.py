@@ -54,14 +54,26 @@ class CallContext:
 
 class CallHandler:
     def __init__(
-        self, executor: Executor, context: CallContext, tx: Transaction | None = None
+        self,
+        executor: Executor,
+        context: CallContext,
+        tx: Transaction | None = None,
+        *,
+        journal: str | None = None,
     ) -> None:
         self._executor = executor
         self._context = context
         self._tx = tx
         self._database = (
-            None if tx is None else DatabaseSyscalls(tx, read_only=context.kind == "query")
+            None
+            if tx is None
+            else DatabaseSyscalls(tx, read_only=context.kind == "query", journal=journal)
         )
+
+    @property
+    def next_journal(self) -> str | None:
+        """The journal this call leaves for the next run of its subscription."""
+        return None if self._database is None else self._database.next_journal
 
     def handle(self, op: str, args_json: str) -> str:
         if self._database is not None and self._database.handles(op):

@@ -6,6 +6,13 @@ and results are Convex JSON text. A user's mistake (bad id, missing document,
 a limit) becomes a ``SyscallError``: the function sees a rejected promise and
 may catch it. A ``ConflictError`` is not the user's: it escapes, the call is
 abandoned and the runner retries it from scratch.
+
+Journals. A query function may paginate once per run. The end of its page
+(``continueCursor``) is the run's journal (``next_journal``); the next run of
+the same subscription is given it back (``journal``) and uses it as the page's
+end bound when the function passes no ``endCursor`` itself, so a live page keeps
+its end while documents come and go (spec/function-runtime.md §4.5). The
+journal text is that cursor: opaque to clients, checked like any cursor.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from typing import Any
 
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import ConflictError, HeadwaterError, InvalidIdError
-from engine.query_executor import QueryStream, paginate
+from engine.pagination import DIFFERENT_QUERY_CURSOR, paginate
+from engine.query_executor import QueryStream
 from engine.query_spec import parse_query
 from engine.transaction import Transaction
 from udf.errors import SyscallError
@@ -25,6 +33,8 @@ Handler = Callable[[dict[str, Any]], Any]
 # Documents sent ahead per round trip when a query has no smaller limit.
 QUERY_BATCH_DOCUMENTS_MAX = 128
 _WRITE_OPS = frozenset({"1.0/insert", "1.0/shallowMerge", "1.0/replace", "1.0/remove"})
+# The error data of a cursor of another query: the npm client restarts the pagination.
+_INVALID_CURSOR_DATA = '{"isConvexSystemError":true,"paginationError":"InvalidCursor"}'
 
 
 def _dump(value: Any) -> str:
@@ -34,12 +44,15 @@ def _dump(value: Any) -> str:
 class DatabaseSyscalls:
     """Answers ``1.0/*`` database ops for one function call inside ``tx``."""
 
-    def __init__(self, tx: Transaction, *, read_only: bool = False) -> None:
+    def __init__(
+        self, tx: Transaction, *, read_only: bool = False, journal: str | None = None
+    ) -> None:
         self.tx = tx
         # A query run from a mutation (runQuery) shares its transaction but may not write.
         self.read_only = read_only or not tx.writable
         self._streams: dict[int, QueryStream] = {}
-        self._paginated = False
+        self.journal = journal  # of the previous run: its page's end
+        self.next_journal: str | None = None  # of this run, once it paginated
         self.ops: dict[str, Handler] = {
             "1.0/get": self._get,
             "1.0/insert": self._insert,
@@ -74,6 +87,8 @@ class DatabaseSyscalls:
         except SyscallError:
             raise
         except HeadwaterError as exc:
+            if exc.message == DIFFERENT_QUERY_CURSOR:
+                raise SyscallError(exc.message, _INVALID_CURSOR_DATA) from exc
             raise SyscallError(exc.message) from exc
 
     # -- documents ---------------------------------------------------------------
@@ -153,24 +168,23 @@ class DatabaseSyscalls:
         return self._streams.pop(args.get("queryId"), None) is not None  # type: ignore[arg-type]
 
     def _query_page(self, args: dict[str, Any]) -> Any:
-        if self._paginated:
-            raise SyscallError(
-                "This query or mutation function ran multiple paginated queries. Convex only "
-                "supports a single paginated query in each function."
-            )
-        self._paginated = True
-        page_size = args.get("pageSize")
-        if isinstance(page_size, float) and page_size.is_integer():
-            page_size = int(page_size)
-        rows_max = args.get("maximumRowsRead")
+        end_cursor = args.get("endCursor")
         result = paginate(
             self.tx,
             parse_query(args.get("query")),
             args.get("cursor"),
-            page_size,  # type: ignore[arg-type]
-            end_cursor=args.get("endCursor"),
-            maximum_rows_read=None if rows_max is None else int(rows_max),
+            _whole(args.get("pageSize")),  # type: ignore[arg-type]
+            end_cursor=self.journal if end_cursor is None else end_cursor,
+            maximum_rows_read=_whole(args.get("maximumRowsRead")),  # type: ignore[arg-type]
+            maximum_bytes_read=_whole(args.get("maximumBytesRead")),  # type: ignore[arg-type]
         )
+        # Checked after the page, as the reference does: the first page stands.
+        if self.next_journal is not None:
+            raise SyscallError(
+                "This query or mutation function ran multiple paginated queries. Convex only "
+                "supports a single paginated query in each function."
+            )
+        self.next_journal = result.continue_cursor
         return {
             "page": [to_convex_json(doc) for doc in result.page],
             "isDone": result.is_done,
@@ -209,6 +223,13 @@ class DatabaseSyscalls:
             "functionsScheduled": pair(0, 1000),
             "scheduledFunctionArgsBytes": pair(0, 16 << 20),
         }
+
+
+def _whole(number: Any) -> Any:
+    """A JS number that is a whole number as an int (the npm package sends floats)."""
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    return number
 
 
 def _id(args: dict[str, Any], verb: str) -> str:

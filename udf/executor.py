@@ -40,6 +40,7 @@ from udf.errors import SyscallError
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
+from udf.v8_context import start_v8
 
 _NOT_FOUND = (
     "Could not find public function for '{path}'. Did you forget to run "
@@ -63,6 +64,7 @@ class Executor:
     def __init__(
         self, db: Database, *, instance_name: str = "headwater", limits: Limits = LIMITS
     ) -> None:
+        start_v8()  # on the main thread, before worker threads make isolates
         self.db = db
         self.instance_name = instance_name
         self.limits = limits
@@ -293,7 +295,8 @@ class Executor:
     ) -> FunctionOutcome:
         kind = kind or info.kind  # type: ignore[assignment]
         context = CallContext(kind, info.udf_path, call.identity, call.request_id, depth)  # type: ignore[arg-type]
-        handler = CallHandler(self, context, tx)
+        # Only a subscription's own run gets its journal (nested queries start afresh).
+        handler = CallHandler(self, context, tx, journal=call.journal if read_set else None)
         args_json = json.dumps([to_convex_json(call.args)], separators=(",", ":"))
         is_action = info.kind == "action"
         now_ms = time.time() * 1000 if is_action or snapshot_ts is None else snapshot_ts / 1e6
@@ -322,7 +325,13 @@ class Executor:
         outcome = self._outcome(raw, info, ts, self._table_of_id if tx is None else tx.table_of_id)
         if read_set and tx is not None:
             return FunctionOutcome(
-                outcome.value, outcome.error, outcome.log_lines, ts, tx.read_set, None, "query"
+                outcome.value,
+                outcome.error,
+                outcome.log_lines,
+                ts,
+                tx.read_set,
+                handler.next_journal,
+                "query",
             )
         return outcome
 

@@ -12,7 +12,10 @@ reset guard) uses the cheaper synchronous ``eval`` (~0.05 ms less).
 
 Caveats: mini-racer cannot call into Python synchronously, and runs V8
 microtasks only when an evaluation ends; the runtime's protocol
-(``udf/js/calls.js``) is built around both.
+(``udf/js/calls.js``) is built around both. V8 must be initialized on the
+main thread: initialized by a worker thread's first context, it crashes the
+process when another thread makes a second one (a server restarting with
+several live queries to run), so ``start_v8`` is called early, on the main thread.
 """
 
 from __future__ import annotations
@@ -26,6 +29,22 @@ from typing import Any, TypeVar
 from py_mini_racer import JSEvalException, JSOOMException, mini_racer
 
 T = TypeVar("T")
+_START_LOCK = threading.Lock()
+_started = False
+
+
+def start_v8() -> None:
+    """Initialize V8 now, if called on the main thread and not yet done (see Caveats).
+
+    Elsewhere it does nothing: the first context initializes V8 as before.
+    """
+    global _started
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _START_LOCK:
+        if not _started:
+            V8Context().close()
+            _started = True
 
 
 class TimeBudgetExceeded(Exception):
