@@ -29,13 +29,14 @@ from typing import Any
 from engine import Database, HeadwaterError
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import DataFolderBusyError
+from engine.limits import LIMITS
 from log.folder_lock import LockHolder, read_holder
 from udf.calls import ADMIN, FunctionCall, FunctionError, FunctionOutcome
 from udf.executor import Executor, parse_udf_path
 
 ADMIN_KEY_FILE = "admin_key"
-# An action may run for up to ten minutes on the server; the request waits a bit longer.
-_REMOTE_TIMEOUT_S = 660.0
+# An action may run for its whole time limit on the server; the request waits a bit longer.
+_REMOTE_TIMEOUT_S = LIMITS.action_time_max_ms / 1000 + 60
 _SERVER_ERROR_PREFIX = "] Server Error\n"
 
 
