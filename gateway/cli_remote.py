@@ -114,13 +114,13 @@ def _server_url(data: str, holder: LockHolder) -> str:
     return holder.url.rstrip("/")
 
 
-def _admin_key(data: str) -> str:
+def _admin_key(data: str, holder: LockHolder) -> str:
     try:
         return Path(data, ADMIN_KEY_FILE).read_text().strip()
     except OSError as exc:
         raise HeadwaterError(
             f"Cannot read the admin key {os.path.join(data, ADMIN_KEY_FILE)} to send this "
-            f"write to the server holding the folder: {exc.strerror}.",
+            f"write to the server holding the folder (process {holder.pid}): {exc.strerror}.",
             code="AdminKeyMissing",
         ) from None
 
@@ -131,7 +131,7 @@ def _post(data: str, holder: LockHolder, route: str, body: bytes, content_type: 
         url + route,
         data=body,
         headers={
-            "Authorization": f"Convex {_admin_key(data)}",
+            "Authorization": f"Convex {_admin_key(data, holder)}",
             "Content-Type": content_type,
         },
         method="POST",

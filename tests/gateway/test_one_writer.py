@@ -287,3 +287,46 @@ def test_import_and_replay_beside_the_server_are_refused(server, tmp_path):
         line = assert_one_clean_line(done.stderr)
         assert str(server.data) in line and str(server.process.pid) in line, line
     assert server.call("query", "notes:search", {"text": "apples"})["value"] == ["red apples"]
+
+
+# Holds a folder's lock as a server would, publishing a URL nothing listens on.
+FAKE_HOLDER = """
+import sys, time
+from log.folder_lock import FolderLock
+lock = FolderLock.acquire(sys.argv[1])
+if sys.argv[2]:
+    lock.set_url(sys.argv[2])
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_write_beside_a_holder_that_cannot_take_it_is_refused(tmp_path):
+    shutil.copytree(APP, tmp_path / "convex")
+    data = tmp_path / "data"
+    made = headwater(
+        "run", "counters:increment", '{"name": "c"}', "--data", str(data),
+        "--functions", str(tmp_path / "convex"),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (data / "admin_key").write_text("headwater|0\n")  # as `serve` leaves it
+    for url, expected in (("http://127.0.0.1:9", "did not answer"), ("", "not a server")):
+        holder = subprocess.Popen(
+            [sys.executable, "-c", FAKE_HOLDER, str(data), url],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=ENV,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            done = headwater("run", "counters:increment", '{"name": "c"}', "--data", str(data))
+            assert done.returncode == 1
+            line = assert_one_clean_line(done.stderr)
+            assert str(data) in line and str(holder.pid) in line and expected in line, line
+            # Reads still work beside it.
+            read = headwater("run", "counters:value", '{"name": "c"}', "--data", str(data))
+            assert read.returncode == 0 and json.loads(read.stdout) == 1, read.stderr
+        finally:
+            holder.kill()
+            holder.communicate()
