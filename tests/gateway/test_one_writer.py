@@ -330,3 +330,18 @@ def test_a_write_beside_a_holder_that_cannot_take_it_is_refused(tmp_path):
         finally:
             holder.kill()
             holder.communicate()
+
+
+def test_run_with_functions_beside_the_server_deploys_through_it(server, tmp_path):
+    functions = tmp_path / "convex"
+    shutil.copytree(APP, functions)
+    (functions / "extra.ts").write_text(
+        'import { query } from "./_generated/server";\n'
+        "export const hello = query({ args: {}, handler: async () => 'hello' });\n"
+    )
+    data = str(server.data)
+    done = headwater("run", "extra:hello", "--data", data, "--functions", str(functions))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == "hello"
+    # The server deployed it (it alone writes the folder) and serves it at once.
+    assert server.call("query", "extra:hello", {}) == {"status": "success", "value": "hello"}
