@@ -20,6 +20,7 @@ _EXPORTS = {
     "Transaction": "engine.transaction",
     "UNSET": "engine.values",
     "ConflictError": "engine.errors",
+    "DataFolderBusyError": "engine.errors",
     "DocumentNotFoundError": "engine.errors",
     "HeadwaterError": "engine.errors",
     "IntegrityError": "engine.errors",
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from engine.database import Database
     from engine.errors import (
         ConflictError,
+        DataFolderBusyError,
         DocumentNotFoundError,
         HeadwaterError,
         IntegrityError,

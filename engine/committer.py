@@ -8,11 +8,24 @@ increasing timestamps, appends the log entries and applies the stored
 projections inside ONE LMDB write transaction, and fsyncs once for the whole
 batch. Only then are the callers released and the live projections fed.
 
+Following: the log may hold entries this committer did not write (another
+process that bypassed the data folder's lock today, other nodes tomorrow).
+Before validating a batch, inside the same LMDB write transaction (so no
+other writer can slip in between), and every ``log_follow_interval_ms`` while
+idle, the committer reads the entries after its own last ts, derives what
+they wrote (``ProjectionRunner.written_by``: their projections are already
+applied) and treats them as commits: the write log (OCC), the catalog, and
+the ``on_committed`` hook (live queries, search indexes), in ts order.
+
+A read-only committer (a process beside the folder's writer) commits nothing
+and only follows.
+
 Named pause points let race tests hold the committer at a chosen step.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -22,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.catalog import Catalog
-from engine.errors import ConflictError, HeadwaterError
+from engine.errors import ConflictError, HeadwaterError, ReadOnlyError
 from engine.limits import LIMITS, Limits
 from engine.transaction import PendingCommit
 from engine.write_log import WriteLog, Written
@@ -35,6 +48,7 @@ PAUSE_BEFORE_DURABLE = "before_durable"
 PAUSE_AFTER_DURABLE = "after_durable"
 
 _STOP = object()
+logger = logging.getLogger("headwater.committer")
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,9 @@ class Committer:
         clock: Callable[[], int] = wall_clock_ns,
         limits: Limits = LIMITS,
         on_committed: Callable[[list[CommittedEntry]], None] = lambda _: None,
+        read_only: str | None = None,
     ) -> None:
+        """``read_only``: None for the folder's writer, else why this process may not commit."""
         self._env = env
         self._log = log
         self._runner = runner
@@ -66,6 +82,7 @@ class Committer:
         self._clock = clock
         self._limits = limits
         self._on_committed = on_committed
+        self._read_only = read_only
         self._last_ts = log.latest_ts() or 0
         self.write_log = WriteLog(self._last_ts, limits.write_log_entries_max)
         self.pause_points: dict[str, Callable[[], None]] = {}
@@ -73,6 +90,7 @@ class Committer:
         self._batches = 0
         self._commits = 0
         self._conflicts = 0
+        self._followed = 0
         self._thread = threading.Thread(target=self._run, name="headwater-committer", daemon=True)
         self._thread.start()
 
@@ -86,12 +104,14 @@ class Committer:
 
     def commit(self, pending: PendingCommit) -> int:
         """Validate and durably commit; returns the commit ts or raises ConflictError."""
+        self._check_writable()
         future: Future[int] = Future()
         self._queue.put((pending, future))
         return future.result()
 
     def commit_entries(self, writes_batches: Sequence[PendingCommit]) -> list[int]:
         """Commit several transactions in order (used by bulk import); same rules."""
+        self._check_writable()
         futures = []
         for pending in writes_batches:
             future: Future[int] = Future()
@@ -108,6 +128,7 @@ class Committer:
             "commits": self._commits,
             "batches": self._batches,
             "conflicts": self._conflicts,
+            "followed": self._followed,
             "last_ts": self._last_ts,
             "write_log_entries": len(self.write_log),
         }
@@ -121,8 +142,13 @@ class Committer:
 
     def _run(self) -> None:
         stopping = False
+        follow_s = self._limits.log_follow_interval_ms / 1000
         while not stopping:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=follow_s)
+            except queue.Empty:
+                self._follow_idle()
+                continue
             if item is _STOP:
                 return
             batch = [item]
@@ -140,9 +166,12 @@ class Committer:
     def _process(self, batch: list[tuple[PendingCommit, Future[int]]]) -> None:
         self._pause(PAUSE_BEFORE_VALIDATE)
         accepted: list[tuple[Future[int], CommittedEntry]] = []
+        foreign: list[CommittedEntry] = []
         start_ts = self._last_ts
         try:
             with self._env.begin(write=True) as txn:
+                foreign = self._follow_in(txn)
+                start_ts = self._last_ts
                 for pending, future in batch:
                     conflict = self.write_log.find_conflict(pending.read_set, pending.snapshot_ts)
                     if conflict is not None:
@@ -169,6 +198,8 @@ class Committer:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
+            if foreign:
+                self._on_committed(foreign)
             return
         self._batches += 1
         self._commits += len(accepted)
@@ -178,8 +209,39 @@ class Committer:
         self._pause(PAUSE_AFTER_DURABLE)
         for future, c in accepted:
             future.set_result(c.entry.ts)
-        if committed:
-            self._on_committed(committed)
+        if foreign or committed:
+            self._on_committed(foreign + committed)
+
+    # -- following entries other processes wrote ----------------------------------
+
+    def _check_writable(self) -> None:
+        if self._read_only is not None:
+            raise ReadOnlyError(self._read_only)
+
+    def _follow_idle(self) -> None:
+        try:
+            with self._env.begin() as txn:
+                foreign = self._follow_in(txn)
+        except Exception:  # the next round tries again; a commit follows first anyway
+            logger.exception("following the log failed")
+            return
+        if foreign:
+            self._on_committed(foreign)
+
+    def _follow_in(self, txn: Any) -> list[CommittedEntry]:
+        """Take in the entries after our last ts (another writer's), in ts order."""
+        latest = self._log.latest_ts(txn)
+        if latest is None or latest <= self._last_ts:
+            return []
+        found = []
+        for entry in self._log.read_range(self._last_ts + 1, latest, txn):
+            written = self._runner.written_by(txn, entry)
+            self._last_ts = entry.ts
+            self.write_log.append(entry.ts, written)
+            self._catalog.observe_entry(entry)
+            found.append(CommittedEntry(entry, written))
+        self._followed += len(found)
+        return found
 
 
 def _conflict_error(conflict: Any) -> ConflictError:

@@ -4,6 +4,13 @@ This module wires the engine together: the LMDB environment, the log, the
 stored projections (caught up on open: recovery is replay), the catalog, the
 committer and the live subscriptions. Everything it does is also what the
 function runtime and the gateway use, one level down (``begin``/``commit``).
+
+Exactly one process commits to a data folder: a writable ``Database`` holds
+the folder's lock (``log.folder_lock``) from open to close, and refuses to
+open while another process holds it. ``read_only=True`` opens beside that
+writer without the lock: no catch-up, no genesis, search indexes opened
+without a tantivy writer, every commit refused; its committer thread only
+follows the log.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 
 from engine.catalog import Catalog
 from engine.committer import Committer, wall_clock_ns
-from engine.errors import ConflictError, TooManyConflictsError
+from engine.errors import ConflictError, DataFolderBusyError, TooManyConflictsError
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import ContentionGate, attempts
 from engine.read_set import ReadSet
@@ -32,6 +39,7 @@ from engine.subscription_manager import Subscription, SubscriptionManager
 from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, SYSTEM_TABLE_NUMBERS, TABLES_TABLE
 from engine.transaction import PendingCommit, Transaction
 from log.entry import Write
+from log.folder_lock import FolderLock, read_holder
 from log.lmdb_store import LmdbLog, open_environment
 from projections.runner import ProjectionRunner, ReplayReport
 from projections.search_indexes import SearchIndexes
@@ -46,17 +54,38 @@ class Database:
         random_bytes: Callable[[int], bytes] = os.urandom,
         limits: Limits = LIMITS,
         retention_ns: int | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = path
+        self.read_only = read_only
+        # The writer lock first: nothing may touch the folder's storage for writing without it.
+        self._folder_lock = None if read_only else FolderLock.acquire(path)
+        try:
+            self._open(clock, random_bytes, limits, retention_ns)
+        except BaseException:
+            if self._folder_lock is not None:
+                self._folder_lock.release()
+            raise
+
+    def _open(
+        self,
+        clock: Callable[[], int],
+        random_bytes: Callable[[int], bytes],
+        limits: Limits,
+        retention_ns: int | None,
+    ) -> None:
         # How far back point-in-time reads go; None keeps all history (the default).
         self.retention_ns = retention_ns
         self.limits = limits
         self._clock = clock
         self._random_bytes = random_bytes
-        self._env = open_environment(path)
+        self._env = open_environment(self.path)
         self._log = LmdbLog(self._env)
         self._runner = ProjectionRunner(self._env, self._log)
-        self.recovery: ReplayReport = self._runner.catch_up()
+        # A read-only opener trusts the writer beside it to keep the projections caught up.
+        self.recovery: ReplayReport = (
+            ReplayReport(0, 0.0) if self.read_only else self._runner.catch_up()
+        )
         self._open_search_indexes()  # search section below
         self._schemas = SchemaCache()
         self.contention = ContentionGate()
@@ -70,15 +99,16 @@ class Database:
             clock=clock,
             limits=limits,
             on_committed=self._on_committed,
+            read_only=self._read_only_reason() if self.read_only else None,
         )
         self._subscriptions = SubscriptionManager(
             self._committer.write_log, self._committer.last_ts
         )
-        if self._log.latest_ts() is None:
+        if self._log.latest_ts() is None and not self.read_only:
             self._write_genesis()
         self._closed = False
         self._stop_compaction = threading.Event()
-        if retention_ns is not None:
+        if retention_ns is not None and not self.read_only:
             threading.Thread(
                 target=self._compact_periodically, name="headwater-retention", daemon=True
             ).start()
@@ -87,6 +117,15 @@ class Database:
     def open(cls, path: str | os.PathLike[str], **options: Any) -> Database:
         """Create or open the database in folder ``path``, replaying the log as needed."""
         return cls(os.fspath(path), **options)
+
+    @classmethod
+    def open_reader(cls, path: str | os.PathLike[str], **options: Any) -> Database:
+        """For a process that only reads: the folder's writer when the folder is free
+        (caught up as ``open`` does), else read-only beside the process that writes it."""
+        try:
+            return cls.open(path, **options)
+        except DataFolderBusyError:
+            return cls.open(path, read_only=True, **options)
 
     def close(self) -> None:
         if self._closed:
@@ -97,6 +136,8 @@ class Database:
         self._search.close()
         self._subscriptions.close()
         self._env.close()
+        if self._folder_lock is not None:
+            self._folder_lock.release()
 
     def __enter__(self) -> Database:
         return self
@@ -182,7 +223,15 @@ class Database:
         return self._catalog.all_tables()
 
     def latest_ts(self) -> int:
+        if self.read_only:  # the writer is elsewhere: the log knows best
+            return self._log.latest_ts() or 0
         return self._committer.last_ts
+
+    def publish_url(self, url: str) -> None:
+        """Tell processes beside this writer where it serves (``headwater run`` sends
+        its writes there)."""
+        if self._folder_lock is not None:
+            self._folder_lock.set_url(url)
 
     def first_ts(self) -> int | None:
         """The oldest ts a point-in-time read may use (start of the retained history)."""
@@ -246,6 +295,14 @@ class Database:
         self._search.submit([c.entry for c in committed])
         self._subscriptions.on_committed(committed)
 
+    def _read_only_reason(self) -> str:
+        holder = read_holder(self.path)
+        who = "another process" if holder.pid is None else f"process {holder.pid}"
+        return (
+            f"The data folder {self.path} is open read-only here: {who} writes to it; "
+            "send writes through that process."
+        )
+
     def _load_catalog(self) -> None:
         with self._env.begin() as txn:
             number = SYSTEM_TABLE_NUMBERS[TABLES_TABLE]
@@ -266,7 +323,11 @@ class Database:
     def _open_search_indexes(self) -> None:
         """Open ``<path>/search/``, replaying what each index missed (called by ``__init__``)."""
         self._search = SearchIndexes(
-            os.path.join(self.path, "search"), self._env, self._log, self._runner.documents
+            os.path.join(self.path, "search"),
+            self._env,
+            self._log,
+            self._runner.documents,
+            read_only=self.read_only,
         )
         self._runner.search_indexes = self._search
         self._search.open()

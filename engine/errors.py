@@ -16,6 +16,7 @@ checks raise ``IntegrityError``, which is never the caller's fault.
     ├── LimitExceededError       a documented limit was passed (names the limit)
     ├── ReadOnlyError            a write in a read-only transaction
     ├── ConflictError            OCC: a concurrent commit touched the read set (retried)
+    ├── DataFolderBusyError      another process holds the data folder's writer lock
     ├── TooManyConflictsError    OCC retries exhausted
     └── IntegrityError           stored data failed a check: a Headwater bug or disk damage
 """
@@ -76,6 +77,10 @@ class ReadOnlyError(HeadwaterError):
 
 class ConflictError(HeadwaterError):
     code = "OptimisticConcurrencyControlFailure"
+
+
+class DataFolderBusyError(HeadwaterError):
+    code = "DataFolderBusy"
 
 
 class TooManyConflictsError(HeadwaterError):

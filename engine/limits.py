@@ -57,6 +57,9 @@ class Limits:
     group_commit_batch_max: int = 512
     # Recent commits kept in memory for OCC validation; an older snapshot is a conflict.
     write_log_entries_max: int = 100_000
+    # How often an idle committer checks the log for entries another process wrote,
+    # so live queries and OCC see them; a commit checks first anyway.
+    log_follow_interval_ms: int = 100
     # Schema shape limits.
     indexes_per_table_max: int = 32
     fields_per_index_max: int = 16

@@ -504,5 +504,6 @@ def _database(target: Database | str | os.PathLike[str], *, create: bool) -> Ite
     path = os.fspath(target)
     if not create and not os.path.isdir(path):
         raise FileNotFoundError(f"No data folder at {path!r}.")
-    with Database.open(path) as db:
+    # An export only reads: beside a running server it opens the folder read-only.
+    with Database.open(path) if create else Database.open_reader(path) as db:
         yield db

@@ -79,8 +79,14 @@ class Backend:
         settings = settings or GatewaySettings()
         data = Path(data_dir)
         data.mkdir(parents=True, exist_ok=True)
-        key = load_or_create_admin_key(data, settings.instance_name, admin_key)
+        # The folder's writer lock comes first: a second server is refused before it
+        # touches anything (the admin key file included).
         db = Database.open(data, retention_ns=retention_ns)
+        try:
+            key = load_or_create_admin_key(data, settings.instance_name, admin_key)
+        except BaseException:
+            db.close()
+            raise
         executor = Executor(db, instance_name=settings.instance_name)
         if functions_dir is not None:
             executor.deploy(functions_dir)

@@ -46,6 +46,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     backend.watch_functions()
 
     def ready(url: str) -> None:
+        backend.db.publish_url(url)  # `headwater run` beside us sends its writes here
         print(f"Headwater is serving {args.data} at {url}", flush=True)
         print(f"Admin key: {backend.admin_key}", flush=True)
         if backend.executor.deployment is not None:
@@ -91,9 +92,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from engine import Database
-    from udf.calls import ADMIN, FunctionCall
-    from udf.executor import Executor
+    from gateway.cli_remote import run_function
 
     try:
         fn_args = from_convex_json(json.loads(args.args), path="args")
@@ -103,14 +102,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not isinstance(fn_args, dict):
         print("error: ARGS_JSON must be a JSON object", file=sys.stderr)
         return 2
-    with Database.open(args.data) as db:
-        executor = Executor(db)
-        try:
-            if args.functions is not None:
-                executor.deploy(args.functions)
-            outcome = executor.run(FunctionCall(args.function, fn_args, None, ADMIN, ts=args.ts))
-        finally:
-            executor.close()
+    # Beside a running server, writes go through it (gateway/cli_remote.py).
+    outcome = run_function(args.data, args.function, fn_args, functions=args.functions, ts=args.ts)
     for line in outcome.log_lines:
         print(line, file=sys.stderr)
     if outcome.error is not None:

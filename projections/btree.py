@@ -114,18 +114,40 @@ class BtreeIndexes:
         with self._env.begin() as txn:
             self._schema = self._stored_schema(txn)
 
+    def written_keys(self, txn: Any, entry: LogEntry) -> list[WrittenKey]:
+        """The keys ``apply_in`` wrote for an entry that is already applied (by another
+        process), computed without writing; the in-memory schema moves along the same way."""
+        written: list[WrittenKey] = []
+        for write in entry.writes:
+            for iid, old_key, new_key in self._key_changes(txn, write):
+                if old_key is not None:
+                    written.append((iid, old_key))
+                if new_key is not None and new_key != old_key:
+                    written.append((iid, new_key))
+            if write.table == SCHEMAS_TABLE and write.id == SCHEMA_DOC_ID:
+                self._schema = (
+                    Schema.empty() if write.value is None else parse_schema(write.value["json"])
+                )
+        return written
+
+    def _key_changes(
+        self, txn: Any, write: Write
+    ) -> Iterator[tuple[str, bytes | None, bytes | None]]:
+        """(index id, old key, new key) of each index of the written table."""
+        old = None
+        if write.prev_ts is not None:
+            old = self._documents.version(txn, storage_key_of(write.id), write.prev_ts)
+        for index in self._schema.index_defs(write.table):
+            old_key = None if old is None else index_key(index.fields, old)
+            new_key = None if write.value is None else index_key(index.fields, write.value)
+            yield index_id_of(write.table, index.name), old_key, new_key
+
     def _apply_write(
         self, txn: Any, write: Write, ts: int, suffix: bytes, written: list[WrittenKey]
     ) -> None:
         skey = storage_key_of(write.id)
-        old = None
-        if write.prev_ts is not None:
-            old = self._documents.version(txn, skey, write.prev_ts)
-        for index in self._schema.index_defs(write.table):
-            iid = index_id_of(write.table, index.name)
+        for iid, old_key, new_key in self._key_changes(txn, write):
             prefix = index_prefix(iid)
-            old_key = None if old is None else index_key(index.fields, old)
-            new_key = None if write.value is None else index_key(index.fields, write.value)
             if old_key == new_key:
                 if old_key is not None:
                     written.append((iid, old_key))

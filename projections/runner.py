@@ -91,6 +91,20 @@ class ProjectionRunner:
         """
         self.documents.apply_in(txn, entry)
         written: list[WrittenKey | SearchKey] = list(self.btree.apply_in(txn, entry))
+        written.extend(self._search_keys(txn, entry))
+        return written
+
+    def written_by(self, txn: Any, entry: LogEntry) -> list[WrittenKey | SearchKey]:
+        """What ``apply_in`` returned for an entry another process already applied.
+
+        Reads only; call it in ts order for the entries after this process's
+        own last commit, so the in-memory schema follows the log."""
+        written: list[WrittenKey | SearchKey] = list(self.btree.written_keys(txn, entry))
+        written.extend(self._search_keys(txn, entry))
+        return written
+
+    def _search_keys(self, txn: Any, entry: LogEntry) -> list[SearchKey]:
+        written: list[SearchKey] = []
         tables = self.btree.schema.tables
         for write in entry.writes:
             table = tables.get(write.table)

@@ -19,6 +19,12 @@ documents each recent entry wrote (``changed_keys``), so a read at ts S can
 find the documents changed between an index's checkpoint and S without
 reading the log.
 
+Read-only (a process beside the folder's writer): ``open`` only opens the
+indexes that have a checkpoint, without a tantivy writer, replays nothing,
+deletes nothing and starts no thread; ``submit`` is ignored, so reads find
+every change after an index's checkpoint in the log (``changed_keys``). An
+index the writer has not checkpointed yet is reported as backfilling.
+
 Caveats: backfills run on the indexer thread, so a large backfill delays the
 other search indexes (never commits). The indexer's memory of recent entries
 is bounded; older ranges are read back from the log.
@@ -84,8 +90,10 @@ class SearchIndexes:
         documents: DocumentStore,
         *,
         commit_interval_s: float = COMMIT_INTERVAL_S,
+        read_only: bool = False,
     ) -> None:
         self.folder = folder
+        self.read_only = read_only
         self._env = env
         self._log = log
         self._documents = documents
@@ -107,12 +115,15 @@ class SearchIndexes:
 
     def open(self) -> None:
         """Open every index of the current schema, replay what they miss, start the thread."""
-        os.makedirs(self.folder, exist_ok=True)
         with self._env.begin() as txn:
             latest = self._log.latest_ts(txn) or 0
             self._schema = self._schema_in(txn)
         self._applied_ts = self._floor_ts = latest
         wanted = _index_defs(self._schema)
+        if self.read_only:
+            self._open_read_only(wanted)
+            return
+        os.makedirs(self.folder, exist_ok=True)
         for name in os.listdir(self.folder):
             if name not in wanted:
                 shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
@@ -125,6 +136,25 @@ class SearchIndexes:
         self._thread = threading.Thread(target=self._run, name="headwater-search", daemon=True)
         self._thread.start()
 
+    def _open_read_only(self, wanted: dict[str, IndexDef]) -> None:
+        for index_id, definition in wanted.items():
+            folder = os.path.join(self.folder, index_id)
+            if not os.path.isdir(folder):
+                continue
+            index: TextIndex | VectorIndex
+            try:
+                if isinstance(definition, SearchIndexDef):
+                    index = TextIndex(folder, definition, writable=False)
+                else:
+                    index = VectorIndex(folder, definition, background=False, writable=False)
+            except Exception:  # the writer is rebuilding it: searches report backfilling
+                logger.info("search index %s is not readable yet", index_id)
+                continue
+            if index.checkpoint_ts is None:
+                continue
+            with self._lock:
+                self._slots[index_id] = Slot(index_id, definition, index, True)
+
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(_STOP)
@@ -135,7 +165,7 @@ class SearchIndexes:
 
     def submit(self, entries: Sequence[LogEntry]) -> None:
         """Durable entries, in ts order (the committer's after-durable hook)."""
-        if entries:
+        if entries and not self.read_only:
             self._queue.put(list(entries))
 
     # -- reads (any thread) --------------------------------------------------------

@@ -233,18 +233,23 @@ class TextView:
 class TextIndex:
     """One search index's tantivy folder: staged changes, commits, the current view."""
 
-    def __init__(self, folder: str, definition: SearchIndexDef) -> None:
+    def __init__(self, folder: str, definition: SearchIndexDef, *, writable: bool = True) -> None:
+        """``writable=False``: only read what the folder's writer committed (no tantivy
+        writer, whose lock the writer process holds)."""
         self.folder = folder
         self.definition = definition
         self.filter_fields = definition.filter_fields
         self._schema = _schema(len(definition.filter_fields))
         self._lock = threading.Lock()
-        os.makedirs(folder, exist_ok=True)
         state = self._read_checkpoint()
-        if state is None:
-            self._wipe_files()
+        if not writable and state is None:
+            raise FileNotFoundError(f"Search index {folder} has no checkpoint to read yet.")
+        if writable:
+            os.makedirs(folder, exist_ok=True)
+            if state is None:
+                self._wipe_files()
         self._index = tantivy.Index(self._schema, path=folder)
-        self._writer = self._index.writer(_WRITER_HEAP_BYTES, 1)
+        self._writer: Any = self._index.writer(_WRITER_HEAP_BYTES, 1) if writable else None
         self.checkpoint_ts: int | None = None if state is None else state["ts"]
         self._documents = 0 if state is None else int(state["documents"])
         self._tokens = 0 if state is None else int(state["tokens"])
@@ -339,10 +344,11 @@ class TextIndex:
             return self._view
 
     def close(self) -> None:
-        try:
-            self._writer.rollback()
-        except ValueError:
-            pass
+        if self._writer is not None:
+            try:
+                self._writer.rollback()
+            except ValueError:
+                pass
         self._writer = None
         self._index = None
 

@@ -97,8 +97,17 @@ class _TailItem:
 class VectorIndex:
     """One vector index: segments + tail, staged changes, checkpoint, background builds."""
 
-    def __init__(self, folder: str, definition: VectorIndexDef, *, background: bool = True) -> None:
+    def __init__(
+        self,
+        folder: str,
+        definition: VectorIndexDef,
+        *,
+        background: bool = True,
+        writable: bool = True,
+    ) -> None:
+        """``writable=False``: load what the folder's writer saved, never repair or save."""
         self.folder = folder
+        self._writable = writable
         self.definition = definition
         self.dimensions = definition.dimensions
         self._background = background
@@ -115,6 +124,9 @@ class VectorIndex:
         self._last_save = 0.0
         self.builds = 0
         self.checkpoint_ts: int | None = None
+        if not writable:
+            self._load_state()  # raises if there is nothing (whole) to read
+            return
         os.makedirs(folder, exist_ok=True)
         self._load()
 
@@ -153,7 +165,7 @@ class VectorIndex:
 
     def close(self) -> None:
         self._wait_builder()
-        if self.checkpoint_ts is not None:
+        if self.checkpoint_ts is not None and self._writable:
             self.save()
 
     # -- reading -------------------------------------------------------------------------
@@ -417,6 +429,8 @@ class VectorIndex:
             or state.get("format") != _FORMAT
             or state.get("definition") != _definition_json(self.definition)
         ):
+            if not self._writable:
+                raise FileNotFoundError(f"Vector index {self.folder} has no state to read yet.")
             shutil.rmtree(self.folder, ignore_errors=True)
             os.makedirs(self.folder, exist_ok=True)
             return

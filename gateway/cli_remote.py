@@ -1,0 +1,186 @@
+"""``headwater run`` beside a running server: reads stay local, writes go through it.
+
+Exactly one process commits to a data folder (``log.folder_lock``). ``run``
+first tries to become that process; when it is free, everything runs here as
+before. When another process holds the folder:
+
+- a query (also with ``--ts``) runs here on a read-only ``Database``: the
+  writer keeps the projections current, so local reads are exact;
+- a mutation or action is sent to the holder's HTTP API (``/api/function``
+  with the admin key in ``<data>/admin_key``), so its commit is ordered, OCC
+  validated and seen by live queries like any client's; ``--functions`` is
+  deployed through the server's deploy endpoint first;
+- if the holder publishes no URL (an ``import`` in progress) or does not
+  answer, the write is refused with one line naming the folder and the pid.
+
+``--ts`` is only for queries: a mutation or action always commits at the
+current time, so asking for the past is refused, with or without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from engine import Database, HeadwaterError
+from engine.convex_json import from_convex_json, to_convex_json
+from engine.errors import DataFolderBusyError
+from engine.limits import LIMITS
+from log.folder_lock import LockHolder, read_holder
+from udf.calls import ADMIN, FunctionCall, FunctionError, FunctionOutcome
+from udf.executor import Executor, parse_udf_path
+
+ADMIN_KEY_FILE = "admin_key"
+# An action may run for its whole time limit on the server; the request waits a bit longer.
+_REMOTE_TIMEOUT_S = LIMITS.action_time_max_ms / 1000 + 60
+_SERVER_ERROR_PREFIX = "] Server Error\n"
+
+
+def run_function(
+    data: str,
+    path: str,
+    args: dict[str, Any],
+    *,
+    functions: str | None = None,
+    ts: int | None = None,
+) -> FunctionOutcome:
+    """Run one function against the data folder ``data`` (see the module docstring)."""
+    try:
+        db = Database.open(data)
+    except DataFolderBusyError:
+        return _run_beside_writer(data, path, args, functions, ts)
+    with db:
+        executor = Executor(db)
+        try:
+            if functions is not None:
+                executor.deploy(functions)
+            _refuse_ts_for_writes(executor, path, ts)
+            return executor.run(FunctionCall(path, args, None, ADMIN, ts=ts))
+        finally:
+            executor.close()
+
+
+def _run_beside_writer(
+    data: str, path: str, args: dict[str, Any], functions: str | None, ts: int | None
+) -> FunctionOutcome:
+    holder = read_holder(data)
+    if functions is not None:
+        _deploy_through(data, holder, functions)
+    with Database.open(data, read_only=True) as db:
+        executor = Executor(db)
+        try:
+            kind = _kind_of(executor, path)
+            _refuse_ts_for_writes(executor, path, ts)
+            if kind in ("mutation", "action"):
+                return _call_through(data, holder, path, args)
+            # A query, or a function that does not exist: answered here, read-only.
+            return executor.run(FunctionCall(path, args, None, ADMIN, ts=ts))
+        finally:
+            executor.close()
+
+
+def _kind_of(executor: Executor, path: str) -> str | None:
+    deployment = executor.deployment
+    if deployment is None:
+        return None
+    info = deployment.function(*parse_udf_path(path))
+    return None if info is None else info.kind
+
+
+def _refuse_ts_for_writes(executor: Executor, path: str, ts: int | None) -> None:
+    kind = _kind_of(executor, path)
+    if ts is not None and kind in ("mutation", "action"):
+        raise HeadwaterError(
+            f"--ts reads the past, so only a query can run at a ts; {path} is a {kind}, "
+            "which always commits at the current time. Run it without --ts.",
+            code="TsOnlyForQueries",
+        )
+
+
+# -- through the server ------------------------------------------------------------
+
+
+def _server_url(data: str, holder: LockHolder) -> str:
+    if holder.url is None:
+        who = "another process" if holder.pid is None else f"process {holder.pid}"
+        raise DataFolderBusyError(
+            f"The data folder {data} is in use by {who}, which is not a server; "
+            "writes cannot go through it. Wait for it to finish, then run this again."
+        )
+    return holder.url.rstrip("/")
+
+
+def _admin_key(data: str, holder: LockHolder) -> str:
+    try:
+        return Path(data, ADMIN_KEY_FILE).read_text().strip()
+    except OSError as exc:
+        raise HeadwaterError(
+            f"Cannot read the admin key {os.path.join(data, ADMIN_KEY_FILE)} to send this "
+            f"write to the server holding the folder (process {holder.pid}): {exc.strerror}.",
+            code="AdminKeyMissing",
+        ) from None
+
+
+def _post(data: str, holder: LockHolder, route: str, body: bytes, content_type: str) -> Any:
+    url = _server_url(data, holder)
+    request = urllib.request.Request(
+        url + route,
+        data=body,
+        headers={
+            "Authorization": f"Convex {_admin_key(data, holder)}",
+            "Content-Type": content_type,
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=_REMOTE_TIMEOUT_S) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raw = exc.read().decode(errors="replace")
+        try:
+            detail = json.loads(raw)
+            message = f"{detail['code']}: {detail['message']}"
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code} {raw.strip()}"
+        raise HeadwaterError(
+            f"The server holding {data} (process {holder.pid}, {url}) refused the call: {message}",
+            code="ServerRefused",
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HeadwaterError(
+            f"The data folder {data} is held by process {holder.pid}, whose server at {url} "
+            f"did not answer ({reason}); the write was not sent.",
+            code="ServerUnreachable",
+        ) from None
+
+
+def _call_through(
+    data: str, holder: LockHolder, path: str, args: dict[str, Any]
+) -> FunctionOutcome:
+    body = json.dumps(
+        {"path": path, "args": to_convex_json(args), "format": "convex_encoded_json"}
+    ).encode()
+    reply = _post(data, holder, "/api/function", body, "application/json")
+    logs = tuple(str(line) for line in reply.get("logLines", ()))
+    if reply.get("status") == "success":
+        return FunctionOutcome(value=from_convex_json(reply.get("value")), log_lines=logs)
+    message = str(reply.get("errorMessage", ""))
+    # The server prefixes "[Request ID: ...] Server Error"; a local run prints without it.
+    _, found, rest = message.partition(_SERVER_ERROR_PREFIX)
+    error = FunctionError(
+        rest if found else message,
+        data=from_convex_json(reply["errorData"]) if "errorData" in reply else None,
+        is_convex_error="errorData" in reply,
+    )
+    return FunctionOutcome(error=error, log_lines=logs)
+
+
+def _deploy_through(data: str, holder: LockHolder, functions: str) -> None:
+    from gateway.admin_api import zip_functions_dir  # Starlette: only loaded for a deploy
+
+    _post(data, holder, "/api/headwater/deploy", zip_functions_dir(functions), "application/zip")
