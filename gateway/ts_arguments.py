@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from gateway.timestamps import TS_MAX, encode_ts, parse_ts
 
 _NS_PER_S = 1_000_000_000
-_FRACTION = re.compile(r"^(?P<head>[^.,]*T\d\d:\d\d:\d\d)[.,](?P<digits>\d+)(?P<tail>.*)$")
+_FRACTION = re.compile(r"^(?P<head>[^.,]*[T ]\d\d:\d\d:\d\d)[.,](?P<digits>\d+)(?P<tail>.*)$")
 TS_HELP = "commit ts: nanoseconds, base64 (as /api/query_ts returns) or ISO-8601 time"
 
 
@@ -59,8 +59,8 @@ def _parse_iso(text: str) -> int:
         raise ValueError(f"{text!r} is not an ISO-8601 time (like 2026-12-03T15:04:05Z)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    seconds = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
-    ts = seconds * _NS_PER_S + fraction_ns
+    micros = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    ts = micros * 1000 + fraction_ns
     if not 0 <= ts <= TS_MAX:
         raise ValueError(f"{text!r} is outside the range of commit timestamps")
     return ts
