@@ -120,10 +120,12 @@ def _os_message(exc: OSError) -> str:
 
 
 def _lmdb_message(exc: lmdb.Error) -> str:
-    text = str(exc)
-    if isinstance(exc, lmdb.ReadonlyError) or "ermission denied" in text or "ead-only" in text:
+    # lmdb's text is "PATH: reason".
+    path, _, reason = str(exc).splitlines()[0].rpartition(": ")
+    folder = f" {path}" if path else ""
+    if isinstance(exc, lmdb.ReadonlyError) or "ermission denied" in reason or "ead-only" in reason:
         return (
-            "The data folder is read-only: make it writable or choose another --data "
-            f"({text.splitlines()[0]})."
+            f"The data folder{folder} is read-only ({reason}): make it writable "
+            "or choose another --data."
         )
-    return f"The data folder cannot be opened: {text.splitlines()[0]}."
+    return f"The data folder{folder} cannot be opened: {reason}."

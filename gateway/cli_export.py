@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from gateway.cli_errors import existing_data_folder, writable_data_folder
+from gateway.cli_errors import CliError, existing_data_folder, writable_data_folder
 from gateway.ts_arguments import TS_HELP, format_iso, ts_argument
 
 DEFAULT_DATA = "headwater_data"
@@ -80,6 +80,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from engine.snapshot_export import export_snapshot
 
     existing_data_folder(args.data)
+    out_folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_folder):
+        raise CliError(f"The folder of --out {args.out} does not exist: create it first.")
     report = export_snapshot(args.data, args.out, ts=args.ts)
     print(
         f"Exported {report.documents} documents in {len(report.tables)} tables at ts "

@@ -88,7 +88,8 @@ def test_deploy_to_a_stopped_server_or_a_url_without_scheme(tmp_path):
 def _read_only_prefix(folder: Path) -> list[str] | None:
     """A way to run a command that sees ``folder`` read-only (root ignores mode bits)."""
     if os.geteuid() != 0:
-        folder.chmod(0o555)
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
         return []
     unshare = shutil.which("unshare")
     if unshare is None:
@@ -103,15 +104,22 @@ def _read_only_prefix(folder: Path) -> list[str] | None:
 
 
 def test_a_read_only_data_folder(tmp_path):
+    from engine import Database
+
     folder = tmp_path / "ro"
-    folder.mkdir()
+    Database.open(str(folder / "existing")).close()
     prefix = _read_only_prefix(folder)
     if prefix is None:
         pytest.skip("no way to make a read-only folder here")
+    commands = [
+        ["serve", "--data", str(folder), "--port", "0"],
+        ["serve", "--data", str(folder / "new"), "--port", "0"],
+        ["run", "messages:list", "--data", str(folder / "existing")],
+    ]
     try:
-        for data in (folder, folder / "new"):
+        for command in commands:
             done = subprocess.run(
-                [*prefix, *headwater_command(), "serve", "--data", str(data), "--port", "0"],
+                [*prefix, *headwater_command(), *command],
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -120,7 +128,16 @@ def test_a_read_only_data_folder(tmp_path):
             )
             assert_one_line_error(done, "read-only", "--data")
     finally:
-        folder.chmod(0o755)
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_export_into_a_missing_folder(tmp_path):
+    from engine import Database
+
+    Database.open(str(tmp_path / "data")).close()
+    done = headwater("export", "--data", "data", "--out", "nowhere/x.zip", cwd=tmp_path)
+    assert_one_line_error(done, "nowhere/x.zip", "create it first")
 
 
 def test_run_of_an_unknown_function_names_headwaters_commands(tmp_path):
