@@ -40,7 +40,6 @@ from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 
 DEFAULT_DATA = "headwater_data"
 DEFAULT_PORT = 3210
-HELP_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
