@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the gateway test helpers live beside this file
-from cli_process import CHAT_APP, ROOT, Serve, headwater  # noqa: E402
-from test_cli_errors import assert_one_line_error  # noqa: E402
+from cli_process import CHAT_APP, ROOT, Serve, assert_one_line_error, headwater  # noqa: E402
 
 pytestmark = pytest.mark.slow
 STORE_APP = ROOT / "tests" / "udf" / "fixtures" / "store" / "convex"

@@ -16,17 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the gateway test helpers live beside this file
-from cli_process import ENV, ROOT, headwater, headwater_command  # noqa: E402
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
+from cli_process import ENV, ROOT, assert_one_line_error, headwater, headwater_command  # noqa: E402
 
 
 @pytest.mark.parametrize(
