@@ -84,13 +84,15 @@ def _read_only_prefix(folder: Path) -> list[str] | None:
     unshare = shutil.which("unshare")
     if unshare is None:
         return None
+    remount = f'mount --bind -o ro "{folder}" "{folder}"'
     probe = subprocess.run(
-        [unshare, "-m", "--propagation", "private", "true"], capture_output=True, timeout=10
+        [unshare, "-m", "--propagation", "private", "sh", "-c", remount],
+        capture_output=True,
+        timeout=10,
     )
-    if probe.returncode != 0:
+    if probe.returncode != 0:  # no mount namespaces here (a container without the rights)
         return None
-    return [unshare, "-m", "--propagation", "private", "sh", "-c",
-            f'mount --bind -o ro "{folder}" "{folder}" && exec "$0" "$@"']  # fmt: skip
+    return [unshare, "-m", "--propagation", "private", "sh", "-c", f'{remount} && exec "$0" "$@"']
 
 
 def test_a_read_only_data_folder(tmp_path):
