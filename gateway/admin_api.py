@@ -4,6 +4,9 @@
 ``headwater deploy DIR`` sends), bundles and deploys it as one commit, and
 answers ``{"functions": [...], "removed": [...], "ts": N}``; a bundle or
 schema error is a 400 with the error's code and message, and changes nothing.
+A ZIP that defines no function while functions are deployed is refused
+(``EmptyDeployment``) unless the query has ``allowEmpty=true``: removing every
+function must be asked for.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def admin_routes(context: GatewayContext, executor: Executor) -> list[BaseRoute]
                 HttpError(413, "PayloadTooLarge", "The functions ZIP is too large.")
             )
         try:
-            report = await anyio.to_thread.run_sync(_deploy_zip, executor, body)
+            allow_empty = request.query_params.get("allowEmpty", "").lower() == "true"
+            report = await anyio.to_thread.run_sync(_deploy_zip, executor, body, allow_empty)
         except HeadwaterError as exc:
             return error_response(HttpError(400, exc.code, exc.message))
         return JSONResponse(
@@ -52,7 +56,7 @@ def admin_routes(context: GatewayContext, executor: Executor) -> list[BaseRoute]
     return [Route("/api/headwater/deploy", deploy, methods=["POST"])]
 
 
-def _deploy_zip(executor: Executor, body: bytes):  # type: ignore[no-untyped-def]
+def _deploy_zip(executor: Executor, body: bytes, allow_empty: bool):  # type: ignore[no-untyped-def]
     try:
         archive = zipfile.ZipFile(io.BytesIO(body))
     except zipfile.BadZipFile as exc:
@@ -69,7 +73,12 @@ def _deploy_zip(executor: Executor, body: bytes):  # type: ignore[no-untyped-def
             target = root.joinpath(*rel.parts)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(archive.read(name))
-        return executor.deploy(root)
+        try:
+            return executor.deploy(root, allow_empty=allow_empty)
+        except HeadwaterError as exc:
+            # Name the folder as the client knows it, not by its temporary path.
+            message = exc.message.replace(str(root), "the uploaded folder")
+            raise HeadwaterError(message, code=exc.code) from exc
 
 
 def zip_functions_dir(functions_dir: str | Path) -> bytes:

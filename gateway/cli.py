@@ -1,11 +1,15 @@
 """The ``headwater`` command line.
 
 headwater serve [--data DIR] [--host H] [--port P] [--admin-key K] [--functions DIR]
-headwater deploy DIR --url URL --admin-key KEY
+headwater deploy DIR --url URL --admin-key KEY [--allow-empty]   (see gateway/cli_deploy.py)
 headwater run FUNCTION [ARGS_JSON] [--data DIR] [--functions DIR] [--ts TS]
+headwater ts [--data DIR]
 headwater codegen DIR
 headwater replay [--data DIR]
 headwater export / import / kafka-export   (see gateway/cli_export.py)
+
+A failure the user can fix ends with one line on stderr and exit code 1
+(``gateway.cli_errors``); ``--ts`` takes ns, base64 or ISO-8601 (``gateway.ts_arguments``).
 """
 
 from __future__ import annotations
@@ -14,15 +18,25 @@ import argparse
 import gc
 import json
 import logging
+import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
 
-from engine import HeadwaterError
 from engine.convex_json import from_convex_json, to_convex_json
-from engine.recovery import rebuild_projections
+from gateway.cli_deploy import add_deploy_command
+from gateway.cli_errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    CliError,
+    check_port_free,
+    existing_data_folder,
+    one_line,
+    writable_data_folder,
+)
 from gateway.cli_export import add_export_commands
+from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 
 DEFAULT_DATA = "headwater_data"
 DEFAULT_PORT = 3210
@@ -36,6 +50,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # threshold makes full collections frequent enough to stall live fan-out.
     gc.set_threshold(10_000, 10, 10)
 
+    writable_data_folder(args.data)
+    check_port_free(args.host, args.port)
     retention_ns = None if args.retention_hours is None else int(args.retention_hours * 3600e9)
     backend = Backend.open(
         args.data,
@@ -49,14 +65,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         backend.db.publish_url(url)  # `headwater run` beside us sends its writes here
         print(f"Headwater is serving {args.data} at {url}", flush=True)
         print(f"Admin key: {backend.admin_key}", flush=True)
-        if backend.executor.deployment is not None:
-            functions = [f.udf_path for f in backend.executor.deployment.analysis.functions]
-            print(f"Functions: {', '.join(functions)}", flush=True)
-        print(
-            f"Try: curl -s {url}/api/query -H 'Content-Type: application/json' "
-            '-d \'{"path": "channels:list", "args": {}}\'',
-            flush=True,
-        )
+        deployment = backend.executor.deployment
+        functions = [] if deployment is None else list(deployment.analysis.functions)
+        if functions:
+            print(f"Functions: {', '.join(f.udf_path for f in functions)}", flush=True)
+        print(_try_line(url, functions), flush=True)
 
     try:
         serve(backend.app, host=args.host, port=args.port, on_ready=ready)
@@ -65,30 +78,36 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_deploy(args: argparse.Namespace) -> int:
-    from gateway.admin_api import zip_functions_dir
-
-    request = urllib.request.Request(
-        args.url.rstrip("/") + "/api/headwater/deploy",
-        data=zip_functions_dir(args.dir),
-        headers={"Authorization": f"Convex {args.admin_key}", "Content-Type": "application/zip"},
-        method="POST",
+def _try_line(url: str, functions: list[Any]) -> str:
+    """A command to paste that calls a query of the app actually served."""
+    query = _example_query(functions)
+    if query is None:
+        return f"Deploy functions: headwater deploy convex/ --url {url} --admin-key <the key above>"
+    return (
+        f"Try: curl -s {url}/api/query -H 'Content-Type: application/json' "
+        f'-d \'{{"path": "{query}", "args": {{}}}}\''
     )
+
+
+def _example_query(functions: list[Any]) -> str | None:
+    """The first public query, preferring one that `{}` satisfies."""
+    queries = [f for f in functions if f.kind == "query" and f.visibility == "public"]
+    no_args = [f for f in queries if _takes_empty_args(f.args_json)]
+    chosen = (no_args or queries)[:1]
+    return chosen[0].udf_path if chosen else None
+
+
+def _takes_empty_args(args_json: str | None) -> bool:
+    if args_json is None:
+        return True
     try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            report = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace")
-        try:
-            detail = json.loads(body)
-            print(f"error: {detail['code']}: {detail['message']}", file=sys.stderr)
-        except (ValueError, KeyError):
-            print(f"error: {exc.code} {body}", file=sys.stderr)
-        return 1
-    print(f"Deployed {len(report['functions'])} functions at ts {report['ts']}.")
-    if report["removed"]:
-        print(f"Removed modules: {', '.join(report['removed'])}")
-    return 0
+        validator = json.loads(args_json)
+    except ValueError:
+        return False
+    if validator.get("type") == "any":
+        return True
+    fields = validator.get("value", {}) if validator.get("type") == "object" else None
+    return fields is not None and all(f.get("optional") for f in fields.values())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -102,12 +121,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not isinstance(fn_args, dict):
         print("error: ARGS_JSON must be a JSON object", file=sys.stderr)
         return 2
+    # With --functions a new data folder is meant; without, a missing one is a typo.
+    if args.functions is None:
+        existing_data_folder(args.data)
+    else:
+        writable_data_folder(args.data)
     # Beside a running server, writes go through it (gateway/cli_remote.py).
     outcome = run_function(args.data, args.function, fn_args, functions=args.functions, ts=args.ts)
     for line in outcome.log_lines:
         print(line, file=sys.stderr)
     if outcome.error is not None:
-        print(outcome.error.message, file=sys.stderr)
+        print(_in_headwater_terms(outcome.error.message), file=sys.stderr)
         if outcome.error.is_convex_error:
             print(
                 f"ConvexError data: {json.dumps(to_convex_json(outcome.error.data))}",
@@ -118,15 +142,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_headwater_terms(message: str) -> str:
+    """Convex's error texts name its own CLI; on this command line, name ours."""
+    return message.replace(
+        "`npx convex dev` or `npx convex deploy`",
+        "`headwater run ... --functions DIR` or `headwater deploy DIR`",
+    )
+
+
+def _cmd_ts(args: argparse.Namespace) -> int:
+    from log.lmdb_store import LmdbLog, open_environment
+
+    env = open_environment(existing_data_folder(args.data))
+    try:
+        latest = LmdbLog(env).latest_ts()
+    finally:
+        env.close()
+    if latest is None:
+        raise CliError(f"{args.data} has no commits yet.")
+    print(format_ts(latest))
+    return 0
+
+
 def _cmd_codegen(args: argparse.Namespace) -> int:
     from udf.codegen import write_generated
 
+    if not os.path.isdir(args.dir):
+        what = "a file" if os.path.exists(args.dir) else "missing"
+        raise CliError(
+            f"{args.dir} is {what}: give the folder of Convex functions (usually convex/)."
+        )
     out = write_generated(args.dir)
     print(f"Wrote {out}")
     return 0
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from engine.recovery import rebuild_projections
+
+    existing_data_folder(args.data)
     report = rebuild_projections(args.data)
     print(
         f"Rebuilt all projections from {report.entries} log entries in "
@@ -135,17 +189,41 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("headwater")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: run `make setup`)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="headwater", description="A self-hosted reactive backend."
+        prog="headwater",
+        description="A self-hosted reactive backend that speaks the Convex protocol.",
+        formatter_class=HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"headwater {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="serve the HTTP API and live sync")
-    serve.add_argument("--data", default=DEFAULT_DATA, help="data folder")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--admin-key", default=None, help="use this admin key")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
+
+    serve = command("serve", "serve the HTTP API and live sync")
+    serve.add_argument("--data", default=DEFAULT_DATA, help="data folder (created if missing)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    serve.add_argument(
+        "--admin-key", default=None, help="use this admin key (default: the stored or a new one)"
+    )
     serve.add_argument("--functions", default=None, help="deploy (and watch) this folder")
     serve.add_argument(
         "--retention-hours",
@@ -155,29 +233,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_cmd_serve)
 
-    deploy = sub.add_parser("deploy", help="push a functions folder to a running server")
-    deploy.add_argument("dir", help="the convex/ functions folder")
-    deploy.add_argument("--url", required=True)
-    deploy.add_argument("--admin-key", required=True)
-    deploy.set_defaults(run=_cmd_deploy)
+    add_deploy_command(sub, HelpFormatter)
 
-    run = sub.add_parser("run", help="run one function in-process and print its result")
+    run = command("run", "run one function in-process and print its result")
     run.add_argument("function", help='e.g. "messages:list"')
     run.add_argument("args", nargs="?", default="{}", help="arguments as Convex JSON")
     run.add_argument("--data", default=DEFAULT_DATA, help="data folder")
     run.add_argument("--functions", default=None, help="deploy this folder first if it changed")
-    run.add_argument("--ts", type=int, default=None, help="run a query at this ts (ns)")
+    run.add_argument("--ts", type=ts_argument, default=None, help=f"run a query at this {TS_HELP}")
     run.set_defaults(run=_cmd_run)
 
-    codegen = sub.add_parser("codegen", help="write DIR/_generated for a functions folder")
-    codegen.add_argument("dir")
+    ts = command("ts", "print the latest commit ts (ns, base64 and ISO-8601), for --ts")
+    ts.add_argument("--data", default=DEFAULT_DATA, help="data folder")
+    ts.set_defaults(run=_cmd_ts)
+
+    codegen = command("codegen", "write DIR/_generated for a functions folder")
+    codegen.add_argument("dir", help="the convex/ functions folder")
     codegen.set_defaults(run=_cmd_codegen)
 
-    replay = sub.add_parser("replay", help="rebuild every projection from the log")
+    replay = command("replay", "rebuild every projection from the log")
     replay.add_argument("--data", default=DEFAULT_DATA, help="data folder")
     replay.set_defaults(run=_cmd_replay)
 
-    add_export_commands(sub)
+    add_export_commands(sub, HelpFormatter)
     return parser
 
 
@@ -186,9 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         return int(args.run(args))
-    except (HeadwaterError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        message = one_line(exc)
+        if message is None:
+            raise  # our bug: keep the traceback
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -3,36 +3,57 @@
     headwater export --data DIR --out FILE.zip [--ts TS]
     headwater import FILE.zip --data DIR [--replace]
     headwater kafka-export --data DIR --bootstrap HOST:PORT [--topic T] [--topic-per-table]
-                           [--envelope debezium] [--partitions N]
+                           [--envelope debezium] [--partitions N] [--verbose]
 
 ``kafka-export`` runs beside a running deployment (LMDB lets a second process
 read the same data folder) until interrupted; stopping it at any moment is
-safe, the next run resumes from what the topic holds.
+safe, the next run resumes from what the topic holds. It prints a status line
+when its state changes and every ``_STATUS_INTERVAL_S``; the Kafka client's own
+logging is shown only with ``--verbose``. On SIGINT or SIGTERM it exits within
+``_STOP_WAIT_S`` even while the broker is unreachable (a chunk in flight is
+re-planned from the topic by the next run, so nothing is lost or doubled).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
 
-from engine.snapshot_export import export_snapshot, import_snapshot
+from gateway.cli_errors import CliError, existing_data_folder, writable_data_folder
+from gateway.ts_arguments import TS_HELP, format_iso, ts_argument
 
 DEFAULT_DATA = "headwater_data"
 _STATUS_INTERVAL_S = 10.0
+_STATUS_POLL_S = 0.25  # how often a state change is looked for
+_STOP_WAIT_S = 1.0  # SIGTERM to exit, even with a chunk stuck on a dead broker
 
 
-def add_export_commands(subparsers: Any) -> None:
+def add_export_commands(
+    subparsers: Any, formatter: type[argparse.HelpFormatter] = argparse.HelpFormatter
+) -> None:
     """Register ``export``, ``import`` and ``kafka-export`` on the ``headwater`` parser."""
-    export = subparsers.add_parser("export", help="write a snapshot of every table to a ZIP file")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = subparsers.add_parser(
+            name, help=help, description=help, formatter_class=formatter
+        )
+        return parser
+
+    export = command("export", "write a snapshot of every table to a ZIP file")
     export.add_argument("--data", default=DEFAULT_DATA, help="data folder")
     export.add_argument("--out", required=True, help="the ZIP file to write")
-    export.add_argument("--ts", type=int, default=None, help="commit ts to export (default: now)")
+    export.add_argument(
+        "--ts", type=ts_argument, default=None, help=f"{TS_HELP} to export (default: now)"
+    )
     export.set_defaults(run=_cmd_export)
 
-    imp = subparsers.add_parser("import", help="load a snapshot ZIP into an empty deployment")
+    imp = command("import", "load a snapshot ZIP into an empty deployment")
     imp.add_argument("zip", help="a ZIP file written by `headwater export`")
     imp.add_argument("--data", default=DEFAULT_DATA, help="data folder")
     imp.add_argument(
@@ -40,7 +61,7 @@ def add_export_commands(subparsers: Any) -> None:
     )
     imp.set_defaults(run=_cmd_import)
 
-    kafka = subparsers.add_parser("kafka-export", help="stream every committed write to Kafka")
+    kafka = command("kafka-export", "stream every committed write to Kafka")
     kafka.add_argument("--data", default=DEFAULT_DATA, help="data folder")
     kafka.add_argument("--bootstrap", required=True, help="Kafka bootstrap server HOST:PORT")
     kafka.add_argument("--topic", default="headwater", help="topic (or prefix with per-table)")
@@ -49,10 +70,19 @@ def add_export_commands(subparsers: Any) -> None:
     )
     kafka.add_argument("--envelope", choices=["debezium"], default=None, help="value envelope")
     kafka.add_argument("--partitions", type=int, default=1, help="partitions of topics it creates")
+    kafka.add_argument(
+        "--verbose", action="store_true", help="also show the Kafka client's own log"
+    )
     kafka.set_defaults(run=_cmd_kafka_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from engine.snapshot_export import export_snapshot
+
+    existing_data_folder(args.data)
+    out_folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_folder):
+        raise CliError(f"The folder of --out {args.out} does not exist: create it first.")
     report = export_snapshot(args.data, args.out, ts=args.ts)
     print(
         f"Exported {report.documents} documents in {len(report.tables)} tables at ts "
@@ -62,6 +92,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from engine.snapshot_export import import_snapshot
+
+    writable_data_folder(args.data)
     report = import_snapshot(args.zip, args.data, replace=args.replace)
     deleted = f" after deleting {report.deleted}" if report.deleted else ""
     print(
@@ -75,6 +108,8 @@ def _cmd_kafka_export(args: argparse.Namespace) -> int:
     # Imported here: the Kafka client is only loaded by the command that needs it.
     from projections.kafka_export import KafkaExportConfig, open_kafka_exporter
 
+    existing_data_folder(args.data)
+    _quiet_kafka_logging(args.verbose)
     config = KafkaExportConfig(
         args.bootstrap,
         topic=args.topic,
@@ -86,21 +121,83 @@ def _cmd_kafka_export(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     exporter = open_kafka_exporter(args.data, config).start()
-    print(f"Exporting {args.data} to {args.bootstrap} (topic {args.topic}); Ctrl-C stops.")
+    print(
+        f"Exporting {args.data} to Kafka at {args.bootstrap} (topic {args.topic}); Ctrl-C stops.",
+        flush=True,
+    )
     try:
-        while not stop.wait(_STATUS_INTERVAL_S):
-            _print_status(exporter.statistics())
-        _print_status(exporter.statistics())
+        _report_until(stop, exporter, args.bootstrap)
     finally:
-        exporter.stop()
+        stopped = exporter.stop(timeout_s=_STOP_WAIT_S)
+    if not stopped:
+        # The exporter thread is stuck in the Kafka client (a dead broker) and the
+        # interpreter's shutdown would wait on that client: leave now. Nothing is lost;
+        # the next run resumes from what the topic holds.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
-def _print_status(stats: dict[str, Any]) -> None:
-    error = f"; last error: {stats['last_error']}" if stats["state"] == "retrying" else ""
-    print(
-        f"{time.strftime('%H:%M:%S')} {stats['state']}: exported through ts "
-        f"{stats['exported_ts']}, {stats['entries_behind']} entries behind, "
-        f"{stats['messages_sent']} messages sent{error}",
-        flush=True,
+def _quiet_kafka_logging(verbose: bool) -> None:
+    """The Kafka client logs every connection attempt; the status line says what matters."""
+    if verbose:
+        logging.getLogger().setLevel(logging.INFO)
+        return
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logging.getLogger("headwater.kafka_export").setLevel(logging.ERROR)
+
+
+def _report_until(stop: threading.Event, exporter: Any, bootstrap: str) -> None:
+    """A status line at each change of state and every ``_STATUS_INTERVAL_S``."""
+    shown: tuple[Any, ...] | None = None
+    shown_at = 0.0
+    while True:
+        stats = exporter.statistics()
+        key = (stats["state"], stats["entries_behind"] == 0, stats["last_error"])
+        now = time.monotonic()
+        if key != shown or now - shown_at >= _STATUS_INTERVAL_S or stop.is_set():
+            print(status_line(stats, bootstrap), flush=True)
+            shown, shown_at = key, now
+        if stop.is_set():
+            return
+        stop.wait(_STATUS_POLL_S)
+
+
+def status_line(stats: dict[str, Any], bootstrap: str) -> str:
+    """One readable line: broker state, how far behind, what was sent."""
+    state = stats["state"]
+    if state == "running":
+        broker = f"broker {bootstrap} connected"
+    elif state == "retrying":
+        broker = f"broker {bootstrap} unreachable, retrying ({_short(stats['last_error'])})"
+    elif state == "starting":
+        broker = f"connecting to broker {bootstrap}"
+    else:
+        broker = "stopped"
+    behind = stats["entries_behind"]
+    if behind is None:
+        progress = "commits behind: not known until the broker answers"
+        if stats["latest_ts"] is not None:
+            progress = f"latest commit {format_iso(stats['latest_ts'])}; {progress}"
+    elif behind == 0:
+        progress = "up to date"
+    else:
+        progress = f"{behind:,} commits behind"
+    exported = stats["exported_ts"]
+    through = "" if exported is None else f", exported through {format_iso(exported)}"
+    return (
+        f"{time.strftime('%H:%M:%S')} {broker}; {progress}{through}; "
+        f"{stats['messages_sent']:,} records sent"
     )
+
+
+def _short(error: str | None) -> str:
+    """``KafkaTimeoutError: KafkaTimeoutError: Unable to ...`` without the repeated name."""
+    if error is None:
+        return "no error"
+    name, _, rest = error.partition(": ")
+    while rest.startswith(name + ": "):
+        rest = rest[len(name) + 2 :]
+    return f"{name}: {rest}" if rest else name

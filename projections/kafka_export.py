@@ -251,8 +251,12 @@ class _Session:
         self.producer: Any = None
         self.consumer: Any = None
         try:
+            # A broker that does not answer within the request timeout is reported as
+            # unreachable (the client would otherwise wait 30 s before saying so).
             self.admin = KafkaAdminClient(
-                bootstrap_servers=config.bootstrap_servers, request_timeout_ms=timeout
+                bootstrap_servers=config.bootstrap_servers,
+                request_timeout_ms=timeout,
+                bootstrap_timeout_ms=timeout,
             )
             # Batches leave only on flush (linger outlasts appending one chunk), so a
             # chunk reaches each partition as one record batch.
@@ -410,17 +414,25 @@ class KafkaExporter:
         thread.start()
         return self
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop after the chunk in flight (its messages are then acknowledged or re-planned)."""
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop after the chunk in flight (its messages are then acknowledged or re-planned).
+
+        False if the thread is still blocked in the Kafka client after ``timeout_s`` (a
+        dead broker): it is a daemon thread, so a process may exit anyway, and the data
+        folder stays open under it rather than closed while it reads.
+        """
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                return False
         self._state = "stopped"
         if self._owns_env:
             self._owns_env = False
             self._env.close()
+        return True
 
     def __enter__(self) -> KafkaExporter:
         return self.start()

@@ -6,6 +6,11 @@ analysis (functions, validators, auth config, crons) and the source hash,
 modules that are gone are deleted, and the schema is applied (existing data
 checked, new indexes backfilled). So a deploy is in the log, survives a
 restart, and either happens whole or not at all.
+
+A deploy replaces the whole deployment, so a folder that is missing, is not a
+functions folder, or defines no function would silently remove every function
+of a running app: ``check_functions_dir`` and ``check_not_emptying`` refuse
+those unless the caller explicitly allows an empty deployment.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine import Database
+from engine.errors import HeadwaterError
 from engine.limits import LIMITS
 from engine.schema import Schema, parse_schema
 from engine.schema_apply import apply_schema
@@ -27,13 +34,89 @@ from engine.system_tables import (
     keyed_system_id,
 )
 from engine.transaction import Transaction
-from udf.bundler import BundledModule
+from udf.bundler import BundledModule, find_entry_points
 from udf.outcome import Analysis, FunctionInfo, HttpRoute
 
 # Reading a deployment's code is not a user function: the per-call read limits do not apply.
 _LOAD_LIMITS = dataclasses.replace(
     LIMITS, read_bytes_max=1 << 50, documents_read_max=1 << 40, index_ranges_max=1 << 40
 )
+
+
+# Modules that configure a deployment but define no function.
+_CONFIG_MODULES = ("schema", "auth.config", "convex.config")
+_PROJECT_SEARCH_DEPTH = 3
+
+
+class NotAFunctionsFolderError(HeadwaterError):
+    """A deploy was pointed at a path that is not a Convex functions folder."""
+
+    code = "NotAFunctionsFolder"
+
+
+class EmptyDeploymentError(HeadwaterError):
+    """A deploy would remove every function and the caller did not ask for that."""
+
+    code = "EmptyDeployment"
+
+
+def check_functions_dir(functions_dir: str | Path) -> None:
+    """Refuse a path that is missing, a file, or a project folder rather than its ``convex/``.
+
+    Runs before bundling, which would otherwise write ``_generated/`` into it.
+    """
+    root = Path(functions_dir)
+    if not root.exists():
+        raise NotAFunctionsFolderError(f"The functions folder {functions_dir} does not exist.")
+    if not root.is_dir():
+        raise NotAFunctionsFolderError(
+            f"{functions_dir} is a file: give the folder of Convex functions (usually convex/)."
+        )
+    nested = _nested_functions_folder(root)
+    if nested is not None:
+        raise NotAFunctionsFolderError(
+            f"{functions_dir} is a project folder, not a Convex functions folder: "
+            f"deploy its {nested.relative_to(root).as_posix()} folder instead."
+        )
+
+
+def _nested_functions_folder(root: Path) -> Path | None:
+    """A ``convex/`` folder below ``root`` (a few levels down), which means ``root`` is too high."""
+    level = [root]
+    for _ in range(_PROJECT_SEARCH_DEPTH):
+        below = []
+        for folder in level:
+            for child in sorted(folder.iterdir()):
+                if not child.is_dir() or child.name.startswith((".", "_")):
+                    continue
+                if child.name == "node_modules":
+                    continue
+                if child.name == "convex":
+                    return child
+                below.append(child)
+        level = below
+    return None
+
+
+def function_module_paths(functions_dir: str | Path) -> list[str]:
+    """The folder's modules that can define functions (not the schema or auth config)."""
+    entries, _ = find_entry_points(functions_dir)
+    return [e for e in entries if PurePosixPath(e).stem not in _CONFIG_MODULES]
+
+
+def check_not_emptying(
+    analysis: Analysis, current: Deployment | None, functions_dir: str | Path
+) -> None:
+    """Refuse a deploy that defines no function when the deployment in force has some."""
+    if analysis.functions or analysis.http_routes:
+        return
+    if current is None or not (current.analysis.functions or current.analysis.http_routes):
+        return
+    raise EmptyDeploymentError(
+        f"{functions_dir} defines no functions: deploying it would remove all "
+        f"{len(current.analysis.functions)} functions of the running deployment. "
+        "Point at the folder of your Convex functions, or pass --allow-empty to remove them all."
+    )
 
 
 @dataclass(frozen=True)

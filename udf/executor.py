@@ -35,7 +35,14 @@ from engine.validators import parse_validator, validate
 from udf.bundler import bundle
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
-from udf.deployment import Deployment, load_deployment, source_hash, store_deployment
+from udf.deployment import (
+    Deployment,
+    check_functions_dir,
+    check_not_emptying,
+    load_deployment,
+    source_hash,
+    store_deployment,
+)
 from udf.errors import SyscallError
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
@@ -84,14 +91,22 @@ class Executor:
         """Call ``callback(deployment)`` after every deploy (e.g. to reload auth config)."""
         self._on_deploy.append(callback)
 
-    def deploy(self, functions_dir: str | Path, *, force: bool = False) -> DeployReport:
-        """Bundle, analyse and store a functions folder as one commit (unless unchanged)."""
+    def deploy(
+        self, functions_dir: str | Path, *, force: bool = False, allow_empty: bool = False
+    ) -> DeployReport:
+        """Bundle, analyse and store a functions folder as one commit (unless unchanged).
+
+        A folder that would remove every deployed function is refused unless ``allow_empty``.
+        """
+        check_functions_dir(functions_dir)
         built = bundle(functions_dir)
         current = self._deployment
         if not force and current is not None and current.source_hash == source_hash(built.modules):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
         with Isolate(built.modules, heap_bytes_max=self.limits.isolate_heap_bytes_max) as iso:
             analysis = iso.analyze()
+        if not allow_empty:
+            check_not_emptying(analysis, current, functions_dir)
         result = self.db.mutate(lambda tx: store_deployment(tx, built.modules, analysis))
         deployment = Deployment(built.modules, analysis, source_hash(built.modules), result.ts)
         with self._lock:

@@ -6,13 +6,16 @@ import gc
 import json
 import os
 import random
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka_broker import KafkaAdminClient, KafkaProducer, NewTopic, TansuBroker, read_topic
@@ -353,3 +356,110 @@ def test_exactly_once_when_the_exporter_process_is_killed_at_random(broker, db):
     print(f"{before} of {len(records)} messages were produced by the killed processes")
     assert len(records) > 20
     _assert_exactly_once(db, records, 3)
+
+
+# -- `headwater kafka-export` as a user runs it --------------------------------------
+
+_STATUS_LINE = re.compile(r"^\d\d:\d\d:\d\d (broker \S+ (connected|unreachable)|connecting)")
+_SIGTERM_EXIT_S_MAX = 2.0
+
+
+class _KafkaExportProcess:
+    """The installed `headwater kafka-export`, its stdout lines collected as they come."""
+
+    def __init__(self, data: str, bootstrap: str, *extra: str) -> None:
+        entry_point = Path(sys.executable).parent / "headwater"
+        command = [str(entry_point)]
+        if not entry_point.exists():
+            command = [sys.executable, "-m", "gateway.cli"]
+        self.proc = subprocess.Popen(
+            [*command, "kafka-export", "--data", data, "--bootstrap", bootstrap, *extra],
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def wait_for_line(self, text: str, timeout_s: float = 30) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = [line for line in self.lines if text in line]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError(f"no line with {text!r} in {self.lines}")
+
+    def sigterm(self) -> tuple[float, str]:
+        """Send SIGTERM; the seconds until the process exited, and its stderr."""
+        started = time.monotonic()
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        seconds = time.monotonic() - started
+        for reader in self._readers:
+            reader.join(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            assert stream is not None
+            stream.close()
+        assert self.proc.returncode == 0, self.proc.returncode
+        return seconds, "\n".join(self.stderr)
+
+
+def _three_commits(path: Path) -> str:
+    with Database.open(str(path)) as db:
+        for i in range(3):
+            db.mutate(lambda tx, i=i: tx.insert("notes", {"i": i}))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_the_command_is_quiet_says_where_it_stands_and_stops_on_sigterm(broker, tmp_path):
+    data = _three_commits(tmp_path / "data")
+    process = _KafkaExportProcess(data, broker.bootstrap, "--topic", "quiet")
+    line = process.wait_for_line("up to date")
+    assert f"broker {broker.bootstrap} connected" in line and "3 records sent" in line
+    time.sleep(1)  # the client's chatter of a first connection would be out by now
+    seconds, stderr = process.sigterm()
+    assert seconds <= _SIGTERM_EXIT_S_MAX
+    assert stderr == ""  # no Kafka client log lines
+    assert process.lines[0].startswith("Exporting")
+    assert all(_STATUS_LINE.match(line) for line in process.lines[1:]), process.lines
+    assert len(process.lines) <= 5 and "None" not in "".join(process.lines)
+    assert len(read_topic(broker.bootstrap, "quiet")) == 3
+
+
+@pytest.mark.slow
+def test_with_the_broker_down_it_says_so_and_still_stops_within_two_seconds(tmp_path):
+    data = _three_commits(tmp_path / "data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{s.getsockname()[1]}"  # closed again: no broker there
+    process = _KafkaExportProcess(data, nowhere)
+    line = process.wait_for_line("unreachable")
+    assert "not known until the broker answers" in line and "None" not in line
+    seconds, stderr = process.sigterm()
+    assert seconds <= _SIGTERM_EXIT_S_MAX
+    assert stderr == ""
+    # --verbose brings the Kafka client's own log back.
+    verbose = _KafkaExportProcess(data, nowhere, "--verbose")
+    verbose.wait_for_line("unreachable")
+    seconds, stderr = verbose.sigterm()
+    assert seconds <= _SIGTERM_EXIT_S_MAX and "kafka" in stderr
