@@ -101,6 +101,11 @@ class Transaction:
     def snapshot_ts(self) -> int:
         return self._snapshot.ts
 
+    @property
+    def begin_ms(self) -> float:
+        """Wall-clock time (ms) when the transaction began: "now" for the function in it."""
+        return self._begin_ms
+
     # -- reads -----------------------------------------------------------------
 
     def get(self, doc_id: str, *, table: str | None = None) -> dict | None:

@@ -296,7 +296,7 @@ class Executor:
         handler = CallHandler(self, context, tx)
         args_json = json.dumps([to_convex_json(call.args)], separators=(",", ":"))
         is_action = info.kind == "action"
-        now_ms = time.time() * 1000 if is_action or snapshot_ts is None else snapshot_ts / 1e6
+        now_ms = time.time() * 1000 if is_action or tx is None else _call_now_ms(tx)
         seed = _seed(
             info.udf_path, args_json, snapshot_ts, random_seed=is_action or kind == "mutation"
         )
@@ -397,6 +397,13 @@ class Executor:
 
 def _session_request_id(key: tuple[str, int]) -> str:
     return keyed_system_id(SESSION_REQUESTS_TABLE, f"{key[0]}:{key[1]}")
+
+
+def _call_now_ms(tx: Transaction) -> float:
+    """What ``Date.now()`` says in a query or mutation: the wall clock when its
+    transaction began, frozen for the call (nested calls share it), and never
+    before the snapshot it reads (a clock behind the newest commit)."""
+    return max(tx.begin_ms, tx.snapshot_ts / 1e6)
 
 
 def _seed(path: str, args_json: str, snapshot_ts: int | None, *, random_seed: bool) -> int:

@@ -1,0 +1,99 @@
+"""What a deployed function sees of time, and the limits on what it may do, with
+Convex's words: Date.now(), the return value size, writes per transaction,
+user time (the host's time is not the function's) and memory."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import Database
+from udf.calls import FunctionCall, Identity
+from udf.executor import Executor
+
+LIMITS_APP = Path(__file__).parent / "fixtures" / "limits" / "convex"
+
+
+class ManualClock:
+    """The database's wall clock, moved by the test (ns since the epoch)."""
+
+    def __init__(self) -> None:
+        self.ns = time.time_ns()
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += int(seconds * 1e9)
+
+
+def _executor(tmp_path_factory, **options) -> tuple[Executor, Database]:
+    app = tmp_path_factory.mktemp("app") / "convex"
+    shutil.copytree(LIMITS_APP, app)
+    db = Database.open(tmp_path_factory.mktemp("data"), **options)
+    executor = Executor(db, limits=options.get("limits", db.limits))
+    executor.deploy(app)
+    return executor, db
+
+
+@pytest.fixture(scope="module")
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(scope="module")
+def executor(tmp_path_factory, clock):
+    ex, db = _executor(tmp_path_factory, clock=clock)
+    yield ex
+    ex.close()
+    db.close()
+
+
+def run(ex: Executor, path: str, args: dict | None = None):
+    return ex.run(FunctionCall(path, args or {}, None, Identity()))
+
+
+def ok(outcome):
+    assert outcome.error is None, outcome.error
+    return outcome.value
+
+
+def failed(outcome) -> str:
+    """The error's message, without the stack lines under it."""
+    assert outcome.error is not None, outcome.value
+    return outcome.error.message.splitlines()[0]
+
+
+# -- Date.now() -------------------------------------------------------------------
+
+
+def test_a_mutation_long_after_the_last_commit_sees_the_time_it_started(executor, clock):
+    commit_ms = ok(run(executor, "clock:stamp"))
+    clock.advance(12.5)  # a quiet app: no commit for 12.5 s
+    seen = ok(run(executor, "clock:nowInMutation"))
+    now_ms = clock.ns // 1_000_000
+    assert seen["first"] == seen["again"] == seen["date"] == now_ms
+    assert seen["first"] - commit_ms >= 12_500
+    assert seen["snapshotTs"] // 1_000_000 < now_ms - 12_000  # it read the old snapshot
+    # `createdAt: Date.now()` as apps write it.
+    clock.advance(3)
+    assert ok(run(executor, "clock:stamp")) == clock.ns // 1_000_000
+
+
+def test_a_query_sees_the_time_it_started_too(executor, clock):
+    ok(run(executor, "clock:stamp"))
+    clock.advance(7)
+    seen = ok(run(executor, "clock:nowInQuery"))
+    assert seen["first"] == seen["again"] == seen["date"] == clock.ns // 1_000_000
+    assert seen["called"].startswith(time.strftime("%a %b %d %Y", time.gmtime(clock.ns / 1e9)))
+
+
+def test_date_now_is_never_before_the_snapshot_it_reads(executor, clock):
+    ok(run(executor, "clock:stamp"))
+    clock.advance(-5)  # the clock steps back behind the newest commit
+    seen = ok(run(executor, "clock:nowInMutation"))
+    assert seen["first"] == seen["again"] == seen["snapshotTs"] // 1_000_000
+    clock.advance(5)
