@@ -40,6 +40,7 @@ from udf.errors import SyscallError
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
+from udf.return_value import return_value_problem
 
 _NOT_FOUND = (
     "Could not find public function for '{path}'. Did you forget to run "
@@ -342,6 +343,9 @@ class Executor:
             error = FunctionError(raw.error.text, data, raw.error.is_convex_error)
             return FunctionOutcome(None, error, logs, ts, None, None, kind)
         value = None if raw.result_json is None else from_convex_json(json.loads(raw.result_json))
+        too_large = return_value_problem(info.module, info.name, value, self.limits.value_bytes_max)
+        if too_large is not None:
+            return FunctionOutcome(None, FunctionError(too_large), logs, ts, None, None, kind)
         returns = self._validator(info.returns_json)
         if returns is not None:
             try:

@@ -8,13 +8,20 @@ import shutil
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from engine import Database
+from gateway.admin_key import generate_admin_key
+from gateway.app import create_app
+from gateway.auth import HeadwaterAuthenticator
+from gateway.context import GatewayContext, GatewaySettings
+from gateway.server import run_server_in_thread
 from udf.calls import FunctionCall, Identity
 from udf.executor import Executor
 
 LIMITS_APP = Path(__file__).parent / "fixtures" / "limits" / "convex"
+MIB = 1 << 20
 
 
 class ManualClock:
@@ -97,3 +104,42 @@ def test_date_now_is_never_before_the_snapshot_it_reads(executor, clock):
     seen = ok(run(executor, "clock:nowInMutation"))
     assert seen["first"] == seen["again"] == seen["snapshotTs"] // 1_000_000
     clock.advance(5)
+
+
+# -- return value -------------------------------------------------------------------
+
+
+def test_a_return_value_at_the_limit_is_returned_and_one_byte_more_is_refused(executor):
+    assert len(ok(run(executor, "bulk:bigReturn", {"bytes": float(16 * MIB)}))) == 16 * MIB - 2
+    assert failed(run(executor, "bulk:bigReturn", {"bytes": float(17 * MIB)})) == (
+        "Function bulk.js:bigReturn return value is too large (actual: 17 MiB, limit: 16 MiB)"
+    )
+    assert failed(run(executor, "bulk:bigReturn", {"bytes": float(16 * MIB + 1)})).startswith(
+        "Function bulk.js:bigReturn return value is too large"
+    )
+
+
+def test_a_mutation_returning_too_much_writes_nothing(executor):
+    before = ok(run(executor, "bulk:count"))
+    message = failed(run(executor, "bulk:insertThenBigReturn", {"bytes": float(17 * MIB)}))
+    assert "return value is too large" in message
+    assert ok(run(executor, "bulk:count")) == before
+
+
+def test_over_http_a_too_large_return_value_is_a_200_with_status_error(executor):
+    key = generate_admin_key("headwater")
+    context = GatewayContext(executor, HeadwaterAuthenticator(key, None), GatewaySettings())
+    url, stop = run_server_in_thread(create_app(context))
+    try:
+        with httpx.Client(base_url=url, trust_env=False, timeout=60) as client:
+            body = {"path": "bulk:bigReturn", "args": {"bytes": 17 * MIB}, "format": "json"}
+            response = client.post("/api/query", json=body)
+    finally:
+        stop()
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["status"] == "error"
+    assert answer["errorMessage"].endswith(
+        " Server Error\n"
+        "Function bulk.js:bigReturn return value is too large (actual: 17 MiB, limit: 16 MiB)"
+    )
