@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from engine import Database
+from engine.limits import Limits
 from gateway.admin_key import generate_admin_key
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
@@ -54,6 +55,18 @@ def clock() -> ManualClock:
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory, clock):
     ex, db = _executor(tmp_path_factory, clock=clock)
+    yield ex
+    ex.close()
+    db.close()
+
+
+SMALL = Limits(documents_written_max=50, written_bytes_max=4 * 1024)
+
+
+@pytest.fixture(scope="module")
+def small_executor(tmp_path_factory):
+    """Write limits small enough to reach quickly."""
+    ex, db = _executor(tmp_path_factory, limits=SMALL)
     yield ex
     ex.close()
     db.close()
@@ -142,4 +155,33 @@ def test_over_http_a_too_large_return_value_is_a_200_with_status_error(executor)
     assert answer["errorMessage"].endswith(
         " Server Error\n"
         "Function bulk.js:bigReturn return value is too large (actual: 17 MiB, limit: 16 MiB)"
+    )
+
+
+# -- writes per transaction -----------------------------------------------------------
+
+
+def test_one_write_past_the_limit_fails_the_mutation_and_writes_nothing(small_executor):
+    ex = small_executor
+    before = ok(run(ex, "bulk:count"))
+    assert ok(run(ex, "bulk:insertMany", {"n": 50.0})) == 50
+    assert ok(run(ex, "bulk:count")) == before + 50
+    assert failed(run(ex, "bulk:insertMany", {"n": 51.0})) == (
+        "Uncaught Error: Too many writes in a single function execution (limit: 50)"
+    )
+    assert ok(run(ex, "bulk:count")) == before + 50
+
+
+def test_every_write_counts_even_to_the_same_document(small_executor):
+    ex = small_executor
+    before = ok(run(ex, "bulk:count"))
+    assert ok(run(ex, "bulk:patchMany", {"n": 50.0})) == 50
+    assert "Too many writes" in failed(run(ex, "bulk:patchMany", {"n": 51.0}))
+    assert ok(run(ex, "bulk:count")) == before + 1
+
+
+def test_bytes_written_past_the_limit_fail_with_the_limit_in_binary_units(small_executor):
+    message = failed(run(small_executor, "bulk:insertBig", {"n": 5.0, "bytes": 1000.0}))
+    assert message == (
+        "Uncaught Error: Too many bytes written in a single function execution (limit: 4 KiB)"
     )
