@@ -103,3 +103,29 @@ def _from_environment() -> Limits:
 
 
 LIMITS = _from_environment()
+
+
+# Units a limit is shown in, largest first, binary and decimal mixed.
+_BYTE_UNITS = (
+    (1 << 30, "GiB"),
+    (1_000_000_000, "GB"),
+    (1 << 20, "MiB"),
+    (1_000_000, "MB"),
+    (1 << 10, "KiB"),
+    (1_000, "KB"),
+)
+
+
+def format_bytes(n: int) -> str:
+    """A byte limit as Convex's limit errors show it: in the unit that divides it
+    exactly (one decimal allowed), else in bytes: ``16 MiB``, ``4.5 MiB``, ``1534 bytes``."""
+    if n == 0:
+        return "0 bytes"
+    for unit, name in _BYTE_UNITS:
+        if n < unit:
+            continue
+        if n % unit == 0:
+            return f"{n // unit} {name}"
+        if (n * 10) % unit == 0:
+            return f"{n // unit}.{(n * 10 // unit) % 10} {name}"
+    return f"{n} bytes"

@@ -27,7 +27,7 @@ from engine.errors import (
 )
 from engine.ids import DocumentId, decode_id, encode_id, new_internal_id
 from engine.key_encoding import encode_key
-from engine.limits import LIMITS, Limits
+from engine.limits import LIMITS, Limits, format_bytes
 from engine.read_set import ReadSet, ReadSetBuilder
 from engine.schema import Schema, parse_schema, validate_document
 from engine.snapshot import Snapshot
@@ -95,11 +95,18 @@ class Transaction:
         self.documents_read = 0
         self.bytes_read = 0
         self.index_ranges = 0
+        # Every user write counts (Convex's rule): a document patched twice is two.
+        self.documents_written = 0
         self.bytes_written = 0
 
     @property
     def snapshot_ts(self) -> int:
         return self._snapshot.ts
+
+    @property
+    def begin_ms(self) -> float:
+        """Wall-clock time (ms) when the transaction began: "now" for the function in it."""
+        return self._begin_ms
 
     # -- reads -----------------------------------------------------------------
 
@@ -183,6 +190,7 @@ class Transaction:
         pending = self._writes.get(skey)
         if pending is not None and pending.prev_ts is None:
             # Inserted by this transaction: deleting it leaves no trace.
+            self._count_write(None)
             del self._writes[skey]
         else:
             self._stage(doc_id, name, parsed, self._version_ts(skey), None)
@@ -190,13 +198,20 @@ class Transaction:
 
     def savepoint(self) -> tuple[Any, ...]:
         """The buffered writes as they are now, for a nested mutation that may fail."""
-        return (dict(self._writes), dict(self._new_tables), self.bytes_written, self._schema)
+        return (
+            dict(self._writes),
+            dict(self._new_tables),
+            self.documents_written,
+            self.bytes_written,
+            self._schema,
+        )
 
     def rollback_to(self, savepoint: tuple[Any, ...]) -> None:
         """Undo every write buffered since ``savepoint`` (reads stay in the read set)."""
-        writes, new_tables, bytes_written, schema = savepoint
+        writes, new_tables, documents_written, bytes_written, schema = savepoint
         self._writes, self._new_tables = dict(writes), dict(new_tables)
-        self.bytes_written, self._schema = bytes_written, schema
+        self.documents_written, self.bytes_written = documents_written, bytes_written
+        self._schema = schema
 
     # -- for the committer and the query executor ------------------------------
 
@@ -356,24 +371,27 @@ class Transaction:
         if doc is not None:
             check_document(doc)
             validate_document(self.schema(), table, doc, table_of_id=self.table_of_id)
-            self.bytes_written += value_size(doc)
+        self._count_write(doc)
         pending = self._writes.get(skey)
         if pending is not None:
             prev_ts = pending.prev_ts
         self._writes[skey] = PendingWrite(doc_id, table, skey, prev_ts, doc)
-        self._check_write_limits()
 
-    def _check_write_limits(self) -> None:
-        if len(self._writes) > self.limits.documents_written_max:
+    def _count_write(self, doc: dict | None) -> None:
+        """Count a user write against the limits; one past a limit is refused (Convex's words)."""
+        self.documents_written += 1
+        if doc is not None:
+            self.bytes_written += value_size(doc)
+        if self.documents_written > self.limits.documents_written_max:
             raise LimitExceededError(
-                f"Too many documents written in a single function execution "
-                f"(limit: {self.limits.documents_written_max}).",
-                code="TooManyDocumentsWritten",
+                f"Too many writes in a single function execution "
+                f"(limit: {self.limits.documents_written_max})",
+                code="TooManyWrites",
             )
         if self.bytes_written > self.limits.written_bytes_max:
             raise LimitExceededError(
                 f"Too many bytes written in a single function execution "
-                f"(limit: {self.limits.written_bytes_max} bytes).",
+                f"(limit: {format_bytes(self.limits.written_bytes_max)})",
                 code="TooManyBytesWritten",
             )
 

@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from engine.convex_json import from_convex_json
+from engine.convex_json import from_convex_json, to_convex_json
 from engine.transaction import Transaction
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
-
-if TYPE_CHECKING:
-    from udf.executor import Executor
 
 _UNCAUGHT = re.compile(r"^Uncaught \w+: ")
 _NOT_YET = {
@@ -43,6 +40,23 @@ _NOT_YET = {
 }
 
 
+class FunctionRunner(Protocol):
+    """What a call's syscalls need of the executor running it (``udf.executor``
+    implements it): nested calls, one nesting level down, and deployment facts."""
+
+    instance_name: str
+
+    def run_at_depth(self, call: FunctionCall, depth: int) -> FunctionOutcome:
+        """A call in its own transaction (from an action)."""
+        ...
+
+    def run_nested(self, call: FunctionCall, tx: Transaction, depth: int) -> FunctionOutcome:
+        """A call inside the caller's transaction (runQuery/runMutation)."""
+        ...
+
+    def vector_search(self, args: dict[str, Any]) -> Any: ...
+
+
 @dataclass(frozen=True)
 class CallContext:
     kind: FunctionKind
@@ -55,7 +69,7 @@ class CallContext:
 class CallHandler:
     def __init__(
         self,
-        executor: Executor,
+        executor: FunctionRunner,
         context: CallContext,
         tx: Transaction | None = None,
         *,
@@ -149,8 +163,6 @@ class CallHandler:
 
 
 def _result_or_raise(outcome: FunctionOutcome) -> Any:
-    from engine.convex_json import to_convex_json
-
     if outcome.error is None:
         return to_convex_json(outcome.value)
     data_json = None

@@ -213,13 +213,12 @@ class DatabaseSyscalls:
         def pair(used: int, limit: int) -> dict[str, float]:
             return {"used": float(used), "remaining": float(max(limit - used, 0))}
 
-        written = len(tx.pending_commit().writes) if tx.writable else 0
         return {
             "bytesRead": pair(tx.bytes_read, lim.read_bytes_max),
             "bytesWritten": pair(tx.bytes_written, lim.written_bytes_max),
             "databaseQueries": pair(tx.index_ranges, lim.index_ranges_max),
             "documentsRead": pair(tx.documents_read, lim.documents_read_max),
-            "documentsWritten": pair(written, lim.documents_written_max),
+            "documentsWritten": pair(tx.documents_written, lim.documents_written_max),
             "functionsScheduled": pair(0, 1000),
             "scheduledFunctionArgsBytes": pair(0, 16 << 20),
         }

@@ -47,6 +47,7 @@ from udf.errors import SyscallError
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
+from udf.return_value import return_value_problem
 from udf.v8_context import start_v8
 
 _NOT_FOUND = (
@@ -314,7 +315,7 @@ class Executor:
         handler = CallHandler(self, context, tx, journal=call.journal if read_set else None)
         args_json = json.dumps([to_convex_json(call.args)], separators=(",", ":"))
         is_action = info.kind == "action"
-        now_ms = time.time() * 1000 if is_action or snapshot_ts is None else snapshot_ts / 1e6
+        now_ms = time.time() * 1000 if is_action or tx is None else _call_now_ms(tx)
         seed = _seed(
             info.udf_path, args_json, snapshot_ts, random_seed=is_action or kind == "mutation"
         )
@@ -366,6 +367,9 @@ class Executor:
             error = FunctionError(raw.error.text, data, raw.error.is_convex_error)
             return FunctionOutcome(None, error, logs, ts, None, None, kind)
         value = None if raw.result_json is None else from_convex_json(json.loads(raw.result_json))
+        too_large = return_value_problem(info.module, info.name, value, self.limits.value_bytes_max)
+        if too_large is not None:
+            return FunctionOutcome(None, FunctionError(too_large), logs, ts, None, None, kind)
         returns = self._validator(info.returns_json)
         if returns is not None:
             try:
@@ -421,6 +425,13 @@ class Executor:
 
 def _session_request_id(key: tuple[str, int]) -> str:
     return keyed_system_id(SESSION_REQUESTS_TABLE, f"{key[0]}:{key[1]}")
+
+
+def _call_now_ms(tx: Transaction) -> float:
+    """What ``Date.now()`` says in a query or mutation: the wall clock when its
+    transaction began, frozen for the call (nested calls share it), and never
+    before the snapshot it reads (a clock behind the newest commit)."""
+    return max(tx.begin_ms, tx.snapshot_ts / 1e6)
 
 
 def _seed(path: str, args_json: str, snapshot_ts: int | None, *, random_seed: bool) -> int:

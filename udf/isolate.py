@@ -29,10 +29,12 @@ Measured on the 2-core build machine (other work running): a trivial query
 ~0.9 ms end to end (thread hop, start, poll + reset); one syscall round trip
 ~0.3 ms; loading the fixture app's 8 modules ~60 ms.
 
-Limits: user-code time per call (``time_limit_s``; time in the handler does
-not count) and the V8 heap (``heap_bytes_max`` above what the loaded modules
-use). A breach terminates the call's JS and comes back as an outcome error;
-the isolate stays usable. The host discards the writes of any failed call.
+Limits: user-code time per call (``time_limit_s``, measured inside V8: the
+handler's time and the messages to and from V8's thread do not count, see
+``udf.driver``) and the V8 heap (``heap_bytes_max`` above what the loaded
+modules use; a breach in a promise continuation is reported as one too). A
+breach terminates the call's JS and comes back as an outcome error; the
+isolate stays usable. The host discards the writes of any failed call.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ class Isolate:
         if self._broken:
             self._rebuild()
         v8 = self._v8
-        drive = CallDriver(v8, handler, time_limit_s, self._map_stack)
+        drive = CallDriver(v8, handler, time_limit_s, self._map_stack, self._heap_bytes_max)
 
         async def call_then_tidy() -> CallOutcome:
             outcome = await drive.call(start_code)

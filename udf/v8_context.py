@@ -88,11 +88,14 @@ class V8Context:
         """Evaluate runtime code that runs no user code (call only on the V8 loop)."""
         return self._racer.eval(code)
 
-    async def eval_budgeted(self, code: str, budget_s: float) -> tuple[Any, float]:
-        """Evaluate code that may run user code; return (value, seconds spent).
+    async def eval_budgeted(self, *codes: str, budget_s: float) -> tuple[Any, float]:
+        """Evaluate code that may run user code; return (value of the last, seconds spent).
 
-        Raises TimeBudgetExceeded after ``budget_s`` and HeapLimitExceeded when
-        the heap limit is passed; both leave the context usable.
+        Several pieces of code are handed to V8 at once and run in order, each
+        after the microtasks of the one before: one thread round trip instead of
+        one each. Raises TimeBudgetExceeded after ``budget_s`` and
+        HeapLimitExceeded when the heap limit is passed; both leave the context
+        usable.
         """
         task = asyncio.current_task()
         if task is None:
@@ -106,8 +109,9 @@ class V8Context:
 
         handle = self._loop.call_later(max(budget_s, 0.0), on_timeout)
         started = time.perf_counter()
+        evaluations = [asyncio.ensure_future(self._racer.eval_cancelable(code)) for code in codes]
         try:
-            value = await self._racer.eval_cancelable(code)
+            values = [await evaluation for evaluation in evaluations]
         except asyncio.CancelledError:
             if not timed_out:
                 raise
@@ -117,7 +121,16 @@ class V8Context:
             raise HeapLimitExceeded(time.perf_counter() - started) from None
         finally:
             handle.cancel()
-        return value, time.perf_counter() - started
+            for evaluation in evaluations:
+                if not evaluation.done():
+                    evaluation.cancel()
+                elif not evaluation.cancelled():
+                    evaluation.exception()  # seen: the first failure is the one raised
+        if self._racer.was_hard_memory_limit_reached():
+            # The limit was hit in a promise continuation of an earlier evaluation:
+            # V8 stopped it there, and this evaluation only ran after.
+            raise HeapLimitExceeded(time.perf_counter() - started)
+        return values[-1], time.perf_counter() - started
 
     def collect_garbage(self) -> None:
         self._racer.low_memory_notification()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -28,8 +29,6 @@ def test_an_infinite_loop_after_an_await_is_stopped_too(call, handler):
 
 
 def test_time_in_the_handler_does_not_count_against_the_limit(call, handler):
-    import time
-
     def slow_get(args):
         time.sleep(0.15)
         return None
@@ -39,6 +38,29 @@ def test_time_in_the_handler_does_not_count_against_the_limit(call, handler):
     outcome = call("query", "messages:getMany", {"ids": ids * 2}, time_limit_s=0.1)
     assert outcome.ok, outcome.error
     assert outcome.user_time_s < 0.1
+
+
+def test_the_hosts_time_between_round_trips_is_not_user_time(call, handler):
+    # 1,500 awaited reads: each costs the host far more (the handler, the messages to
+    # and from V8's thread: 0.3 ms or more) than the JavaScript around it. How much
+    # of each depends on the machine's load; their ratio hardly does.
+    doc_id = handler.add("messages", body="x")
+    started = time.perf_counter()
+    outcome = call("query", "misbehave:getOneByOne", {"id": doc_id, "n": 1500.0}, time_limit_s=30)
+    elapsed = time.perf_counter() - started
+    assert outcome.ok, outcome.error
+    assert outcome.syscall_count == 1500
+    assert outcome.user_time_s < elapsed / 4
+
+
+def test_running_out_of_memory_after_an_await_is_reported_as_such(call, handler):
+    doc_id = handler.add("messages", body="x")
+    outcome = call("query", "misbehave:hogAfterAwait", {"id": doc_id})
+    assert outcome.error.code == "MemoryLimitExceeded"
+    assert outcome.error.message == (
+        "JavaScript execution ran out of memory (maximum memory usage: 64 MB)"
+    )
+    assert call("query", "misbehave:trivial").result_json == "1"
 
 
 def test_a_huge_allocation_is_stopped_and_the_next_call_works(call):

@@ -132,6 +132,22 @@
     throw new Error("fetch() is not supported by this runtime yet");
   };
 
+  // --- user time: an evaluation's user code ends when the microtask queue has
+  // drained, which happens after the host got the evaluation's reply. A waiter
+  // woken by Atomics.notify is resumed by a task V8 posts behind that drain, so
+  // it marks the moment (before the host's next evaluation starts).
+  const waitAsync = Atomics.waitAsync;
+  const notify = Atomics.notify;
+  const cell = new Int32Array(new SharedArrayBuffer(4)); // one for all: allocating one costs
+  hw.afterMicrotasks = (fn) => {
+    const woken = waitAsync(cell, 0, 0).value;
+    (async () => {
+      await woken;
+      fn();
+    })();
+    notify(cell, 0);
+  };
+
   // Atomics.wait/waitAsync would let code block or resume outside the host's
   // control (and its time limit); nothing in a function needs them.
   delete Atomics.wait;

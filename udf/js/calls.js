@@ -9,6 +9,7 @@
 //                            call is over and the context reset)
 //   __hw.resume(results)     settle the ops' promises (user code runs)
 //   __hw.fireTimer()         run the earliest due action timer (user code runs)
+//   __hw.takeResult()        the finished call's result (JSON text), once
 //   __hw.reset()             end a call the host abandons (time or heap
 //                            limit, handler failure): "ok" or "broken"
 //
@@ -74,10 +75,40 @@
       nextQueryId: 0,
       timers: new Map(),
       timerSeq: 0,
+      userMs: 0,
+      runningSinceMs: null,
       settled: false,
       result: null,
       error: null,
     };
+  }
+
+  // --- user time --------------------------------------------------------
+  // Measured here, on V8's clock, so the time the host spends between
+  // evaluations (answering syscalls, passing messages) is not the call's. An
+  // evaluation that runs user code counts from its start to its end, then —
+  // after the host has taken its reply, which V8 sends before running
+  // microtasks — from the first microtask (queued first, so it runs first) to
+  // the end of the last. Date.now() counts whole milliseconds: summing the
+  // ticks crossed by many short spans is still an unbiased measure of their total.
+  function userCodeRuns(call, run) {
+    call.runningSinceMs = hw.realNow();
+    (async () => {
+      await undefined;
+      if (call.runningSinceMs === null) call.runningSinceMs = hw.realNow();
+    })();
+    hw.afterMicrotasks(() => userCodeStopped(call));
+    try {
+      return run();
+    } finally {
+      userCodeStopped(call);
+    }
+  }
+
+  function userCodeStopped(call) {
+    if (call.runningSinceMs === null) return;
+    call.userMs += hw.realNow() - call.runningSinceMs;
+    call.runningSinceMs = null;
   }
 
   function describeError(e, code) {
@@ -139,12 +170,14 @@
     const call = newCall(config);
     S.call = call;
     hw.resetConsole();
-    try {
-      invoke(call, config);
-    } catch (e) {
-      call.settled = true;
-      call.error = describeError(e, "UncaughtError");
-    }
+    userCodeRuns(call, () => {
+      try {
+        invoke(call, config);
+      } catch (e) {
+        call.settled = true;
+        call.error = describeError(e, "UncaughtError");
+      }
+    });
   };
 
   function unawaitedWarning(call) {
@@ -155,13 +188,25 @@
   }
 
   // The reply that ends a call also resets the context for the next one.
+  // The result (up to the return value limit and beyond) is not copied into
+  // the reply: the host takes it as it is with __hw.takeResult().
+  let finishedResult = null;
   function finish(call) {
-    const done = { result: call.result, error: call.error, logLines: call.logLines };
-    return stringify({ done, reset: hw.reset() });
+    finishedResult = call.result;
+    const done = { error: call.error, logLines: call.logLines };
+    return stringify({ done, userMs: call.userMs, reset: hw.reset() });
   }
 
+  hw.takeResult = () => {
+    const result = finishedResult;
+    finishedResult = null;
+    return result;
+  };
+
+  // Every reply carries the call's user time so far (ms).
   hw.poll = () => {
     const call = S.call;
+    userCodeStopped(call);
     if (call.settled) {
       unawaitedWarning(call);
       return finish(call);
@@ -169,18 +214,21 @@
     if (call.outbox.length > 0) {
       const ops = call.outbox;
       call.outbox = [];
-      return stringify({ ops });
+      return stringify({ ops, userMs: call.userMs });
     }
     if (call.timers.size > 0) {
       let due = Infinity;
       call.timers.forEach((t) => { if (t.due < due) due = t.due; });
-      return stringify({ wait: Math.max(0, due - hw.realNow()) });
+      return stringify({ wait: Math.max(0, due - hw.realNow()), userMs: call.userMs });
     }
     fail(call, "NeverResolves", "Uncaught Error: Returned promise will never resolve");
     return finish(call);
   };
 
-  hw.resume = (results) => hw.settle(results);
+  hw.resume = (results) => {
+    const call = S.call;
+    userCodeRuns(call, () => hw.settle(results));
+  };
 
   hw.fireTimer = () => {
     const call = S.call;
@@ -189,7 +237,7 @@
     if (timer === null) return;
     if (timer.repeat > 0) timer.due = hw.realNow() + timer.repeat;
     else call.timers.delete(id);
-    timer.fn(...timer.args);
+    userCodeRuns(call, () => timer.fn(...timer.args));
   };
 
   // --- analysis ----------------------------------------------------------

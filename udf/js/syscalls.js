@@ -74,17 +74,22 @@
     return stringify(handler(call, args));
   }
 
+  // Only the ops answered in part here are parsed here; the host parses the
+  // others (and refuses invalid JSON with the same words).
   function asyncSyscall(op, argsJson) {
-    let args;
-    try {
-      args = parseArgs(op, argsJson);
-    } catch (e) {
-      return Promise.reject(e);
+    if (typeof op !== "string" || typeof argsJson !== "string") {
+      return Promise.reject(new TypeError("Convex syscalls take an operation name and a JSON string"));
     }
     const call = S.call;
     if (call === null) return Promise.reject(new Error(`Syscall ${op} is not available outside a function call`));
     let unpack = null;
     if (op === "1.0/queryStreamNext") {
+      let args;
+      try {
+        args = parseArgs(op, argsJson);
+      } catch (e) {
+        return Promise.reject(e);
+      }
       const stream = call.streams.get(args.queryId);
       if (stream !== undefined) {
         // Documents the host sent ahead are served from here, without a round trip.
