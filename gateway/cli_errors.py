@@ -19,6 +19,7 @@ from pathlib import Path
 import lmdb
 
 from engine import HeadwaterError
+from log.folder_lock import LOCK_FILE
 
 LMDB_DATA_FILE = "data.mdb"
 EXIT_FAILURE = 1
@@ -108,7 +109,12 @@ def _leaf(exc: BaseException) -> BaseException:
 
 def _os_message(exc: OSError) -> str:
     where = f" {exc.filename}" if exc.filename else ""
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    read_only = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    if read_only and os.path.basename(str(exc.filename or "")) == LOCK_FILE:
+        # The first write of any writing command is its data folder's lock file.
+        folder = os.path.dirname(str(exc.filename))
+        return f"The data folder {folder} is read-only: make it writable or choose another --data."
+    if read_only:
         return f"Cannot write{where}: it is read-only. Make it writable or choose another folder."
     if exc.errno == errno.ENOSPC:
         return f"The disk is full{where}: free some space and run the command again."
