@@ -32,9 +32,9 @@ from engine.query_spec import (
     SearchSource,
     fingerprint,
 )
+from engine.read_context import ReadContext
 from engine.schema import IndexDef
 from engine.search import SEARCH_RESULTS_MAX, compile_search, text_search
-from engine.transaction import Transaction
 
 _CURSOR_VERSION = 1
 _AT_KEY = 0
@@ -75,7 +75,7 @@ def decode_cursor(cursor: str, spec_fingerprint: bytes) -> Position:
 
 
 def resolve_index(
-    tx: Transaction, spec: QuerySpec
+    tx: ReadContext, spec: QuerySpec
 ) -> tuple[str, IndexDef, bytes, bytes | None, bool]:
     """(index id, index, lo, hi, descending) for the query's source."""
     source = spec.source
@@ -90,7 +90,7 @@ def resolve_index(
     return f"{table}.{index_name}", index, interval.lo, interval.hi, source.order == "desc"
 
 
-def _find_index(tx: Transaction, table: str, index_name: str) -> IndexDef:
+def _find_index(tx: ReadContext, table: str, index_name: str) -> IndexDef:
     for index in tx.snapshot_schema().index_defs(table):
         if index.name == index_name:
             return index
@@ -100,14 +100,14 @@ def _find_index(tx: Transaction, table: str, index_name: str) -> IndexDef:
 class QueryStream:
     """Yields a query's documents one at a time (``next`` returns None at the end)."""
 
-    def __new__(cls, tx: Transaction, spec: QuerySpec, **_: object) -> QueryStream:
+    def __new__(cls, tx: ReadContext, spec: QuerySpec, **_: object) -> QueryStream:
         if cls is QueryStream and isinstance(spec.source, SearchSource):
             return object.__new__(SearchStream)
         return object.__new__(cls)
 
     def __init__(
         self,
-        tx: Transaction,
+        tx: ReadContext,
         spec: QuerySpec,
         *,
         after: Position | None = None,
@@ -206,7 +206,7 @@ class SearchStream(QueryStream):
 
     def __init__(
         self,
-        tx: Transaction,
+        tx: ReadContext,
         spec: QuerySpec,
         *,
         after: Position | None = None,
@@ -272,7 +272,7 @@ class PageResult:
 
 
 def paginate(
-    tx: Transaction,
+    tx: ReadContext,
     spec: QuerySpec,
     cursor: str | None,
     page_size: int,
