@@ -33,7 +33,7 @@ from typing import cast
 from engine.errors import InvalidQueryError
 from engine.query_executor import Position, QueryStream, ScanBudget
 from engine.query_spec import QuerySpec, SearchSource, fingerprint
-from engine.transaction import Transaction
+from engine.read_context import ReadContext
 
 _CURSOR_VERSION = 1
 _AT_KEY = 0
@@ -82,7 +82,7 @@ class PageResult:
 
 
 def paginate(
-    tx: Transaction,
+    tx: ReadContext,
     spec: QuerySpec,
     cursor: str | None,
     page_size: int,
@@ -129,7 +129,7 @@ def paginate(
 
 
 def _near_read_limits(
-    tx: Transaction, budget: ScanBudget, rows_max: int | None, bytes_max: int | None
+    tx: ReadContext, budget: ScanBudget, rows_max: int | None, bytes_max: int | None
 ) -> bool:
     rows_cap = min(rows_max or tx.limits.documents_read_max, tx.limits.documents_read_max)
     bytes_cap = min(bytes_max or tx.limits.read_bytes_max, tx.limits.read_bytes_max)
@@ -137,7 +137,7 @@ def _near_read_limits(
 
 
 def _check_page_arguments(
-    tx: Transaction, page_size: object, rows_max: object, bytes_max: object
+    tx: ReadContext, page_size: object, rows_max: object, bytes_max: object
 ) -> None:
     """The reference's checks, codes and texts for queryPage's numbers."""
     for name, value in (

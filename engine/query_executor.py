@@ -34,9 +34,9 @@ from engine.query_spec import (
     QuerySpec,
     SearchSource,
 )
+from engine.read_context import ReadContext
 from engine.schema import IndexDef
 from engine.search import SEARCH_RESULTS_MAX, compile_search, text_search
-from engine.transaction import Transaction
 from engine.values import value_size
 
 
@@ -82,7 +82,7 @@ class ScanBudget:
 
 
 def resolve_index(
-    tx: Transaction, spec: QuerySpec
+    tx: ReadContext, spec: QuerySpec
 ) -> tuple[str, IndexDef, bytes, bytes | None, bool]:
     """(index id, index, lo, hi, descending) for the query's source."""
     source = spec.source
@@ -97,7 +97,7 @@ def resolve_index(
     return f"{table}.{index_name}", index, interval.lo, interval.hi, source.order == "desc"
 
 
-def _find_index(tx: Transaction, table: str, index_name: str) -> IndexDef:
+def _find_index(tx: ReadContext, table: str, index_name: str) -> IndexDef:
     for index in tx.snapshot_schema().index_defs(table):
         if index.name == index_name:
             return index
@@ -107,14 +107,14 @@ def _find_index(tx: Transaction, table: str, index_name: str) -> IndexDef:
 class QueryStream:
     """Yields a query's documents one at a time (``next`` returns None at the end)."""
 
-    def __new__(cls, tx: Transaction, spec: QuerySpec, **_: object) -> QueryStream:
+    def __new__(cls, tx: ReadContext, spec: QuerySpec, **_: object) -> QueryStream:
         if cls is QueryStream and isinstance(spec.source, SearchSource):
             return object.__new__(SearchStream)
         return object.__new__(cls)
 
     def __init__(
         self,
-        tx: Transaction,
+        tx: ReadContext,
         spec: QuerySpec,
         *,
         after: Position | None = None,
@@ -221,7 +221,7 @@ class SearchStream(QueryStream):
 
     def __init__(
         self,
-        tx: Transaction,
+        tx: ReadContext,
         spec: QuerySpec,
         *,
         after: Position | None = None,

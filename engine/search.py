@@ -42,8 +42,7 @@ from engine.key_encoding import encode_value
 from engine.query_spec import SearchSource
 from engine.read_set import SearchRead
 from engine.schema import SearchIndexDef, VectorIndexDef
-from engine.transaction import copy_value
-from engine.values import UNSET, check_value
+from engine.values import UNSET, check_value, copy_value
 from projections.documents import id_of_storage_key
 from projections.search_indexes import SearchIndexes, Slot
 from projections.text_search import (

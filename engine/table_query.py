@@ -24,7 +24,7 @@ from engine.query_spec import (
     SearchFilter,
     SearchSource,
 )
-from engine.transaction import Transaction
+from engine.read_context import ReadContext
 from engine.values import UNSET, check_value
 
 
@@ -61,7 +61,7 @@ class SearchFilterBuilder:
 
 
 class TableQuery:
-    def __init__(self, tx: Transaction, table: str) -> None:
+    def __init__(self, tx: ReadContext, table: str) -> None:
         self._tx = tx
         self._table = table
         self._index: str | None = None

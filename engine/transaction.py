@@ -11,7 +11,6 @@ one fails the function before anything is written.
 
 from __future__ import annotations
 
-import marshal
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,11 +27,13 @@ from engine.errors import (
 from engine.ids import DocumentId, decode_id, encode_id, new_internal_id
 from engine.key_encoding import encode_key
 from engine.limits import LIMITS, Limits, format_bytes
+from engine.read_context import PendingWrite
 from engine.read_set import ReadSet, ReadSetBuilder
 from engine.schema import Schema, parse_schema, validate_document
 from engine.snapshot import Snapshot
 from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, TABLES_TABLE, is_system_table
-from engine.values import UNSET, check_document, check_table_name, value_size
+from engine.table_query import TableQuery
+from engine.values import UNSET, check_document, check_table_name, copy_value, value_size
 from log.entry import Write
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
@@ -46,27 +47,11 @@ def id_key(doc_id: str) -> bytes:
     return encode_key([doc_id])
 
 
-@dataclass
-class PendingWrite:
-    """The final version this transaction will write for one document."""
-
-    doc_id: str
-    table: str
-    storage_key: bytes
-    prev_ts: int | None  # the version replaced; None for an insert
-    value: dict | None  # None deletes
-
-
 @dataclass(frozen=True)
 class PendingCommit:
     snapshot_ts: int
     read_set: ReadSet
     writes: tuple[Write, ...]
-
-
-def copy_value(value: Any) -> Any:
-    """A deep copy of a Convex value (marshal is the fastest exact one)."""
-    return marshal.loads(marshal.dumps(value))
 
 
 class Transaction:
@@ -130,10 +115,8 @@ class Transaction:
             return None
         return parsed.encode()
 
-    def query(self, table: str) -> Any:
+    def query(self, table: str) -> TableQuery:
         """A query builder over ``table`` (see ``engine.table_query``)."""
-        from engine.table_query import TableQuery
-
         return TableQuery(self, table)
 
     @property

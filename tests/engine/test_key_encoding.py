@@ -4,8 +4,9 @@ import math
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
+from value_strategies import float_from_bits, pairs, values_or_unset
 
 from engine.errors import IntegrityError, InvalidValueError
 from engine.key_encoding import (
@@ -18,10 +19,6 @@ from engine.key_encoding import (
 from engine.values import INT64_MAX, INT64_MIN, UNSET, compare_values, values_equal
 
 
-def float_from_bits(bits: int) -> float:
-    return struct.unpack("<d", struct.pack("<Q", bits))[0]
-
-
 def sign(x: int) -> int:
     return (x > 0) - (x < 0)
 
@@ -30,31 +27,10 @@ def bytes_cmp(a: bytes, b: bytes) -> int:
     return (a > b) - (a < b)
 
 
-field_names = st.text(
-    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=4
-).filter(lambda s: not s.startswith("$"))
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(INT64_MIN, INT64_MAX),
-    st.integers(-2, 2),
-    st.floats(),
-    st.integers(0, (1 << 64) - 1).map(float_from_bits),
-    st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan]),
-    st.text(max_size=5),
-    st.text(alphabet="a\x00\xff\u00e9", max_size=4),
-    st.binary(max_size=5),
-    st.sampled_from([b"", b"\x00", b"\x00\xff", b"\xff", b"\x00\x00"]),
-)
-values = st.recursive(
-    scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=3), st.dictionaries(field_names, children, max_size=3)
-    ),
-    max_leaves=8,
-)
-key_values = st.one_of(st.just(UNSET), values)
+key_values = values_or_unset
 tuples = st.lists(key_values, max_size=4)
+# Tuples whose elements collide often, so later elements decide the order.
+close_tuples = st.lists(st.sampled_from([UNSET, None, -1, 0, -0.0, 0.0, "", "a", b""]), max_size=3)
 
 
 def compare_tuples(a: list, b: list) -> int:
@@ -72,23 +48,53 @@ def tuples_equal(a: list, b: list) -> bool:
 # --- the guarantees, as properties ---------------------------------------------
 
 
-@given(key_values, key_values)
-def test_byte_order_is_value_order(a, b):
+NEG_NAN = float_from_bits(0xFFF8_0000_0000_0000)
+
+
+@given(pairs)
+# The int64 sign bit: negatives below zero and positives, at both ends of the range.
+@example((-1, 0))
+@example((INT64_MIN, INT64_MAX))
+@example((-2, -1))
+# Negative floats: IEEE bits sort backwards there, so all bits must flip.
+@example((-2.0, -1.0))
+@example((-math.inf, -1.7976931348623157e308))
+@example((-5e-324, -0.0))
+@example((-0.0, 0.0))
+@example((NEG_NAN, -math.inf))
+@example((math.inf, math.nan))
+# Embedded zeros and prefixes: the shorter sorts first, an escaped zero above the end.
+@example(("a", "a\x00"))
+@example(("", "\x00"))
+@example(("a\x00", "a\x01"))
+@example((b"", b"\x00"))
+@example((b"\x00", b"\x00\xff"))
+@example(([], [UNSET]))
+# Types rank before values: 1 (int64) sorts below -1.0 (float64).
+@example((1, -1.0))
+def test_byte_order_is_value_order(pair):
+    a, b = pair
     assert bytes_cmp(encode_value(a), encode_value(b)) == compare_values(a, b)
 
 
-@given(tuples, tuples)
-def test_tuple_byte_order_is_lexicographic_value_order(a, b):
+@given(st.one_of(st.tuples(tuples, tuples), st.tuples(close_tuples, close_tuples)))
+@example(([0, -1], [0, 1]))
+@example(([-1.0], [-1.0, UNSET]))
+@example((["a"], ["a", "\x00"]))
+def test_tuple_byte_order_is_lexicographic_value_order(pair):
+    a, b = pair
     assert bytes_cmp(encode_key(a), encode_key(b)) == compare_tuples(a, b)
 
 
-@given(tuples)
+@given(st.one_of(tuples, close_tuples))
+@example([INT64_MIN, -1, NEG_NAN, -0.0, "a\x00", b"\x00\xff", [{"": UNSET}]])
 def test_decode_inverts_encode(t):
     assert tuples_equal(decode_key(encode_key(t)), t)
 
 
-@given(key_values, key_values)
-def test_no_encoding_is_a_proper_prefix_of_another(a, b):
+@given(pairs)
+def test_no_encoding_is_a_proper_prefix_of_another(pair):
+    a, b = pair
     ea, eb = encode_value(a), encode_value(b)
     if ea != eb:
         assert not eb.startswith(ea)

@@ -1,8 +1,10 @@
 """OCC as a property: for any interleaving of transactions that read and write a few
 documents, the transactions the committer accepts are serializable in commit-ts
 order — replaying them one at a time in that order reproduces every value each
-one read and the final state — and a transaction is refused only if a commit
-after its snapshot wrote something it read."""
+one read and the final state — and the rule holds in both directions: a
+transaction with writes is refused exactly when a commit after its snapshot wrote
+a document it read (``patch`` reads the document it patches), and commits when
+the commits it overlapped in time touched only other documents."""
 
 from __future__ import annotations
 
@@ -31,6 +33,13 @@ steps = st.lists(
 @example(
     script=[(0, "read", 0), (1, "read", 0), (1, "write", 0), (1, "commit", 0), (0, "write", 1)]
 )
+# Overlapping in time but disjoint: tx 0 reads key 0 and writes key 2 while tx 1 commits
+# a write to key 1. Nothing tx 0 read changed, so it must commit.
+@example(
+    script=[(0, "read", 0), (1, "write", 1), (1, "commit", 0), (0, "write", 2), (0, "commit", 0)]
+)
+# A read-only transaction is never refused, even when what it read changed.
+@example(script=[(0, "read", 0), (1, "write", 0), (1, "commit", 0), (0, "commit", 0)])
 def test_accepted_transactions_are_serializable_in_commit_order(tmp_path_factory, script):
     path = tmp_path_factory.mktemp("occ")
     with Database.open(path) as db:
@@ -38,6 +47,10 @@ def test_accepted_transactions_are_serializable_in_commit_order(tmp_path_factory
         open_txs: dict[int, object] = {}
         logs: dict[int, list[tuple[str, int, float]]] = {}
         committed: list[tuple[int, list[tuple[str, int, float]]]] = []
+        # Keys written by each accepted commit, in commit order; a transaction
+        # remembers how many there were when it began (its snapshot).
+        written_by_commit: list[set[int]] = []
+        began_after: dict[int, int] = {}
         counter = 0.0
         for who, action, key in script + [(w, "commit", 0) for w in range(3)]:
             tx = open_txs.get(who)
@@ -46,6 +59,7 @@ def test_accepted_transactions_are_serializable_in_commit_order(tmp_path_factory
                     continue
                 tx = open_txs[who] = db.begin(writable=True)
                 logs[who] = []
+                began_after[who] = len(written_by_commit)
             if action == "read":
                 logs[who].append(("read", key, tx.get(ids[key])["v"]))
             elif action == "write":
@@ -54,12 +68,20 @@ def test_accepted_transactions_are_serializable_in_commit_order(tmp_path_factory
                 logs[who].append(("write", key, counter))
             else:
                 del open_txs[who]
+                log = logs[who]
+                touched = {k for _, k, _ in log}  # read, or patched (a patch reads first)
+                writes = {k for op, k, _ in log if op == "write"}
+                later = written_by_commit[began_after[who] :]
+                must_conflict = bool(writes) and any(touched & keys for keys in later)
                 try:
                     ts = db.commit(tx)
                 except ConflictError:
+                    assert must_conflict, f"refused, though no later commit wrote {touched}"
                     continue
-                if any(op == "write" for op, _, _ in logs[who]):
-                    committed.append((ts, logs[who]))
+                assert not must_conflict, f"committed although a later commit wrote {touched}"
+                if writes:
+                    committed.append((ts, log))
+                    written_by_commit.append(writes)
         final = db.query(lambda tx: [tx.get(i)["v"] for i in ids]).value
 
     state = [0.0] * KEYS

@@ -7,8 +7,9 @@ import pickle
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
+from value_strategies import float_neighbours, floats, int_neighbours, ints, values, values_or_unset
 
 from engine.errors import InvalidValueError, LimitExceededError
 from engine.limits import LIMITS
@@ -35,30 +36,6 @@ NEG_NAN = float_from_bits(0xFFF8_0000_0000_0000)
 NEG_NAN_PAYLOAD = float_from_bits(0xFFF0_0000_0000_0001)
 POS_NAN = float_from_bits(0x7FF8_0000_0000_0000)
 POS_NAN_PAYLOAD = float_from_bits(0x7FF8_0000_0000_0001)
-
-field_names = st.text(
-    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=5
-).filter(lambda s: not s.startswith("$"))
-floats = st.one_of(st.floats(), st.integers(0, (1 << 64) - 1).map(float_from_bits))
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(INT64_MIN, INT64_MAX),
-    st.integers(-3, 3),
-    floats,
-    st.sampled_from([0.0, -0.0, 1.0, math.inf, -math.inf]),
-    st.text(max_size=6),
-    st.text(alphabet="ab\x00\u00e9", max_size=4),
-    st.binary(max_size=6),
-)
-values = st.recursive(
-    scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(field_names, children, max_size=4)
-    ),
-    max_leaves=10,
-)
-values_or_unset = st.one_of(st.just(UNSET), values)
 
 
 def nested_arrays(levels: int) -> object:
@@ -305,6 +282,42 @@ def test_nan_equals_only_nan_with_the_same_bits():
 def test_convex_equality_is_stricter_than_python_equality(a, b):
     assert not values_equal(a, b)
     assert compare_values(a, b) != 0
+
+
+def sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+@given(st.one_of(st.tuples(ints, ints), int_neighbours))
+@example((-1, 0))
+@example((INT64_MIN, INT64_MAX))
+def test_int64_order_is_numeric_order(pair):
+    a, b = pair
+    assert compare_values(a, b) == sign(a - b)
+
+
+def numeric_with_signed_zero(x: float) -> tuple[float, float]:
+    """Numeric order, with -0.0 just below 0.0 (an oracle independent of the IEEE bits)."""
+    return (x, math.copysign(1.0, x))
+
+
+@given(st.one_of(st.tuples(floats, floats), float_neighbours))
+@example((-2.0, -1.0))
+@example((-math.inf, -1.7976931348623157e308))
+@example((-5e-324, -0.0))
+@example((-0.0, 0.0))
+@example((NEG_NAN, -math.inf))
+@example((math.inf, POS_NAN))
+def test_float_order_is_numeric_order_with_nans_beyond_the_infinities(pair):
+    a, b = pair
+    if math.isnan(a) or math.isnan(b):
+        # A NaN with the sign bit sorts below every number, one without it above.
+        rank = [(-1 if math.copysign(1.0, x) < 0 else 1) if math.isnan(x) else 0 for x in (a, b)]
+        if rank[0] != rank[1]:
+            assert compare_values(a, b) == sign(rank[0] - rank[1])
+        return
+    expected = numeric_with_signed_zero(a), numeric_with_signed_zero(b)
+    assert compare_values(a, b) == (expected[0] > expected[1]) - (expected[0] < expected[1])
 
 
 @given(values_or_unset, values_or_unset)
