@@ -31,6 +31,9 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
+from engine.limits import LIMITS
+from gateway.memory_release import BigRequestMiddleware, MemoryReleaser
+
 ACCESS_LOGGER = "headwater.access"
 GRACEFUL_TIMEOUT_S = 10.0
 GOING_AWAY = 1001  # WebSocket close code: the server is shutting down
@@ -158,20 +161,25 @@ async def serve_async(
         await shutdown_trigger()
         stop.set()
 
-    wrapped = AccessLogMiddleware(WebSocketShutdownMiddleware(app, stop))
-    async with trio.open_nursery() as helpers:
-        if handle_signals:
-            helpers.start_soon(stop_on_signal)
-        if shutdown_trigger is not None:
-            helpers.start_soon(stop_on_trigger)
-        async with trio.open_nursery() as server:
-            binds = await server.start(
-                partial(hypercorn_serve, cast(Any, wrapped), config, shutdown_trigger=stop.wait)
-            )
-            if on_ready is not None:
-                on_ready(binds[0])
-        # hypercorn has stopped and drained; the helpers are no longer needed.
-        helpers.cancel_scope.cancel()
+    releaser = MemoryReleaser()
+    wrapped = BigRequestMiddleware(app, releaser, LIMITS.memory_release_after_request_bytes)
+    wrapped = AccessLogMiddleware(WebSocketShutdownMiddleware(wrapped, stop))
+    try:
+        async with trio.open_nursery() as helpers:
+            if handle_signals:
+                helpers.start_soon(stop_on_signal)
+            if shutdown_trigger is not None:
+                helpers.start_soon(stop_on_trigger)
+            async with trio.open_nursery() as server:
+                binds = await server.start(
+                    partial(hypercorn_serve, cast(Any, wrapped), config, shutdown_trigger=stop.wait)
+                )
+                if on_ready is not None:
+                    on_ready(binds[0])
+            # hypercorn has stopped and drained; the helpers are no longer needed.
+            helpers.cancel_scope.cancel()
+    finally:
+        releaser.close()
 
 
 def serve(

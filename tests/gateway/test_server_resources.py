@@ -1,4 +1,4 @@
-"""A real ``headwater serve`` process: fast restarts and a fast SIGTERM.
+"""A real ``headwater serve`` process: fast restarts, fast SIGTERM, memory that comes back.
 
 Every server here is a child process on a loopback port, stopped by its pid;
 every wait is bounded. Timings are compared with generous bounds because the
@@ -34,6 +34,13 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 class Server:
@@ -185,5 +192,56 @@ def test_an_edited_functions_folder_is_deployed_on_restart(tmp_path, chat_app):
             server.url + "/api/query", json={"path": "users:count", "args": {}}, timeout=30
         ).json()
         assert (answer["status"], answer["value"]) == ("success", "edited")
+    finally:
+        server.sigterm_exit_s()
+
+
+def _post(client: httpx.Client, url: str, body: bytes) -> None:
+    client.post(url, content=body, headers={"content-type": "application/json"})
+
+
+@pytest.mark.slow
+def test_memory_comes_back_after_malformed_big_and_ordinary_calls(tmp_path, chat_app):
+    server = Server(tmp_path / "data", chat_app, tmp_path / "server.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            user = client.post(
+                "/api/mutation", json={"path": "users:join", "args": {"name": "ann"}}
+            ).json()["value"]
+            channel = client.post(
+                "/api/mutation", json={"path": "channels:create", "args": {"name": "general"}}
+            ).json()["value"]
+            time.sleep(0.5)
+            start_mb = rss_mb(server.pid)
+            peak_mb = start_mb
+            # Malformed: a 2 MB body too big for a document, a 15 MB name, broken JSON.
+            too_big = {"channel": channel, "author": user, "body": "x" * 2_000_000}
+            send_too_big = json.dumps({"path": "messages:send", "args": too_big}).encode()
+            huge_name = json.dumps({"path": "users:join", "args": {"name": "y" * (15 << 20)}})
+            for i in range(40):
+                _post(client, "/api/mutation", send_too_big)
+                if i % 2 == 0:
+                    _post(client, "/api/mutation", huge_name.encode())
+                _post(client, "/api/mutation", b"{" * 5000)
+                _post(client, "/api/query", b'{"path": "users:list", "args": ' + b"[" * 10_000)
+                peak_mb = max(peak_mb, rss_mb(server.pid))
+            for i in range(200):
+                if i % 3 == 0:
+                    args = {"channel": channel, "author": user, "body": f"message {i}"}
+                    client.post("/api/mutation", json={"path": "messages:send", "args": args})
+                elif i % 3 == 1:
+                    client.post(
+                        "/api/query", json={"path": "messages:list", "args": {"channel": channel}}
+                    )
+                else:
+                    client.post(
+                        "/api/mutation", json={"path": "users:join", "args": {"name": f"u{i}"}}
+                    )
+                if i % 50 == 0:
+                    peak_mb = max(peak_mb, rss_mb(server.pid))
+        time.sleep(1.0)  # a short idle
+        after_mb = rss_mb(server.pid)
+        print(f"RSS start {start_mb:.0f} MB, peak {peak_mb:.0f} MB, after {after_mb:.0f} MB")
+        assert after_mb <= 2 * start_mb, (start_mb, peak_mb, after_mb)
     finally:
         server.sigterm_exit_s()
