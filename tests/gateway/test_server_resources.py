@@ -162,8 +162,12 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
     restarts = []
     for _ in range(2):
         server = Server(data, chat_app, log)
-        with connect(server.url.replace("http://", "ws://") + "/api/sync") as ws:
+        with (
+            connect(server.url.replace("http://", "ws://") + "/api/sync") as ws,
+            httpx.Client(base_url=server.url) as keep_alive,
+        ):
             _subscribe(ws)  # then the client stays attached, idle
+            assert keep_alive.get("/version").status_code == 200  # an idle keep-alive too
             exit_s = server.sigterm_exit_s()
         restarts.append((server.ready_s, exit_s))
         assert server.process.returncode == 0, log.read_text()[-2000:]
