@@ -11,14 +11,19 @@ nothing):
   threshold, so big blocks are their own mappings and go back on free, and
   fewer arenas, so worker threads do not each keep a fragmented heap.
 - ``MemoryReleaser``: ``request_release`` after a big body or message; its
-  thread waits for a quiet moment and calls ``malloc_trim(0)``, which returns
-  every free page of every arena (a few ms; at most once per settle period).
+  thread waits for a quiet moment, runs a full garbage collection and calls
+  ``malloc_trim(0)``, which returns every free page of every arena (tens of
+  ms; at most once per settle period). The collection matters: a failed call
+  leaves reference cycles (exception, traceback, frames) holding its request's
+  buffers, and ``headwater serve`` raises the young-generation threshold, so
+  without it each 15 MB refusal kept ~30 MB until some later collection.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import threading
 from typing import Any
@@ -91,6 +96,7 @@ class MemoryReleaser:
                     break
             if self._stopped:
                 return
+            gc.collect()
             release_free_memory()
             self.releases += 1
 

@@ -22,6 +22,7 @@ import pytest
 from websockets.sync.client import connect
 
 from engine import Database
+from gateway.functions_stamp import STAMP_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT_APP = ROOT / "examples" / "chat" / "convex"
@@ -160,6 +161,7 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
     baseline_s = min(baselines)
 
     restarts = []
+    rebundles = []
     for _ in range(2):
         server = Server(data, chat_app, log)
         with (
@@ -171,12 +173,20 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
             exit_s = server.sigterm_exit_s()
         restarts.append((server.ready_s, exit_s))
         assert server.process.returncode == 0, log.read_text()[-2000:]
+        # The same restart bundling the folder again, as every restart did before.
+        (data / STAMP_FILE).unlink()
+        server = Server(data, chat_app, log)
+        server.sigterm_exit_s()
+        rebundles.append(server.ready_s)
     ready_s = min(r for r, _ in restarts)
     exit_s = max(e for _, e in restarts)
+    rebundle_s = min(rebundles)
     print(
-        f"baseline {baseline_s:.2f} s, restart ready {ready_s:.2f} s, SIGTERM exit {exit_s:.2f} s"
+        f"baseline {baseline_s:.2f} s, restart ready {ready_s:.2f} s "
+        f"(re-bundling {rebundle_s:.2f} s), SIGTERM exit {exit_s:.2f} s"
     )
-    assert ready_s <= baseline_s + 0.6, (ready_s, baseline_s)
+    assert ready_s <= baseline_s + 1.0, (ready_s, baseline_s)
+    assert ready_s + 0.4 <= rebundle_s, (ready_s, rebundle_s)
     assert exit_s <= 2.0, restarts
 
 
