@@ -92,8 +92,8 @@ class Limits:
     validator_cache_entries_max: int = 4096
     # Rendered sync state versions kept (one per version a fan-out sends; ~100 B each).
     sync_encoding_cache_entries_max: int = 256
-    # An HTTP body or WebSocket message this big triggers a glibc malloc_trim once the
-    # server is quiet: freed buffers otherwise stay in the process's heap for good.
+    # An HTTP body or WebSocket message this big triggers a full GC and a glibc
+    # malloc_trim once the server is quiet: freed buffers otherwise stay for good.
     memory_release_after_request_bytes: int = 1 << 20
     # Allocations from this size get their own mapping, returned to the OS on free.
     # Fixed: glibc's default threshold rises to the biggest block freed (up to
