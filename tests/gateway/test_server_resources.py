@@ -190,6 +190,7 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
     assert exit_s <= 2.0, restarts
 
 
+@pytest.mark.slow
 def test_an_edited_functions_folder_is_deployed_on_restart(tmp_path, chat_app):
     """Skipping the bundling on restart never keeps stale code."""
     data = tmp_path / "data"
