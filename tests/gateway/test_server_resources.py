@@ -22,6 +22,7 @@ import pytest
 from websockets.sync.client import connect
 
 from engine import Database
+from gateway.backend import Backend
 from gateway.functions_stamp import STAMP_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,8 @@ class Server:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
 
 
 def _subscribe(ws) -> None:
@@ -161,16 +163,19 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
     baseline_s = min(baselines)
 
     restarts = []
-    rebundles = []
+    rebundles = []  # printed for comparison; asserted in-process below (less noise)
     for _ in range(2):
         server = Server(data, chat_app, log)
-        with (
-            connect(server.url.replace("http://", "ws://") + "/api/sync") as ws,
-            httpx.Client(base_url=server.url) as keep_alive,
-        ):
-            _subscribe(ws)  # then the client stays attached, idle
-            assert keep_alive.get("/version").status_code == 200  # an idle keep-alive too
-            exit_s = server.sigterm_exit_s()
+        try:
+            with (
+                connect(server.url.replace("http://", "ws://") + "/api/sync") as ws,
+                httpx.Client(base_url=server.url) as keep_alive,
+            ):
+                _subscribe(ws)  # then the client stays attached, idle
+                assert keep_alive.get("/version").status_code == 200  # an idle keep-alive too
+                exit_s = server.sigterm_exit_s()
+        finally:
+            server.kill()
         restarts.append((server.ready_s, exit_s))
         assert server.process.returncode == 0, log.read_text()[-2000:]
         # The same restart bundling the folder again, as every restart did before.
@@ -186,8 +191,25 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
         f"(re-bundling {rebundle_s:.2f} s), SIGTERM exit {exit_s:.2f} s"
     )
     assert ready_s <= baseline_s + 1.0, (ready_s, baseline_s)
-    assert ready_s + 0.4 <= rebundle_s, (ready_s, rebundle_s)
     assert exit_s <= 2.0, restarts
+
+
+def test_opening_with_an_unchanged_functions_folder_skips_the_bundling(tmp_path):
+    """The part of a restart the process timings above are too noisy to isolate."""
+    functions = tmp_path / "convex"
+    shutil.copytree(CHAT_APP, functions)
+    data = tmp_path / "data"
+
+    def open_s() -> float:
+        started = time.perf_counter()
+        Backend.open(data, functions_dir=functions).close()
+        return time.perf_counter() - started
+
+    open_s()  # deploys
+    unchanged_s = min(open_s() for _ in range(2))
+    (data / STAMP_FILE).unlink()
+    bundling_s = open_s()  # bundles again (then skips the deploy: same code)
+    assert unchanged_s * 3 < bundling_s, (unchanged_s, bundling_s)
 
 
 @pytest.mark.slow
