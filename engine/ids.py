@@ -28,6 +28,7 @@ from functools import lru_cache
 from itertools import accumulate
 
 from engine.errors import IntegrityError, InvalidIdError
+from engine.limits import LIMITS
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 INTERNAL_ID_BYTES = 16
@@ -156,7 +157,7 @@ def decode_id(text: object) -> DocumentId:
 
 # Ids are decoded on every read and write path and the same ones recur;
 # DocumentId is immutable, so decoded ids are shared (errors are not cached).
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=LIMITS.id_cache_entries_max)
 def _decode_valid_text(text: str) -> DocumentId:
     if len(text) not in ID_LENGTHS:
         raise _fail(f"Invalid ID length {len(text)}")

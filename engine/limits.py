@@ -95,6 +95,28 @@ class Limits:
     # size before the answer, so the keep-alive connection stays usable; past it the
     # connection is closed after the answer instead of reading on.
     request_drain_bytes_max: int = 64 << 20
+    # Memory that must come back after load: every cache is bounded, and big
+    # requests give their memory back to the OS instead of leaving it in the heap.
+    # Decoded document ids kept (a hot id is decoded once; ~200 B each).
+    id_cache_entries_max: int = 1 << 16
+    # Built-in index definitions kept, by table name (two small tuples each).
+    builtin_index_cache_entries_max: int = 4096
+    # Parsed schemas kept by schema version (a deploy adds one).
+    schema_versions_cached_max: int = 64
+    # Parsed argument/return validators kept per deployment (two per function).
+    validator_cache_entries_max: int = 4096
+    # Rendered sync state versions kept (one per version a fan-out sends; ~100 B each).
+    sync_encoding_cache_entries_max: int = 256
+    # An HTTP body or WebSocket message this big triggers a full GC and a glibc
+    # malloc_trim once the server is quiet: freed buffers otherwise stay for good.
+    memory_release_after_request_bytes: int = 1 << 20
+    # Allocations from this size get their own mapping, returned to the OS on free.
+    # Fixed: glibc's default threshold rises to the biggest block freed (up to
+    # 32 MiB), after which big bodies fragment the heap instead.
+    malloc_mmap_threshold_bytes: int = 256 << 10
+    # glibc heaps ("arenas") shared by all threads; the default (8 per core) lets each
+    # worker thread keep its own fragmented heap.
+    malloc_arenas_max: int = 4
 
 
 def _from_environment() -> Limits:

@@ -104,7 +104,7 @@ class TableSchema:
     staged_document_validator: Validator | None = None
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=LIMITS.builtin_index_cache_entries_max)
 def builtin_index_defs(table: str) -> tuple[IndexDef, IndexDef]:
     """``by_id`` and ``by_creation_time``, which every table has."""
     return (

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from engine.errors import SnapshotOutOfRangeError
+from engine.limits import LIMITS
 from engine.schema import Schema, parse_schema
 from engine.system_tables import SCHEMA_DOC_ID
 from projections.documents import storage_key_of
@@ -24,17 +25,21 @@ _SCHEMA_KEY = storage_key_of(SCHEMA_DOC_ID)
 class SchemaCache:
     """Parsed schemas by the ts of the schema document's version (parsing is not free)."""
 
-    def __init__(self) -> None:
+    def __init__(self, entries_max: int = LIMITS.schema_versions_cached_max) -> None:
+        self._entries_max = entries_max
         self._by_version: dict[int, Schema] = {}
 
     def get(self, version_ts: int, json_text: str) -> Schema:
         schema = self._by_version.get(version_ts)
         if schema is None:
-            if len(self._by_version) > 64:
+            if len(self._by_version) >= self._entries_max:
                 self._by_version.clear()
             schema = parse_schema(json_text)
             self._by_version[version_ts] = schema
         return schema
+
+    def statistics(self) -> dict[str, int]:
+        return {"cached": len(self._by_version), "cached_max": self._entries_max}
 
 
 class Snapshot:

@@ -23,6 +23,7 @@ from gateway.admin_key import generate_admin_key
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
+from gateway.functions_stamp import functions_inputs_hash, is_deployed_unchanged, record_deployed
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
@@ -89,7 +90,7 @@ class Backend:
             raise
         executor = Executor(db, instance_name=settings.instance_name)
         if functions_dir is not None:
-            executor.deploy(functions_dir)
+            _deploy_unless_unchanged(executor, data, Path(functions_dir))
         authenticator = HeadwaterAuthenticator(key, auth_config_of(executor.deployment))
         executor.on_deploy(lambda d: authenticator.set_auth_config(auth_config_of(d)))
         context = GatewayContext(executor, authenticator, settings)
@@ -137,6 +138,18 @@ class Backend:
             self._stop_watch.set()
         self.executor.close()
         self.db.close()
+
+
+def _deploy_unless_unchanged(executor: Executor, data_dir: Path, functions_dir: Path) -> None:
+    """Deploy ``functions_dir`` at startup, skipping the bundling when nothing changed."""
+    deployed = executor.deployment
+    source_hash = None if deployed is None else deployed.source_hash
+    if is_deployed_unchanged(data_dir, functions_dir, source_hash):
+        return
+    inputs = functions_inputs_hash(functions_dir)
+    executor.deploy(functions_dir)
+    assert executor.deployment is not None
+    record_deployed(data_dir, functions_dir, inputs, executor.deployment.source_hash)
 
 
 def _source_stamp(root: Path) -> tuple[tuple[str, int, int], ...]:

@@ -44,8 +44,10 @@ DEFAULT_PORT = 3210
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.backend import Backend
+    from gateway.memory_release import tune_allocator
     from gateway.server import serve
 
+    tune_allocator()  # before the threads start: see gateway/memory_release.py
     # A server holds many long-lived objects per socket; the default young-generation
     # threshold makes full collections frequent enough to stall live fan-out.
     gc.set_threshold(10_000, 10, 10)

@@ -6,6 +6,10 @@ finish (up to ``graceful_timeout_s``) and returns. ``run_server_in_thread`` is
 for tests: the same server on a free loopback port in a background thread with
 its own trio loop, returned once ``/health`` answers.
 
+On stop, WebSocket sessions are ended at once with close code 1001 (going
+away): a sync socket never finishes by itself, so waiting for it would hold
+every shutdown for the whole graceful timeout.
+
 Caveats: a worker thread running a function cannot be interrupted; a drain
 waits for it up to the graceful timeout, then the process exits anyway.
 """
@@ -27,8 +31,13 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
+from engine.limits import LIMITS
+from gateway.memory_release import BigRequestMiddleware, MemoryReleaser
+
 ACCESS_LOGGER = "headwater.access"
 GRACEFUL_TIMEOUT_S = 10.0
+GOING_AWAY = 1001  # WebSocket close code: the server is shutting down
+_CLOSE_SEND_TIMEOUT_S = 0.5
 _STARTUP_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 15.0
 
@@ -63,6 +72,44 @@ class AccessLogMiddleware:
             access_log.info(
                 "method=%s path=%s status=%d ms=%.1f", scope["method"], scope["path"], status, ms
             )
+
+
+class WebSocketShutdownMiddleware:
+    """Ends every WebSocket session when ``stop`` is set: the app is cancelled, then
+    the socket is closed with 1001 so clients know to reconnect elsewhere or later."""
+
+    def __init__(self, app: ASGIApp, stop: trio.Event) -> None:
+        self.app = app
+        self.stop = stop
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        state = {"accepted": False, "closed": False}
+
+        async def send_tracked(message: dict) -> None:
+            await send(message)
+            if message["type"] == "websocket.accept":
+                state["accepted"] = True
+            elif message["type"] == "websocket.close":
+                state["closed"] = True
+
+        async with trio.open_nursery() as nursery:
+
+            async def cancel_on_stop() -> None:
+                await self.stop.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(cancel_on_stop)
+            await self.app(scope, receive, send_tracked)
+            nursery.cancel_scope.cancel()
+        if self.stop.is_set() and state["accepted"] and not state["closed"]:
+            with trio.move_on_after(_CLOSE_SEND_TIMEOUT_S):
+                try:
+                    await send({"type": "websocket.close", "code": GOING_AWAY, "reason": ""})
+                except Exception:  # the peer is gone already: nothing left to tell it
+                    pass
 
 
 def _config(host: str, port: int, graceful_timeout_s: float) -> Config:
@@ -114,24 +161,25 @@ async def serve_async(
         await shutdown_trigger()
         stop.set()
 
-    async with trio.open_nursery() as helpers:
-        if handle_signals:
-            helpers.start_soon(stop_on_signal)
-        if shutdown_trigger is not None:
-            helpers.start_soon(stop_on_trigger)
-        async with trio.open_nursery() as server:
-            binds = await server.start(
-                partial(
-                    hypercorn_serve,
-                    cast(Any, AccessLogMiddleware(app)),
-                    config,
-                    shutdown_trigger=stop.wait,
+    releaser = MemoryReleaser()
+    wrapped = BigRequestMiddleware(app, releaser, LIMITS.memory_release_after_request_bytes)
+    wrapped = AccessLogMiddleware(WebSocketShutdownMiddleware(wrapped, stop))
+    try:
+        async with trio.open_nursery() as helpers:
+            if handle_signals:
+                helpers.start_soon(stop_on_signal)
+            if shutdown_trigger is not None:
+                helpers.start_soon(stop_on_trigger)
+            async with trio.open_nursery() as server:
+                binds = await server.start(
+                    partial(hypercorn_serve, cast(Any, wrapped), config, shutdown_trigger=stop.wait)
                 )
-            )
-            if on_ready is not None:
-                on_ready(binds[0])
-        # hypercorn has stopped and drained; the helpers are no longer needed.
-        helpers.cancel_scope.cancel()
+                if on_ready is not None:
+                    on_ready(binds[0])
+            # hypercorn has stopped and drained; the helpers are no longer needed.
+            helpers.cancel_scope.cancel()
+    finally:
+        releaser.close()
 
 
 def serve(

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import HeadwaterError, InvalidValueError
+from engine.limits import LIMITS
 from gateway.json_input import JsonInputError, parse_json
 from gateway.timestamps import encode_ts, parse_ts
 from udf.calls import FunctionError, FunctionOutcome
@@ -359,7 +360,7 @@ class StateVersion:
 INITIAL_VERSION = StateVersion()
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=LIMITS.sync_encoding_cache_entries_max)
 def _version_json(query_set: int, identity: int, ts: int) -> str:
     """Rendered once for every socket that moves to the same version (a fan-out)."""
     return f'{{"querySet":{query_set},"identity":{identity},"ts":"{encode_ts(ts)}"}}'

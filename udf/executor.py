@@ -236,6 +236,8 @@ class Executor:
             return None
         found = self._validators.get(text)
         if found is None:
+            if len(self._validators) >= self.limits.validator_cache_entries_max:
+                self._validators.clear()
             found = self._validators[text] = parse_validator(json.loads(text))
         return found
 
