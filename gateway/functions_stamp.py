@@ -23,6 +23,10 @@ from udf.node import JS_DIR
 STAMP_FILE = "functions_stamp.json"
 _BUNDLER_INPUTS = ("bundle.mjs", "package-lock.json")
 _DEPENDENCY_LOCK = Path("node_modules") / ".package-lock.json"
+# Not hashed file by file: packages are stood for by their lock, and `_generated/`
+# is written by the deploy itself (codegen), so hashing it would make the first
+# restart after a first deploy bundle again.
+_NOT_INPUTS = ("node_modules", "_generated")
 
 
 def functions_inputs_hash(functions_dir: Path, js_dir: Path = JS_DIR) -> str:
@@ -30,7 +34,7 @@ def functions_inputs_hash(functions_dir: Path, js_dir: Path = JS_DIR) -> str:
     root = functions_dir.resolve()
     digest = hashlib.sha256()
     for here, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "node_modules" and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if d not in _NOT_INPUTS and not d.startswith("."))
         for name in sorted(filenames):
             path = Path(here) / name
             digest.update(str(path.relative_to(root)).encode() + b"\x00")

@@ -154,17 +154,16 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
     first.sigterm_exit_s()
     _fill(data, DOCUMENTS)
     # Baseline in the same run: the bare process (interpreter, imports, hypercorn)
-    # on an empty folder with no functions. A restart may add ~1 s to that.
+    # on an empty folder with no functions. A restart may add ~1 s to that. The
+    # three kinds of start are interleaved and the fastest of each kept, so a burst
+    # of load on this shared machine slows both sides rather than one.
     baselines = []
-    for i in range(2):
+    restarts = []
+    rebundles = []  # printed for comparison; asserted in-process below (less noise)
+    for i in range(3):
         bare = Server(tmp_path / f"empty{i}", None, log)
         bare.sigterm_exit_s()
         baselines.append(bare.ready_s)
-    baseline_s = min(baselines)
-
-    restarts = []
-    rebundles = []  # printed for comparison; asserted in-process below (less noise)
-    for _ in range(2):
         server = Server(data, chat_app, log)
         try:
             with (
@@ -178,11 +177,12 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
             server.kill()
         restarts.append((server.ready_s, exit_s))
         assert server.process.returncode == 0, log.read_text()[-2000:]
-        # The same restart bundling the folder again, as every restart did before.
-        (data / STAMP_FILE).unlink()
-        server = Server(data, chat_app, log)
-        server.sigterm_exit_s()
-        rebundles.append(server.ready_s)
+        if i == 0:  # the same restart bundling the folder again, as every restart did before
+            (data / STAMP_FILE).unlink()
+            server = Server(data, chat_app, log)
+            server.sigterm_exit_s()
+            rebundles.append(server.ready_s)
+    baseline_s = min(baselines)
     ready_s = min(r for r, _ in restarts)
     exit_s = max(e for _, e in restarts)
     rebundle_s = min(rebundles)
@@ -197,7 +197,8 @@ def test_restart_is_ready_in_about_a_second_and_sigterm_exits_with_an_idle_socke
 def test_opening_with_an_unchanged_functions_folder_skips_the_bundling(tmp_path):
     """The part of a restart the process timings above are too noisy to isolate."""
     functions = tmp_path / "convex"
-    shutil.copytree(CHAT_APP, functions)
+    # As a fresh checkout has it: no `_generated/` until the first deploy writes it.
+    shutil.copytree(CHAT_APP, functions, ignore=shutil.ignore_patterns("_generated"))
     data = tmp_path / "data"
 
     def open_s() -> float:
@@ -205,10 +206,12 @@ def test_opening_with_an_unchanged_functions_folder_skips_the_bundling(tmp_path)
         Backend.open(data, functions_dir=functions).close()
         return time.perf_counter() - started
 
-    open_s()  # deploys
-    unchanged_s = min(open_s() for _ in range(2))
+    open_s()  # deploys (and writes `_generated/`)
+    first_restart_s = open_s()
+    unchanged_s = min(first_restart_s, open_s())
     (data / STAMP_FILE).unlink()
     bundling_s = open_s()  # bundles again (then skips the deploy: same code)
+    assert first_restart_s * 3 < bundling_s, (first_restart_s, bundling_s)
     assert unchanged_s * 3 < bundling_s, (unchanged_s, bundling_s)
 
 
