@@ -23,9 +23,11 @@ from gateway.admin_key import generate_admin_key
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
+from gateway.function_logs_api import function_log_routes
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
+from udf.function_log import FunctionLog
 
 ADMIN_KEY_FILE = "admin_key"
 _WATCH_INTERVAL_S = 1.0
@@ -63,6 +65,7 @@ class Backend:
     authenticator: HeadwaterAuthenticator
     admin_key: str
     app: Any
+    function_log: FunctionLog
     functions_dir: Path | None = None
     _stop_watch: threading.Event | None = None
 
@@ -88,14 +91,19 @@ class Backend:
             db.close()
             raise
         executor = Executor(db, instance_name=settings.instance_name)
+        function_log = executor.function_log = FunctionLog()
         if functions_dir is not None:
             executor.deploy(functions_dir)
         authenticator = HeadwaterAuthenticator(key, auth_config_of(executor.deployment))
         executor.on_deploy(lambda d: authenticator.set_auth_config(auth_config_of(d)))
         context = GatewayContext(executor, authenticator, settings)
-        routes = [*admin_routes(context, executor), *streaming_export_routes(context, db)]
+        routes = [
+            *admin_routes(context, executor),
+            *streaming_export_routes(context, db),
+            *function_log_routes(context, function_log),
+        ]
         app = create_app(context, extra_routes=routes)
-        backend = cls(db, executor, authenticator, key, app)
+        backend = cls(db, executor, authenticator, key, app, function_log)
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)
         return backend
