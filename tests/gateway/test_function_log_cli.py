@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.cli_process import ENV, ROOT, Serve
+from tests.gateway.cli_process import ENV, ROOT, Serve, headwater
 
 CONVEX_BIN = ROOT / "js" / "node_modules" / ".bin" / "convex"
 NOTES_TS = """
@@ -142,3 +142,24 @@ def test_npx_convex_logs_shows_a_console_log_of_a_call_made_meanwhile(tmp_path, 
     out = "".join(printed)
     assert "[CONVEX M(notes:add)] [LOG] 'adding' 'meanwhile'" in out, (out, err)
     assert "'before'" not in out
+
+
+def test_a_headwater_run_mutation_beside_the_server_is_in_its_log(tmp_path, functions):
+    errors = tmp_path / "stderr.txt"
+    data = tmp_path / "data"
+    with (
+        errors.open("w") as sink,
+        Serve(data, "--functions", str(functions), stderr=sink) as server,
+    ):
+        done = headwater("run", "notes:add", '{"text": "by run"}', "--data", str(data))
+        assert done.returncode == 0, done.stderr
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as client:
+            response = client.get(
+                "/api/stream_function_logs",
+                params={"cursor": 0},
+                headers={"Authorization": f"Convex {server.admin_key}"},
+            )
+    [entry] = response.json()["entries"]
+    assert (entry["udfType"], entry["identifier"]) == ("Mutation", "notes:add")
+    assert entry["logLines"][0]["messages"] == ["'adding' 'by run'"]
+    assert "    [LOG] 'adding' 'by run'" in errors.read_text().splitlines()
