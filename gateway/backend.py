@@ -23,7 +23,7 @@ from gateway.admin_key import generate_admin_key
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
-from gateway.function_logs_api import function_log_routes
+from gateway.function_logs_api import LongPolls, function_log_routes
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
@@ -66,6 +66,7 @@ class Backend:
     admin_key: str
     app: Any
     function_log: FunctionLog
+    long_polls: LongPolls
     functions_dir: Path | None = None
     _stop_watch: threading.Event | None = None
 
@@ -92,6 +93,7 @@ class Backend:
             raise
         executor = Executor(db, instance_name=settings.instance_name)
         function_log = executor.function_log = FunctionLog()
+        long_polls = LongPolls()  # ended by `serve` when the server starts to stop
         if functions_dir is not None:
             executor.deploy(functions_dir)
         authenticator = HeadwaterAuthenticator(key, auth_config_of(executor.deployment))
@@ -100,10 +102,10 @@ class Backend:
         routes = [
             *admin_routes(context, executor),
             *streaming_export_routes(context, db),
-            *function_log_routes(context, function_log),
+            *function_log_routes(context, function_log, long_polls),
         ]
         app = create_app(context, extra_routes=routes)
-        backend = cls(db, executor, authenticator, key, app, function_log)
+        backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)
         return backend

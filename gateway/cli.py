@@ -76,7 +76,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(_try_line(url, functions), flush=True)
 
     try:
-        serve(backend.app, host=args.host, port=args.port, on_ready=ready)
+        serve(
+            backend.app,
+            host=args.host,
+            port=args.port,
+            on_ready=ready,
+            on_stop=backend.long_polls.stop,
+        )
     finally:
         backend.close()
     return 0

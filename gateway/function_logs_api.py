@@ -6,6 +6,8 @@ there are none yet, the request waits for the next execution, or answers
 ``{"entries": [], "newCursor": cursor}`` after ``function_log_poll_s`` (the
 reference waits 60 s). A caller without the admin key is refused as the reference
 refuses it (403 ``BadDeployKey``); a wrong key is ``BadAdminKey`` like every route.
+When the server begins to stop, waiting polls answer 503 at once (as the reference
+fails them on shutdown) so they do not hold the drain; the CLI retries later.
 """
 
 from __future__ import annotations
@@ -25,8 +27,36 @@ from gateway.http_errors import HttpError, error_response, to_http_error
 from udf.function_log import FunctionLog, FunctionLogEntry
 
 
+class LongPolls:
+    """The waiting polls, released at once when the server starts to stop."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._released: set[anyio.Event] = set()
+
+    def stop(self) -> None:
+        """On the event loop: every waiting poll ends, and new ones do not wait."""
+        self.stopping = True
+        for released in list(self._released):
+            released.set()
+
+    async def wait_stopping(self) -> None:
+        if self.stopping:
+            return
+        released = anyio.Event()
+        self._released.add(released)
+        try:
+            await released.wait()
+        finally:
+            self._released.discard(released)
+
+
 def function_log_routes(
-    context: GatewayContext, log: FunctionLog, *, poll_s: float = LIMITS.function_log_poll_s
+    context: GatewayContext,
+    log: FunctionLog,
+    polls: LongPolls,
+    *,
+    poll_s: float = LIMITS.function_log_poll_s,
 ) -> list[BaseRoute]:
     async def stream(request: Request) -> Response:
         try:
@@ -34,9 +64,16 @@ def function_log_routes(
             cursor = _cursor(request.query_params.get("cursor"))
         except (AuthenticationError, HttpError) as exc:
             return error_response(to_http_error(exc))
-        entries, new_cursor = await wait_entries_after(
-            log, cursor, poll_s, gone=lambda: _disconnected(request)
-        )
+
+        async def gone() -> None:  # the client left, or the server is stopping
+            async with anyio.create_task_group() as either:
+                either.start_soon(_cancel_when, lambda: _disconnected(request), either.cancel_scope)
+                either.start_soon(_cancel_when, polls.wait_stopping, either.cancel_scope)
+
+        entries, new_cursor = await wait_entries_after(log, cursor, poll_s, gone=gone)
+        if polls.stopping and not entries:
+            stopping = HttpError(503, "ServerShutdown", "The server is shutting down.")
+            return error_response(stopping)
         return JSONResponse({"entries": [e.to_json() for e in entries], "newCursor": new_cursor})
 
     return [Route("/api/stream_function_logs", stream, methods=["GET"])]

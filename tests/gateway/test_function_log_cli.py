@@ -163,3 +163,36 @@ def test_a_headwater_run_mutation_beside_the_server_is_in_its_log(tmp_path, func
     assert (entry["udfType"], entry["identifier"]) == ("Mutation", "notes:add")
     assert entry["logLines"][0]["messages"] == ["'adding' 'by run'"]
     assert "    [LOG] 'adding' 'by run'" in errors.read_text().splitlines()
+
+
+def test_a_waiting_log_poll_does_not_hold_up_sigterm(tmp_path, functions):
+    with Serve(tmp_path / "data", "--functions", str(functions)) as server:
+        mutate(server, "notes:add", {"text": "head"})
+        answers: list[httpx.Response] = []
+
+        def wait_for_news() -> None:
+            with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as client:
+                head = client.get(
+                    "/api/stream_function_logs",
+                    params={"cursor": 0},
+                    headers={"Authorization": f"Convex {server.admin_key}"},
+                ).json()["newCursor"]
+                answers.append(
+                    client.get(
+                        "/api/stream_function_logs",
+                        params={"cursor": head},
+                        headers={"Authorization": f"Convex {server.admin_key}"},
+                    )
+                )
+
+        poller = threading.Thread(target=wait_for_news)
+        poller.start()
+        time.sleep(1)  # the second poll is waiting for news that will not come
+        started = time.monotonic()
+        server.stop()
+        stopped_s = time.monotonic() - started
+        poller.join(10)
+    assert server.process.returncode == 0
+    assert stopped_s < 5, stopped_s  # not the 10 s drain deadline, nor the 60 s poll
+    [answer] = answers
+    assert answer.status_code == 503 and answer.json()["code"] == "ServerShutdown"
