@@ -74,7 +74,11 @@ def function_log_routes(
         if polls.stopping and not entries:
             stopping = HttpError(503, "ServerShutdown", "The server is shutting down.")
             return error_response(stopping)
-        return JSONResponse({"entries": [e.to_json() for e in entries], "newCursor": new_cursor})
+        # Structured console lines for the clients known to read them, as the reference.
+        client = request.headers.get("convex-client", "")
+        structured = client.startswith(("npm-cli-", "dashboard-"))
+        found = [e.to_json(structured=structured) for e in entries]
+        return JSONResponse({"entries": found, "newCursor": new_cursor})
 
     return [Route("/api/stream_function_logs", stream, methods=["GET"])]
 

@@ -61,6 +61,19 @@ class LogLine:
         truncated = rest.endswith(_TRUNCATED)
         return cls(name, rest[: -len(_TRUNCATED)] if truncated else rest, truncated)
 
+    @property
+    def text(self) -> str:
+        """The line as the runtime wrote it: ``[LOG] 'hello'``."""
+        return f"[{self.level}] {self.message}{_TRUNCATED if self.is_truncated else ''}"
+
+    def to_json(self, timestamp_ms: int) -> dict[str, Any]:
+        return {
+            "messages": [self.message],
+            "level": self.level,
+            "timestamp": timestamp_ms,
+            "isTruncated": self.is_truncated,
+        }
+
 
 @dataclass(frozen=True)
 class FunctionLogEntry:
@@ -80,9 +93,11 @@ class FunctionLogEntry:
     def ok(self) -> bool:
         return self.error is None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, structured: bool = True) -> dict[str, Any]:
         """The reference's ``FunctionExecutionJson`` (``kind: "Completion"``) fields a
-        client reads; the usage figures we do not measure are zeros."""
+        client reads; the usage figures we do not measure are zeros. Console lines are
+        objects for clients that read them (the CLI, the dashboard), else
+        ``"[LEVEL] text"`` strings, as the reference chooses by client."""
         timestamp_ms = int(self.started_s * 1000)
         return {
             "kind": "Completion",
@@ -90,13 +105,7 @@ class FunctionLogEntry:
             "componentPath": None,
             "identifier": self.identifier,
             "logLines": [
-                {
-                    "messages": [line.message],
-                    "level": line.level,
-                    "timestamp": timestamp_ms,
-                    "isTruncated": line.is_truncated,
-                }
-                for line in self.log_lines
+                line.to_json(timestamp_ms) if structured else line.text for line in self.log_lines
             ],
             "timestamp": self.started_s + self.execution_time_s,
             "executionTimestamp": self.started_s,

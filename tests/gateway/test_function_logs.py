@@ -60,6 +60,7 @@ def served(tmp_path_factory):
     backend = Backend.open(tmp_path_factory.mktemp("data"), functions_dir=functions)
     url, stop = run_server_in_thread(backend.app)
     headers = {"Authorization": f"Convex {backend.admin_key}"}
+    headers["Convex-Client"] = "npm-cli-1.48.0"  # as `npx convex logs` sends it
     with httpx.Client(base_url=url, trust_env=False, timeout=30, headers=headers) as client:
         yield backend, client
     stop()
@@ -99,6 +100,17 @@ def test_a_mutations_console_log_appears_with_duration_and_outcome(served):
     assert entry["error"] is None
     assert 0 < entry["executionTime"] < 10
     assert abs(entry["timestamp"] - time.time()) < 60
+
+
+def test_other_clients_get_console_lines_as_strings(served):
+    _, client = served
+    cursor = head(client)
+    call(client, "mutation", "notes:add", {"text": "millet"})
+    response = client.get(
+        "/api/stream_function_logs", params={"cursor": cursor}, headers={"Convex-Client": "npm-1.0"}
+    )
+    [entry] = response.json()["entries"]
+    assert entry["logLines"] == ["[LOG] 'adding' 'millet'"]
 
 
 def test_an_error_appears_with_its_message(served):
