@@ -161,7 +161,7 @@ def test_a_headwater_run_mutation_beside_the_server_is_in_its_log(tmp_path, func
             )
     [entry] = response.json()["entries"]
     assert (entry["udfType"], entry["identifier"]) == ("Mutation", "notes:add")
-    assert entry["logLines"][0]["messages"] == ["'adding' 'by run'"]
+    assert entry["logLines"] == ["[LOG] 'adding' 'by run'"]  # not the CLI: plain strings
     assert "    [LOG] 'adding' 'by run'" in errors.read_text().splitlines()
 
 
