@@ -77,6 +77,14 @@ class Limits:
     # Console lines kept per call, and the longest line.
     log_lines_max: int = 256
     log_line_bytes_max: int = 32768
+    # The function log (`/api/stream_function_logs`, serve's stderr): the newest executions
+    # kept in memory, as the reference keeps 1000; the byte bound keeps a burst of calls
+    # with 256 long console lines each from holding gigabytes. The oldest go first.
+    function_log_entries_max: int = 1000
+    function_log_bytes_max: int = 32 << 20
+    # A `stream_function_logs` long poll with nothing new answers empty after this long
+    # (as the reference does), so proxies and clients never see a hung request.
+    function_log_poll_s: int = 60
     # runQuery/runMutation/runAction nesting.
     nested_call_depth_max: int = 8
     # Isolates per nesting level (calls run in parallel up to this many).

@@ -23,10 +23,12 @@ from gateway.admin_key import generate_admin_key
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
+from gateway.function_logs_api import LongPolls, function_log_routes
 from gateway.functions_stamp import functions_inputs_hash, is_deployed_unchanged, record_deployed
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
+from udf.function_log import FunctionLog
 
 ADMIN_KEY_FILE = "admin_key"
 _WATCH_INTERVAL_S = 1.0
@@ -64,6 +66,8 @@ class Backend:
     authenticator: HeadwaterAuthenticator
     admin_key: str
     app: Any
+    function_log: FunctionLog
+    long_polls: LongPolls
     functions_dir: Path | None = None
     _stop_watch: threading.Event | None = None
 
@@ -89,14 +93,20 @@ class Backend:
             db.close()
             raise
         executor = Executor(db, instance_name=settings.instance_name)
+        function_log = executor.function_log = FunctionLog()
+        long_polls = LongPolls()  # ended by `serve` when the server starts to stop
         if functions_dir is not None:
             _deploy_unless_unchanged(executor, data, Path(functions_dir))
         authenticator = HeadwaterAuthenticator(key, auth_config_of(executor.deployment))
         executor.on_deploy(lambda d: authenticator.set_auth_config(auth_config_of(d)))
         context = GatewayContext(executor, authenticator, settings)
-        routes = [*admin_routes(context, executor), *streaming_export_routes(context, db)]
+        routes = [
+            *admin_routes(context, executor),
+            *streaming_export_routes(context, db),
+            *function_log_routes(context, function_log, long_polls),
+        ]
         app = create_app(context, extra_routes=routes)
-        backend = cls(db, executor, authenticator, key, app)
+        backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)
         return backend

@@ -1,6 +1,7 @@
 """The ``headwater`` command line.
 
 headwater serve [--data DIR] [--host H] [--port P] [--admin-key K] [--functions DIR]
+                [--log-format text|json|none]   (function executions on stderr)
 headwater deploy DIR --url URL --admin-key KEY [--allow-empty]   (see gateway/cli_deploy.py)
 headwater run FUNCTION [ARGS_JSON] [--data DIR] [--functions DIR] [--ts TS]
 headwater ts [--data DIR]
@@ -36,6 +37,7 @@ from gateway.cli_errors import (
     writable_data_folder,
 )
 from gateway.cli_export import add_export_commands
+from gateway.function_log_printer import LOG_FORMATS
 from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 
 DEFAULT_DATA = "headwater_data"
@@ -44,6 +46,7 @@ DEFAULT_PORT = 3210
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.backend import Backend
+    from gateway.function_log_printer import print_function_log
     from gateway.memory_release import tune_allocator
     from gateway.server import serve
 
@@ -62,6 +65,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         retention_ns=retention_ns,
     )
     backend.watch_functions()
+    print_function_log(backend.function_log, sys.stderr, args.log_format)
 
     def ready(url: str) -> None:
         backend.db.publish_url(url)  # `headwater run` beside us sends its writes here
@@ -74,7 +78,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(_try_line(url, functions), flush=True)
 
     try:
-        serve(backend.app, host=args.host, port=args.port, on_ready=ready)
+        serve(
+            backend.app,
+            host=args.host,
+            port=args.port,
+            on_ready=ready,
+            on_stop=backend.long_polls.stop,
+        )
     finally:
         backend.close()
     return 0
@@ -232,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="keep point-in-time history this long (default: for ever)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="each function execution on stderr: one line (text), one JSON object (json), "
+        "or nothing (none)",
     )
     serve.set_defaults(run=_cmd_serve)
 

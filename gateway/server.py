@@ -142,9 +142,17 @@ async def serve_async(
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     graceful_timeout_s: float = GRACEFUL_TIMEOUT_S,
     handle_signals: bool = True,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` returns), then drain."""
+    """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` returns), then drain;
+    ``on_stop()`` runs (on the event loop) as the drain begins, to end long polls."""
     stop = trio.Event()
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        if on_stop is not None:
+            on_stop()
+
     config = _config(host, port, graceful_timeout_s)
 
     async def stop_on_signal() -> None:
@@ -166,6 +174,7 @@ async def serve_async(
     wrapped = AccessLogMiddleware(WebSocketShutdownMiddleware(wrapped, stop))
     try:
         async with trio.open_nursery() as helpers:
+            helpers.start_soon(stop_when_asked)
             if handle_signals:
                 helpers.start_soon(stop_on_signal)
             if shutdown_trigger is not None:
@@ -189,6 +198,7 @@ def serve(
     port: int,
     on_ready: Callable[[str], None] | None = None,
     graceful_timeout_s: float = GRACEFUL_TIMEOUT_S,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Run the server in this (main) thread until SIGINT/SIGTERM; returns after the drain."""
     _log_to_stderr()
@@ -200,6 +210,7 @@ def serve(
             port=port,
             on_ready=on_ready,
             graceful_timeout_s=graceful_timeout_s,
+            on_stop=on_stop,
         )
     )
 

@@ -25,7 +25,12 @@ from typing import Any
 
 from engine import Database
 from engine.convex_json import from_convex_json, to_convex_json
-from engine.errors import ConflictError, HeadwaterError, SnapshotOutOfRangeError
+from engine.errors import (
+    ConflictError,
+    HeadwaterError,
+    InvalidValueError,
+    SnapshotOutOfRangeError,
+)
 from engine.ids import decode_id
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import attempts
@@ -44,6 +49,7 @@ from udf.deployment import (
     store_deployment,
 )
 from udf.errors import SyscallError
+from udf.function_log import FunctionLog
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
@@ -81,6 +87,8 @@ class Executor:
         self._pools: dict[tuple[str, int], IsolatePool] = {}
         self._validators: dict[str, Any] = {}
         self._on_deploy: list[Callable[[Deployment], None]] = []
+        # Every execution a client or an action starts is appended here (serve reads it).
+        self.function_log: FunctionLog | None = None
 
     # -- deploys --------------------------------------------------------------------
 
@@ -165,7 +173,26 @@ class Executor:
     # -- calls ------------------------------------------------------------------------
 
     def run_at_depth(self, call: FunctionCall, depth: int) -> FunctionOutcome:
-        """A call in its own transaction (from a client, or from an action)."""
+        """A call in its own transaction (from a client, or from an action), recorded in
+        the function log: exactly one entry per call, whatever its outcome."""
+        started_s, started = time.time(), time.perf_counter()
+        try:
+            outcome = self._run_at_depth(call, depth)
+        except InvalidValueError as exc:
+            # A result that is no Convex value is the function's own error (as Convex says).
+            message = f"Function {call.path} return value invalid: {exc.message}"
+            outcome = FunctionOutcome(error=FunctionError(message), udf_type=call.kind)
+        if self.function_log is not None:
+            self.function_log.record(
+                call,
+                outcome,
+                started_s=started_s,
+                execution_time_s=time.perf_counter() - started,
+                nested=depth > 0,
+            )
+        return outcome
+
+    def _run_at_depth(self, call: FunctionCall, depth: int) -> FunctionOutcome:
         resolved = self._resolve(call, depth)
         if isinstance(resolved, FunctionOutcome):
             return resolved

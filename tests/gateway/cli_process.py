@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT_APP = ROOT / "examples" / "chat" / "convex"
@@ -56,13 +57,15 @@ def free_port() -> int:
 class Serve:
     """`headwater serve` on a free loopback port; stopped by its pid on exit."""
 
-    def __init__(self, data: Path, *extra: str, startup_timeout_s: float = 90) -> None:
+    def __init__(
+        self, data: Path, *extra: str, startup_timeout_s: float = 90, stderr: Any = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [*headwater_command(), "serve", "--data", str(data), "--port", str(self.port), *extra],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if stderr is None else stderr,
             text=True,
             env=dict(ENV, PYTHONPATH=str(ROOT)),
             cwd=ROOT,
