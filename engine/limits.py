@@ -95,6 +95,14 @@ class Limits:
     # size before the answer, so the keep-alive connection stays usable; past it the
     # connection is closed after the answer instead of reading on.
     request_drain_bytes_max: int = 64 << 20
+    # Deployment environment variables (Convex's numbers, so a project moves either way):
+    # a name of at most 256 characters, a value of at most 8 KiB (an HTTP header's size),
+    # at most 512 of them and 512 KiB of names and values in all, because every function
+    # call gets the whole set.
+    env_var_name_chars_max: int = 256
+    env_var_value_bytes_max: int = 8 << 10
+    env_vars_max: int = 512
+    env_vars_total_bytes_max: int = 512 << 10
 
 
 def _from_environment() -> Limits:
