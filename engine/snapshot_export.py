@@ -7,6 +7,7 @@ written in this order):
     _schema/schema.json        the schema in force at the snapshot (canonical JSON text)
     _tables/documents.jsonl    {"name": <table>, "number": <table number>} per user table, by name
     <table>/documents.jsonl    one document per line, by _id: convex encoded JSON, keys sorted
+    _environment_variables/documents.jsonl   {"name", "value"} per deployment variable (if any)
 
 Nothing in the file depends on when or where it was written (no commit ts,
 no clock), so the same data always gives the same bytes, and export, import,
@@ -49,6 +50,7 @@ from engine.schema_apply import schema_text
 from engine.snapshot import Snapshot
 from engine.streaming_export import iter_table_at, user_tables_at
 from engine.system_tables import (
+    ENVIRONMENT_VARIABLES_TABLE,
     SCHEMA_DOC_ID,
     SCHEMAS_TABLE,
     SYSTEM_TABLE_NUMBERS,
@@ -62,6 +64,7 @@ from log.entry import Write
 README_ENTRY = "README.md"
 SCHEMA_ENTRY = "_schema/schema.json"
 TABLES_ENTRY = "_tables/documents.jsonl"
+ENV_ENTRY = "_environment_variables/documents.jsonl"
 DOCUMENTS_FILE = "documents.jsonl"
 
 README_TEXT = """# Headwater snapshot export
@@ -72,6 +75,8 @@ This ZIP file holds every user table of a Headwater deployment at one moment.
   encoded JSON (int64 as {"$integer": ...}, bytes as {"$bytes": ...}).
 - _tables/documents.jsonl: each table's name and number (ids embed the number).
 - _schema/schema.json: the schema in force at that moment.
+- _environment_variables/documents.jsonl: the deployment's environment
+  variables, if it has any.
 
 Import it into an empty deployment with `headwater import FILE.zip --data DIR`.
 """
@@ -149,6 +154,11 @@ def _write_zip(out: IO[bytes], snapshot: Snapshot) -> ExportReport:
         for name, _ in tables:
             with zf.open(_entry_info(f"{name}/{DOCUMENTS_FILE}"), "w", force_zip64=True) as f:
                 counts.append((name, _write_documents(f, iter_table_at(snapshot, name))))
+        # The deployment's environment variables, when it has any (import leaves them out).
+        variables = list(iter_table_at(snapshot, ENVIRONMENT_VARIABLES_TABLE))
+        if variables:
+            with zf.open(_entry_info(ENV_ENTRY), "w") as f:
+                _write_documents(f, iter(variables))
     return ExportReport(snapshot.ts, tuple(counts), sum(n for _, n in counts))
 
 

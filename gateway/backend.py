@@ -23,6 +23,7 @@ from gateway.admin_key import generate_admin_key
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
+from gateway.env_api import env_routes
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
@@ -93,7 +94,11 @@ class Backend:
         authenticator = HeadwaterAuthenticator(key, auth_config_of(executor.deployment))
         executor.on_deploy(lambda d: authenticator.set_auth_config(auth_config_of(d)))
         context = GatewayContext(executor, authenticator, settings)
-        routes = [*admin_routes(context, executor), *streaming_export_routes(context, db)]
+        routes = [
+            *admin_routes(context, executor),
+            *env_routes(context, executor),
+            *streaming_export_routes(context, db),
+        ]
         app = create_app(context, extra_routes=routes)
         backend = cls(db, executor, authenticator, key, app)
         if functions_dir is not None:

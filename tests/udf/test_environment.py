@@ -3,6 +3,7 @@ values of the call's snapshot, re-runs when a variable changes, past reads."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from engine import Database
 from engine.environment_variables import EnvChange, apply_changes
+from engine.errors import HeadwaterError
 from udf.calls import FunctionCall, Identity
 from udf.executor import Executor
 
@@ -88,3 +90,64 @@ def test_a_live_query_reading_env_is_invalidated_by_a_change(executor):
     assert executor.wait_processed(ts)
     assert fired.wait(5)
     assert ok(run(executor, "env:read", {"name": "GREETING"})) == "bye"
+
+
+AUTH_CONFIG = """export default {
+  providers: [{ domain: process.env.AUTH_DOMAIN, applicationID: "convex" }],
+};
+"""
+
+
+@pytest.fixture
+def auth_app(tmp_path):
+    app = tmp_path / "auth_app" / "convex"
+    shutil.copytree(ENV_APP, app)
+    (app / "auth.config.ts").write_text(AUTH_CONFIG)
+    return app
+
+
+def auth_domain(ex):
+    return json.loads(ex.deployment.analysis.auth_config_json)["providers"][0]["domain"]
+
+
+def test_auth_config_variables_are_resolved_at_deploy(tmp_path, auth_app):
+    db = Database.open(tmp_path / "auth_data")
+    ex = Executor(db)
+    try:
+        with pytest.raises(HeadwaterError) as missing:
+            ex.deploy(auth_app)
+        assert missing.value.code == "AuthConfigMissingEnvironmentVariable"
+        assert missing.value.message == (
+            "Environment variable AUTH_DOMAIN is used in auth config file but its value was not set"
+        )
+        assert ex.deployment is None
+        ex.update_environment_variables([EnvChange("AUTH_DOMAIN", "https://issuer.test")])
+        ex.deploy(auth_app)
+        assert auth_domain(ex) == "https://issuer.test"
+    finally:
+        ex.close()
+        db.close()
+
+
+def test_a_change_re_evaluates_auth_config_and_a_removal_it_needs_is_refused(tmp_path, auth_app):
+    db = Database.open(tmp_path / "auth_data")
+    ex = Executor(db)
+    seen = []
+    ex.on_deploy(lambda d: seen.append(d.analysis.auth_config_json))
+    try:
+        ex.update_environment_variables([EnvChange("AUTH_DOMAIN", "https://one.test")])
+        ex.deploy(auth_app)
+        ex.update_environment_variables([EnvChange("AUTH_DOMAIN", "https://two.test")])
+        assert auth_domain(ex) == "https://two.test"
+        assert "https://two.test" in seen[-1]
+        with pytest.raises(HeadwaterError) as refused:
+            ex.update_environment_variables([EnvChange("AUTH_DOMAIN", None)])
+        assert refused.value.code == "AuthConfigMissingEnvironmentVariable"
+        assert ok(run(ex, "env:read", {"name": "AUTH_DOMAIN"})) == "https://two.test"
+        # After a restart the stored deployment carries the re-evaluated config.
+        ex.close()
+        ex = Executor(db)
+        assert auth_domain(ex) == "https://two.test"
+    finally:
+        ex.close()
+        db.close()
