@@ -35,6 +35,11 @@ def add_env_command(subparsers: Any, formatter: type[argparse.HelpFormatter]) ->
         "env",
         help="set, get, list or remove deployment environment variables",
         description="Deployment environment variables (process.env in functions).",
+        epilog=(
+            "Each action takes --url URL (talk to that server), --admin-key KEY (default: the "
+            "key stored in --data) and --data DIR (default: headwater_data). Without --url: "
+            "the server holding --data, or the folder itself when no process holds it."
+        ),
         formatter_class=formatter,
     )
     actions = env.add_subparsers(dest="env_action", required=True, metavar="ACTION")

@@ -13,7 +13,7 @@ import pytest
 from engine import Database
 from engine.environment_variables import EnvChange, apply_changes
 from engine.errors import HeadwaterError
-from udf.calls import FunctionCall, Identity
+from udf.calls import ADMIN, FunctionCall, Identity
 from udf.executor import Executor
 
 ENV_APP = Path(__file__).parent / "fixtures" / "env" / "convex"
@@ -151,3 +151,22 @@ def test_a_change_re_evaluates_auth_config_and_a_removal_it_needs_is_refused(tmp
     finally:
         ex.close()
         db.close()
+
+
+def test_the_cli_system_queries_answer_admins_only(executor):
+    set_env(executor, B_VAR="b", A_VAR="a")
+    listing = executor.run(FunctionCall("_system/cli/queryEnvironmentVariables", {}, None, ADMIN))
+    assert [(d["name"], d["value"]) for d in ok(listing)] == [("A_VAR", "a"), ("B_VAR", "b")]
+    assert listing.read_set is not None and listing.read_set.indexes
+    got = executor.run(
+        FunctionCall("_system/cli/queryEnvironmentVariables:get", {"name": "A_VAR"}, None, ADMIN)
+    )
+    assert ok(got) == {"name": "A_VAR", "value": "a"}
+    missing = executor.run(
+        FunctionCall("_system/cli/queryEnvironmentVariables:get", {"name": "NO"}, None, ADMIN)
+    )
+    assert ok(missing) is None
+    anonymous = run(executor, "_system/cli/queryEnvironmentVariables")
+    assert anonymous.error is not None and "Could not find public function" in (
+        anonymous.error.message
+    )
