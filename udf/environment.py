@@ -82,7 +82,8 @@ class EnvironmentSnapshots:
     def _store(self, ts: int, env: Mapping[str, str]) -> None:
         with self._lock:
             current = self._cached
-            if current is not None and current.from_ts >= ts and not current.watch.closed:
+            # A live entry stays: it already answers every snapshot the notifier passed.
+            if current is not None and not current.watch.closed:
                 return
             watch = self._db.watch(_WHOLE_TABLE, ts, lambda _ts: None)
             self._cached = _Cached(ts, env, watch)

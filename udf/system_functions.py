@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from engine import Database
-from engine.environment_variables import env_var_id, read_all
+from engine.environment_variables import read_all
 from engine.errors import HeadwaterError, SnapshotOutOfRangeError
+from engine.system_tables import ENVIRONMENT_VARIABLES_TABLE
 from engine.transaction import Transaction
 from udf.calls import FunctionCall, FunctionError, FunctionOutcome
 
@@ -22,8 +23,8 @@ _ENV_MODULE = "_system/cli/queryEnvironmentVariables"
 
 
 def _list(tx: Transaction, _args: dict[str, Any]) -> Any:
-    names = read_all(tx)
-    return [tx.get(env_var_id(name)) for name in names]
+    docs = tx.query(ENVIRONMENT_VARIABLES_TABLE).collect()
+    return sorted(docs, key=lambda doc: doc["name"])
 
 
 def _get(tx: Transaction, args: dict[str, Any]) -> Any:

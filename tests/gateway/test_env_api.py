@@ -58,7 +58,8 @@ def post(server, route, body, key=None):
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:
+            return exc.code, exc.read()
 
 
 def listed(server):
@@ -168,7 +169,8 @@ def test_the_endpoints_need_the_admin_key(server):
     request = urllib.request.Request(server.url + "/api/list_environment_variables")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
-    assert refused.value.code == 401
+    with refused.value:
+        assert refused.value.code == 401
 
 
 def test_headwater_env_commands_against_the_server(server):

@@ -170,3 +170,27 @@ def test_the_cli_system_queries_answer_admins_only(executor):
     assert anonymous.error is not None and "Could not find public function" in (
         anonymous.error.message
     )
+
+
+def test_a_change_the_notifier_has_not_matched_yet_is_still_seen(executor):
+    """The cached set is only trusted up to the ts the notifier has passed."""
+    db = executor.db
+    set_env(executor, GREETING="before")
+    assert ok(run(executor, "env:read", {"name": "GREETING"})) == "before"  # cached
+    watched = db.query(lambda tx: tx.query("busy").collect())
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hold_the_notifier(_ts):
+        entered.set()
+        release.wait(10)
+
+    db.watch(watched.read_set, watched.ts, hold_the_notifier)
+    try:
+        db.mutate(lambda tx: tx.insert("busy", {"n": 1}))
+        assert entered.wait(5)  # the notifier is now stuck in our callback
+        set_env(executor, GREETING="after")
+        assert db.processed_ts < db.latest_ts()
+        assert ok(run(executor, "env:read", {"name": "GREETING"})) == "after"
+    finally:
+        release.set()
