@@ -20,7 +20,9 @@ ids, the schema's validators), then writes through the committer as ordinary
 commits, so the import is in the log and everything downstream (replay,
 document deltas, the Kafka exporter) sees it: with ``replace``, deletes of the
 existing documents first; one commit creating the tables and setting the
-schema; then the documents in batches within the per-transaction limits.
+schema; then the documents in batches within the per-transaction limits; then
+one commit setting the file's environment variables (with ``replace``, removing
+the others).
 
 Caveats: an import is many transactions, not one. Readers can see it half
 done, and a failure part-way leaves the batches already written (import again
@@ -41,6 +43,13 @@ from typing import IO, Any
 
 from engine.convex_json import dumps, loads
 from engine.database import Database
+from engine.environment_variables import (
+    EnvChange,
+    apply_changes,
+    check_name,
+    check_value,
+    read_all,
+)
 from engine.errors import ConflictError, HeadwaterError, InvalidIdError, InvalidValueError
 from engine.ids import TABLE_NUMBER_MAX, decode_id, encode_id, new_internal_id
 from engine.key_encoding import encode_key
@@ -154,7 +163,7 @@ def _write_zip(out: IO[bytes], snapshot: Snapshot) -> ExportReport:
         for name, _ in tables:
             with zf.open(_entry_info(f"{name}/{DOCUMENTS_FILE}"), "w", force_zip64=True) as f:
                 counts.append((name, _write_documents(f, iter_table_at(snapshot, name))))
-        # The deployment's environment variables, when it has any (import leaves them out).
+        # The deployment's environment variables, when it has any (import sets them).
         variables = list(iter_table_at(snapshot, ENVIRONMENT_VARIABLES_TABLE))
         if variables:
             with zf.open(_entry_info(ENV_ENTRY), "w") as f:
@@ -200,6 +209,7 @@ class _Plan:
     schema_text: str | None
     documents: dict[str, int]  # table -> documents in the file
     parsed: dict[str, list[tuple[dict[str, Any], int]]] | None  # (doc, size), if kept
+    variables: tuple[EnvChange, ...] = ()  # the deployment's environment variables
 
 
 def import_snapshot(
@@ -269,7 +279,25 @@ def _read_plan(zf: zipfile.ZipFile) -> _Plan:
         counts[name] = count
         if parsed is not None:
             parsed[name] = kept
-    return _Plan(tuple(tables), text, counts, parsed)
+    return _Plan(tuple(tables), text, counts, parsed, _read_variables(zf, names))
+
+
+def _read_variables(zf: zipfile.ZipFile, names: list[str]) -> tuple[EnvChange, ...]:
+    """The environment variables of the file, checked by Convex's rules before any write."""
+    if ENV_ENTRY not in names:
+        return ()
+    found = []
+    for line in zf.read(ENV_ENTRY).decode().splitlines():
+        doc = loads(line)
+        if not isinstance(doc, dict):
+            raise InvalidValueError(
+                f"Cannot import: {ENV_ENTRY} holds a line that is not a document."
+            )
+        try:
+            found.append(EnvChange(check_name(doc.get("name")), check_value(doc.get("value"))))
+        except HeadwaterError as exc:
+            raise InvalidValueError(f"Cannot import: {exc.message}", code=exc.code) from None
+    return tuple(found)
 
 
 def _read_tables(zf: zipfile.ZipFile) -> list[tuple[str, int]]:
@@ -382,6 +410,10 @@ def _import(db: Database, zf: zipfile.ZipFile, plan: _Plan, replace: bool) -> Im
         for doc, size in _documents_to_write(zf, plan, name, number)
     )
     commits += _commit_batches(db, inserts)
+    if plan.variables or replace:
+        ts = _import_variables(db, plan.variables, replace)
+        if ts is not None:
+            commits.append(ts)
     return ImportReport(
         tuple((name, plan.documents[name]) for name, _ in plan.tables),
         sum(plan.documents.values()),
@@ -389,6 +421,19 @@ def _import(db: Database, zf: zipfile.ZipFile, plan: _Plan, replace: bool) -> Im
         len(commits),
         commits[-1] if commits else None,
     )
+
+
+def _import_variables(db: Database, variables: tuple[EnvChange, ...], replace: bool) -> int | None:
+    """One commit: the file's variables set (and, with ``replace``, every other one removed)."""
+
+    def write(tx: Any) -> bool:
+        kept = {} if not replace else dict.fromkeys(read_all(tx))
+        removals = [EnvChange(name, None) for name in kept]
+        apply_changes(tx, [*removals, *variables])
+        return tx.has_writes()
+
+    result = db.mutate(write)
+    return result.ts if result.value else None
 
 
 def _documents_to_write(

@@ -5,6 +5,7 @@ reads at a past ts."""
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 
 import pytest
 
@@ -15,7 +16,9 @@ from engine.environment_variables import (
     apply_changes,
     read_all,
 )
+from engine.errors import HeadwaterError
 from engine.limits import LIMITS
+from engine.snapshot_export import ENV_ENTRY, export_snapshot, import_snapshot
 
 
 @pytest.fixture
@@ -109,3 +112,36 @@ def test_an_unchanged_set_writes_nothing(db):
     ts = change(db, EnvChange("X", "1")).ts
     change(db, EnvChange("X", "1"), EnvChange("ABSENT", None))
     assert db.latest_ts() == ts
+
+
+def test_export_then_import_keeps_the_variables(tmp_path):
+    source = tmp_path / "source"
+    with Database.open(source) as db:
+        change(db, EnvChange("KEPT", "yes"), EnvChange("ALSO", "2"))
+        export_snapshot(db, tmp_path / "snap.zip")
+    with Database.open(tmp_path / "target") as target:
+        change(target, EnvChange("LOCAL", "stays"))
+        import_snapshot(tmp_path / "snap.zip", target)
+        assert current(target) == {"ALSO": "2", "KEPT": "yes", "LOCAL": "stays"}
+        import_snapshot(tmp_path / "snap.zip", target, replace=True)
+        assert current(target) == {"ALSO": "2", "KEPT": "yes"}
+
+
+def test_an_import_with_a_bad_variable_writes_nothing(tmp_path):
+    with Database.open(tmp_path / "source") as db:
+        db.mutate(lambda tx: tx.insert("things", {"n": 1}))
+        change(db, EnvChange("GOOD", "1"))
+        export_snapshot(db, tmp_path / "snap.zip")
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(tmp_path / "snap.zip") as src, zipfile.ZipFile(bad, "w") as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == ENV_ENTRY:
+                data = data.replace(b'"GOOD"', b'"BAD-NAME"')
+            out.writestr(info, data)
+    with Database.open(tmp_path / "target") as target:
+        with pytest.raises(HeadwaterError) as refused:
+            import_snapshot(bad, target)
+        assert refused.value.code == "EnvironmentVariableNameInvalid"
+        assert current(target) == {}
+        assert "things" not in target.table_numbers()
