@@ -14,13 +14,18 @@ a refused batch changes nothing.
 ``read_all`` scans the whole table inside a transaction; it records the
 table's range in the read set, which is what a function reading
 ``process.env`` needs (a change re-runs the live queries that read it).
+
+A snapshot export carries the variables; ``variables_from_export`` checks them
+before an import writes anything and ``import_variables`` sets them in one commit.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from engine.errors import HeadwaterError
 from engine.limits import LIMITS, Limits
@@ -117,6 +122,37 @@ def apply_changes(
             None if value is None else {"name": name, "value": value},
         )
     return result
+
+
+def variables_from_export(text: bytes) -> tuple[EnvChange, ...]:
+    """The variables of an export's ``_environment_variables/documents.jsonl``, checked
+    by the same rules as a change, so a bad file is refused before an import writes."""
+    found = []
+    for line in text.decode().splitlines():
+        doc = json.loads(line) if line.strip() else None
+        if not isinstance(doc, dict):
+            raise EnvironmentVariableError(
+                "An exported environment variable line is not a document.",
+                code="InvalidValue",
+            )
+        found.append(EnvChange(check_name(doc.get("name")), check_value(doc.get("value"))))
+    return tuple(found)
+
+
+def import_variables(
+    db: Any, variables: Iterable[EnvChange], *, replace: bool = False
+) -> int | None:
+    """Set ``variables`` in one commit (``replace``: removing every other); the commit ts,
+    or None when nothing changed. ``db`` is an ``engine.Database``."""
+    batch = list(variables)
+
+    def write(tx: Transaction) -> bool:
+        removals = [EnvChange(name, None) for name in read_all(tx)] if replace else []
+        apply_changes(tx, [*removals, *batch])
+        return tx.has_writes()
+
+    result = db.mutate(write)
+    return int(result.ts) if result.value else None
 
 
 def _checked(change: EnvChange, limits: Limits) -> EnvChange:

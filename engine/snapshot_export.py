@@ -43,13 +43,7 @@ from typing import IO, Any
 
 from engine.convex_json import dumps, loads
 from engine.database import Database
-from engine.environment_variables import (
-    EnvChange,
-    apply_changes,
-    check_name,
-    check_value,
-    read_all,
-)
+from engine.environment_variables import EnvChange, import_variables, variables_from_export
 from engine.errors import ConflictError, HeadwaterError, InvalidIdError, InvalidValueError
 from engine.ids import TABLE_NUMBER_MAX, decode_id, encode_id, new_internal_id
 from engine.key_encoding import encode_key
@@ -279,25 +273,13 @@ def _read_plan(zf: zipfile.ZipFile) -> _Plan:
         counts[name] = count
         if parsed is not None:
             parsed[name] = kept
-    return _Plan(tuple(tables), text, counts, parsed, _read_variables(zf, names))
-
-
-def _read_variables(zf: zipfile.ZipFile, names: list[str]) -> tuple[EnvChange, ...]:
-    """The environment variables of the file, checked by Convex's rules before any write."""
-    if ENV_ENTRY not in names:
-        return ()
-    found = []
-    for line in zf.read(ENV_ENTRY).decode().splitlines():
-        doc = loads(line)
-        if not isinstance(doc, dict):
-            raise InvalidValueError(
-                f"Cannot import: {ENV_ENTRY} holds a line that is not a document."
-            )
-        try:
-            found.append(EnvChange(check_name(doc.get("name")), check_value(doc.get("value"))))
-        except HeadwaterError as exc:
-            raise InvalidValueError(f"Cannot import: {exc.message}", code=exc.code) from None
-    return tuple(found)
+    return _Plan(
+        tuple(tables),
+        text,
+        counts,
+        parsed,
+        variables_from_export(zf.read(ENV_ENTRY)) if ENV_ENTRY in names else (),
+    )
 
 
 def _read_tables(zf: zipfile.ZipFile) -> list[tuple[str, int]]:
@@ -411,7 +393,7 @@ def _import(db: Database, zf: zipfile.ZipFile, plan: _Plan, replace: bool) -> Im
     )
     commits += _commit_batches(db, inserts)
     if plan.variables or replace:
-        ts = _import_variables(db, plan.variables, replace)
+        ts = import_variables(db, plan.variables, replace=replace)
         if ts is not None:
             commits.append(ts)
     return ImportReport(
@@ -421,19 +403,6 @@ def _import(db: Database, zf: zipfile.ZipFile, plan: _Plan, replace: bool) -> Im
         len(commits),
         commits[-1] if commits else None,
     )
-
-
-def _import_variables(db: Database, variables: tuple[EnvChange, ...], replace: bool) -> int | None:
-    """One commit: the file's variables set (and, with ``replace``, every other one removed)."""
-
-    def write(tx: Any) -> bool:
-        kept = {} if not replace else dict.fromkeys(read_all(tx))
-        removals = [EnvChange(name, None) for name in kept]
-        apply_changes(tx, [*removals, *variables])
-        return tx.has_writes()
-
-    result = db.mutate(write)
-    return result.ts if result.value else None
 
 
 def _documents_to_write(
