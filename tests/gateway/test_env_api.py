@@ -260,3 +260,19 @@ def test_variables_survive_a_restart_and_are_exported(tmp_path):
         lines = zf.read("_environment_variables/documents.jsonl").decode().splitlines()
     exported = [json.loads(line) for line in lines]
     assert [(d["name"], d["value"]) for d in exported] == [("KEPT", "across restarts")]
+
+
+def test_headwater_env_on_a_data_folder_no_server_holds(tmp_path):
+    project = tmp_path / "convex"
+    shutil.copytree(ENV_APP, project)
+    data = tmp_path / "data"
+    with Serve(data, "--functions", str(project)):
+        pass  # a data folder with the app deployed, and no server now
+    done = headwater("env", "set", "OFFLINE", "set without a server", "--data", str(data))
+    assert done.returncode == 0, done.stderr
+    done = headwater("env", "list", "--data", str(data))
+    assert done.stdout.splitlines() == ["OFFLINE=set without a server"], done.stderr
+    line = assert_one_line_error(headwater("env", "set", "X", "v" * 8193, "--data", str(data)))
+    assert "EnvironmentVariableValueTooLarge" in line
+    with Serve(data) as server:
+        assert query(server, "env:read", {"name": "OFFLINE"}) == "set without a server"
