@@ -125,6 +125,14 @@ class Limits:
     # glibc heaps ("arenas") shared by all threads; the default (8 per core) lets each
     # worker thread keep its own fragmented heap.
     malloc_arenas_max: int = 4
+    # Deployment environment variables (Convex's numbers, so a project moves either way):
+    # a name of at most 256 characters, a value of at most 8 KiB (an HTTP header's size),
+    # at most 512 of them and 512 KiB of names and values in all, because every function
+    # call gets the whole set.
+    env_var_name_chars_max: int = 256
+    env_var_value_bytes_max: int = 8 << 10
+    env_vars_max: int = 512
+    env_vars_total_bytes_max: int = 512 << 10
 
 
 def _from_environment() -> Limits:

@@ -7,6 +7,7 @@ written in this order):
     _schema/schema.json        the schema in force at the snapshot (canonical JSON text)
     _tables/documents.jsonl    {"name": <table>, "number": <table number>} per user table, by name
     <table>/documents.jsonl    one document per line, by _id: convex encoded JSON, keys sorted
+    _environment_variables/documents.jsonl   {"name", "value"} per deployment variable (if any)
 
 Nothing in the file depends on when or where it was written (no commit ts,
 no clock), so the same data always gives the same bytes, and export, import,
@@ -19,7 +20,9 @@ ids, the schema's validators), then writes through the committer as ordinary
 commits, so the import is in the log and everything downstream (replay,
 document deltas, the Kafka exporter) sees it: with ``replace``, deletes of the
 existing documents first; one commit creating the tables and setting the
-schema; then the documents in batches within the per-transaction limits.
+schema; then the documents in batches within the per-transaction limits; then
+one commit setting the file's environment variables (with ``replace``, removing
+the others).
 
 Caveats: an import is many transactions, not one. Readers can see it half
 done, and a failure part-way leaves the batches already written (import again
@@ -40,6 +43,7 @@ from typing import IO, Any
 
 from engine.convex_json import dumps, loads
 from engine.database import Database
+from engine.environment_variables import EnvChange, import_variables, variables_from_export
 from engine.errors import ConflictError, HeadwaterError, InvalidIdError, InvalidValueError
 from engine.ids import TABLE_NUMBER_MAX, decode_id, encode_id, new_internal_id
 from engine.key_encoding import encode_key
@@ -49,6 +53,7 @@ from engine.schema_apply import schema_text
 from engine.snapshot import Snapshot
 from engine.streaming_export import iter_table_at, user_tables_at
 from engine.system_tables import (
+    ENVIRONMENT_VARIABLES_TABLE,
     SCHEMA_DOC_ID,
     SCHEMAS_TABLE,
     SYSTEM_TABLE_NUMBERS,
@@ -62,6 +67,7 @@ from log.entry import Write
 README_ENTRY = "README.md"
 SCHEMA_ENTRY = "_schema/schema.json"
 TABLES_ENTRY = "_tables/documents.jsonl"
+ENV_ENTRY = "_environment_variables/documents.jsonl"
 DOCUMENTS_FILE = "documents.jsonl"
 
 README_TEXT = """# Headwater snapshot export
@@ -72,6 +78,8 @@ This ZIP file holds every user table of a Headwater deployment at one moment.
   encoded JSON (int64 as {"$integer": ...}, bytes as {"$bytes": ...}).
 - _tables/documents.jsonl: each table's name and number (ids embed the number).
 - _schema/schema.json: the schema in force at that moment.
+- _environment_variables/documents.jsonl: the deployment's environment
+  variables, if it has any.
 
 Import it into an empty deployment with `headwater import FILE.zip --data DIR`.
 """
@@ -149,6 +157,11 @@ def _write_zip(out: IO[bytes], snapshot: Snapshot) -> ExportReport:
         for name, _ in tables:
             with zf.open(_entry_info(f"{name}/{DOCUMENTS_FILE}"), "w", force_zip64=True) as f:
                 counts.append((name, _write_documents(f, iter_table_at(snapshot, name))))
+        # The deployment's environment variables, when it has any (import sets them).
+        variables = list(iter_table_at(snapshot, ENVIRONMENT_VARIABLES_TABLE))
+        if variables:
+            with zf.open(_entry_info(ENV_ENTRY), "w") as f:
+                _write_documents(f, iter(variables))
     return ExportReport(snapshot.ts, tuple(counts), sum(n for _, n in counts))
 
 
@@ -190,6 +203,7 @@ class _Plan:
     schema_text: str | None
     documents: dict[str, int]  # table -> documents in the file
     parsed: dict[str, list[tuple[dict[str, Any], int]]] | None  # (doc, size), if kept
+    variables: tuple[EnvChange, ...] = ()  # the deployment's environment variables
 
 
 def import_snapshot(
@@ -259,7 +273,13 @@ def _read_plan(zf: zipfile.ZipFile) -> _Plan:
         counts[name] = count
         if parsed is not None:
             parsed[name] = kept
-    return _Plan(tuple(tables), text, counts, parsed)
+    return _Plan(
+        tuple(tables),
+        text,
+        counts,
+        parsed,
+        variables_from_export(zf.read(ENV_ENTRY)) if ENV_ENTRY in names else (),
+    )
 
 
 def _read_tables(zf: zipfile.ZipFile) -> list[tuple[str, int]]:
@@ -372,6 +392,10 @@ def _import(db: Database, zf: zipfile.ZipFile, plan: _Plan, replace: bool) -> Im
         for doc, size in _documents_to_write(zf, plan, name, number)
     )
     commits += _commit_batches(db, inserts)
+    if plan.variables or replace:
+        ts = import_variables(db, plan.variables, replace=replace)
+        if ts is not None:
+            commits.append(ts)
     return ImportReport(
         tuple((name, plan.documents[name]) for name, _ in plan.tables),
         sum(plan.documents.values()),

@@ -10,6 +10,8 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
     _session_requests (517) one document per (session, request) of a mutation sent over the
               sync protocol, written in the mutation's own transaction: its result, so a
               replayed mutation is answered without running twice
+    _environment_variables (518) one document per deployment environment variable
+              (fixed id per name): {"name": str, "value": str}
 
 The schema is kept as JSON text because validator literals are Convex JSON,
 whose ``$integer``-style keys are not valid field names inside a document.
@@ -26,6 +28,7 @@ SCHEMAS_TABLE = "_schemas"
 MODULES_TABLE = "_modules"
 DEPLOYMENT_TABLE = "_deployment"
 SESSION_REQUESTS_TABLE = "_session_requests"
+ENVIRONMENT_VARIABLES_TABLE = "_environment_variables"
 
 SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     TABLES_TABLE: 513,
@@ -33,6 +36,7 @@ SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     MODULES_TABLE: 515,
     DEPLOYMENT_TABLE: 516,
     SESSION_REQUESTS_TABLE: 517,
+    ENVIRONMENT_VARIABLES_TABLE: 518,
 }
 
 # User tables get the smallest free number above this, as in Convex.

@@ -23,6 +23,7 @@ from gateway.admin_key import generate_admin_key
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
+from gateway.env_api import env_routes
 from gateway.function_logs_api import LongPolls, function_log_routes
 from gateway.functions_stamp import functions_inputs_hash, is_deployed_unchanged, record_deployed
 from gateway.streaming_export_api import streaming_export_routes
@@ -102,6 +103,7 @@ class Backend:
         context = GatewayContext(executor, authenticator, settings)
         routes = [
             *admin_routes(context, executor),
+            *env_routes(context, executor),
             *streaming_export_routes(context, db),
             *function_log_routes(context, function_log, long_polls),
         ]

@@ -3,6 +3,7 @@
 headwater serve [--data DIR] [--host H] [--port P] [--admin-key K] [--functions DIR]
                 [--log-format text|json|none]   (function executions on stderr)
 headwater deploy DIR --url URL --admin-key KEY [--allow-empty]   (see gateway/cli_deploy.py)
+headwater env set|get|list|remove ...   (see gateway/cli_env.py)
 headwater run FUNCTION [ARGS_JSON] [--data DIR] [--functions DIR] [--ts TS]
 headwater ts [--data DIR]
 headwater codegen DIR
@@ -27,6 +28,7 @@ from typing import Any
 
 from engine.convex_json import from_convex_json, to_convex_json
 from gateway.cli_deploy import add_deploy_command
+from gateway.cli_env import add_env_command
 from gateway.cli_errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -253,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_cmd_serve)
 
     add_deploy_command(sub, HelpFormatter)
+    add_env_command(sub, HelpFormatter)
 
     run = command("run", "run one function in-process and print its result")
     run.add_argument("function", help='e.g. "messages:list"')

@@ -19,12 +19,13 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from engine import Database
 from engine.convex_json import from_convex_json, to_convex_json
+from engine.environment_variables import EnvChange
 from engine.errors import (
     ConflictError,
     HeadwaterError,
@@ -48,12 +49,14 @@ from udf.deployment import (
     source_hash,
     store_deployment,
 )
+from udf.environment import EnvironmentSnapshots, update_environment
 from udf.errors import SyscallError
 from udf.function_log import FunctionLog
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
 from udf.return_value import return_value_problem
+from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
 
 _NOT_FOUND = (
@@ -89,6 +92,7 @@ class Executor:
         self._on_deploy: list[Callable[[Deployment], None]] = []
         # Every execution a client or an action starts is appended here (serve reads it).
         self.function_log: FunctionLog | None = None
+        self._env = EnvironmentSnapshots(db)
 
     # -- deploys --------------------------------------------------------------------
 
@@ -113,11 +117,16 @@ class Executor:
         if not force and current is not None and current.source_hash == source_hash(built.modules):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
         with Isolate(built.modules, heap_bytes_max=self.limits.isolate_heap_bytes_max) as iso:
-            analysis = iso.analyze()
+            # auth.config's process.env.X is resolved now, from the deployment's variables.
+            analysis = iso.analyze(env=self._env.snapshot(None))
         if not allow_empty:
             check_not_emptying(analysis, current, functions_dir)
         result = self.db.mutate(lambda tx: store_deployment(tx, built.modules, analysis))
         deployment = Deployment(built.modules, analysis, source_hash(built.modules), result.ts)
+        self._install(deployment)
+        return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
+
+    def _install(self, deployment: Deployment) -> None:
         with self._lock:
             self._deployment = deployment
             old, self._pools = self._pools, {}
@@ -126,7 +135,16 @@ class Executor:
             pool.close()
         for callback in self._on_deploy:
             callback(deployment)
-        return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
+
+    def update_environment_variables(self, changes: Iterable[EnvChange]) -> int:
+        """Set and remove deployment variables as one commit; returns its ts.
+
+        ``auth.config`` is evaluated again under the new values (refused when it
+        names a variable the change removes)."""
+        update = update_environment(self.db, self._deployment, changes, self.limits)
+        if update.deployment is not None:
+            self._install(update.deployment)
+        return update.ts
 
     def close(self) -> None:
         with self._lock:
@@ -175,6 +193,8 @@ class Executor:
     def run_at_depth(self, call: FunctionCall, depth: int) -> FunctionOutcome:
         """A call in its own transaction (from a client, or from an action), recorded in
         the function log: exactly one entry per call, whatever its outcome."""
+        if depth == 0 and is_system_path(call.path):
+            return run_system_query(self.db, call)  # the CLI's `_system/cli/...` reads
         started_s, started = time.time(), time.perf_counter()
         try:
             outcome = self._run_at_depth(call, depth)
@@ -357,6 +377,7 @@ class Executor:
             info.name,
             args_json,
             handler,
+            env=self._env.snapshot(tx),
             seed=seed,
             now_ms=now_ms,
             table_numbers=self.db.table_numbers(),

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -78,6 +79,11 @@ DEFAULT_LOG_LINE_BYTES_MAX = 32768
 _GARBAGE_BYTES_MAX = 16 << 20
 _HEAP_CHECK_USER_TIME_S = 0.01
 _KINDS = ("query", "mutation", "action")
+AUTH_CONFIG_MODULE = "auth.config.js"
+# The runtime's error for a variable auth.config names but the deployment lacks.
+_MISSING_AUTH_ENV = re.compile(
+    r"^Uncaught Error: (?P<message>Environment variable \S+ is used[^\n]*)"
+)
 
 
 @cache
@@ -288,7 +294,7 @@ class Isolate:
                 routes.extend(HttpRoute(r["path"], r["method"]) for r in found["httpRoutes"])
             for key, module in (
                 ("schema", "schema.js"),
-                ("authConfig", "auth.config.js"),
+                ("authConfig", AUTH_CONFIG_MODULE),
                 ("crons", "crons.js"),
             ):
                 if path == module:
@@ -296,6 +302,16 @@ class Isolate:
         return Analysis(
             tuple(functions), tuple(routes), extras["schema"], extras["authConfig"], extras["crons"]
         )
+
+    def analyze_auth_config(
+        self, env: Mapping[str, str], *, time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    ) -> str | None:
+        """``auth.config``'s default export (JSON) under ``env``; raises AnalysisError
+        (``AuthConfigMissingEnvironmentVariable`` when it names a variable not in ``env``)."""
+        if AUTH_CONFIG_MODULE not in self._modules:
+            return None
+        found = self._analyze_module(AUTH_CONFIG_MODULE, env, 0, 0.0, time_limit_s)
+        return found["authConfig"]
 
     def _analyze_module(
         self,
@@ -311,6 +327,7 @@ class Isolate:
             "seed": _seed_halves(seed),
             "nowMs": now_ms,
             "env": dict(env or {}),
+            "envRequired": path == AUTH_CONFIG_MODULE,
             "tableNumbers": {},
             "snapshotTs": None,
             "requestId": "",
@@ -323,6 +340,9 @@ class Isolate:
                 f"__hw.analyze({json.dumps(json.dumps(config))})", None, time_limit_s
             )
         if outcome.error is not None:
+            missing = _MISSING_AUTH_ENV.match(outcome.error.text)
+            if path == AUTH_CONFIG_MODULE and missing is not None:
+                raise AnalysisError(missing["message"], code="AuthConfigMissingEnvironmentVariable")
             raise AnalysisError(f"Failed to analyze {path}: {outcome.error.text}")
         return json.loads(outcome.result_json or "{}")
 

@@ -179,7 +179,14 @@
 
   // --- process.env: the deployment's environment variables, read-only.
   const env = new Proxy({}, {
-    get(_t, name) { return typeof name === "string" && S.call !== null ? S.call.env[name] : undefined; },
+    get(_t, name) {
+      if (typeof name !== "string" || S.call === null) return undefined;
+      // auth.config is evaluated with every variable it names required (Convex's rule).
+      if (S.call.envRequired && !Object.hasOwn(S.call.env, name)) {
+        throw new Error(`Environment variable ${name} is used in auth config file but its value was not set`);
+      }
+      return S.call.env[name];
+    },
     has(_t, name) { return typeof name === "string" && S.call !== null && Object.hasOwn(S.call.env, name); },
     ownKeys() { return S.call === null ? [] : Object.keys(S.call.env); },
     getOwnPropertyDescriptor(_t, name) {

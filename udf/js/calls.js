@@ -61,6 +61,7 @@
       startedMs: hw.realNow(),
       random: hw.makeRandom(config.seed[0], config.seed[1]),
       env: freeze(Object.assign(objectCreate(null), config.env)),
+      envRequired: config.envRequired === true,
       tableNumbers: Object.assign(objectCreate(null), config.tableNumbers),
       snapshotTs: config.snapshotTs,
       requestId: config.requestId,

@@ -1,0 +1,72 @@
+"""The system queries the official CLI calls, answered by the host (admin key only).
+
+``npx convex env list`` subscribes to ``_system/cli/queryEnvironmentVariables``
+(every ``_environment_variables`` document, by name) and ``env get`` to its
+``get`` export (``{name, value}`` or null). They run like any query: at a
+snapshot, with a read set, so a subscription to them is live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine import Database
+from engine.environment_variables import read_all
+from engine.errors import HeadwaterError, SnapshotOutOfRangeError
+from engine.system_tables import ENVIRONMENT_VARIABLES_TABLE
+from engine.transaction import Transaction
+from udf.calls import FunctionCall, FunctionError, FunctionOutcome
+
+SYSTEM_PREFIX = "_system/"
+_ENV_MODULE = "_system/cli/queryEnvironmentVariables"
+
+
+def _list(tx: Transaction, _args: dict[str, Any]) -> Any:
+    docs = tx.query(ENVIRONMENT_VARIABLES_TABLE).collect()
+    return sorted(docs, key=lambda doc: doc["name"])
+
+
+def _get(tx: Transaction, args: dict[str, Any]) -> Any:
+    name = args.get("name")
+    if not isinstance(name, str):
+        raise HeadwaterError("ArgumentValidationError: `name` must be a string.", code="BadArgs")
+    value = read_all(tx).get(name)
+    return None if value is None else {"name": name, "value": value}
+
+
+_QUERIES: dict[str, Callable[[Transaction, dict[str, Any]], Any]] = {
+    _ENV_MODULE: _list,
+    f"{_ENV_MODULE}:default": _list,
+    f"{_ENV_MODULE}:get": _get,
+}
+
+
+def is_system_path(path: str) -> bool:
+    return path.startswith(SYSTEM_PREFIX)
+
+
+def run_system_query(db: Database, call: FunctionCall) -> FunctionOutcome:
+    """Answer a ``_system/`` function call the way Convex's system functions do."""
+    path = call.path.removesuffix(".js").replace(".js:", ":")
+    handler = _QUERIES.get(path)
+    if handler is None or not call.identity.admin or call.kind not in (None, "query"):
+        shown = path.removesuffix(":default")
+        return FunctionOutcome(
+            error=FunctionError(
+                f"Could not find public function for '{shown}'. Did you forget to run "
+                "`npx convex dev` or `npx convex deploy`?"
+            )
+        )
+    try:
+        tx = db.begin(writable=False, ts=call.ts)
+    except SnapshotOutOfRangeError as exc:
+        return FunctionOutcome(error=FunctionError(exc.message))
+    try:
+        value = handler(tx, call.args)
+        return FunctionOutcome(value, None, (), tx.snapshot_ts, tx.read_set, None, "query")
+    except HeadwaterError as exc:
+        error = FunctionError(exc.message)
+        return FunctionOutcome(None, error, (), tx.snapshot_ts, tx.read_set, None, "query")
+    finally:
+        tx.close()
