@@ -102,10 +102,6 @@ def served(tmp_path):
         server.stop()
 
 
-@pytest.mark.skipif(
-    NODE is None or not (JS_DIR / "node_modules" / "convex").is_dir(),
-    reason="needs node and js/node_modules (make setup)",
-)
 def test_npm_clients_against_headwater_serve(served):
     servers, data, functions = served
     steps: list[dict] = []

@@ -31,10 +31,6 @@ HERE = Path(__file__).resolve().parent
 STEP_TIMEOUT_S = 40
 
 
-@pytest.mark.skipif(
-    NODE is None or not (JS_DIR / "node_modules" / "convex").is_dir(),
-    reason="needs node and js/node_modules (make setup)",
-)
 def test_npm_paginated_query_loses_nothing_at_page_boundaries(tmp_path):
     functions = tmp_path / "convex"
     shutil.copytree(HERE / "pages_app" / "convex", functions)

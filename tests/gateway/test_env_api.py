@@ -191,7 +191,6 @@ def test_headwater_env_commands_against_the_server(server):
     assert_one_line_error(headwater("env", "get", "CLI_VAR", *where), '"CLI_VAR" not found')
 
 
-@pytest.mark.skipif(not CONVEX_CLI.exists(), reason="js/node_modules is not installed")
 def test_official_convex_env_commands(server):
     done = npx_convex(server, "env", "set", "FROM_NPX", "npx value")
     assert done.returncode == 0, done.stderr
@@ -210,7 +209,6 @@ def test_official_convex_env_commands(server):
     assert "not found" in done.stderr
 
 
-@pytest.mark.skipif(not CONVEX_CLI.exists(), reason="js/node_modules is not installed")
 def test_a_live_subscription_reruns_when_the_variable_changes(server):
     set_vars(server, WATCHED="first")
     watcher = subprocess.Popen(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -96,10 +95,6 @@ def test_serve_log_format_none_prints_no_calls(tmp_path, functions):
     assert served_stderr(tmp_path, functions, "--log-format", "none") == []
 
 
-@pytest.mark.skipif(
-    shutil.which("node") is None or not CONVEX_BIN.exists(),
-    reason="needs node and js/node_modules (make setup)",
-)
 def test_npx_convex_logs_shows_a_console_log_of_a_call_made_meanwhile(tmp_path, functions):
     with Serve(tmp_path / "data", "--functions", str(functions)) as server:
         # The CLI's first poll only finds the head cursor; it prints what comes after.

@@ -78,10 +78,6 @@ class ChatServer:
         self.db.close()
 
 
-@pytest.mark.skipif(
-    NODE is None or not (JS_DIR / "node_modules" / "convex").is_dir(),
-    reason="needs node and js/node_modules (make setup)",
-)
 def test_npm_client_sees_live_updates_and_resumes_after_a_restart(tmp_path):
     folder = tmp_path / "data"
     servers = [ChatServer(folder)]
@@ -150,7 +146,6 @@ print(json.dumps(out))
 
 
 def test_python_client_queries_mutates_and_subscribes(tmp_path):
-    pytest.importorskip("convex")
     server = ChatServer(tmp_path / "data")
     try:
         done = subprocess.run(
