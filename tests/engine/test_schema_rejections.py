@@ -235,6 +235,9 @@ def test_legacy_dimension_spelling_is_accepted():
     legacy = vector()
     legacy["dimension"] = legacy.pop("dimensions")
     assert parse_schema(vector_schema(legacy)).tables["t"].vector_indexes[0].dimensions == 8
+    # ...while the legacy spelling still holds the same rule as the current one.
+    legacy["dimension"] = 0
+    assert "must be an integer between" in rejected(vector_schema(legacy))
 
 
 def test_vector_index_limits():

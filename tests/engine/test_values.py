@@ -161,6 +161,9 @@ def test_object_field_count_limit():
 
 def test_document_accepts_system_fields_and_nested_underscores():
     check_document({"_id": "x", "_creationTime": 1.0, "body": {"_private": 1.0}})
+    # ...and only those: the same document with another top-level underscore is refused.
+    with pytest.raises(InvalidValueError, match="reserved"):
+        check_document({"_id": "x", "_creationTime": 1.0, "_private": 1.0})
 
 
 @pytest.mark.parametrize("doc", [[], "text", None, 1.0])

@@ -103,7 +103,10 @@ def test_our_bm25_matches_tantivys_when_statistics_agree(tmp_path):
     view = index.view()
     n, avg = view.documents, view.tokens / view.documents
     weights = [(t, idf(n, view.live_doc_freq(t))) for t in ("apple", "band")]
-    for native, k in view.top(["apple", "band"], [], 40):
+    hits = view.top(["apple", "band"], [], 40)
+    matching = [k for k, body in docs.items() if {"apple", "band"} & set(tokenize(body))]
+    assert sorted(k for _, k in hits) == sorted(matching) and len(matching) > 10
+    for native, k in hits:
         tokens = tokenize(docs[k])
         ours = bm25(weights, Counter(tokens), len(tokens), avg)
         assert abs(ours - native) <= 1e-5 * max(1.0, ours)
