@@ -4,6 +4,10 @@ Tables are never renamed or dropped, so a name-to-number pair, once committed,
 holds for ever; the catalog therefore caches it in memory and needs no read
 set. Creating a table is a write to ``_tables`` in the creating transaction, so
 two transactions racing to create tables conflict through OCC like any others.
+
+The committer tells the catalog about a new table just after the commit is
+visible, so a miss is not final: ``Transaction.table_number`` then looks in
+its own snapshot's ``_tables``.
 """
 
 from __future__ import annotations

@@ -204,9 +204,9 @@ class Committer:
         self._batches += 1
         self._commits += len(accepted)
         committed = [c for _, c in accepted]
+        self._pause(PAUSE_AFTER_DURABLE)  # readers see the commit; the catalog not yet
         for c in committed:
             self._catalog.observe_entry(c.entry)
-        self._pause(PAUSE_AFTER_DURABLE)
         for future, c in accepted:
             future.set_result(c.entry.ts)
         if foreign or committed:

@@ -214,11 +214,32 @@ class Transaction:
             for table, n in self._new_tables.items():
                 if n == number:
                     return table
+            name = self._committed_table(lambda doc: doc["number"] == number, "name")
         return name
 
     def table_number(self, table: str) -> int | None:
         number = self._catalog.number_of(table)
-        return self._new_tables.get(table) if number is None else number
+        if number is None:
+            number = self._new_tables.get(table)
+        if number is None:
+            number = self._committed_table(lambda doc: doc["name"] == table, "number")
+        return number
+
+    def _committed_table(self, match: Callable[[dict], bool], field: str) -> Any:
+        """A table the snapshot holds that the catalog has not heard of yet.
+
+        The committer tells the catalog about a new table just after the commit
+        becomes visible, so a snapshot taken in between must look for itself;
+        otherwise one transaction could see a table's documents in one read and
+        miss the table in the next (a text search returning nothing, say).
+        """
+        meta = self._catalog.number_of(TABLES_TABLE)
+        assert meta is not None
+        for _, doc in self._snapshot.iter_table(meta):
+            if match(doc):
+                self._catalog.observe([doc])
+                return doc[field]
+        return None
 
     def pending_writes_of(self, table: str) -> Iterable[PendingWrite]:
         return [w for w in self._writes.values() if w.table == table]
