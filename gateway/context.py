@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.errors import InvalidValueError
-from udf.calls import FunctionCall, FunctionError, FunctionExecutor, FunctionOutcome, Identity
+from udf.calls import FunctionExecutor, Identity
 
 
 class AuthenticationError(Exception):
@@ -51,16 +50,6 @@ class GatewaySettings:
     ping_interval_s: float = 15.0  # application-level {"type":"Ping"} after this silence
     idle_timeout_s: float = 120.0  # close a socket that sent nothing for this long
     mutations_in_flight_max: int = 1000
-
-
-def run_function(executor: FunctionExecutor, call: FunctionCall) -> FunctionOutcome:
-    """``executor.run(call)``; a result that is no Convex value (too many items, too
-    deep) is the function's own error, as Convex answers it, not a refused request."""
-    try:
-        return executor.run(call)
-    except InvalidValueError as exc:
-        message = f"Function {call.path} return value invalid: {exc.message}"
-        return FunctionOutcome(error=FunctionError(message), udf_type=call.kind)
 
 
 @dataclass

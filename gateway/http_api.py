@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.convex_json import from_convex_json
 from engine.errors import InvalidValueError, SnapshotOutOfRangeError
-from gateway.context import GatewayContext, run_function
+from gateway.context import GatewayContext
 from gateway.http_errors import (
     HttpError,
     bad_request,
@@ -297,7 +297,7 @@ class FunctionApi:
             if ts is not None:
                 self._check_readable(ts)
             call = self._function_call(caller, spec, kind, identity, ts)
-            return run_function(self.context.executor, call)
+            return self.context.executor.run(call)
 
         outcome = await anyio.to_thread.run_sync(work)
         fmt = spec.format or caller.client.default_format()
@@ -323,8 +323,7 @@ class FunctionApi:
             ts = self.context.executor.latest_ts()  # every query reads the same snapshot
             executor = self.context.executor
             return [
-                run_function(executor, self._function_call(caller, s, "query", identity, ts))
-                for s in specs
+                executor.run(self._function_call(caller, s, "query", identity, ts)) for s in specs
             ]
 
         outcomes = await anyio.to_thread.run_sync(work)

@@ -54,7 +54,6 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from engine.errors import HeadwaterError, LimitExceededError
-from gateway.context import run_function
 from gateway.sync_messages import EncodedResult, decode_args, new_request_id
 from gateway.sync_session import encode_query_outcome
 from udf.calls import FunctionCall, FunctionError, FunctionExecutor, FunctionOutcome, Identity
@@ -299,7 +298,7 @@ class LiveQueryRegistry:
                 journal=query.journal,
                 request_id=request_id,
             )
-            outcome = run_function(self._executor, call)
+            outcome = self._executor.run(call)
         query.executions += 1
         self._executions += 1
         result = LiveResult(ts, encode_query_outcome(outcome, request_id), outcome.journal)

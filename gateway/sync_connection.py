@@ -40,7 +40,7 @@ import trio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engine.errors import HeadwaterError
-from gateway.context import AuthenticationError, run_function
+from gateway.context import AuthenticationError
 from gateway.sync_messages import (
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NORMAL,
@@ -327,7 +327,7 @@ class SyncConnection(TransitionUpdates):
             if is_mutation and session_id is not None
             else None,
         )
-        return await anyio.to_thread.run_sync(run_function, self.executor, call), server_id
+        return await anyio.to_thread.run_sync(self.executor.run, call), server_id
 
     async def _run_mutations(self) -> None:
         """Run queued mutations one at a time, in arrival order, until none is left."""
