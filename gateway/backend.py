@@ -20,6 +20,7 @@ from typing import Any
 from engine import Database, HeadwaterError
 from gateway.admin_api import admin_routes
 from gateway.admin_key import generate_admin_key
+from gateway.admin_key_file import admin_key_path
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
@@ -31,7 +32,6 @@ from udf.deployment import Deployment
 from udf.executor import Executor
 from udf.function_log import FunctionLog
 
-ADMIN_KEY_FILE = "admin_key"
 _WATCH_INTERVAL_S = 1.0
 
 logger = logging.getLogger("headwater.backend")
@@ -39,7 +39,7 @@ logger = logging.getLogger("headwater.backend")
 
 def load_or_create_admin_key(data_dir: Path, instance_name: str, given: str | None) -> str:
     """The key in ``DIR/admin_key``; created (one line) on first start."""
-    path = data_dir / ADMIN_KEY_FILE
+    path = Path(admin_key_path(data_dir))
     if given is not None:
         if not path.exists():
             path.write_text(given + "\n")

@@ -19,14 +19,13 @@ import argparse
 import json
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from engine import HeadwaterError
 from engine.environment_variables import EnvChange, read_all
+from gateway.admin_key_file import read_stored_admin_key
 from gateway.cli_errors import CliError, existing_data_folder
 
-ADMIN_KEY_FILE = "admin_key"
 _TIMEOUT_S = 60
 
 
@@ -167,7 +166,7 @@ class _Target:
 
 def _stored_key(data: str, url: str) -> str:
     try:
-        return Path(data, ADMIN_KEY_FILE).read_text().strip()
+        return read_stored_admin_key(data)
     except OSError:
         raise CliError(
             f"Give the admin key of {url} with --admin-key (no key is stored in {data})."

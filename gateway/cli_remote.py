@@ -20,21 +20,19 @@ current time, so asking for the past is refused, with or without a server.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from engine import Database, HeadwaterError
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import DataFolderBusyError
 from engine.limits import LIMITS
+from gateway.admin_key_file import admin_key_path, read_stored_admin_key
 from log.folder_lock import LockHolder, read_holder
 from udf.calls import ADMIN, FunctionCall, FunctionError, FunctionOutcome
 from udf.executor import Executor, parse_udf_path
 
-ADMIN_KEY_FILE = "admin_key"
 # An action may run for its whole time limit on the server; the request waits a bit longer.
 _REMOTE_TIMEOUT_S = LIMITS.action_time_max_ms / 1000 + 60
 _SERVER_ERROR_PREFIX = "] Server Error\n"
@@ -116,10 +114,10 @@ def _server_url(data: str, holder: LockHolder) -> str:
 
 def _admin_key(data: str, holder: LockHolder) -> str:
     try:
-        return Path(data, ADMIN_KEY_FILE).read_text().strip()
+        return read_stored_admin_key(data)
     except OSError as exc:
         raise HeadwaterError(
-            f"Cannot read the admin key {os.path.join(data, ADMIN_KEY_FILE)} to send this "
+            f"Cannot read the admin key {admin_key_path(data)} to send this "
             f"write to the server holding the folder (process {holder.pid}): {exc.strerror}.",
             code="AdminKeyMissing",
         ) from None
