@@ -2,7 +2,10 @@
 
 Both run in their own process: the npm client under Node, and the PyPI client
 because its Rust core holds the GIL while it waits for the server, which would
-starve a server running in this process.
+starve a server running in this process. Every test runs twice: over the
+Python stand-in executor and over the real V8 runtime with the same chat app
+written in TypeScript (``fixtures/chat``), so a difference between the two
+cannot hide behind the stand-in.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from gateway.context import GatewayContext
 from gateway.server import run_server_in_thread
 from gateway.sync_endpoint import SyncHub, sync_routes
 from udf.calls import ANONYMOUS
+from udf.executor import Executor
 
 sys.path.insert(0, str(Path(__file__).parent))  # the gateway test helpers live beside this file
 from python_executor import PythonExecutor, chat_functions  # noqa: E402
@@ -39,6 +43,8 @@ NODE = shutil.which("node")
 STEP_TIMEOUT_S = 30
 # Clients talk to loopback only: no proxy from the environment may get in the way.
 CLIENT_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+CHAT_APP = HERE / "fixtures" / "chat" / "convex"
+RUNTIMES = ("python", "v8")
 
 
 class AnonymousOnly:
@@ -52,13 +58,27 @@ class AnonymousOnly:
         return False
 
 
+def _executor(db: Database, runtime: str, folder: Path):
+    """The stand-in with the chat functions, or V8 with the chat app deployed once per folder."""
+    if runtime == "python":
+        db.set_schema(CHAT_SCHEMA)
+        return PythonExecutor(db, chat_functions())
+    executor = Executor(db)
+    if executor.deployment is None:
+        app = folder.parent / f"{folder.name}-app" / "convex"
+        shutil.copytree(CHAT_APP, app)
+        executor.deploy(app)
+    return executor
+
+
 class ChatServer:
     """The chat functions behind the sync routes, on a data folder that outlives it."""
 
-    def __init__(self, folder: Path, port: int = 0) -> None:
+    def __init__(self, folder: Path, port: int = 0, runtime: str = "python") -> None:
         self.db = Database.open(folder)
-        self.db.set_schema(CHAT_SCHEMA)
-        context = GatewayContext(PythonExecutor(self.db, chat_functions()), AnonymousOnly())
+        self.runtime = runtime
+        self.executor = _executor(self.db, runtime, folder)
+        context = GatewayContext(self.executor, AnonymousOnly())
         self.hub = SyncHub(context)
 
         async def health(request):
@@ -75,12 +95,15 @@ class ChatServer:
         self.stopped = True
         self.hub.close_all_from_thread()
         self._stop()
+        if isinstance(self.executor, Executor):
+            self.executor.close()
         self.db.close()
 
 
-def test_npm_client_sees_live_updates_and_resumes_after_a_restart(tmp_path):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_npm_client_sees_live_updates_and_resumes_after_a_restart(tmp_path, runtime):
     folder = tmp_path / "data"
-    servers = [ChatServer(folder)]
+    servers = [ChatServer(folder, runtime=runtime)]
     steps: list[dict] = []
     try:
         with subprocess.Popen(
@@ -117,7 +140,8 @@ def _follow_npm_client(process, servers, folder, steps) -> None:
         assert "error" not in step, step["error"]
         if step.get("step") == "restart":
             servers[-1].stop()
-            servers.append(ChatServer(folder, port=servers[-1].port))  # same port and data
+            # Same port, data and runtime.
+            servers.append(ChatServer(folder, servers[-1].port, servers[-1].runtime))
             process.stdin.write("go\n")
             process.stdin.flush()
         if step.get("step") == "done":
@@ -145,8 +169,9 @@ print(json.dumps(out))
 """
 
 
-def test_python_client_queries_mutates_and_subscribes(tmp_path):
-    server = ChatServer(tmp_path / "data")
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_python_client_queries_mutates_and_subscribes(tmp_path, runtime):
+    server = ChatServer(tmp_path / "data", runtime=runtime)
     try:
         done = subprocess.run(
             [sys.executable, "-c", PYTHON_CLIENT, server.url],
