@@ -229,6 +229,7 @@ def test_a_long_page_recommends_a_split(tmp_path):
     ],
 )
 def test_bad_page_arguments_are_refused(items_db, options, code, text):
+    options = dict(options)  # the parameter is shared by every run of the test
     size = options.pop("page_size", 5)
     with pytest.raises(InvalidQueryError, match=text) as info:
         _page(items_db, ASC, None, size, **options)
