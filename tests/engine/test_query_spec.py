@@ -201,6 +201,10 @@ def test_bad_values_name_their_place():
 def test_integral_float_limits_are_accepted():
     spec = parse_query(with_changes(CHANNEL_QUERY, ["operators", 1], {"limit": 1e3}))
     assert spec.operators[1] == LimitOp(1000)
+    # ...and only integral, non-negative ones.
+    for bad in (1.5, -1, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidQueryError, match="limit must be a non-negative integer"):
+            parse_query(with_changes(CHANNEL_QUERY, ["operators", 1], {"limit": bad}))
 
 
 def test_operator_count_limit():
