@@ -163,15 +163,16 @@ def _corrupt(data: bytes, pos: int, what: str) -> IntegrityError:
 
 def _decode_body(data: bytes, pos: int) -> tuple[bytes, int]:
     """An escaped string or bytes body starting at ``pos``; returns it and the next position."""
+    start = pos
     end = data.find(b"\x00", pos)
     if end < 0 or end + 1 >= len(data):
-        raise _corrupt(data, pos, "unterminated string or bytes")
+        raise _corrupt(data, start, "unterminated string or bytes")
     if data[end + 1] == 0x00:
         return data[pos:end], end + 2
     pieces = []
     while True:
         if end < 0 or end + 1 >= len(data):
-            raise _corrupt(data, pos, "unterminated string or bytes")
+            raise _corrupt(data, start, "unterminated string or bytes")
         follower = data[end + 1]
         pieces.append(data[pos:end])
         if follower == 0x00:
@@ -188,11 +189,12 @@ def _decode(data: bytes, pos: int) -> tuple[Any, int]:
     tag = data[pos]
     pos += 1
     if tag == TAG_STRING:
+        start = pos
         body, pos = _decode_body(data, pos)
         try:
             return body.decode("utf-8"), pos
         except UnicodeDecodeError:
-            raise _corrupt(data, pos, "string is not UTF-8") from None
+            raise _corrupt(data, start, "string is not UTF-8") from None
     if tag == TAG_FLOAT64 or tag == TAG_INT64:
         if pos + 8 > len(data):
             raise _corrupt(data, pos, "truncated number")

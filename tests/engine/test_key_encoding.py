@@ -10,6 +10,7 @@ from value_strategies import float_from_bits, pairs, values_or_unset
 
 from engine.errors import IntegrityError, InvalidValueError
 from engine.key_encoding import (
+    TAG_BYTES,
     TAG_STRING,
     decode_key,
     encode_key,
@@ -224,18 +225,33 @@ def test_values_that_cannot_be_encoded(value, fragment):
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "position", "reason"),
     [
-        b"\x02",  # unknown tag
-        b"\x05\x00\x00",  # truncated int64
-        bytes([TAG_STRING]) + b"abc",  # unterminated string
-        bytes([TAG_STRING]) + b"a\x00\x01\x00\x00",  # bad escape
-        bytes([TAG_STRING]) + b"\xff\x00\x00",  # not UTF-8
-        b"\x12\x03",  # unterminated array
-        b"\x15\x03\x03\x00",  # object field name that is not a string
-        b"\x15\x10a\x00\x00",  # object field without a value
+        (b"\x02", 0, "unknown tag 0x02"),
+        (b"\x10ok\x00\x00\x07", 5, "unknown tag 0x07"),  # after a good value
+        (b"\x05\x00\x00", 1, "truncated number"),
+        (b"\x0d\x00", 1, "truncated number"),
+        (bytes([TAG_STRING]) + b"abc", 1, "unterminated string or bytes"),
+        (bytes([TAG_BYTES]) + b"ab\x00", 1, "unterminated string or bytes"),
+        (bytes([TAG_STRING]) + b"a\x00\x01\x00\x00", 2, "0x00 followed by 0x01 inside a string"),
+        (bytes([TAG_STRING]) + b"a\x00\xffb\x00", 1, "unterminated string or bytes"),
+        (bytes([TAG_STRING]) + b"\xff\x00\x00", 1, "string is not UTF-8"),
+        (b"\x12\x03", 2, "unterminated array"),
+        (b"\x15\x03\x03\x00", 1, "object field name is not a string"),
+        (b"\x15\x10a\x00\x00", 5, "truncated"),  # object field without a value
+        (b"\x15\x10a\x00\x00\x03", 6, "unterminated object"),
     ],
 )
-def test_malformed_keys_raise_integrity_errors(data):
-    with pytest.raises(IntegrityError, match="Malformed index key"):
+def test_malformed_keys_raise_integrity_errors_naming_where_and_why(data, position, reason):
+    with pytest.raises(IntegrityError) as info:
         decode_key(data)
+    assert str(info.value) == (
+        f"Malformed index key at byte {position}: {reason} (key {data.hex()})"
+    )
+
+
+def test_a_malformed_key_error_shows_only_the_start_of_a_long_key():
+    data = bytes([TAG_STRING]) + b"x" * 500
+    with pytest.raises(IntegrityError) as info:
+        decode_key(data)
+    assert str(info.value).endswith(f"(key {data[:64].hex()})")
