@@ -46,6 +46,7 @@ from udf.deployment import (
     check_functions_dir,
     check_not_emptying,
     load_deployment,
+    prepare_modules,
     source_hash,
     store_deployment,
 )
@@ -116,13 +117,18 @@ class Executor:
         current = self._deployment
         if not force and current is not None and current.source_hash == source_hash(built.modules):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        with Isolate(built.modules, heap_bytes_max=self.limits.isolate_heap_bytes_max) as iso:
-            # auth.config's process.env.X is resolved now, from the deployment's variables.
-            analysis = iso.analyze(env=self._env.snapshot(None))
+        # auth.config's process.env.X is resolved now, from the deployment's variables.
+        runnable, analysis = prepare_modules(
+            built.modules,
+            self._env.snapshot(None),
+            heap_bytes_max=self.limits.isolate_heap_bytes_max,
+        )
         if not allow_empty:
             check_not_emptying(analysis, current, functions_dir)
-        result = self.db.mutate(lambda tx: store_deployment(tx, built.modules, analysis))
-        deployment = Deployment(built.modules, analysis, source_hash(built.modules), result.ts)
+        result = self.db.mutate(lambda tx: store_deployment(tx, built.modules, analysis, runnable))
+        deployment = Deployment(
+            built.modules, analysis, source_hash(built.modules), result.ts, runnable
+        )
         self._install(deployment)
         return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
 
@@ -437,7 +443,7 @@ class Executor:
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._pools[key] = IsolatePool(
-                    deployment.modules,
+                    deployment.runnable,
                     size=self.limits.isolates_per_level_max,
                     heap_bytes_max=self.limits.isolate_heap_bytes_max,
                 )
