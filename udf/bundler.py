@@ -80,6 +80,9 @@ class SkippedFile:
 class Bundle:
     modules: tuple[BundledModule, ...]
     skipped: tuple[SkippedFile, ...] = ()
+    # Source files outside the functions folder the modules import (``../lib/x.ts``):
+    # a change to them changes the bundle too.
+    outside_inputs: tuple[str, ...] = ()
 
     def module(self, path: str) -> BundledModule | None:
         return next((m for m in self.modules if m.path == path), None)
@@ -232,4 +235,5 @@ def bundle(functions_dir: str | Path, *, js_dir: str | Path = JS_DIR) -> Bundle:
         BundledModule(m["path"], m["source"], m["sourceMap"], m["environment"])
         for m in answer["modules"]
     )
-    return Bundle(modules, tuple(skipped))
+    outside = tuple(p for p in answer["inputs"] if not Path(p).is_relative_to(root))
+    return Bundle(modules, tuple(skipped), outside)

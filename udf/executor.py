@@ -116,7 +116,12 @@ class Executor:
         built = bundle(functions_dir)
         current = self._deployment
         if not force and current is not None and current.source_hash == source_hash(built.modules):
-            return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
+            return DeployReport(
+                [f.udf_path for f in current.analysis.functions],
+                [],
+                current.ts,
+                built.outside_inputs,
+            )
         # auth.config's process.env.X is resolved now, from the deployment's variables.
         runnable, analysis = prepare_modules(
             built.modules,
@@ -130,7 +135,9 @@ class Executor:
             built.modules, analysis, source_hash(built.modules), result.ts, runnable
         )
         self._install(deployment)
-        return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
+        return DeployReport(
+            [f.udf_path for f in analysis.functions], result.value, result.ts, built.outside_inputs
+        )
 
     def _install(self, deployment: Deployment) -> None:
         with self._lock:
