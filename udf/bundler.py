@@ -188,6 +188,9 @@ def _entries_by_run(root: Path, entries: list[str]) -> dict[str, Any]:
             runs["isolate"].append(entry)
     if runs["authConfig"] == _AUTH_CONFIG_FILES[1] and (root / _AUTH_CONFIG_FILES[0]).exists():
         runs["authConfig"] = _AUTH_CONFIG_FILES[0]
+    # The CLI's order (a depth-first walk, names sorted): esbuild's output depends on it.
+    for run in ("isolate", "node"):
+        runs[run].sort(key=lambda entry: PurePosixPath(entry).parts)
     return runs
 
 
