@@ -132,7 +132,7 @@ class Deployment:
     analysis: Analysis
     source_hash: str
     ts: int  # the commit ts of the deploy
-    runnable: tuple[RunnableModule, ...] = ()  # the isolate modules as the runtime loads them
+    runnable: tuple[RunnableModule, ...]  # the isolate modules as the runtime loads them
 
     def module(self, path: str) -> BundledModule | None:
         return next((m for m in self.modules if m.path == path), None)
