@@ -14,6 +14,7 @@ isolates of level d+1, so nested calls can never deadlock on the pool.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ from engine.occ_retry import attempts
 from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
 from engine.validators import parse_validator, validate
-from udf.bundler import NODE, USE_NODE_NOT_RUN, bundle
+from udf.bundler import NODE, USE_NODE_NOT_RUN, BundledModule, bundle
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
 from udf.deployment import (
@@ -114,30 +115,33 @@ class Executor:
         """
         check_functions_dir(functions_dir)
         built = bundle(functions_dir)
+        report = self.deploy_modules(
+            built.modules, force=force, allow_empty=allow_empty, origin=str(functions_dir)
+        )
+        return dataclasses.replace(report, outside_inputs=built.outside_inputs)
+
+    def deploy_modules(
+        self,
+        modules: tuple[BundledModule, ...],
+        *,
+        force: bool = False,
+        allow_empty: bool = False,
+        origin: str = "The pushed code",
+    ) -> DeployReport:
+        """Compile, analyse and store a module set (bundled here or pushed by the CLI)
+        as one commit, unless it is the code in force already; ``origin`` names it in errors."""
         current = self._deployment
-        if not force and current is not None and current.source_hash == source_hash(built.modules):
-            return DeployReport(
-                [f.udf_path for f in current.analysis.functions],
-                [],
-                current.ts,
-                built.outside_inputs,
-            )
+        if not force and current is not None and current.source_hash == source_hash(modules):
+            return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
         # auth.config's process.env.X is resolved now, from the deployment's variables.
         runnable, analysis = prepare_modules(
-            built.modules,
-            self._env.snapshot(None),
-            heap_bytes_max=self.limits.isolate_heap_bytes_max,
+            modules, self._env.snapshot(None), heap_bytes_max=self.limits.isolate_heap_bytes_max
         )
         if not allow_empty:
-            check_not_emptying(analysis, current, functions_dir)
-        result = self.db.mutate(lambda tx: store_deployment(tx, built.modules, analysis, runnable))
-        deployment = Deployment(
-            built.modules, analysis, source_hash(built.modules), result.ts, runnable
-        )
-        self._install(deployment)
-        return DeployReport(
-            [f.udf_path for f in analysis.functions], result.value, result.ts, built.outside_inputs
-        )
+            check_not_emptying(analysis, current, origin)
+        result = self.db.mutate(lambda tx: store_deployment(tx, modules, analysis, runnable))
+        self._install(Deployment(modules, analysis, source_hash(modules), result.ts, runnable))
+        return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
 
     def _install(self, deployment: Deployment) -> None:
         with self._lock:

@@ -330,3 +330,17 @@ def test_bundles_are_identical_to_the_official_clis(tmp_path):
         outcome = iso.run("query", "a.js", "hello", '[{"name": "cli"}]', None, seed=1, now_ms=0)
     assert outcome.error is None, outcome.error
     assert json.loads(outcome.result_json) == "HELLO CLI!"
+
+
+def test_deploy_modules_installs_a_pushed_set_and_skips_an_unchanged_one(tmp_path, app_dir):
+    modules = bundle(app_dir).modules
+    with Database.open(tmp_path / "data") as db:
+        ex = Executor(db)
+        try:
+            report = ex.deploy_modules(modules)
+            assert "messages:list" in report.functions
+            again = ex.deploy_modules(modules)
+            assert again.ts == report.ts  # the same code: nothing committed
+            assert load_deployment(db).source_hash == ex.deployment.source_hash
+        finally:
+            ex.close()
