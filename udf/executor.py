@@ -14,6 +14,7 @@ isolates of level d+1, so nested calls can never deadlock on the pool.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ from engine.occ_retry import attempts
 from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
 from engine.validators import parse_validator, validate
-from udf.bundler import bundle
+from udf.bundler import NODE, USE_NODE_NOT_RUN, BundledModule, bundle
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
 from udf.deployment import (
@@ -46,6 +47,7 @@ from udf.deployment import (
     check_functions_dir,
     check_not_emptying,
     load_deployment,
+    prepare_modules,
     source_hash,
     store_deployment,
 )
@@ -113,17 +115,32 @@ class Executor:
         """
         check_functions_dir(functions_dir)
         built = bundle(functions_dir)
+        report = self.deploy_modules(
+            built.modules, force=force, allow_empty=allow_empty, origin=str(functions_dir)
+        )
+        return dataclasses.replace(report, outside_inputs=built.outside_inputs)
+
+    def deploy_modules(
+        self,
+        modules: tuple[BundledModule, ...],
+        *,
+        force: bool = False,
+        allow_empty: bool = False,
+        origin: str = "The pushed code",
+    ) -> DeployReport:
+        """Compile, analyse and store a module set (bundled here or pushed by the CLI)
+        as one commit, unless it is the code in force already; ``origin`` names it in errors."""
         current = self._deployment
-        if not force and current is not None and current.source_hash == source_hash(built.modules):
+        if not force and current is not None and current.source_hash == source_hash(modules):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        with Isolate(built.modules, heap_bytes_max=self.limits.isolate_heap_bytes_max) as iso:
-            # auth.config's process.env.X is resolved now, from the deployment's variables.
-            analysis = iso.analyze(env=self._env.snapshot(None))
+        # auth.config's process.env.X is resolved now, from the deployment's variables.
+        runnable, analysis = prepare_modules(
+            modules, self._env.snapshot(None), heap_bytes_max=self.limits.isolate_heap_bytes_max
+        )
         if not allow_empty:
-            check_not_emptying(analysis, current, functions_dir)
-        result = self.db.mutate(lambda tx: store_deployment(tx, built.modules, analysis))
-        deployment = Deployment(built.modules, analysis, source_hash(built.modules), result.ts)
-        self._install(deployment)
+            check_not_emptying(analysis, current, origin)
+        result = self.db.mutate(lambda tx: store_deployment(tx, modules, analysis, runnable))
+        self._install(Deployment(modules, analysis, source_hash(modules), result.ts, runnable))
         return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
 
     def _install(self, deployment: Deployment) -> None:
@@ -249,6 +266,9 @@ class Executor:
         module, export = parse_udf_path(call.path)
         shown = display_path(module, export)
         info = None if deployment is None else deployment.function(module, export)
+        stored = None if deployment is None else deployment.module(module)
+        if info is None and stored is not None and stored.environment == NODE:
+            return _failed(f"Cannot run {shown}: {USE_NODE_NOT_RUN}.")
         visible = (
             info is not None
             and info.kind != "httpAction"
@@ -437,7 +457,7 @@ class Executor:
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._pools[key] = IsolatePool(
-                    deployment.modules,
+                    deployment.runnable,
                     size=self.limits.isolates_per_level_max,
                     heap_bytes_max=self.limits.isolate_heap_bytes_max,
                 )
