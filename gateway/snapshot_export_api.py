@@ -17,11 +17,12 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from engine import Database
@@ -34,6 +35,7 @@ from gateway.http_errors import HttpError, bad_request, error_response
 from gateway.snapshot_worker import SnapshotWorker, require_admin
 
 EXPORTS_FOLDER = "snapshot_exports"
+_CHUNK_BYTES = 1 << 20
 _log = logging.getLogger("headwater.snapshots")
 
 
@@ -111,6 +113,13 @@ class _Exports:
         return path, int(doc["start_ts"])
 
 
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    """The file in chunks, each read off the event loop."""
+    with open(path, "rb") as f:
+        while chunk := await anyio.to_thread.run_sync(f.read, _CHUNK_BYTES):
+            yield chunk
+
+
 def snapshot_export_routes(
     context: GatewayContext, db: Database, worker: SnapshotWorker, data_folder: Path
 ) -> list[BaseRoute]:
@@ -127,17 +136,20 @@ def snapshot_export_routes(
 
     async def download(request: Request) -> Response:
         try:
+            # Read the (empty) body first: the streamed answer listens for a disconnect
+            # while it is sent, and the body must not be waited for by two readers then.
+            await request.body()
             require_admin(context, request, "Snapshot exports")
             path, ts = await anyio.to_thread.run_sync(
                 exports.file_of, request.path_params["snapshot_id"]
             )
         except Exception as exc:  # noqa: BLE001
             return error_response(exc)
-        return FileResponse(
-            path,
-            media_type="application/zip",
-            headers={"Content-Disposition": f"attachment; filename=snapshot_{ts}.zip"},
-        )
+        headers = {
+            "Content-Disposition": f"attachment; filename=snapshot_{ts}.zip",
+            "Content-Length": str(path.stat().st_size),
+        }
+        return StreamingResponse(_chunks(path), media_type="application/zip", headers=headers)
 
     return [
         Route("/api/export/request/zip", request_zip, methods=["POST"]),
