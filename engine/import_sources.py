@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import math
 import os
@@ -163,8 +162,7 @@ def _json_array_rows(path: Any, limits: Limits) -> list[tuple[int, Any]]:
 def _csv_rows(path: Any) -> Iterator[tuple[int, Any]]:
     with _open(path) as f:
         try:
-            text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-            reader = csv.reader(text)
+            reader = csv.reader(line.decode() for line in f)
             header = next(reader, None)
             if header is None:
                 raise _err("CsvMissingHeaders", "CSV file doesn't have headers")
@@ -176,9 +174,7 @@ def _csv_rows(path: Any) -> Iterator[tuple[int, Any]]:
                         f"CSV row {lineno} doesn't have all of the fields in the header",
                     )
                 yield lineno, dict(zip(names, map(_csv_cell, row), strict=True))
-        except UnicodeDecodeError as exc:
-            raise _err("CsvInvalidRow", f"Failed to parse CSV row: {exc}") from None
-        except csv.Error as exc:
+        except (UnicodeDecodeError, csv.Error) as exc:
             raise _err("CsvInvalidRow", f"Failed to parse CSV row: {exc}") from None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -236,3 +237,46 @@ def test_a_snapshot_with_a_bad_document_is_refused_whole(server, fresh, tmp_path
         npx_convex(fresh, "import", str(tmp_path / "bad.zip"), "-y"), "does not match the schema"
     )
     assert tables(fresh) == []
+
+
+def post(server, route: str, body: bytes, key: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Convex {key}"
+    request = urllib.request.Request(server.url + route, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["/api/export/request/zip", "/api/import/start_upload", "/api/perform_import"],
+)
+def test_the_endpoints_need_the_admin_key(server, route):
+    assert post(server, route, b"{}")[0] == 401
+    assert post(server, route, b"{}", key="headwater|wrong")[0] in (400, 401)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ({"format": "zip", "tableName": "t"}, "InvalidName", "ZIP import cannot have table name"),
+        ({"format": "csv"}, "InvalidName", "CSV import requires table name"),
+        ({"format": "jsonLines", "tableName": "_x"}, "ImportInvalidName", "invalid table name"),
+        ({"format": "zip", "mode": "merge"}, "InvalidImportMode", "merge"),
+    ],
+)
+def test_a_bad_import_request_is_refused(server, args, code, message):
+    status, started = post(server, "/api/import/start_upload", b"", key=server.admin_key)
+    assert status == 200
+    body = {"import": args, "uploadToken": started["uploadToken"], "partTokens": []}
+    status, error = post(
+        server, "/api/import/finish_upload", json.dumps(body).encode(), server.admin_key
+    )
+    assert (status, error["code"]) == (400, code) and message in error["message"]
+    status, error = post(server, "/api/perform_import", b'{"importId": "nope"}', server.admin_key)
+    assert (status, error["code"]) == (400, "InvalidImport")
