@@ -136,7 +136,8 @@ def test_export_then_import_into_a_fresh_server_gives_the_same_data(server, fres
     assert "Added 4 documents." in out
     assert documents(fresh, "messages") == documents(server, "messages")  # ids, int64, bytes
     assert documents(fresh, "people") == documents(server, "people")
-    succeeded(npx_convex(fresh, "export", "--path", str(tmp_path / "again.zip")))
+    again_args = ("export", "--include-file-storage", "--path", str(tmp_path / "again.zip"))
+    succeeded(npx_convex(fresh, *again_args))  # no files stored: the same ZIP
     with zipfile.ZipFile(tmp_path / "again.zip") as zf:
         again = {name: zf.read(name) for name in zf.namelist()}
     assert again == first  # the same documents, numbers and schema, byte for byte
@@ -168,7 +169,8 @@ def test_a_table_from_jsonl_then_append_replace_and_the_refusal(server, tmp_path
 
 def test_csv_and_json_array_tables(server, tmp_path):
     (tmp_path / "rows.csv").write_text("name,score, note\nann,1.5,x\nben,-2,\n")
-    succeeded(npx_convex(server, "import", "--table", "scores", str(tmp_path / "rows.csv"), "-y"))
+    # Nothing is deleted, so the CLI does not ask: no -y needed.
+    succeeded(npx_convex(server, "import", "--table", "scores", str(tmp_path / "rows.csv")))
     rows = [
         {k: v for k, v in d.items() if not k.startswith("_")} for d in documents(server, "scores")
     ]
