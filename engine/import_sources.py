@@ -35,6 +35,7 @@ from engine.snapshot_zip import (
     ENV_ENTRY,
     GENERATED_SCHEMA_PATTERN,
     SCHEMA_ENTRY,
+    STORAGE_FILE_PATTERN,
     STORAGE_FOLDER,
     TABLES_ENTRY,
 )
@@ -203,6 +204,7 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
         with zipfile.ZipFile(data) as zf:
             infos = zf.infolist()
             names = [i.filename for i in infos]
+            sizes = {i.filename: i.file_size for i in infos}
             if len(set(names)) != len(names):
                 raise _err("InvalidZip", "invalid zip file: the same entry appears twice")
             generated = _generated_schemas(zf, names)
@@ -218,7 +220,7 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
     for name in names:
         found = DOCUMENTS_PATTERN.match(name)
         if found is None:
-            if re.match(rf"(.*/)?{STORAGE_FOLDER}/[^/.]+(\.[^/]+)?$", name):
+            if STORAGE_FILE_PATTERN.match(name):
                 storage.append(name)
             continue
         prefix, table = found.group(1) or "", found.group(2)
@@ -227,7 +229,8 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
                 "InvalidComponentName", f"{name}: importing into components is not supported"
             )
         if table == STORAGE_FOLDER:
-            storage.append(name)
+            if sizes[name]:  # an export with file storage but no files has it empty
+                storage.append(name)
         elif not is_system_table(table):
             if table_name_problem(table):
                 raise _err(

@@ -131,3 +131,24 @@ def test_a_snapshot_zip_from_convex_imports(db):
 def test_a_bad_mode_is_refused(db):
     with pytest.raises(InvalidValueError, match="mode"):
         _import(db, "{}\n", "jsonl", mode="merge")
+
+
+def _zip_of(entries: dict[str, str]) -> io.BytesIO:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, text in entries.items():
+            zf.writestr(name, text)
+    return out
+
+
+def test_stored_files_are_refused_until_there_is_file_storage(db):
+    empty = _zip_of({"_tables/documents.jsonl": "", "_storage/documents.jsonl": ""})
+    source = open_source(empty, "zip")
+    assert plan_import(db, source, "requireEmpty").tables == ()
+    for entries in (
+        {"_storage/documents.jsonl": '{"_id": "x"}\n'},
+        {"_storage/kg2abcd.png": "bytes"},
+    ):
+        with pytest.raises(ImportFileError) as refused:
+            plan_import(db, open_source(_zip_of(entries), "zip"), "requireEmpty")
+        assert refused.value.code == "ImportStorageUnsupported"
