@@ -168,12 +168,20 @@ def _csv_rows(path: Any) -> Iterator[tuple[int, Any]]:
             if header is None:
                 raise _err("CsvMissingHeaders", "CSV file doesn't have headers")
             names = [_csv_header(cell) for cell in header]
-            for lineno, row in enumerate(reader, start=1):
+            lineno = 0
+            while True:
+                start_line = reader.line_num + 1  # Convex names the record's line in the file
+                row = next(reader, None)
+                if row is None:
+                    break
+                if not row:
+                    continue  # a blank line
                 if len(row) != len(names):
                     raise _err(
                         "CsvRowMissingFields",
-                        f"CSV row {lineno} doesn't have all of the fields in the header",
+                        f"CSV row {start_line} doesn't have all of the fields in the header",
                     )
+                lineno += 1
                 yield lineno, dict(zip(names, map(_csv_cell, row), strict=True))
         except (UnicodeDecodeError, csv.Error) as exc:
             raise _err("CsvInvalidRow", f"Failed to parse CSV row: {exc}") from None

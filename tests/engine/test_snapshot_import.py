@@ -45,7 +45,7 @@ def test_csv_cells_read_as_convex_reads_them(db):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("a,b\n1\n", "CSV row 1 doesn't have all of the fields in the header"),
+        ("a,b\n1,2\n\n1\n", "CSV row 4 doesn't have all of the fields in the header"),
         ("a,$b\n1,2\n", "CSV header '$b' isn't a valid field name"),
     ],
 )
