@@ -101,14 +101,12 @@ def plan_import(
         raise ImportFileError(f"unknown import mode {mode!r}", code="InvalidImportMode")
     tx = db.begin(writable=False)
     try:
-        return _plan(tx.snapshot, db, source, mode, adopt_schema)
+        return _plan(tx.snapshot, source, mode, adopt_schema)
     finally:
         tx.close()
 
 
-def _plan(
-    snapshot: Snapshot, db: Database, source: ImportSource, mode: str, adopt_schema: bool
-) -> ImportPlan:
+def _plan(snapshot: Snapshot, source: ImportSource, mode: str, adopt_schema: bool) -> ImportPlan:
     if source.storage_files:
         raise ImportFileError(
             "This snapshot holds stored files (_storage), and this deployment has no file "
@@ -117,15 +115,7 @@ def _plan(
         )
     current = dict(user_tables_at(snapshot))
     owners = {number: name for name, number in current.items()}
-    current_schema = snapshot.schema()
-    schema = current_schema
-    new_schema_text = None
-    if source.schema_text is not None:
-        empty = schema_text(Schema.empty())
-        if adopt_schema or schema_text(current_schema) == empty:
-            schema = parse_schema(source.schema_text)
-            if source.schema_text != schema_text(current_schema):
-                new_schema_text = source.schema_text
+    schema, new_schema_text = _schema_for(snapshot.schema(), source.schema_text, adopt_schema)
     numbers = _numbers(source, current, owners)
     by_number = {number: name for name, number in numbers.items()} | owners
     sizes_total = 0
@@ -139,33 +129,24 @@ def _plan(
                 "replace/append modes.",
                 code="TableExists",
             )
+        number = numbers[table.name]
         kept: list[tuple[dict[str, Any], int]] = []
         count = 0
-        for doc in _checked_documents(
-            snapshot, table, numbers[table.name], mode, schema, by_number
-        ):
+        for doc in _checked_documents(snapshot, table, number, mode, schema, by_number):
             size = value_size(doc)
             sizes_total += size
-            if parsed is not None:
-                kept.append((doc, size))
-                if sizes_total > KEEP_PARSED_BYTES_MAX:
-                    parsed = None
             count += 1
+            if parsed is None:
+                continue
+            kept.append((doc, size))
+            if sizes_total > KEEP_PARSED_BYTES_MAX:
+                parsed, kept = None, []  # too much to keep: the writes read the file again
         if parsed is not None:
             parsed[table.name] = kept
         deleted = existing if mode in ("replace", "replaceAll") else 0
-        plans.append(
-            TablePlan(
-                table.name,
-                numbers[table.name],
-                table.name not in current,
-                existing,
-                deleted,
-                count,
-                table,
-            )
-        )
-    if mode == "replaceAll":
+        new = table.name not in current
+        plans.append(TablePlan(table.name, number, new, existing, deleted, count, table))
+    if mode == "replaceAll":  # every other table is emptied
         named = {t.name for t in source.tables}
         for name, number in current.items():
             if name not in named:
@@ -173,6 +154,18 @@ def _plan(
                 plans.append(TablePlan(name, number, False, existing, existing, 0, None))
     plans.sort(key=lambda t: t.name)
     return ImportPlan(mode, tuple(plans), new_schema_text, snapshot.ts, parsed)
+
+
+def _schema_for(
+    current: Schema, snapshot_text: str | None, adopt: bool
+) -> tuple[Schema, str | None]:
+    """The schema documents must match, and the snapshot's schema text if the import sets it."""
+    if snapshot_text is None:
+        return current, None
+    current_text = schema_text(current)
+    if not adopt and current_text != schema_text(Schema.empty()):
+        return current, None  # the deployment's own schema rules
+    return parse_schema(snapshot_text), None if snapshot_text == current_text else snapshot_text
 
 
 def _numbers(
