@@ -81,6 +81,8 @@ class _Imports:
 
     def _check(self, import_id: str) -> None:
         doc = self.db.query(get_import, import_id).value
+        if doc is None:
+            return  # deleted meanwhile (only the newest imports are kept)
         try:
             _, plan = self._plan(doc)
         except Exception as exc:  # noqa: BLE001 - recorded as the import's failure
@@ -123,6 +125,8 @@ class _Imports:
 
     def _write(self, import_id: str) -> None:
         doc = self.db.query(get_import, import_id).value
+        if doc is None:
+            return
         messages: list[str] = []
 
         def checkpoint(table: str, written: int) -> None:
