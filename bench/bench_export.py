@@ -23,7 +23,8 @@ from bench.common import percentiles_ms, print_table
 from engine import Database
 from engine.convex_json import dumps, loads
 from engine.database import storage_handles
-from engine.snapshot_export import export_snapshot, import_snapshot
+from engine.snapshot_export import export_snapshot
+from engine.snapshot_import import import_snapshot
 from engine.streaming_export import iter_table_at
 
 TRANSACTIONS = 2_000

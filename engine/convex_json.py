@@ -11,8 +11,9 @@ Three output formats, one input format:
 - clean JSON (``to_clean_json``, format ``json``): lossy and readable. Int64 is
   a decimal string, NaN/+-inf are the strings "NaN"/"Infinity"/"-Infinity",
   bytes are a base64 string.
-- export JSON (``to_export_json``, format ``export_json``): Int64 is a JSON
-  integer; non-finite floats and bytes keep ``$float``/``$bytes``.
+- export JSON (``to_export_json``, format ``export_json``, and snapshot ZIPs):
+  Int64 is a JSON integer; non-finite floats and bytes keep ``$float``/``$bytes``.
+  ``from_export_json`` reads it back (a JSON number with a point is a float).
 
 The encoders take values that are already valid (``check_value``) and check
 only what they must to convert; the decoder trusts nothing and returns a value
@@ -199,7 +200,7 @@ def _decode_special(key: str, body: object, allow_undefined: bool) -> Any:
     raise PathedProblem(f"field name {key!r} starts with '$', which is reserved")
 
 
-def _from_json(obj: Any, allow_undefined: bool, depth_left: int) -> Any:
+def _from_json(obj: Any, allow_undefined: bool, depth_left: int, ints: bool = False) -> Any:
     t = type(obj)
     if t is str:
         problem = string_problem(obj)
@@ -207,6 +208,10 @@ def _from_json(obj: Any, allow_undefined: bool, depth_left: int) -> Any:
             raise PathedProblem(problem)
         return obj
     if t is float or t is bool or obj is None:
+        return obj
+    if t is int and ints:  # export JSON: a JSON integer is an Int64
+        if not INT64_MIN <= obj <= INT64_MAX:
+            raise PathedProblem(f"integer {obj} does not fit in an Int64")
         return obj
     if t is int:
         try:
@@ -221,12 +226,14 @@ def _from_json(obj: Any, allow_undefined: bool, depth_left: int) -> Any:
         if depth_left <= 0:
             raise PathedProblem(TOO_NESTED)
         if t is list:
-            return _array_from_json(obj, allow_undefined, depth_left - 1)
-        return _object_from_json(obj, allow_undefined, depth_left - 1)
+            return _array_from_json(obj, allow_undefined, depth_left - 1, ints)
+        return _object_from_json(obj, allow_undefined, depth_left - 1, ints)
     raise PathedProblem(f"{t.__name__} {obj!r:.60} is not a JSON value")
 
 
-def _array_from_json(items: list[Any], allow_undefined: bool, depth_left: int) -> list[Any]:
+def _array_from_json(
+    items: list[Any], allow_undefined: bool, depth_left: int, ints: bool = False
+) -> list[Any]:
     if len(items) > LIMITS.array_items_max:
         raise PathedProblem(
             f"array has {len(items)} elements, more than array_items_max = {LIMITS.array_items_max}"
@@ -234,13 +241,15 @@ def _array_from_json(items: list[Any], allow_undefined: bool, depth_left: int) -
     out = []
     try:
         for item in items:
-            out.append(_from_json(item, allow_undefined, depth_left))
+            out.append(_from_json(item, allow_undefined, depth_left, ints))
     except PathedProblem as problem:
         raise problem.at_index(len(out)) from None
     return out
 
 
-def _object_from_json(obj: dict[Any, Any], allow_undefined: bool, depth_left: int) -> Any:
+def _object_from_json(
+    obj: dict[Any, Any], allow_undefined: bool, depth_left: int, ints: bool = False
+) -> Any:
     if len(obj) > LIMITS.object_fields_max:
         raise PathedProblem(
             f"object has {len(obj)} fields, more than object_fields_max = "
@@ -253,7 +262,7 @@ def _object_from_json(obj: dict[Any, Any], allow_undefined: bool, depth_left: in
             problem = field_name_problem(name)
             if problem:
                 raise PathedProblem(problem)
-            out[name] = _from_json(item, allow_undefined, depth_left)
+            out[name] = _from_json(item, allow_undefined, depth_left, ints)
     except PathedProblem as problem:
         raise problem.at_field(name) from None
     return out
@@ -273,6 +282,17 @@ def from_convex_json(
     """
     try:
         return _from_json(obj, allow_undefined, depth_max)
+    except PathedProblem as problem:
+        raise problem.to_error(path, depth_max=depth_max) from None
+
+
+def from_export_json(obj: Any, *, path: str = "") -> Any:
+    """The value that export JSON ``obj`` (parsed JSON) stands for: a JSON integer is
+    an Int64, a JSON number with a point or exponent a float64, ``$``-tagged objects
+    as in convex encoded JSON (the inverse of ``to_export_json``)."""
+    depth_max = LIMITS.value_depth_max
+    try:
+        return _from_json(obj, False, depth_max, True)
     except PathedProblem as problem:
         raise problem.to_error(path, depth_max=depth_max) from None
 

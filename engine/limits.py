@@ -133,6 +133,17 @@ class Limits:
     env_var_value_bytes_max: int = 8 << 10
     env_vars_max: int = 512
     env_vars_total_bytes_max: int = 512 << 10
+    # Snapshot import uploads: a part at most 20 MiB (Convex's import route body limit;
+    # the app's message_bytes_max applies first), at most 9999 parts (the CLI's part
+    # count), and 8 GiB in all, so an upload cannot fill the disk. An upload not
+    # finished (or an import not confirmed) within a day is deleted.
+    import_part_bytes_max: int = 20 << 20
+    import_parts_max: int = 9999
+    import_upload_bytes_max: int = 8 << 30
+    import_upload_age_max_s: int = 24 * 3600
+    # A single-table JSON array import at most 16 MiB (Convex's: the transaction write
+    # limit); larger data goes as JSON lines.
+    import_json_array_bytes_max: int = 16 << 20
 
 
 def _from_environment() -> Limits:

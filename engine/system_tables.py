@@ -13,6 +13,10 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
               replayed mutation is answered without running twice
     _environment_variables (518) one document per deployment environment variable
               (fixed id per name): {"name": str, "value": str}
+    _exports (519) one document per snapshot export request: its state, as Convex's
+              `_exports` documents ({"state": "requested"|"in_progress"|"completed"|"failed", ...})
+    _snapshot_imports (520) one document per import upload: its state, as Convex's
+              `_snapshot_imports` documents ({"state": {"state": "uploaded"|...}, ...})
 
 The schema is kept as JSON text because validator literals are Convex JSON,
 whose ``$integer``-style keys are not valid field names inside a document.
@@ -30,6 +34,8 @@ MODULES_TABLE = "_modules"
 DEPLOYMENT_TABLE = "_deployment"
 SESSION_REQUESTS_TABLE = "_session_requests"
 ENVIRONMENT_VARIABLES_TABLE = "_environment_variables"
+EXPORTS_TABLE = "_exports"
+SNAPSHOT_IMPORTS_TABLE = "_snapshot_imports"
 
 SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     TABLES_TABLE: 513,
@@ -38,6 +44,8 @@ SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     DEPLOYMENT_TABLE: 516,
     SESSION_REQUESTS_TABLE: 517,
     ENVIRONMENT_VARIABLES_TABLE: 518,
+    EXPORTS_TABLE: 519,
+    SNAPSHOT_IMPORTS_TABLE: 520,
 }
 
 # User tables get the smallest free number above this, as in Convex.

@@ -32,6 +32,9 @@ from gateway.functions_stamp import (
     record_deployed,
     recorded_outside,
 )
+from gateway.snapshot_export_api import snapshot_export_routes
+from gateway.snapshot_import_api import snapshot_import_routes
+from gateway.snapshot_worker import SnapshotWorker
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
@@ -77,6 +80,7 @@ class Backend:
     functions_dir: Path | None = None
     outside_inputs: tuple[str, ...] = ()  # files outside functions_dir its modules import
     _stop_watch: threading.Event | None = None
+    _snapshots: SnapshotWorker | None = None
 
     @classmethod
     def open(
@@ -108,7 +112,10 @@ class Backend:
         authenticator = HeadwaterAuthenticator(key, auth_config_of(executor.deployment))
         executor.on_deploy(lambda d: authenticator.set_auth_config(auth_config_of(d)))
         context = GatewayContext(executor, authenticator, settings)
+        snapshots = SnapshotWorker()  # exports and imports, one at a time, off the event loop
         routes = [
+            *snapshot_export_routes(context, db, snapshots, data),
+            *snapshot_import_routes(context, db, snapshots, data),
             *admin_routes(context, executor),
             *env_routes(context, executor),
             *streaming_export_routes(context, db),
@@ -116,6 +123,7 @@ class Backend:
         ]
         app = create_app(context, extra_routes=routes)
         backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
+        backend._snapshots = snapshots
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)
             backend.outside_inputs = outside
@@ -160,6 +168,8 @@ class Backend:
     def close(self) -> None:
         if self._stop_watch is not None:
             self._stop_watch.set()
+        if self._snapshots is not None:
+            self._snapshots.close()
         self.executor.close()
         self.db.close()
 

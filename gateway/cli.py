@@ -71,6 +71,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         backend.db.publish_url(url)  # `headwater run` beside us sends its writes here
+        backend.executor.cloud_url = url
         print(f"Headwater is serving {args.data} at {url}", flush=True)
         print(f"Admin key: {backend.admin_key}", flush=True)
         deployment = backend.executor.deployment

@@ -92,7 +92,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from engine.snapshot_export import import_snapshot
+    from engine.snapshot_import import import_snapshot
 
     writable_data_folder(args.data)
     report = import_snapshot(args.zip, args.data, replace=args.replace)

@@ -94,6 +94,8 @@ class Executor:
         self._on_deploy: list[Callable[[Deployment], None]] = []
         # Every execution a client or an action starts is appended here (serve reads it).
         self.function_log: FunctionLog | None = None
+        # The URL the deployment serves at, once the server knows it (`convexUrl:cloudUrl`).
+        self.cloud_url: str | None = None
         self._env = EnvironmentSnapshots(db)
 
     # -- deploys --------------------------------------------------------------------
@@ -211,7 +213,9 @@ class Executor:
         """A call in its own transaction (from a client, or from an action), recorded in
         the function log: exactly one entry per call, whatever its outcome."""
         if depth == 0 and is_system_path(call.path):
-            return run_system_query(self.db, call)  # the CLI's `_system/cli/...` reads
+            return run_system_query(
+                self.db, call, self.cloud_url
+            )  # the CLI's `_system/cli/...` reads
         started_s, started = time.time(), time.perf_counter()
         try:
             outcome = self._run_at_depth(call, depth)

@@ -5,12 +5,13 @@ import math
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from engine.convex_json import (
     dumps,
     from_convex_json,
+    from_export_json,
     loads,
     to_clean_json,
     to_convex_json,
@@ -105,6 +106,21 @@ def test_round_trip_through_text(value):
     back = loads(text)
     assert values_equal(back, value)
     check_value(back)
+
+
+@given(values)
+@example({"i": 5, "f": 5.0, "z": -0.0, "n": math.nan, "b": b"\x00", "big": INT64_MIN})
+def test_export_json_round_trips_through_text(value):
+    # Snapshot ZIPs: an Int64 is a JSON integer, a float always has a point or exponent.
+    text = json.dumps(to_export_json(value), allow_nan=False)
+    back = from_export_json(json.loads(text))
+    assert values_equal(back, value)
+    check_value(back)
+
+
+def test_export_json_integers_must_fit_an_int64():
+    with pytest.raises(InvalidValueError, match="Int64"):
+        from_export_json({"n": INT64_MAX + 1})
 
 
 # --- decoding ------------------------------------------------------------------

@@ -18,7 +18,9 @@ from engine.environment_variables import (
 )
 from engine.errors import HeadwaterError
 from engine.limits import LIMITS
-from engine.snapshot_export import ENV_ENTRY, export_snapshot, import_snapshot
+from engine.snapshot_export import export_snapshot
+from engine.snapshot_import import import_snapshot
+from engine.snapshot_zip import ENV_ENTRY
 
 
 @pytest.fixture

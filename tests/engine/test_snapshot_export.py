@@ -16,14 +16,15 @@ from hypothesis import strategies as st
 
 from engine import (
     Database,
-    InvalidIdError,
     InvalidValueError,
     SnapshotOutOfRangeError,
-    snapshot_export,
+    import_plan,
+    snapshot_import,
 )
 from engine.errors import ConflictError, SchemaValidationError
 from engine.limits import Limits
-from engine.snapshot_export import export_snapshot, import_snapshot
+from engine.snapshot_export import export_snapshot
+from engine.snapshot_import import import_snapshot
 from engine.streaming_export import document_deltas, list_snapshot
 from gateway.cli_export import add_export_commands
 
@@ -98,17 +99,23 @@ def test_layout_is_fixed_and_readable(chat_db, tmp_path):
     with zipfile.ZipFile(out) as zf:
         assert zf.namelist() == [
             "README.md",
-            "_schema/schema.json",
             "_tables/documents.jsonl",
             "messages/documents.jsonl",
+            "messages/generated_schema.jsonl",
             "notes/documents.jsonl",
+            "notes/generated_schema.jsonl",
+            "_schema/schema.json",
         ]
+        assert zf.read("notes/generated_schema.jsonl") == b'"uniform"\n'
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         tables = [json.loads(line) for line in zf.read("_tables/documents.jsonl").splitlines()]
         assert [t["name"] for t in tables] == ["messages", "notes"]
+        assert [t["id"] for t in tables] == sorted(t["id"] for t in tables)
         assert json.loads(zf.read("_schema/schema.json"))["tables"][0]["tableName"] == "messages"
         note = json.loads(zf.read("notes/documents.jsonl"))
-        assert note["n"] == {"$integer": "AQAAAAAAAAA="}
+        assert note["n"] == 1 and type(note["n"]) is int  # export JSON: an Int64
+        message = json.loads(zf.read("messages/documents.jsonl"))
+        assert message["likes"] == 2.0 and b'"likes":2.0' in zf.read("messages/documents.jsonl")
     assert out.read_bytes() == _bytes_of(chat_db)
 
 
@@ -117,7 +124,8 @@ def test_export_at_a_past_ts_sees_that_moment(db):
     db.mutate(lambda tx: tx.patch(doc.value, {"v": 2.0}))
     db.mutate(lambda tx: tx.insert("later", {"v": 3.0}))
     then = zipfile.ZipFile(io.BytesIO(_export_at(db, doc.ts)))
-    assert then.namelist()[-1] == "items/documents.jsonl"
+    assert "items/documents.jsonl" in then.namelist()
+    assert "later/documents.jsonl" not in then.namelist()
     assert json.loads(then.read("items/documents.jsonl"))["v"] == 1.0
     with pytest.raises(SnapshotOutOfRangeError):
         _export_at(db, db.first_ts() - 1)
@@ -156,7 +164,7 @@ def test_import_writes_batches_within_the_transaction_limits(
     db, tmp_path, monkeypatch, keep_parsed
 ):
     if not keep_parsed:  # a large file is read twice instead of kept in memory
-        monkeypatch.setattr(snapshot_export, "_KEEP_PARSED_BYTES_MAX", 0)
+        monkeypatch.setattr(import_plan, "KEEP_PARSED_BYTES_MAX", 0)
     db.mutate(lambda tx: [tx.insert("items", {"i": i}) for i in range(35)])
     snap = _bytes_of(db)
     with Database.open(tmp_path / "small", limits=Limits(documents_written_max=10)) as small:
@@ -223,34 +231,39 @@ def _zip(entries: dict[str, str]) -> io.BytesIO:
     return out
 
 
-ITEMS = '{"name":"items","number":10001}\n'
+ITEMS = '{"name":"items","id":10001}\n'
 
 
 @pytest.mark.parametrize(
     ("entries", "error", "words"),
     [
-        ({"items/documents.jsonl": "{}"}, InvalidValueError, "_tables/documents.jsonl"),
-        ({"_tables/documents.jsonl": '{"name":"_x","number":10001}'}, InvalidValueError, "_x"),
-        ({"_tables/documents.jsonl": '{"name":"a","number":513}'}, InvalidValueError, "513"),
-        (
-            {"_tables/documents.jsonl": ITEMS, "other/documents.jsonl": "{}"},
-            InvalidValueError,
-            "does not list",
-        ),
+        ({"_tables/documents.jsonl": '{"name":"1x","id":10001}'}, InvalidValueError, "1x"),
+        ({"_tables/documents.jsonl": '{"name":"a","id":513}'}, InvalidValueError, "513"),
+        ({"_tables/documents.jsonl": '{"name":"a"}'}, InvalidValueError, "requires id"),
         (
             {"_tables/documents.jsonl": ITEMS, "items/documents.jsonl": "[1]"},
             InvalidValueError,
-            "line 1",
+            "Row 1 wasn't an object",
         ),
         (
-            {"_tables/documents.jsonl": ITEMS, "items/documents.jsonl": "{nope"},
+            {"_tables/documents.jsonl": ITEMS, "items/documents.jsonl": '{}\n{"a": 1}\n{nope'},
             InvalidValueError,
-            "Invalid JSON",
+            "Row 3 wasn't valid JSON",
         ),
         (
             {"_tables/documents.jsonl": ITEMS, "items/documents.jsonl": '{"_id":"x"}'},
-            InvalidIdError,
-            "items/documents.jsonl line 1",
+            InvalidValueError,
+            "invalid _id 'x'",
+        ),
+        (
+            {"_tables/documents.jsonl": ITEMS, "items/documents.jsonl": '{"$a": 1}'},
+            InvalidValueError,
+            "Row 1 wasn't a valid Convex value",
+        ),
+        (
+            {"_tables/documents.jsonl": ITEMS, "items/generated_schema.jsonl": '"object"\n'},
+            InvalidValueError,
+            "generated schema",
         ),
     ],
 )
@@ -270,10 +283,10 @@ def test_documents_are_checked_against_ids_and_the_schema(chat_db, tmp_path):
     message = json.loads(entries["messages/documents.jsonl"])
     note = json.loads(entries["notes/documents.jsonl"])
     wrong_table = dict(entries, **{"notes/documents.jsonl": json.dumps(message) + "\n"})
-    with pytest.raises(InvalidIdError, match="another table"):
+    with pytest.raises(InvalidValueError, match="different deployment"):
         import_snapshot(_zip(wrong_table), tmp_path / "a")
     twice = dict(entries, **{"notes/documents.jsonl": (json.dumps(note) + "\n") * 2})
-    with pytest.raises(InvalidValueError, match="appears twice"):
+    with pytest.raises(InvalidValueError, match="duplicate _id"):
         import_snapshot(_zip(twice), tmp_path / "b")
     invalid = dict(message, channel=5.0)
     broken = dict(entries, **{"messages/documents.jsonl": json.dumps(invalid) + "\n"})
@@ -282,7 +295,7 @@ def test_documents_are_checked_against_ids_and_the_schema(chat_db, tmp_path):
 
 
 def test_not_a_zip_and_a_missing_folder_get_clear_errors(tmp_path):
-    with pytest.raises(InvalidValueError, match="ZIP"):
+    with pytest.raises(InvalidValueError, match="invalid zip file"):
         import_snapshot(io.BytesIO(b"plain text"), tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="No data folder"):
         export_snapshot(tmp_path / "missing", tmp_path / "out.zip")
@@ -293,13 +306,13 @@ def test_a_concurrent_table_creation_makes_the_import_retry_not_clash(db, tmp_pa
     db.mutate(lambda tx: tx.insert("items", {"i": 1}))
     snap = _bytes_of(db)
     with Database.open(tmp_path / "race") as target:
-        real = snapshot_export._commit_setup
+        real = snapshot_import._commit_setup
 
         def racing(db_, writes, snapshot_ts):
             target.mutate(lambda tx: tx.insert("sneaky", {"i": 2}))
             return real(db_, writes, snapshot_ts)
 
-        monkeypatch.setattr(snapshot_export, "_commit_setup", racing)
+        monkeypatch.setattr(snapshot_import, "_commit_setup", racing)
         with pytest.raises(ConflictError, match="run it again"):
             import_snapshot(io.BytesIO(snap), target)
 

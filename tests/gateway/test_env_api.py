@@ -2,8 +2,7 @@
 endpoints, `headwater env ...`, and the official `npx convex env ...` and
 `npx convex run --watch` (its live subscription re-runs when a variable changes).
 
-The official CLI talks to the server on loopback only: Sentry is off (``CI``),
-and its version and provisioning hosts point at a closed loopback port.
+The official CLI runs as ``convex_cli`` sets it up (loopback only).
 """
 
 from __future__ import annotations
@@ -22,22 +21,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the gateway test helpers live beside this file
-from cli_process import ENV, ROOT, Serve, assert_one_line_error, headwater  # noqa: E402
+from cli_process import ROOT, Serve, assert_one_line_error, headwater  # noqa: E402
+from convex_cli import CONVEX_CLI, STEP_TIMEOUT_S, convex_env, make_project, npx_convex  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ENV_APP = ROOT / "tests" / "udf" / "fixtures" / "env" / "convex"
-CONVEX_CLI = ROOT / "js" / "node_modules" / ".bin" / "convex"
-CLOSED_PORT_URL = "http://127.0.0.1:9"
-STEP_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("env")
-    project = root / "project"
-    shutil.copytree(ENV_APP, project / "convex")
-    (project / "package.json").write_text('{"name": "env-test", "dependencies": {"convex": "*"}}')
-    (project / "node_modules").symlink_to(ROOT / "js" / "node_modules")
+    project = make_project(root, ENV_APP, "env-test")
     with Serve(root / "data", "--functions", str(project / "convex")) as running:
         running.root = root
         running.project = project
@@ -85,30 +79,6 @@ def set_vars(server, **values):
     changes = [{"name": n, "value": v} for n, v in values.items()]
     status, body = post(server, "/api/update_environment_variables", {"changes": changes})
     assert status == 200, body
-
-
-def convex_env(server):
-    return dict(
-        ENV,
-        CONVEX_SELF_HOSTED_URL=server.url,
-        CONVEX_SELF_HOSTED_ADMIN_KEY=server.admin_key,
-        CONVEX_TELEMETRY_DISABLED="1",
-        CI="1",
-        CONVEX_VERSION_API_ORIGIN=CLOSED_PORT_URL,
-        CONVEX_PROVISION_HOST=CLOSED_PORT_URL,
-    )
-
-
-def npx_convex(server, *args):
-    return subprocess.run(
-        [str(CONVEX_CLI), *args],
-        capture_output=True,
-        text=True,
-        timeout=STEP_TIMEOUT_S,
-        cwd=server.project,
-        env=convex_env(server),
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_a_batch_is_one_change_and_functions_see_it(server):
