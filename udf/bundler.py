@@ -19,6 +19,7 @@ paths are rewritten to ``../<folder>/<file>`` for user files and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -42,11 +43,22 @@ _BUNDLE_TIMEOUT_S = 300
 
 @dataclass(frozen=True)
 class BundledModule:
-    """One bundled module: ``path`` like ``messages.js``, its script and source map."""
+    """One bundled module: ``path`` like ``messages.js``, its script and source map.
+
+    ``environment`` is where it runs: ``isolate`` (V8) or ``node`` ("use node" modules).
+    """
 
     path: str
     source: str
     source_map: str | None
+    environment: str = "isolate"
+
+    @property
+    def sha256(self) -> str:
+        """The hex digest the official CLI compares: sha256 of the source, then the map."""
+        digest = hashlib.sha256(self.source.encode())
+        digest.update((self.source_map or "").encode())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ class Deployment:
     analysis: Analysis
     source_hash: str
     ts: int  # the commit ts of the deploy
+    udf_server_version: str | None = None  # the npm version that pushed it (None: headwater)
 
     def function(self, module: str, name: str) -> FunctionInfo | None:
         return self.analysis.function(module, name)
@@ -136,6 +137,8 @@ def source_hash(modules: tuple[BundledModule, ...]) -> str:
         for part in (module.path, module.source, module.source_map or ""):
             digest.update(part.encode())
             digest.update(b"\x00")
+        if module.environment != "isolate":  # isolate modules hash as before environments
+            digest.update(module.environment.encode() + b"\x00")
     return digest.hexdigest()
 
 
@@ -169,10 +172,18 @@ def schema_of(analysis: Analysis) -> Schema:
 
 
 def store_deployment(
-    tx: Transaction, modules: tuple[BundledModule, ...], analysis: Analysis
+    tx: Transaction,
+    modules: tuple[BundledModule, ...],
+    analysis: Analysis,
+    *,
+    udf_server_version: str | None = None,
+    check_data: bool = True,
 ) -> list[str]:
-    """Write a deployment inside ``tx``; returns the module paths it removed."""
-    apply_schema(tx, schema_of(analysis))
+    """Write a deployment inside ``tx``; returns the module paths it removed.
+
+    ``check_data=False`` skips checking the stored documents against the schema: only
+    for a schema equal to the one in force, which every write was already checked by."""
+    apply_schema(tx, schema_of(analysis), check_data=check_data)
     previous = tx.get(DEPLOYMENT_DOC_ID)
     before = set() if previous is None else set(previous["modules"])
     paths = [m.path for m in modules]
@@ -180,7 +191,12 @@ def store_deployment(
         tx.write_system(
             MODULES_TABLE,
             keyed_system_id(MODULES_TABLE, module.path),
-            {"path": module.path, "source": module.source, "sourceMap": module.source_map},
+            {
+                "path": module.path,
+                "source": module.source,
+                "sourceMap": module.source_map,
+                "environment": module.environment,
+            },
         )
     removed = sorted(before - set(paths))
     for path in removed:
@@ -192,6 +208,7 @@ def store_deployment(
             "modules": paths,
             "analysis": analysis_to_json(analysis),
             "sourceHash": source_hash(modules),
+            "udfServerVersion": udf_server_version,
         },
     )
     return removed
@@ -207,11 +224,19 @@ def load_deployment(db: Database) -> Deployment | None:
         modules = []
         for path in record["modules"]:
             doc: Any = tx.get(keyed_system_id(MODULES_TABLE, path))
-            modules.append(BundledModule(doc["path"], doc["source"], doc["sourceMap"]))
+            modules.append(
+                BundledModule(
+                    doc["path"], doc["source"], doc["sourceMap"], doc.get("environment", "isolate")
+                )
+            )
         version = tx.snapshot.get(_storage_key(DEPLOYMENT_DOC_ID))
         ts = version[0] if version is not None else tx.snapshot_ts
         return Deployment(
-            tuple(modules), analysis_from_json(record["analysis"]), record["sourceHash"], ts
+            tuple(modules),
+            analysis_from_json(record["analysis"]),
+            record["sourceHash"],
+            ts,
+            record.get("udfServerVersion"),
         )
     finally:
         tx.close()

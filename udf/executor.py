@@ -19,7 +19,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ from udf.deployment import (
     check_not_emptying,
     load_deployment,
     source_hash,
-    store_deployment,
 )
 from udf.environment import EnvironmentSnapshots, update_environment
 from udf.errors import SyscallError
@@ -55,6 +54,7 @@ from udf.function_log import FunctionLog
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
+from udf.push import PushRequest, commit_push, prepare_push, runnable
 from udf.return_value import return_value_problem
 from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
@@ -63,6 +63,15 @@ _NOT_FOUND = (
     "Could not find public function for '{path}'. Did you forget to run "
     "`npx convex dev` or `npx convex deploy`?"
 )
+
+_NODE_MODULE = (
+    "Could not run '{path}': {module} is a \"use node\" module, and this server has no "
+    'Node.js runtime for actions yet. Remove "use node" to run it in the default runtime.'
+)
+
+
+def _is_node_module(deployment: Deployment, module: str) -> bool:
+    return any(m.path == module and m.environment == "node" for m in deployment.modules)
 
 
 def parse_udf_path(path: str) -> tuple[str, str]:
@@ -107,24 +116,30 @@ class Executor:
     def deploy(
         self, functions_dir: str | Path, *, force: bool = False, allow_empty: bool = False
     ) -> DeployReport:
-        """Bundle, analyse and store a functions folder as one commit (unless unchanged).
+        """Bundle a functions folder and push it as one commit (unless unchanged).
 
-        A folder that would remove every deployed function is refused unless ``allow_empty``.
+        The same pipeline as a push from the official CLI (``udf.push``). A folder
+        that would remove every deployed function is refused unless ``allow_empty``.
         """
         check_functions_dir(functions_dir)
         built = bundle(functions_dir)
         current = self._deployment
         if not force and current is not None and current.source_hash == source_hash(built.modules):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        with Isolate(built.modules, heap_bytes_max=self.limits.isolate_heap_bytes_max) as iso:
-            # auth.config's process.env.X is resolved now, from the deployment's variables.
-            analysis = iso.analyze(env=self._env.snapshot(None))
+        prepared = prepare_push(self, PushRequest(built.modules))
         if not allow_empty:
-            check_not_emptying(analysis, current, functions_dir)
-        result = self.db.mutate(lambda tx: store_deployment(tx, built.modules, analysis))
-        deployment = Deployment(built.modules, analysis, source_hash(built.modules), result.ts)
+            check_not_emptying(prepared.analysis, current, functions_dir)
+        committed = commit_push(self, prepared)
+        functions = [f.udf_path for f in committed.deployment.analysis.functions]
+        return DeployReport(functions, list(committed.removed), committed.deployment.ts)
+
+    def environment_snapshot(self) -> Mapping[str, str]:
+        """The deployment's environment variables now (what ``auth.config`` is evaluated with)."""
+        return self._env.snapshot(None)
+
+    def install(self, deployment: Deployment) -> None:
+        """Make a committed deployment the one calls run (new isolates, callbacks)."""
         self._install(deployment)
-        return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
 
     def _install(self, deployment: Deployment) -> None:
         with self._lock:
@@ -254,6 +269,8 @@ class Executor:
             and info.kind != "httpAction"
             and (info.visibility == "public" or call.identity.admin or depth > 0)
         )
+        if info is None and deployment is not None and _is_node_module(deployment, module):
+            return _failed(_NODE_MODULE.format(path=shown, module=module))
         if info is None or deployment is None or not visible:
             return _failed(_NOT_FOUND.format(path=shown))
         if call.kind is not None and call.kind != info.kind:
@@ -437,7 +454,7 @@ class Executor:
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._pools[key] = IsolatePool(
-                    deployment.modules,
+                    runnable(deployment.modules),
                     size=self.limits.isolates_per_level_max,
                     heap_bytes_max=self.limits.isolate_heap_bytes_max,
                 )
