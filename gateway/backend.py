@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from engine import Database, HeadwaterError
-from gateway.admin_api import admin_routes
 from gateway.admin_key import generate_admin_key
 from gateway.admin_key_file import admin_key_path
 from gateway.app import create_app
@@ -27,6 +26,7 @@ from gateway.context import GatewayContext, GatewaySettings
 from gateway.env_api import env_routes
 from gateway.function_logs_api import LongPolls, function_log_routes
 from gateway.functions_stamp import functions_inputs_hash, is_deployed_unchanged, record_deployed
+from gateway.push_api import push_routes
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
@@ -102,7 +102,7 @@ class Backend:
         executor.on_deploy(lambda d: authenticator.set_auth_config(auth_config_of(d)))
         context = GatewayContext(executor, authenticator, settings)
         routes = [
-            *admin_routes(context, executor),
+            *push_routes(context, executor),
             *env_routes(context, executor),
             *streaming_export_routes(context, db),
             *function_log_routes(context, function_log, long_polls),

@@ -43,7 +43,7 @@ from engine.schema import CREATION_TIME_FIELD, ID_FIELD, Schema
 from engine.system_tables import DEPLOYMENT_DOC_ID
 from engine.validators import validate
 from udf.bundler import LIBRARY_MODULE, BundledModule
-from udf.deployment import Deployment, schema_of, store_deployment
+from udf.deployment import Deployment, check_not_emptying, schema_of, store_deployment
 from udf.isolate import Isolate
 from udf.outcome import Analysis
 
@@ -94,6 +94,7 @@ class PushRequest:
     schema: BundledModule | None = None  # sent apart from the modules; stored as schema.js
     dry_run: bool = False
     udf_server_version: str | None = None
+    refuse_empty: bool = False  # headwater deploy without --allow-empty
 
 
 def module_set(current: Deployment | None, request: PushRequest) -> tuple[BundledModule, ...]:
@@ -198,6 +199,8 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
     analysis = prepare_module_set(
         modules, env, heap_bytes_max=executor.limits.isolate_heap_bytes_max
     )
+    if request.refuse_empty:
+        check_not_emptying(analysis, base, "The pushed folder")
     new_schema = schema_of(analysis)
     old_schema = Schema.empty() if base is None else schema_of(base.analysis)
     return PreparedPush(
