@@ -5,7 +5,8 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
 
     _tables   (513)  one document per user table: {"name": str, "number": int}
     _schemas  (514)  one document, SCHEMA_DOC_ID: {"json": <exported schema JSON text>}
-    _modules  (515)  one document per deployed module: {"path", "source", "sourceMap"}
+    _modules  (515)  one document per deployed module: {"path", "source", "sourceMap",
+                     "environment", "sha256", "runnable", "runnableMap"}
     _deployment (516) one document, DEPLOYMENT_DOC_ID: what the modules define (analysis JSON)
     _session_requests (517) one document per (session, request) of a mutation sent over the
               sync protocol, written in the mutation's own transaction: its result, so a

@@ -1,50 +1,92 @@
-// Bundle the modules of a Convex functions folder for Headwater's V8 runtime.
+// Bundle a Convex functions folder exactly as the Convex CLI (npm convex) does.
 //
 // Reads one JSON request on stdin:
-//   {"functionsDir": "<dir>", "entryPoints": ["messages.ts", "admin/users.ts", ...],
-//    "nodePaths": ["<dir>/node_modules"]}
+//   {"appRoot": "<dir>", "functionsDir": "<dir>",
+//    "isolate": ["messages.ts", ...], "node": ["actions/send.ts", ...],
+//    "schema": "schema.ts" | null, "authConfig": "auth.config.ts" | null,
+//    "nodePaths": ["<headwater>/js/node_modules"]}
 // and prints one JSON answer on stdout:
-//   {"ok": true, "modules": [{"path": "messages.js", "source": "...", "sourceMap": "..."}]}
+//   {"ok": true, "modules": [{"path", "source", "sourceMap", "environment"}], "warnings": [...]}
 //   {"ok": false, "errors": [{"text", "file", "line", "column", "lineText"}]}
 //
-// Each module becomes one IIFE script that assigns its export object to
-// `__hwModule`; the runtime wraps it in a factory so a fresh instance can be
-// made for every call. Imports of `convex`, `convex/server` and
-// `convex/values` stay `require` calls: they resolve, inside V8, to one extra
-// module, `_deps/convex.js`, built here from this folder's pinned convex
-// package and loaded once per context (so a call does not pay for
-// re-evaluating the whole npm package).
+// The esbuild options, plugins and runs are the CLI's (bundler/index.js and
+// bundler/debugBundle.js of npm convex): ESM with code splitting, shared code
+// in `_deps/[hash].js` chunks (`_deps/node/` for "use node" files, built for
+// platform node), the schema bundled on its own and the auth config without
+// splitting; the working folder is the app root, so source maps name files
+// like `../convex/messages.ts`. One addition: packages the app does not have
+// resolve from Headwater's own node_modules (`nodePaths`); their machine path
+// is then rewritten to `node_modules/...` in the comments and source maps.
 
-import * as esbuild from "esbuild";
+import fs from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const GLOBAL_NAME = "__hwModule";
-const LIBRARY_ENTRY = "headwater:convex-library";
-const LIBRARY_NAMESPACE = "headwater-library";
-const LIBRARY_OUT = "_deps/convex";
-const SHARED = /^convex(\/server|\/values)?$/;
-const JS_DIR = path.dirname(fileURLToPath(import.meta.url));
+// The esbuild the pinned convex package depends on (the CLI bundles with it:
+// another version prints other bytes), else the one beside this script.
+const esbuild = loadEsbuild();
 
-// The library module re-exports the convex package; user modules `require` it.
-const libraryPlugin = {
-  name: "headwater-convex-library",
+function loadEsbuild() {
+  const require = createRequire(import.meta.url);
+  try {
+    return createRequire(require.resolve("convex/package.json"))("esbuild");
+  } catch {
+    return require("esbuild");
+  }
+}
+
+// The CLI's stand-ins for modules a Convex runtime has no use for.
+const asyncHooksShim = {
+  name: "convex-async-hooks-shim",
   setup(build) {
-    build.onResolve({ filter: /^headwater:convex-library$/ }, (args) => ({
+    build.onResolve({ filter: /^(node:)?async_hooks$/ }, (args) => ({
       path: args.path,
-      namespace: LIBRARY_NAMESPACE,
+      namespace: "async-hooks-shim",
     }));
-    build.onLoad({ filter: /.*/, namespace: LIBRARY_NAMESPACE }, () => ({
-      contents:
-        'export * as server from "convex/server";\n' +
-        'export * as values from "convex/values";\n' +
-        'export * as root from "convex";\n',
-      resolveDir: JS_DIR,
+    build.onLoad({ filter: /.*/, namespace: "async-hooks-shim" }, () => ({
+      contents: `
+            export const AsyncLocalStorage = globalThis.AsyncLocalStorage;
+            export const AsyncResource = globalThis.AsyncResource;
+            export default { AsyncLocalStorage, AsyncResource };
+          `,
       loader: "js",
     }));
-    build.onResolve({ filter: SHARED }, (args) =>
-      args.namespace === LIBRARY_NAMESPACE ? undefined : { path: args.path, external: true },
-    );
+  },
+};
+
+const serverOnlyPlugin = {
+  name: "convex-server-only",
+  setup(build) {
+    build.onResolve({ filter: /^server-only$/ }, (args) => ({
+      path: args.path,
+      namespace: "server-only-stub",
+    }));
+    build.onLoad({ filter: /.*/, namespace: "server-only-stub" }, () => ({
+      contents: "",
+      loader: "js",
+    }));
+  },
+};
+
+const wasmPlugin = {
+  name: "convex-wasm",
+  setup(build) {
+    build.onResolve({ filter: /\.wasm$/ }, (args) => {
+      if (args.namespace === "wasm-stub") return { path: args.path, namespace: "wasm-binary" };
+      if (args.resolveDir === "") return undefined;
+      return {
+        path: path.isAbsolute(args.path) ? args.path : path.join(args.resolveDir, args.path),
+        namespace: "wasm-stub",
+      };
+    });
+    build.onLoad({ filter: /.*/, namespace: "wasm-stub" }, async (args) => ({
+      contents: `import wasm from ${JSON.stringify(args.path)}
+          export default new WebAssembly.Module(wasm)`,
+    }));
+    build.onLoad({ filter: /.*/, namespace: "wasm-binary" }, async (args) => ({
+      contents: await fs.promises.readFile(args.path),
+      loader: "binary",
+    }));
   },
 };
 
@@ -54,64 +96,134 @@ async function readStdin() {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-function describeMessage(message, functionsDir) {
+function describeMessage(message, functionsDir, appRoot) {
   const loc = message.location;
+  const file = loc ? path.relative(functionsDir, path.resolve(appRoot, loc.file)) : null;
   return {
     text: message.text,
-    file: loc ? path.relative(functionsDir, path.resolve(functionsDir, loc.file)).split(path.sep).join("/") : null,
+    file: file === null ? null : file.split(path.sep).join("/"),
     line: loc ? loc.line : null,
     column: loc ? loc.column + 1 : null, // esbuild counts columns from 0
     lineText: loc ? loc.lineText : null,
   };
 }
 
+// innerEsbuild of the CLI, with `nodePaths` as the only extra option.
+async function runEsbuild(request, { entryPoints, platform, chunksFolder, splitting }) {
+  if (entryPoints.length === 0) return [];
+  const functionsDir = path.resolve(request.functionsDir);
+  const result = await esbuild.build({
+    entryPoints: entryPoints.map((p) => path.join(functionsDir, p)),
+    absWorkingDir: request.appRoot,
+    bundle: true,
+    platform,
+    format: "esm",
+    target: "esnext",
+    jsx: "automatic",
+    outdir: "out",
+    outbase: functionsDir,
+    conditions: ["convex", "module"],
+    plugins: platform === "browser"
+      ? [asyncHooksShim, serverOnlyPlugin, wasmPlugin]
+      : [serverOnlyPlugin, wasmPlugin],
+    write: false,
+    sourcemap: true,
+    sourcesContent: false,
+    splitting,
+    chunkNames: path.join(chunksFolder, "[hash]"),
+    treeShaking: true,
+    minifySyntax: true,
+    minifyIdentifiers: true,
+    minifyWhitespace: false,
+    keepNames: true,
+    define: { "process.env.NODE_ENV": '"production"' },
+    metafile: true,
+    logLevel: "silent",
+    nodePaths: request.nodePaths,
+  });
+  const outdir = path.join(request.appRoot, "out");
+  const environment = platform === "node" ? "node" : "isolate";
+  const maps = new Map();
+  const modules = [];
+  for (const file of result.outputFiles) {
+    const rel = path.relative(outdir, file.path).split(path.sep).join("/");
+    if (rel.endsWith(".map")) maps.set(rel, file.text);
+    else modules.push({ path: rel, source: file.text, environment });
+  }
+  for (const module of modules) module.sourceMap = maps.get(module.path + ".map") ?? null;
+  return { modules, warnings: result.warnings };
+}
+
+// Paths of Headwater's own packages, as esbuild writes them relative to the app
+// root, shortened to the `node_modules/...` the app's own packages would show.
+// Only those strings change, so every other byte stays esbuild's.
+function hideMachinePaths(modules, request) {
+  const roots = request.nodePaths
+    .map((dir) => path.resolve(dir))
+    .filter((dir) => path.relative(request.appRoot, dir).startsWith(".."));
+  const appModules = path.join(request.appRoot, "node_modules");
+  for (const root of roots) {
+    const rel = path.relative(request.appRoot, root).split(path.sep).join("/");
+    const comment = new RegExp(`^// ${escapeRegExp(rel)}/`, "gm");
+    for (const module of modules) {
+      module.source = module.source.replace(comment, "// node_modules/");
+      if (module.sourceMap === null) continue;
+      const outDir = path.join(request.appRoot, "out", path.dirname(module.path));
+      const map = JSON.parse(module.sourceMap);
+      for (const source of map.sources) {
+        const absolute = path.resolve(outDir, source);
+        if (!absolute.startsWith(root + path.sep)) continue;
+        const shown = path.relative(outDir, path.join(appModules, path.relative(root, absolute)));
+        module.sourceMap = module.sourceMap.replace(
+          JSON.stringify(source), JSON.stringify(shown.split(path.sep).join("/")));
+      }
+    }
+  }
+}
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 async function main() {
   const request = JSON.parse(await readStdin());
+  request.appRoot = path.resolve(request.appRoot);
   const functionsDir = path.resolve(request.functionsDir);
-  const entryPoints = request.entryPoints.map((p) => path.join(functionsDir, p));
-  entryPoints.push({ in: LIBRARY_ENTRY, out: LIBRARY_OUT });
-  let result;
+  let runs;
   try {
-    result = await esbuild.build({
-      entryPoints,
-      absWorkingDir: functionsDir,
-      bundle: true,
-      platform: "browser",
-      format: "iife",
-      globalName: GLOBAL_NAME,
-      target: "esnext",
-      jsx: "automatic",
-      conditions: ["convex", "module"],
-      nodePaths: request.nodePaths,
-      outdir: path.join(functionsDir, "out"),
-      outbase: functionsDir,
-      write: false,
-      sourcemap: "external",
-      sourcesContent: false,
-      logLevel: "silent",
-      plugins: [libraryPlugin],
-    });
+    runs = await Promise.all([
+      runEsbuild(request, {
+        entryPoints: request.schema ? [request.schema] : [],
+        platform: "browser", chunksFolder: "_deps", splitting: true,
+      }),
+      runEsbuild(request, {
+        entryPoints: request.isolate, platform: "browser", chunksFolder: "_deps", splitting: true,
+      }),
+      runEsbuild(request, {
+        entryPoints: request.node, platform: "node", chunksFolder: "_deps/node", splitting: true,
+      }),
+      runEsbuild(request, {
+        entryPoints: request.authConfig ? [request.authConfig] : [],
+        platform: "browser", chunksFolder: "_deps", splitting: false,
+      }),
+    ]);
   } catch (e) {
     if (Array.isArray(e.errors)) {
-      const errors = e.errors.map((m) => describeMessage(m, functionsDir));
+      const errors = e.errors.map((m) => describeMessage(m, functionsDir, request.appRoot));
       process.stdout.write(JSON.stringify({ ok: false, errors }));
       return;
     }
     throw e;
   }
-  const outdir = path.join(functionsDir, "out");
-  const sources = new Map();
-  const maps = new Map();
-  for (const file of result.outputFiles) {
-    const rel = path.relative(outdir, file.path).split(path.sep).join("/");
-    if (rel.endsWith(".map")) maps.set(rel.slice(0, -4), file.text);
-    else sources.set(rel, file.text);
-  }
   const modules = [];
-  for (const [rel, source] of sources) {
-    modules.push({ path: rel, source, sourceMap: maps.get(rel) ?? null });
+  const warnings = [];
+  for (const [i, run] of runs.entries()) {
+    if (!run.modules) continue;
+    // Like the CLI, the schema is the first module of its own run.
+    modules.push(...(i === 0 ? run.modules.slice(0, 1) : run.modules));
+    warnings.push(...run.warnings.map((m) => describeMessage(m, functionsDir, request.appRoot)));
   }
-  const warnings = result.warnings.map((m) => describeMessage(m, functionsDir));
+  hideMachinePaths(modules, request);
   process.stdout.write(JSON.stringify({ ok: true, modules, warnings }));
 }
 

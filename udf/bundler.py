@@ -1,4 +1,4 @@
-"""Bundle a Convex functions folder into modules V8 can run.
+"""Bundle a Convex functions folder exactly as the Convex CLI does.
 
 The folder has the Convex layout: ``*.ts``/``*.js`` modules, nested folders,
 ``schema.ts``, ``auth.config.ts``, ``crons.ts``, ``http.ts`` and a
@@ -7,14 +7,17 @@ The folder has the Convex layout: ``*.ts``/``*.js`` modules, nested folders,
 Convex CLI: JS/TS sources only; not ``_generated/``, dotfiles, editor
 temp files, names with spaces, names with more than one dot (``*.d.ts``,
 ``*.test.ts``) except ``auth.config``; not TypeScript files without an import
-or export (not modules); not ``"use node"`` files (they need Node.js, which
-this runtime is not); not ``convex.config.ts`` nor component folders.
+or export (not modules); not ``convex.config.ts`` nor component folders.
+``"use node"`` files are bundled for Node.js (environment ``node``): they are
+stored, not run, since this runtime has no Node.js.
 
-All entry points go to one esbuild run (``js/bundle.mjs``). Each becomes one
-IIFE script with an external source map; imports of the convex package
-resolve to the shared ``_deps/convex.js`` module (see bundle.mjs). Source map
-paths are rewritten to ``../<folder>/<file>`` for user files and
-``../node_modules/...`` for packages, so no machine paths are kept.
+``js/bundle.mjs`` runs esbuild as the CLI does (npm convex's
+``bundler/index.js``): ESM modules, code shared by several modules in
+``_deps/<hash>.js`` chunks, source maps naming ``../convex/messages.ts``
+(esbuild works in the app root: the folder of the nearest ``package.json``
+above the functions folder). So ``headwater deploy`` and ``npx convex
+deploy`` produce the same modules, and one pipeline (``udf.module_compiler``)
+makes them runnable.
 """
 
 from __future__ import annotations
@@ -26,36 +29,42 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from udf.codegen import GENERATED_DIR, write_generated
 from udf.errors import BundleError, BundleMessage, NodeSetupError
 from udf.node import JS_DIR, node_executable
 
 ENTRY_EXTENSIONS = (".js", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".jsx")
-LIBRARY_MODULE = "_deps/convex.js"
 _RESERVED_DEPS = "_deps"
 _MULTI_DOT_ALLOWED = ("auth.config",)
 _COMPONENT_CONFIG = "convex.config.ts"
 _IS_MODULE = re.compile(r"^\s{0,100}(import|export)", re.MULTILINE)
 _USE_NODE = re.compile(r"""^\s*("|')use node("|');?\s*$""", re.MULTILINE)
 _BUNDLE_TIMEOUT_S = 300
+# Modules the CLI bundles in runs of their own, and those that must not be "use node".
+_SCHEMA_FILES = ("schema.ts", "schema.js")
+_AUTH_CONFIG_FILES = ("auth.config.ts", "auth.config.js")
+_MUST_BE_ISOLATE = ("http", "crons", "schema", "auth.config")
+_ACTIONS_DIR = "actions"
+ISOLATE = "isolate"
+NODE = "node"
+USE_NODE_NOT_RUN = '"use node" modules run in Node.js, which this runtime does not provide'
 
 
 @dataclass(frozen=True)
 class BundledModule:
-    """One bundled module: ``path`` like ``messages.js``, its script and source map.
-
-    ``environment`` is where it runs: ``isolate`` (V8) or ``node`` ("use node" modules).
-    """
+    """One module as the CLI pushes it: ``path`` like ``messages.js`` or
+    ``_deps/H7RC4ZFC.js``, its ESM source and source map, and where it runs."""
 
     path: str
     source: str
     source_map: str | None
-    environment: str = "isolate"
+    environment: str = ISOLATE
 
     @property
     def sha256(self) -> str:
-        """The hex digest the official CLI compares: sha256 of the source, then the map."""
+        """The CLI's hash of a module (``hash()`` in its ``cli/lib/components.js``)."""
         digest = hashlib.sha256(self.source.encode())
         digest.update((self.source_map or "").encode())
         return digest.hexdigest()
@@ -95,9 +104,12 @@ def _skip_reason(rel: PurePosixPath, text: str | None) -> str | None:
         return "components are not supported"
     if text is not None and base.endswith((".ts", ".tsx")) and not _IS_MODULE.search(text):
         return "not a module (no import or export)"
-    if text is not None and _USE_NODE.search(text):
-        return '"use node" modules run in Node.js, which this runtime does not provide'
     return None
+
+
+def uses_node(text: str) -> bool:
+    """Whether a source starts with the ``"use node"`` directive."""
+    return _USE_NODE.search(text) is not None
 
 
 def find_entry_points(functions_dir: str | Path) -> tuple[list[str], list[SkippedFile]]:
@@ -135,36 +147,52 @@ def find_entry_points(functions_dir: str | Path) -> tuple[list[str], list[Skippe
     return entries, skipped
 
 
-def _normalize_source(source: str, module_path: str, root: Path) -> str:
-    name = PurePosixPath(source).name
-    if ":" in name:  # a virtual module of bundle.mjs, not a file
-        return name
-    out_dir = root / "out" / PurePosixPath(module_path).parent
-    absolute = Path(os.path.normpath(out_dir / source))
-    parts = absolute.parts
-    if "node_modules" in parts:
-        last = len(parts) - 1 - parts[::-1].index("node_modules")
-        return "../node_modules/" + "/".join(parts[last + 1 :])
-    try:
-        rel = absolute.relative_to(root)
-    except ValueError:
-        return absolute.name
-    return f"../{root.name}/{rel.as_posix()}"
+def app_root(functions_dir: Path) -> Path:
+    """The folder esbuild works in: the nearest one above ``functions_dir`` with a
+    ``package.json`` (the CLI runs there), else ``functions_dir``'s parent."""
+    for folder in functions_dir.parents:
+        if (folder / "package.json").is_file():
+            return folder
+    return functions_dir.parent
 
 
-def _normalize_map(text: str | None, module_path: str, root: Path) -> str | None:
-    if text is None:
-        return None
-    data = json.loads(text)
-    data["sources"] = [_normalize_source(s, module_path, root) for s in data.get("sources", [])]
-    data.pop("sourceRoot", None)
-    return json.dumps(data, separators=(",", ":"))
+def _entries_by_run(root: Path, entries: list[str]) -> dict[str, Any]:
+    """The CLI's bundler runs: the schema, isolate modules, "use node" modules, auth config."""
+    runs: dict[str, Any] = {"schema": None, "isolate": [], "node": [], "authConfig": None}
+    for entry in entries:
+        if entry in _SCHEMA_FILES:
+            runs["schema"] = runs["schema"] or entry
+            continue
+        if entry in _AUTH_CONFIG_FILES:
+            if runs["authConfig"] is not None:
+                raise BundleError(
+                    f"Found both {root / _AUTH_CONFIG_FILES[1]} and "
+                    f"{root / _AUTH_CONFIG_FILES[0]}, choose one."
+                )
+            runs["authConfig"] = entry
+            continue
+        text = (root / entry).read_text(encoding="utf-8", errors="replace")
+        if uses_node(text):
+            if PurePosixPath(entry).with_suffix("").as_posix() in _MUST_BE_ISOLATE:
+                raise BundleError(f'"use node" directive is not allowed for {entry}.')
+            runs["node"].append(entry)
+        elif entry.startswith(_ACTIONS_DIR + "/"):
+            raise BundleError(
+                f'{entry} is in /actions subfolder but has no "use node"; directive. '
+                'Mark it "use node" or move it out of actions/.'
+            )
+        else:
+            runs["isolate"].append(entry)
+    if runs["authConfig"] == _AUTH_CONFIG_FILES[1] and (root / _AUTH_CONFIG_FILES[0]).exists():
+        runs["authConfig"] = _AUTH_CONFIG_FILES[0]
+    return runs
 
 
-def _run_esbuild(root: Path, entries: list[str], js_dir: Path) -> dict:
+def _run_esbuild(root: Path, runs: dict[str, Any], js_dir: Path) -> dict:
     request = {
+        "appRoot": str(app_root(root)),
         "functionsDir": str(root),
-        "entryPoints": entries,
+        **runs,
         "nodePaths": [str(js_dir / "node_modules")],
     }
     try:
@@ -193,7 +221,7 @@ def bundle(functions_dir: str | Path, *, js_dir: str | Path = JS_DIR) -> Bundle:
     if not (root / GENERATED_DIR).is_dir():
         write_generated(root)
     entries, skipped = find_entry_points(root)
-    answer = _run_esbuild(root, entries, Path(js_dir))
+    answer = _run_esbuild(root, _entries_by_run(root, entries), Path(js_dir))
     if not answer["ok"]:
         errors = tuple(
             BundleMessage(e["text"], e["file"], e["line"], e["column"], e["lineText"])
@@ -201,7 +229,7 @@ def bundle(functions_dir: str | Path, *, js_dir: str | Path = JS_DIR) -> Bundle:
         )
         raise BundleError("bundling failed:\n" + "\n".join(e.render() for e in errors), errors)
     modules = tuple(
-        BundledModule(m["path"], m["source"], _normalize_map(m["sourceMap"], m["path"], root))
-        for m in sorted(answer["modules"], key=lambda m: m["path"])
+        BundledModule(m["path"], m["source"], m["sourceMap"], m["environment"])
+        for m in answer["modules"]
     )
     return Bundle(modules, tuple(skipped))

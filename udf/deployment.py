@@ -1,7 +1,11 @@
 """A deployment: bundled modules and what they define, stored through the engine.
 
 A deploy is one committed transaction: every module is a ``_modules``
-document (fixed id per path), the ``_deployment`` document records the
+document (fixed id per path) holding the module as pushed (``source``,
+``sourceMap``, ``environment``, ``sha256``: the CLI's form and hash, so a
+push can skip unchanged modules) and, for isolate modules, the compiled form
+the runtime loads (``runnable``, ``runnableMap``: a restart needs no Node);
+the ``_deployment`` document records the
 analysis (functions, validators, auth config, crons) and the source hash,
 modules that are gone are deleted, and the schema is applied (existing data
 checked, new indexes backfilled). So a deploy is in the log, survives a
@@ -18,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,7 +39,9 @@ from engine.system_tables import (
     keyed_system_id,
 )
 from engine.transaction import Transaction
-from udf.bundler import BundledModule, find_entry_points
+from udf.bundler import ISOLATE, BundledModule, find_entry_points
+from udf.isolate import DEFAULT_HEAP_BYTES_MAX, Isolate
+from udf.module_compiler import RunnableModule, compile_modules
 from udf.outcome import Analysis, FunctionInfo, HttpRoute
 
 # Reading a deployment's code is not a user function: the per-call read limits do not apply.
@@ -121,20 +128,41 @@ def check_not_emptying(
 
 @dataclass(frozen=True)
 class Deployment:
-    modules: tuple[BundledModule, ...]
+    modules: tuple[BundledModule, ...]  # as pushed (ESM, every environment)
     analysis: Analysis
     source_hash: str
     ts: int  # the commit ts of the deploy
+    runnable: tuple[RunnableModule, ...] = ()  # the isolate modules as the runtime loads them
     udf_server_version: str | None = None  # the npm version that pushed it (None: headwater)
+
+    def module(self, path: str) -> BundledModule | None:
+        return next((m for m in self.modules if m.path == path), None)
 
     def function(self, module: str, name: str) -> FunctionInfo | None:
         return self.analysis.function(module, name)
 
 
+def prepare_modules(
+    modules: tuple[BundledModule, ...],
+    env: Mapping[str, str] | None,
+    *,
+    heap_bytes_max: int = DEFAULT_HEAP_BYTES_MAX,
+) -> tuple[tuple[RunnableModule, ...], Analysis]:
+    """Compile a module set (pushed or bundled) and load it once to learn what it defines.
+
+    ``env`` is the deployment's variables (``auth.config`` reads them).
+    Raises ModuleCompileError or AnalysisError; stores nothing.
+    """
+    runnable = compile_modules(modules)
+    with Isolate(runnable, heap_bytes_max=heap_bytes_max) as iso:
+        analysis = iso.analyze(env=env)
+    return runnable, analysis
+
+
 def source_hash(modules: tuple[BundledModule, ...]) -> str:
     digest = hashlib.sha256()
     for module in sorted(modules, key=lambda m: m.path):
-        for part in (module.path, module.source, module.source_map or ""):
+        for part in (module.path, module.environment, module.source, module.source_map or ""):
             digest.update(part.encode())
             digest.update(b"\x00")
         if module.environment != "isolate":  # isolate modules hash as before environments
@@ -175,6 +203,7 @@ def store_deployment(
     tx: Transaction,
     modules: tuple[BundledModule, ...],
     analysis: Analysis,
+    runnable: tuple[RunnableModule, ...],
     *,
     udf_server_version: str | None = None,
     check_data: bool = True,
@@ -187,7 +216,9 @@ def store_deployment(
     previous = tx.get(DEPLOYMENT_DOC_ID)
     before = set() if previous is None else set(previous["modules"])
     paths = [m.path for m in modules]
+    compiled = {r.path: r for r in runnable}
     for module in modules:
+        ready = compiled.get(module.path)
         tx.write_system(
             MODULES_TABLE,
             keyed_system_id(MODULES_TABLE, module.path),
@@ -196,6 +227,9 @@ def store_deployment(
                 "source": module.source,
                 "sourceMap": module.source_map,
                 "environment": module.environment,
+                "sha256": module.sha256,
+                "runnable": None if ready is None else ready.code,
+                "runnableMap": None if ready is None else ready.source_map,
             },
         )
     removed = sorted(before - set(paths))
@@ -222,13 +256,17 @@ def load_deployment(db: Database) -> Deployment | None:
         if record is None:
             return None
         modules = []
+        runnable = []
         for path in record["modules"]:
             doc: Any = tx.get(keyed_system_id(MODULES_TABLE, path))
-            modules.append(
-                BundledModule(
-                    doc["path"], doc["source"], doc["sourceMap"], doc.get("environment", "isolate")
-                )
+            module = BundledModule(
+                doc["path"], doc["source"], doc["sourceMap"], doc.get("environment", ISOLATE)
             )
+            modules.append(module)
+            if doc.get("runnable") is not None:
+                runnable.append(RunnableModule(doc["path"], doc["runnable"], doc["runnableMap"]))
+            elif module.environment == ISOLATE:  # stored before modules were compiled
+                runnable.extend(compile_modules([module]))
         version = tx.snapshot.get(_storage_key(DEPLOYMENT_DOC_ID))
         ts = version[0] if version is not None else tx.snapshot_ts
         return Deployment(
@@ -236,6 +274,7 @@ def load_deployment(db: Database) -> Deployment | None:
             analysis_from_json(record["analysis"]),
             record["sourceHash"],
             ts,
+            tuple(runnable),
             record.get("udfServerVersion"),
         )
     finally:

@@ -122,7 +122,7 @@ def update_environment(
         record = tx.get(DEPLOYMENT_DOC_ID)
         if record is None or record["sourceHash"] != deployment.source_hash:
             raise ConflictError("The deployment changed while the variables were being set.")
-        with Isolate(deployment.modules, heap_bytes_max=limits.isolate_heap_bytes_max) as iso:
+        with Isolate(deployment.runnable, heap_bytes_max=limits.isolate_heap_bytes_max) as iso:
             auth_json = iso.analyze_auth_config(env)
         if auth_json == deployment.analysis.auth_config_json:
             return None

@@ -3,6 +3,7 @@
     HeadwaterError
     ├── SyscallError        a handler refuses a syscall: a user error the function sees
     ├── BundleError         a functions folder does not bundle (names file:line:col)
+    │   └── ModuleCompileError  a pushed module cannot be made runnable
     ├── NodeSetupError      node or the npm packages are missing or broken
     └── AnalysisError       a module throws while it is loaded for analysis
 
@@ -66,6 +67,12 @@ class BundleError(HeadwaterError):
     @property
     def line(self) -> int | None:
         return self.errors[0].line if self.errors else None
+
+
+class ModuleCompileError(BundleError):
+    """A module (pushed or bundled) is not JavaScript the runtime can load."""
+
+    code = "ModuleCompileFailed"
 
 
 class NodeSetupError(HeadwaterError):

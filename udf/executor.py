@@ -38,7 +38,7 @@ from engine.occ_retry import attempts
 from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
 from engine.validators import parse_validator, validate
-from udf.bundler import bundle
+from udf.bundler import NODE, USE_NODE_NOT_RUN, bundle
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
 from udf.deployment import (
@@ -54,7 +54,7 @@ from udf.function_log import FunctionLog
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
-from udf.push import PushRequest, commit_push, prepare_push, runnable
+from udf.push import PushRequest, commit_push, prepare_push
 from udf.return_value import return_value_problem
 from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
@@ -63,15 +63,6 @@ _NOT_FOUND = (
     "Could not find public function for '{path}'. Did you forget to run "
     "`npx convex dev` or `npx convex deploy`?"
 )
-
-_NODE_MODULE = (
-    "Could not run '{path}': {module} is a \"use node\" module, and this server has no "
-    'Node.js runtime for actions yet. Remove "use node" to run it in the default runtime.'
-)
-
-
-def _is_node_module(deployment: Deployment, module: str) -> bool:
-    return any(m.path == module and m.environment == "node" for m in deployment.modules)
 
 
 def parse_udf_path(path: str) -> tuple[str, str]:
@@ -264,13 +255,14 @@ class Executor:
         module, export = parse_udf_path(call.path)
         shown = display_path(module, export)
         info = None if deployment is None else deployment.function(module, export)
+        stored = None if deployment is None else deployment.module(module)
+        if info is None and stored is not None and stored.environment == NODE:
+            return _failed(f"Cannot run {shown}: {USE_NODE_NOT_RUN}.")
         visible = (
             info is not None
             and info.kind != "httpAction"
             and (info.visibility == "public" or call.identity.admin or depth > 0)
         )
-        if info is None and deployment is not None and _is_node_module(deployment, module):
-            return _failed(_NODE_MODULE.format(path=shown, module=module))
         if info is None or deployment is None or not visible:
             return _failed(_NOT_FOUND.format(path=shown))
         if call.kind is not None and call.kind != info.kind:
@@ -454,7 +446,7 @@ class Executor:
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._pools[key] = IsolatePool(
-                    runnable(deployment.modules),
+                    deployment.runnable,
                     size=self.limits.isolates_per_level_max,
                     heap_bytes_max=self.limits.isolate_heap_bytes_max,
                 )

@@ -17,8 +17,10 @@ share one round trip.
 
 Context reuse: mini-racer offers one context per isolate (no fresh realm per
 call), so the context is kept clean instead. A call instantiates its module
-afresh (~0.04 ms: only the user's code; the convex package is the shared
-``_deps/convex.js`` module, frozen at seal), so module-level state dies with
+afresh (only the user's code and the chunks it imports; a ``_deps`` chunk
+holding only packages and ``_generated/`` code, such as the convex package,
+is a library chunk: instantiated once at seal and frozen, see
+``udf.module_compiler.is_library_chunk``), so module-level state dies with
 the call; and the evaluation that ends a call resets the globals
 (``udf/js/guard.js``, ~0.1 ms): the global object and the core constructors,
 prototypes and console get their recorded properties back, every other
@@ -48,9 +50,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from udf.bundler import LIBRARY_MODULE, BundledModule
+from udf.bundler import BundledModule
 from udf.driver import CallDriver, SyscallHandler
 from udf.errors import AnalysisError
+from udf.module_compiler import DEPS_DIR, RunnableModule, compile_modules, is_library_chunk
 from udf.outcome import Analysis, CallOutcome, FunctionInfo, HttpRoute
 from udf.source_map import MODULE_URL_PREFIX, OriginalPosition, SourceMap, render_stack
 from udf.v8_context import V8Context
@@ -67,8 +70,8 @@ _RUNTIME_FILES = (
 )
 # The factory wrapper sits on the module's first line, so lines stay as
 # generated; columns on line 1 shift by its length.
-_FACTORY_PREFIX = "__hw.define({path}, function (require) {{"
-_FACTORY_SUFFIX = "\nreturn __hwModule;\n}});\n//# sourceURL=" + MODULE_URL_PREFIX + "{name}"
+_FACTORY_PREFIX = "__hw.define({path}, function (require, module, exports) {{"
+_FACTORY_SUFFIX = "\n}}, {library});\n//# sourceURL=" + MODULE_URL_PREFIX + "{name}"
 
 DEFAULT_TIME_LIMIT_S = 1.0  # queries and mutations (spec §8)
 DEFAULT_HEAP_BYTES_MAX = 64 << 20  # user heap per isolate (spec §8)
@@ -101,11 +104,12 @@ class Isolate:
     ``run`` and ``analyze`` serialize on a lock (use a pool for parallelism)."""
 
     def __init__(
-        self, modules: Iterable[BundledModule], *, heap_bytes_max: int = DEFAULT_HEAP_BYTES_MAX
+        self,
+        modules: Iterable[RunnableModule | BundledModule],
+        *,
+        heap_bytes_max: int = DEFAULT_HEAP_BYTES_MAX,
     ):
-        self._modules = {m.path: m for m in modules}
-        if LIBRARY_MODULE not in self._modules:
-            raise ValueError(f"the bundle lacks {LIBRARY_MODULE}; build it with udf.bundler.bundle")
+        self._modules = {m.path: m for m in runnable_modules(modules)}
         self._heap_bytes_max = heap_bytes_max
         self._maps: dict[str, SourceMap | None] = {}
         self._lock = threading.Lock()
@@ -144,7 +148,9 @@ class Isolate:
             v8.eval(f"{source}\n//# sourceURL=headwater:/{name}")
         for module in self._modules.values():
             prefix = _FACTORY_PREFIX.format(path=json.dumps(module.path))
-            v8.eval(prefix + module.source + _FACTORY_SUFFIX.format(name=module.path))
+            library = "true" if is_library_chunk(module) else "false"
+            suffix = _FACTORY_SUFFIX.format(library=library, name=module.path)
+            v8.eval(prefix + module.code + suffix)
         v8.eval("__hw.seal()")
         v8.collect_garbage()
         baseline = v8.heap_used_bytes()
@@ -281,7 +287,7 @@ class Isolate:
         routes: list[HttpRoute] = []
         extras: dict[str, str | None] = {"schema": None, "authConfig": None, "crons": None}
         for path in sorted(self._modules):
-            if path.startswith("_deps/"):
+            if path.startswith(DEPS_DIR):
                 continue
             found = self._analyze_module(path, env, seed, now_ms, time_limit_s)
             for f in found["functions"]:
@@ -345,6 +351,22 @@ class Isolate:
                 raise AnalysisError(missing["message"], code="AuthConfigMissingEnvironmentVariable")
             raise AnalysisError(f"Failed to analyze {path}: {outcome.error.text}")
         return json.loads(outcome.result_json or "{}")
+
+
+def runnable_modules(
+    modules: Iterable[RunnableModule | BundledModule],
+) -> tuple[RunnableModule, ...]:
+    """``modules`` as the runtime loads them: bundled modules are compiled (cached)."""
+    given = list(modules)
+    bundled = [m for m in given if isinstance(m, BundledModule)]
+    compiled = iter(compile_modules(bundled))
+    out = []
+    for module in given:
+        if isinstance(module, RunnableModule):
+            out.append(module)
+        elif module.environment == "isolate":
+            out.append(next(compiled))
+    return tuple(out)
 
 
 def _is_user_source(source: str) -> bool:

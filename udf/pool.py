@@ -13,21 +13,22 @@ from contextlib import contextmanager
 from typing import Any
 
 from udf.bundler import BundledModule
-from udf.isolate import DEFAULT_HEAP_BYTES_MAX, Isolate
+from udf.isolate import DEFAULT_HEAP_BYTES_MAX, Isolate, runnable_modules
+from udf.module_compiler import RunnableModule
 from udf.outcome import Analysis, CallOutcome
 
 
 class IsolatePool:
     def __init__(
         self,
-        modules: Iterable[BundledModule],
+        modules: Iterable[RunnableModule | BundledModule],
         *,
         size: int = 2,
         heap_bytes_max: int = DEFAULT_HEAP_BYTES_MAX,
     ):
         if size < 1:
             raise ValueError(f"an isolate pool needs at least one isolate, not {size}")
-        self._modules = tuple(modules)
+        self._modules = runnable_modules(modules)
         self._size = size
         self._heap_bytes_max = heap_bytes_max
         self._closed = False

@@ -20,7 +20,7 @@ concurrent change conflicts instead of slipping past), and it then changes
 nothing.
 
 Node modules (``"use node"``) are stored but not loaded: this server has no
-Node executor, and a call to one says so. Component definitions
+Node executor, and a call to one says so (``udf.executor``). Component definitions
 (``convex.config``) are refused.
 """
 
@@ -42,13 +42,18 @@ from engine.limits import LIMITS, Limits
 from engine.schema import CREATION_TIME_FIELD, ID_FIELD, Schema
 from engine.system_tables import DEPLOYMENT_DOC_ID
 from engine.validators import validate
-from udf.bundler import LIBRARY_MODULE, BundledModule
-from udf.deployment import Deployment, check_not_emptying, schema_of, store_deployment
-from udf.isolate import Isolate
+from udf.bundler import ISOLATE, NODE, BundledModule
+from udf.deployment import (
+    Deployment,
+    check_not_emptying,
+    prepare_modules,
+    schema_of,
+    source_hash,
+    store_deployment,
+)
+from udf.module_compiler import RunnableModule
 from udf.outcome import Analysis
 
-ISOLATE = "isolate"
-NODE = "node"
 ENVIRONMENTS = (ISOLATE, NODE)
 SCHEMA_MODULE = "schema.js"
 _ENV_CHANGED = "Environment variables have changed during push"
@@ -146,27 +151,15 @@ def _check_module(module: BundledModule) -> None:
         )
 
 
-def runnable(modules: tuple[BundledModule, ...]) -> tuple[BundledModule, ...]:
-    """The modules V8 loads: node modules need a Node executor, which this server lacks."""
-    return tuple(m for m in modules if m.environment == ISOLATE)
-
-
 def prepare_module_set(
     modules: tuple[BundledModule, ...], env: Mapping[str, str], *, heap_bytes_max: int
-) -> Analysis:
-    """Load a module set into a fresh isolate and report what it defines.
+) -> tuple[tuple[RunnableModule, ...], Analysis]:
+    """Compile a module set and load it into a fresh isolate to learn what it defines.
 
-    The seam between the module format and the push pipeline: raises AnalysisError
-    (a module that throws at import; ``auth.config`` naming a missing variable)."""
-    loaded = runnable(modules)
-    if not any(m.path == LIBRARY_MODULE for m in loaded):
-        raise PushError(
-            "This push holds no runtime module the server can load "
-            f"({LIBRARY_MODULE}); push it with a matching client.",
-            code="UnsupportedModuleFormat",
-        )
-    with Isolate(loaded, heap_bytes_max=heap_bytes_max) as isolate:
-        return isolate.analyze(env=env)
+    The seam between the module format and the push pipeline (node modules are
+    stored, not loaded): raises ModuleCompileError or AnalysisError (a module that
+    throws at import; ``auth.config`` naming a missing variable)."""
+    return prepare_modules(modules, env, heap_bytes_max=heap_bytes_max)
 
 
 @dataclass
@@ -175,6 +168,7 @@ class PreparedPush:
 
     push_id: str
     modules: tuple[BundledModule, ...]
+    runnable: tuple[RunnableModule, ...]
     analysis: Analysis
     base: Deployment | None  # what the push starts from; a commit finds it still in force
     env: dict[str, str]
@@ -196,7 +190,7 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
     base = executor.deployment
     modules = module_set(base, request)
     env = dict(executor.environment_snapshot())
-    analysis = prepare_module_set(
+    runnable, analysis = prepare_module_set(
         modules, env, heap_bytes_max=executor.limits.isolate_heap_bytes_max
     )
     if request.refuse_empty:
@@ -206,6 +200,7 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
     return PreparedPush(
         push_id,
         modules,
+        runnable,
         analysis,
         base,
         env,
@@ -244,6 +239,7 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
             tx,
             prepared.modules,
             prepared.analysis,
+            prepared.runnable,
             udf_server_version=prepared.udf_server_version,
             check_data=not prepared.schema_unchanged,
         )
@@ -252,18 +248,13 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
     deployment = Deployment(
         prepared.modules,
         prepared.analysis,
-        _source_hash(prepared.modules),
+        source_hash(prepared.modules),
         result.ts,
+        prepared.runnable,
         prepared.udf_server_version,
     )
     executor.install(deployment)
     return CommittedPush(deployment, prepared.base, tuple(result.value))
-
-
-def _source_hash(modules: tuple[BundledModule, ...]) -> str:
-    from udf.deployment import source_hash
-
-    return source_hash(modules)
 
 
 def _deployment_ts(tx: Any) -> int | None:

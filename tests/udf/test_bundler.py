@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from udf import BundleError, bundle
-from udf.bundler import LIBRARY_MODULE, find_entry_points
+from udf.bundler import find_entry_points
 from udf.codegen import write_generated
 
 MINIMAL_QUERY = """import { query } from "./_generated/server";
@@ -26,9 +26,12 @@ def make_app(tmp_path: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def chunks(result) -> list[str]:
+    return [p for p in result.paths if p.startswith("_deps/")]
+
+
 def test_every_module_of_the_app_is_bundled_by_path(app_bundle):
-    assert app_bundle.paths == (
-        LIBRARY_MODULE,
+    assert sorted(p for p in app_bundle.paths if not p.startswith("_deps/")) == [
         "admin/users.js",
         "auth.config.js",
         "crons.js",
@@ -36,7 +39,9 @@ def test_every_module_of_the_app_is_bundled_by_path(app_bundle):
         "messages.js",
         "misbehave.js",
         "schema.js",
-    )
+    ]
+    assert chunks(app_bundle), "code shared by several modules goes to a _deps/ chunk"
+    assert all(m.environment == "isolate" for m in app_bundle.modules)
 
 
 def test_declarations_tests_and_non_modules_are_skipped_with_a_reason(app_bundle):
@@ -46,26 +51,33 @@ def test_declarations_tests_and_non_modules_are_skipped_with_a_reason(app_bundle
     assert "more than one dot" in reasons["notes.d.ts"]
 
 
-def test_user_modules_share_the_convex_package_instead_of_inlining_it(app_bundle):
+def test_user_modules_are_esm_importing_the_convex_package_from_a_chunk(app_bundle):
     messages = app_bundle.module("messages.js")
-    library = app_bundle.module(LIBRARY_MODULE)
-    assert len(messages.source) < 20_000 < len(library.source)
-    assert 'require("convex/server")' in messages.source or "convex/server" in messages.source
+    [chunk] = [
+        app_bundle.module(p)
+        for p in chunks(app_bundle)
+        if "../node_modules/convex/" in (app_bundle.module(p).source_map or "")
+    ]
+    assert len(messages.source) < 20_000 < len(chunk.source)
+    assert f'from "./{chunk.path}"' in messages.source
+    assert 'from "../_deps/' in app_bundle.module("admin/users.js").source
 
 
 def test_source_maps_point_at_the_users_typescript_without_machine_paths(app_bundle):
     sources = json.loads(app_bundle.module("messages.js").source_map)["sources"]
     assert "../convex/messages.ts" in sources
-    library_sources = json.loads(app_bundle.module(LIBRARY_MODULE).source_map)["sources"]
-    assert all(not s.startswith("/") for s in sources + library_sources)
-    assert any(s.startswith("../node_modules/convex/") for s in library_sources)
+    chunk_maps = [json.loads(app_bundle.module(p).source_map) for p in chunks(app_bundle)]
+    chunk_sources = [s for m in chunk_maps for s in m["sources"]]
+    assert all(not s.startswith("/") and "../../../" not in s for s in sources + chunk_sources)
+    assert any(s.startswith("../../node_modules/convex/") for s in chunk_sources)
+    assert all("\n// ../" not in m.source for m in app_bundle.modules)
 
 
 def test_missing_generated_folder_is_written_before_bundling(tmp_path):
     root = make_app(tmp_path, {"ping.ts": MINIMAL_QUERY})
     result = bundle(root)
     assert (root / "_generated" / "server.js").is_file()
-    assert result.paths == (LIBRARY_MODULE, "ping.js")
+    assert result.paths == ("ping.js",)
 
 
 def test_generated_files_export_what_user_code_imports(tmp_path):
@@ -120,7 +132,7 @@ def test_the_deps_folder_is_reserved(tmp_path):
         find_entry_points(root)
 
 
-def test_use_node_modules_and_component_folders_are_skipped(tmp_path):
+def test_component_folders_are_skipped_and_use_node_files_are_entry_points(tmp_path):
     root = make_app(
         tmp_path,
         {
@@ -134,5 +146,5 @@ def test_use_node_modules_and_component_folders_are_skipped(tmp_path):
         },
     )
     entries, skipped = find_entry_points(root)
-    assert entries == ["ping.ts"]
-    assert {s.path for s in skipped} == {"nodey.ts", "comp", "with space.ts", ".hidden.ts"}
+    assert entries == ["nodey.ts", "ping.ts"]
+    assert {s.path for s in skipped} == {"comp", "with space.ts", ".hidden.ts"}

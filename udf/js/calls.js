@@ -13,10 +13,13 @@
 //   __hw.reset()             end a call the host abandons (time or heap
 //                            limit, handler failure): "ok" or "broken"
 //
-// Modules: each bundled module registers a factory with __hw.define before
-// the context is sealed. The shared `_deps/convex.js` library is instantiated
-// once and frozen; a user module gets a fresh instance on every call, so its
-// module-level state never outlives the call.
+// Modules: each module (CommonJS, see udf/module_compiler.py) registers a
+// factory `(require, module, exports)` with __hw.define before the context is
+// sealed; `require("./_deps/X.js")` resolves against the requiring module's
+// path. Library chunks (only packages and _generated/ code) are instantiated
+// once at seal and frozen; every other module gets fresh instances on every
+// call, one per call even when several modules share it, so module-level
+// state never outlives the call.
 //
 // Reset: `seal` sets up the guard (guard.js) once everything is loaded;
 // `reset` ends the call and undoes what it did to the globals.
@@ -28,27 +31,50 @@
   const stringify = JSON.stringify;
   const parse = JSON.parse;
 
-  const LIBRARY_PATH = "_deps/convex.js";
   const factories = new Map();
-  let library = null;
+  const libraryPaths = [];
+  const libraries = new Map();
   let sealed = false;
 
-  hw.define = (path, factory) => {
+  hw.define = (path, factory, isLibrary) => {
     if (sealed) throw new Error("Modules can only be defined while the context is set up");
     factories.set(path, factory);
+    if (isLibrary === true) libraryPaths.push(path);
   };
 
-  function requireModule(name) {
-    if (name === "convex/server") return library.server;
-    if (name === "convex/values") return library.values;
-    if (name === "convex") return library.root;
-    throw new Error(`Cannot find module '${name}'`);
+  function resolvePath(from, name) {
+    if (!name.startsWith("./") && !name.startsWith("../")) return null;
+    const parts = from.split("/");
+    parts.pop();
+    for (const part of name.split("/")) {
+      if (part === "..") parts.pop();
+      else if (part !== ".") parts.push(part);
+    }
+    return parts.join("/");
+  }
+
+  // The exports of `path`, instantiated once per `instances` (a call's cache).
+  function load(path, instances) {
+    const library = libraries.get(path);
+    if (library !== undefined) return library;
+    const existing = instances.get(path);
+    if (existing !== undefined) return existing.exports;
+    const factory = factories.get(path);
+    if (factory === undefined) throw new Error(`Cannot find module '${path}'`);
+    const module = { exports: {} };
+    instances.set(path, module);
+    const require = (name) => {
+      const target = resolvePath(path, name);
+      if (target === null || !factories.has(target)) throw new Error(`Cannot find module '${name}'`);
+      return load(target, instances);
+    };
+    factory(require, module, module.exports);
+    return module.exports;
   }
 
   function instantiate(path) {
-    const factory = factories.get(path);
-    if (factory === undefined) return null;
-    return factory(requireModule);
+    if (!factories.has(path) || path.startsWith("_deps/")) return null;
+    return load(path, new Map());
   }
 
   // --- calls -------------------------------------------------------------
@@ -145,7 +171,7 @@
   }
 
   function invoke(call, config) {
-    const exports = config.module === LIBRARY_PATH ? null : instantiate(config.module);
+    const exports = instantiate(config.module);
     const fn = exports === null ? undefined : exports[config.export];
     const found = (typeof fn === "function" || typeof fn === "object") && fn !== null ? functionKind(fn) : null;
     if (found === null) {
@@ -287,18 +313,21 @@
   };
 
   hw.seal = () => {
-    library = instantiate(LIBRARY_PATH);
-    if (library === null) throw new Error(`The bundle has no ${LIBRARY_PATH}`);
-    for (const ns of [library.server, library.values, library.root]) {
+    const shared = new Map();
+    for (const path of libraryPaths) load(path, shared);
+    const namespaces = [];
+    shared.forEach((module, path) => {
+      const ns = module.exports;
       for (const key of Object.keys(ns)) {
         const value = ns[key];
         if (value !== null && (typeof value === "object" || typeof value === "function")) freeze(value);
       }
       freeze(ns);
-    }
-    freeze(library);
+      libraries.set(path, ns);
+      namespaces.push(ns);
+    });
     sealed = true;
-    const guard = hw.makeGuard([library.server, library.values, library.root]);
+    const guard = hw.makeGuard(namespaces);
     delete hw.S;
     delete hw.makeGuard;
     hw.reset = () => {
