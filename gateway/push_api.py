@@ -91,7 +91,8 @@ def push_routes(
                     "config": {"functions": "convex/", "authInfo": []},
                     "moduleHashes": module_hashes(deployment),
                     "udfServerVersion": version,
-                    "nodeVersion": None,
+                    # No "nodeVersion" key: the CLI's config diff compares it with its own
+                    # (undefined), and null would show as a change of Node version.
                 }
             )
         except Exception as exc:  # noqa: BLE001 - every refusal leaves as code + message
@@ -329,7 +330,9 @@ def _push_request(body: dict, request: Request) -> PushRequest:
     if version is not None and not isinstance(version, str):
         raise bad_request("InvalidConfig", "udfServerVersion must be a string.")
     _check_version(request, version)
-    if app.get("definition") is not None or body.get("componentDefinitions"):
+    # npm 1.48 always sends a root ``definition`` (a synthesized ``defineApp()`` when the
+    # app has no convex.config.ts); components show as dependencies and their definitions.
+    if app.get("dependencies") or body.get("componentDefinitions"):
         raise PushError(
             "This app defines components (convex/convex.config.ts): components are not "
             "supported by this server yet. Remove convex.config.ts to push the app alone.",
