@@ -22,12 +22,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the gateway test helpers live beside this file
-from cli_process import ENV, ROOT, Serve, assert_one_line_error, headwater  # noqa: E402
+from cli_process import (  # noqa: E402
+    CONVEX_CLI,
+    ROOT,
+    Serve,
+    assert_one_line_error,
+    convex_cli_env,
+    headwater,
+)
 
 pytestmark = pytest.mark.slow
 ENV_APP = ROOT / "tests" / "udf" / "fixtures" / "env" / "convex"
-CONVEX_CLI = ROOT / "js" / "node_modules" / ".bin" / "convex"
-CLOSED_PORT_URL = "http://127.0.0.1:9"
 STEP_TIMEOUT_S = 60
 
 
@@ -88,15 +93,7 @@ def set_vars(server, **values):
 
 
 def convex_env(server):
-    return dict(
-        ENV,
-        CONVEX_SELF_HOSTED_URL=server.url,
-        CONVEX_SELF_HOSTED_ADMIN_KEY=server.admin_key,
-        CONVEX_TELEMETRY_DISABLED="1",
-        CI="1",
-        CONVEX_VERSION_API_ORIGIN=CLOSED_PORT_URL,
-        CONVEX_PROVISION_HOST=CLOSED_PORT_URL,
-    )
+    return convex_cli_env(server.url, server.admin_key)
 
 
 def npx_convex(server, *args):
