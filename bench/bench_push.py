@@ -121,7 +121,7 @@ def main() -> None:
                 if done.returncode != 0:
                     raise RuntimeError(done.stderr)
                 own.append(time.perf_counter() - started)
-    rows = [
+    rows: list[tuple[object, ...]] = [
         (
             "one-module re-push, server side (ours)",
             min(one_module) * 1e3,
