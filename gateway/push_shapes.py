@@ -47,8 +47,16 @@ def _functions_by_module(analysis: Analysis, paths: list[str]) -> dict[str, Any]
         ]
     if "crons.js" in found and analysis.crons_json is not None:
         crons = _crons(analysis)
-        found["crons.js"]["cronSpecs"] = [{"name": n, "cronSpec": c} for n, c in crons.items()]
+        found["crons.js"]["cronSpecs"] = [
+            {"identifier": n, "spec": _cron_spec(c)} for n, c in crons.items()
+        ]
     return found
+
+
+def _cron_spec(job: Any) -> dict[str, Any]:
+    """One cron as the reference serializes it (``udfArgs`` are bytes there: left out)."""
+    job = job if isinstance(job, dict) else {}
+    return {"udfPath": job.get("name"), "udfArgs": None, "cronSchedule": job.get("schedule")}
 
 
 def _function(f: FunctionInfo) -> dict[str, Any]:

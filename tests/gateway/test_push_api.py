@@ -398,8 +398,15 @@ def test_components_are_refused_and_node_modules_are_stored(server, apps):
             "source": "export default {}",
             "environment": "isolate",
         }
-        body = push_body(server, apps["v2"], definition=definition)
+        # npm 1.48 sends a root definition for every app; a child component shows as a
+        # dependency with its own definition.
+        body = push_body(server, apps["v2"], definition=definition, dependencies=["../x"])
+        body["componentDefinitions"] = [{"definitionPath": "../x", "definition": definition}]
         got = post(server, "/api/deploy2/start_push", body, compress=True)
+        assert got[0] == 400 and got[1]["code"] == "ComponentsNotSupported", got
+        # ... while a root definition alone is what every push carries: not refused.
+        alone = push_body(server, apps["v2"], definition=definition, dry_run=True)
+        assert post(server, "/api/deploy2/start_push", alone, compress=True)[0] == 200
         assert got[0] == 400 and got[1]["code"] == "ComponentsNotSupported", got
         assert "convex.config" in got[1]["message"]
 
