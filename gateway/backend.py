@@ -25,7 +25,12 @@ from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
 from gateway.env_api import env_routes
 from gateway.function_logs_api import LongPolls, function_log_routes
-from gateway.functions_stamp import functions_inputs_hash, is_deployed_unchanged, record_deployed
+from gateway.functions_stamp import (
+    functions_inputs_hash,
+    is_deployed_unchanged,
+    record_deployed,
+    recorded_outside,
+)
 from gateway.push_api import push_routes
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
@@ -70,6 +75,7 @@ class Backend:
     function_log: FunctionLog
     long_polls: LongPolls
     functions_dir: Path | None = None
+    outside_inputs: tuple[str, ...] = ()  # files outside functions_dir its modules import
     _stop_watch: threading.Event | None = None
 
     @classmethod
@@ -96,8 +102,9 @@ class Backend:
         executor = Executor(db, instance_name=settings.instance_name)
         function_log = executor.function_log = FunctionLog()
         long_polls = LongPolls()  # ended by `serve` when the server starts to stop
+        outside: tuple[str, ...] = ()
         if functions_dir is not None:
-            _deploy_unless_unchanged(executor, data, Path(functions_dir))
+            outside = _deploy_unless_unchanged(executor, data, Path(functions_dir))
         authenticator = HeadwaterAuthenticator(key, auth_config_of(executor.deployment))
         executor.on_deploy(lambda d: authenticator.set_auth_config(auth_config_of(d)))
         context = GatewayContext(executor, authenticator, settings)
@@ -111,6 +118,7 @@ class Backend:
         backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)
+            backend.outside_inputs = outside
         return backend
 
     def watch_functions(self) -> None:
@@ -127,14 +135,18 @@ class Backend:
 
     def _watch_loop(self, stop: threading.Event) -> None:
         assert self.functions_dir is not None
-        seen = _source_stamp(self.functions_dir)
+        outside = self.outside_inputs
+        seen = _source_stamp(self.functions_dir, outside)
         while not stop.wait(_WATCH_INTERVAL_S):
-            stamp = _source_stamp(self.functions_dir)
+            stamp = _source_stamp(self.functions_dir, outside)
             if stamp == seen:
                 continue
             seen = stamp
             try:
                 report = self.executor.deploy(self.functions_dir)
+                if report.outside_inputs != outside:
+                    outside = report.outside_inputs
+                    seen = _source_stamp(self.functions_dir, outside)
                 logger.info(
                     "redeployed %s: %d functions", self.functions_dir, len(report.functions)
                 )
@@ -152,23 +164,35 @@ class Backend:
         self.db.close()
 
 
-def _deploy_unless_unchanged(executor: Executor, data_dir: Path, functions_dir: Path) -> None:
-    """Deploy ``functions_dir`` at startup, skipping the bundling when nothing changed."""
+def _deploy_unless_unchanged(
+    executor: Executor, data_dir: Path, functions_dir: Path
+) -> tuple[str, ...]:
+    """Deploy ``functions_dir`` at startup, skipping the bundling when nothing changed;
+    the files outside it that its modules import."""
     deployed = executor.deployment
     source_hash = None if deployed is None else deployed.source_hash
     if is_deployed_unchanged(data_dir, functions_dir, source_hash):
-        return
+        return recorded_outside(data_dir)
     inputs = functions_inputs_hash(functions_dir)
-    executor.deploy(functions_dir)
+    report = executor.deploy(functions_dir)
     assert executor.deployment is not None
-    record_deployed(data_dir, functions_dir, inputs, executor.deployment.source_hash)
+    record_deployed(
+        data_dir, functions_dir, inputs, executor.deployment.source_hash, report.outside_inputs
+    )
+    return report.outside_inputs
 
 
-def _source_stamp(root: Path) -> tuple[tuple[str, int, int], ...]:
+def _source_stamp(root: Path, outside: tuple[str, ...] = ()) -> tuple[tuple[str, int, int], ...]:
     found = []
     for path in sorted(root.rglob("*")):
         if "_generated" in path.parts or "node_modules" in path.parts or not path.is_file():
             continue
         stat = path.stat()
         found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    for name in outside:
+        try:
+            stat = Path(name).stat()
+            found.append((name, stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            found.append((name, -1, -1))
     return tuple(found)

@@ -6,7 +6,9 @@ is already skipped when the bundle is unchanged; this skips the bundling too.
 After a deploy from DIR the server writes ``functions_stamp.json`` in the data
 folder: a hash of every input the bundle is made of (DIR's files, its
 ``node_modules`` lock, our ``js/bundle.mjs`` and the convex package lock) and
-the deployed code's ``source_hash``. A later start whose inputs hash the same,
+the deployed code's ``source_hash``, and the hash of each file outside DIR the
+modules import (``../lib/x.ts``, known from the last bundle). A later start whose
+inputs hash the same,
 and whose deployed code is still that code (no deploy through the admin API in
 between), keeps the deployed code as it is.
 """
@@ -50,11 +52,25 @@ def functions_inputs_hash(functions_dir: Path, js_dir: Path = JS_DIR) -> str:
     return digest.hexdigest()
 
 
-def _stamp(functions_dir: Path, inputs: str, source_hash: str) -> dict[str, str]:
+def outside_hashes(paths: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The sha256 of each file (``""`` for one that is gone)."""
+    hashes = {}
+    for path in sorted(paths):
+        try:
+            hashes[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            hashes[path] = ""
+    return hashes
+
+
+def _stamp(
+    functions_dir: Path, inputs: str, source_hash: str, outside: dict[str, str]
+) -> dict[str, object]:
     return {
         "functions_dir": str(functions_dir.resolve()),
         "inputs": inputs,
         "source_hash": source_hash,
+        "outside": outside,
     }
 
 
@@ -65,15 +81,32 @@ def is_deployed_unchanged(data_dir: Path, functions_dir: Path, source_hash: str 
     try:
         recorded = json.loads((data_dir / STAMP_FILE).read_text())
         inputs = functions_inputs_hash(functions_dir)
-        return bool(recorded == _stamp(functions_dir, inputs, source_hash))
+        outside = outside_hashes(list(recorded.get("outside", {})))
+        return bool(recorded == _stamp(functions_dir, inputs, source_hash, outside))
     except (OSError, ValueError):
         return False
 
 
-def record_deployed(data_dir: Path, functions_dir: Path, inputs: str, source_hash: str) -> None:
+def record_deployed(
+    data_dir: Path,
+    functions_dir: Path,
+    inputs: str,
+    source_hash: str,
+    outside: tuple[str, ...] = (),
+) -> None:
     """Remember that ``functions_dir`` with ``inputs`` (hashed BEFORE bundling, so an edit
-    made during the deploy is seen on the next start) is the deployed code."""
+    made during the deploy is seen on the next start) and the files ``outside`` it that
+    its modules import is the deployed code."""
     path = data_dir / STAMP_FILE
     partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(_stamp(functions_dir, inputs, source_hash)) + "\n")
+    stamp = _stamp(functions_dir, inputs, source_hash, outside_hashes(outside))
+    partial.write_text(json.dumps(stamp) + "\n")
     os.replace(partial, path)
+
+
+def recorded_outside(data_dir: Path) -> tuple[str, ...]:
+    """The files outside the functions folder the recorded deploy's modules import."""
+    try:
+        return tuple(json.loads((data_dir / STAMP_FILE).read_text()).get("outside", {}))
+    except (OSError, ValueError, AttributeError):
+        return ()

@@ -6,7 +6,8 @@
 //    "schema": "schema.ts" | null, "authConfig": "auth.config.ts" | null,
 //    "nodePaths": ["<headwater>/js/node_modules"]}
 // and prints one JSON answer on stdout:
-//   {"ok": true, "modules": [{"path", "source", "sourceMap", "environment"}], "warnings": [...]}
+//   {"ok": true, "modules": [{"path", "source", "sourceMap", "environment"}], "warnings": [...],
+//    "inputs": [<absolute path of every source file read, packages left out>]}
 //   {"ok": false, "errors": [{"text", "file", "line", "column", "lineText"}]}
 //
 // The esbuild options, plugins and runs are the CLI's (bundler/index.js and
@@ -151,7 +152,10 @@ async function runEsbuild(request, { entryPoints, platform, chunksFolder, splitt
     else modules.push({ path: rel, source: file.text, environment });
   }
   for (const module of modules) module.sourceMap = maps.get(module.path + ".map") ?? null;
-  return { modules, warnings: result.warnings };
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((p) => !p.includes(":") && !p.split(/[\\/]/).includes("node_modules"))
+    .map((p) => path.resolve(request.appRoot, p));
+  return { modules, warnings: result.warnings, inputs };
 }
 
 // Paths of Headwater's own packages, as esbuild writes them relative to the app
@@ -217,14 +221,16 @@ async function main() {
   }
   const modules = [];
   const warnings = [];
+  const inputs = new Set();
   for (const [i, run] of runs.entries()) {
     if (!run.modules) continue;
+    run.inputs.forEach((p) => inputs.add(p));
     // Like the CLI, the schema is the first module of its own run.
     modules.push(...(i === 0 ? run.modules.slice(0, 1) : run.modules));
     warnings.push(...run.warnings.map((m) => describeMessage(m, functionsDir, request.appRoot)));
   }
   hideMachinePaths(modules, request);
-  process.stdout.write(JSON.stringify({ ok: true, modules, warnings }));
+  process.stdout.write(JSON.stringify({ ok: true, modules, warnings, inputs: [...inputs].sort() }));
 }
 
 main().catch((e) => {

@@ -1,7 +1,7 @@
 """Headwater's function runtime: bundle a Convex functions folder, run it in V8.
 
-    bundle(functions_dir) -> Bundle            esbuild through node (js/bundle.mjs)
-    Isolate(bundle.modules)                    load once into V8, then:
+    bundle(functions_dir) -> Bundle            esbuild through node, as the Convex CLI does
+    Isolate(bundle.modules)                    compiled (udf.module_compiler), loaded once, then:
         .run(kind, module, export, args_json, handler, seed=, now_ms=, ...) -> CallOutcome
         .analyze() -> Analysis                 functions, schema, auth config, crons, routes
     IsolatePool(bundle.modules, size=n)        the same, for concurrent callers

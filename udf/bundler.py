@@ -80,6 +80,9 @@ class SkippedFile:
 class Bundle:
     modules: tuple[BundledModule, ...]
     skipped: tuple[SkippedFile, ...] = ()
+    # Source files outside the functions folder the modules import (``../lib/x.ts``):
+    # a change to them changes the bundle too.
+    outside_inputs: tuple[str, ...] = ()
 
     def module(self, path: str) -> BundledModule | None:
         return next((m for m in self.modules if m.path == path), None)
@@ -185,6 +188,9 @@ def _entries_by_run(root: Path, entries: list[str]) -> dict[str, Any]:
             runs["isolate"].append(entry)
     if runs["authConfig"] == _AUTH_CONFIG_FILES[1] and (root / _AUTH_CONFIG_FILES[0]).exists():
         runs["authConfig"] = _AUTH_CONFIG_FILES[0]
+    # The CLI's order (a depth-first walk, names sorted): esbuild's output depends on it.
+    for run in ("isolate", "node"):
+        runs[run].sort(key=lambda entry: PurePosixPath(entry).parts)
     return runs
 
 
@@ -232,4 +238,5 @@ def bundle(functions_dir: str | Path, *, js_dir: str | Path = JS_DIR) -> Bundle:
         BundledModule(m["path"], m["source"], m["sourceMap"], m["environment"])
         for m in answer["modules"]
     )
-    return Bundle(modules, tuple(skipped))
+    outside = tuple(p for p in answer["inputs"] if not Path(p).is_relative_to(root))
+    return Bundle(modules, tuple(skipped), outside)

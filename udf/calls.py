@@ -122,3 +122,4 @@ class DeployReport:
     functions: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     ts: int = 0
+    outside_inputs: tuple[str, ...] = ()  # files outside the folder its modules import

@@ -132,7 +132,7 @@ class Deployment:
     analysis: Analysis
     source_hash: str
     ts: int  # the commit ts of the deploy
-    runnable: tuple[RunnableModule, ...] = ()  # the isolate modules as the runtime loads them
+    runnable: tuple[RunnableModule, ...]  # the isolate modules as the runtime loads them
     udf_server_version: str | None = None  # the npm version that pushed it (None: headwater)
 
     def module(self, path: str) -> BundledModule | None:

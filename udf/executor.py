@@ -14,6 +14,7 @@ isolates of level d+1, so nested calls can never deadlock on the pool.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ from engine.occ_retry import attempts
 from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
 from engine.validators import parse_validator, validate
-from udf.bundler import NODE, USE_NODE_NOT_RUN, bundle
+from udf.bundler import NODE, USE_NODE_NOT_RUN, BundledModule, bundle
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
 from udf.deployment import (
@@ -114,12 +115,27 @@ class Executor:
         """
         check_functions_dir(functions_dir)
         built = bundle(functions_dir)
+        report = self.deploy_modules(
+            built.modules, force=force, allow_empty=allow_empty, origin=str(functions_dir)
+        )
+        return dataclasses.replace(report, outside_inputs=built.outside_inputs)
+
+    def deploy_modules(
+        self,
+        modules: tuple[BundledModule, ...],
+        *,
+        force: bool = False,
+        allow_empty: bool = False,
+        origin: str = "The pushed code",
+    ) -> DeployReport:
+        """Compile, analyse and store a module set (bundled here or pushed by the CLI)
+        as one commit, unless it is the code in force already; ``origin`` names it in errors."""
         current = self._deployment
-        if not force and current is not None and current.source_hash == source_hash(built.modules):
+        if not force and current is not None and current.source_hash == source_hash(modules):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        prepared = prepare_push(self, PushRequest(built.modules))
+        prepared = prepare_push(self, PushRequest(modules))
         if not allow_empty:
-            check_not_emptying(prepared.analysis, current, functions_dir)
+            check_not_emptying(prepared.analysis, current, origin)
         committed = commit_push(self, prepared)
         functions = [f.udf_path for f in committed.deployment.analysis.functions]
         return DeployReport(functions, list(committed.removed), committed.deployment.ts)

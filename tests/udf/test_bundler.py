@@ -148,3 +148,28 @@ def test_component_folders_are_skipped_and_use_node_files_are_entry_points(tmp_p
     entries, skipped = find_entry_points(root)
     assert entries == ["nodey.ts", "ping.ts"]
     assert {s.path for s in skipped} == {"comp", "with space.ts", ".hidden.ts"}
+
+
+def test_use_node_files_are_bundled_for_node_with_their_own_chunks(tmp_path):
+    nodey = '"use node";\n' + MINIMAL_QUERY
+    root = make_app(tmp_path, {"ping.ts": MINIMAL_QUERY, "one.ts": nodey, "two.ts": nodey})
+    result = bundle(root)
+    environments = {m.path: m.environment for m in result.modules}
+    assert environments["ping.js"] == "isolate"
+    assert environments["one.js"] == environments["two.js"] == "node"
+    node_chunks = [p for p, e in environments.items() if p.startswith("_deps/node/")]
+    assert node_chunks and all(environments[p] == "node" for p in node_chunks)
+
+
+@pytest.mark.parametrize("name", ["http.ts", "crons.ts"])
+def test_use_node_is_refused_where_convex_refuses_it(tmp_path, name):
+    root = make_app(tmp_path, {name: '"use node";\n' + MINIMAL_QUERY})
+    with pytest.raises(BundleError, match=f'"use node" directive is not allowed for {name}.'):
+        bundle(root)
+
+
+def test_two_auth_configs_are_refused(tmp_path):
+    config = "export default { providers: [] };\n"
+    root = make_app(tmp_path, {"auth.config.ts": config, "auth.config.js": config})
+    with pytest.raises(BundleError, match="choose one"):
+        bundle(root)

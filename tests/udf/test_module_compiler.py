@@ -82,9 +82,22 @@ export const viaNode = action({ args: {}, handler: async () => "from node" });
 """
 
 
+NESTED = """import { query } from "../_generated/server";
+import { shout } from "../../lib/helper";
+export const tool = query({ args: {}, handler: async () => shout("tool") });
+"""
+SCHEMA = """import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
+export default defineSchema({ notes: defineTable({ body: v.string() }) });
+"""
+
+
 def make_app(root: Path, *, convex_package: bool = False) -> Path:
     """An app folder: package.json, lib/, node_modules/tiny-greeting and convex/."""
     files = {
+        "convex/admin/tools.ts": NESTED,
+        "convex/schema.ts": SCHEMA,
+        "convex/auth.config.ts": "export default { providers: [] };\n",
         "package.json": json.dumps({"name": "app", "dependencies": {"convex": "1.48.0"}}),
         "lib/helper.ts": HELPER,
         "lib/state.ts": STATE,
@@ -300,8 +313,8 @@ def test_bundles_are_identical_to_the_official_clis(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     cli = json.loads((out / "fullConfig.json").read_text())["modules"]
-    ours = bundle(functions).modules
-    # The CLI's debug bundle leaves out the schema (pushed on its own); this app has none.
+    # The CLI's debug bundle leaves out the schema (it is pushed on its own).
+    ours = [m for m in bundle(functions).modules if m.path != "schema.js"]
     assert [(m["path"], m["environment"]) for m in cli] == [(m.path, m.environment) for m in ours]
     for theirs, mine in zip(cli, ours, strict=True):
         assert theirs["source"] == mine.source, mine.path
@@ -311,8 +324,23 @@ def test_bundles_are_identical_to_the_official_clis(tmp_path):
         BundledModule(m["path"], m["source"], m.get("sourceMap"), m["environment"]) for m in cli
     ]
     runnable, analysis = prepare_modules(tuple(pushed), {})
+    assert any(f.udf_path == "admin/tools:tool" for f in analysis.functions)
     assert any(f.udf_path == "a:hello" for f in analysis.functions)
     with Isolate(runnable) as iso:
         outcome = iso.run("query", "a.js", "hello", '[{"name": "cli"}]', None, seed=1, now_ms=0)
     assert outcome.error is None, outcome.error
     assert json.loads(outcome.result_json) == "HELLO CLI!"
+
+
+def test_deploy_modules_installs_a_pushed_set_and_skips_an_unchanged_one(tmp_path, app_dir):
+    modules = bundle(app_dir).modules
+    with Database.open(tmp_path / "data") as db:
+        ex = Executor(db)
+        try:
+            report = ex.deploy_modules(modules)
+            assert "messages:list" in report.functions
+            again = ex.deploy_modules(modules)
+            assert again.ts == report.ts  # the same code: nothing committed
+            assert load_deployment(db).source_hash == ex.deployment.source_hash
+        finally:
+            ex.close()
