@@ -42,6 +42,7 @@ from engine.limits import LIMITS, Limits, format_bytes
 from gateway.context import AuthenticationError, GatewayContext
 from gateway.http_errors import HttpError, bad_request, error_response, json_response
 from gateway.json_input import JsonInputError, parse_json
+from gateway.push_client import PUSH_ERROR_PREFIX
 from gateway.push_shapes import (
     PUSH_ID_KEY,
     ROOT,
@@ -72,7 +73,6 @@ _INFLATE_CHUNK_BYTES = 1 << 20
 _NPM_UNSUPPORTED_BELOW = (0, 19, 1)
 _NPM_MAJOR_MAX = 1
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
-_PUSH_PREFIX = "Hit an error while pushing:\n"
 
 
 def push_routes(
@@ -193,7 +193,7 @@ def _base_ts(deployment: Any) -> int | None:
 def _pushing(exc: BaseException) -> BaseException:
     """A push error in the reference's words: ``Hit an error while pushing:`` first."""
     if isinstance(exc, HeadwaterError):
-        return HeadwaterError(_PUSH_PREFIX + exc.message, code=exc.code)
+        return HeadwaterError(PUSH_ERROR_PREFIX + exc.message, code=exc.code)
     return exc
 
 

@@ -21,7 +21,7 @@ from udf.bundler import BundledModule
 
 PUSH_TIMEOUT_S = 300
 CLIENT = "headwater-cli-0.1.0"
-PUSH_ERROR_PREFIX = "Hit an error while pushing:\n"
+PUSH_ERROR_PREFIX = "Hit an error while pushing:\n"  # the reference's lead-in of push errors
 
 
 class PushRefused(Exception):
