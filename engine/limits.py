@@ -144,6 +144,13 @@ class Limits:
     # A single-table JSON array import at most 16 MiB (Convex's: the transaction write
     # limit); larger data goes as JSON lines.
     import_json_array_bytes_max: int = 16 << 20
+    # A code push (the CLI sends it brotli-compressed): at most 200 MB once decompressed,
+    # Convex's MAX_PUSH_BYTES, so a small compressed body cannot inflate without bound.
+    push_bytes_max: int = 200_000_000
+    # Pushes started (start_push) and not yet finished, kept in memory for finish_push;
+    # the oldest is dropped past this count or this age.
+    pending_pushes_max: int = 16
+    pending_push_age_s: int = 3600
 
 
 def _from_environment() -> Limits:

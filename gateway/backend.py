@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from engine import Database, HeadwaterError
-from gateway.admin_api import admin_routes
 from gateway.admin_key import generate_admin_key
 from gateway.admin_key_file import admin_key_path
 from gateway.app import create_app
@@ -32,6 +31,7 @@ from gateway.functions_stamp import (
     record_deployed,
     recorded_outside,
 )
+from gateway.push_api import push_routes
 from gateway.snapshot_export_api import snapshot_export_routes
 from gateway.snapshot_import_api import snapshot_import_routes
 from gateway.snapshot_worker import SnapshotWorker
@@ -116,7 +116,7 @@ class Backend:
         routes = [
             *snapshot_export_routes(context, db, snapshots, data),
             *snapshot_import_routes(context, db, snapshots, data),
-            *admin_routes(context, executor),
+            *push_routes(context, executor),
             *env_routes(context, executor),
             *streaming_export_routes(context, db),
             *function_log_routes(context, function_log, long_polls),

@@ -1,5 +1,9 @@
 """``headwater deploy DIR --url URL --admin-key KEY``: push a functions folder to a running server.
 
+The folder is bundled here and pushed through the same endpoints as the
+official CLI (``gateway.push_client``): only modules the server does not hold
+unchanged are sent.
+
 The folder is checked here before anything is sent: a deploy replaces the
 whole deployment, so a missing folder, a project folder instead of its
 ``convex/``, or a folder without function modules would remove every function
@@ -10,7 +14,6 @@ checks again (``udf.deployment``), so no client removes everything by accident.
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import sys
 import urllib.error
@@ -43,7 +46,8 @@ def add_deploy_command(subparsers: Any, formatter: type[argparse.HelpFormatter])
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from gateway.admin_api import zip_functions_dir
+    from gateway.push_client import PushRefused, push_modules
+    from udf.bundler import bundle
     from udf.deployment import check_functions_dir, function_module_paths
 
     url = _server_url(args.url)
@@ -54,24 +58,23 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             "or actions): deploying it would remove every function of the server. "
             "Pass --allow-empty if that is what you want."
         )
-    query = "?allowEmpty=true" if args.allow_empty else ""
-    request = urllib.request.Request(
-        f"{url}/api/headwater/deploy{query}",
-        data=zip_functions_dir(args.dir),
-        headers={"Authorization": f"Convex {args.admin_key}", "Content-Type": "application/zip"},
-        method="POST",
-    )
+    built = bundle(args.dir)  # here, so imports from outside the folder resolve
     try:
-        with urllib.request.urlopen(request, timeout=DEPLOY_TIMEOUT_S) as response:
-            report = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        print(f"error: {_refusal(exc, url)}", file=sys.stderr)
+        result = push_modules(url, args.admin_key, built.modules, allow_empty=args.allow_empty)
+    except PushRefused as exc:
+        if exc.status == 404:
+            print(
+                f"error: {url} is not a Headwater server (no push endpoint): check --url.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"error: {exc.one_line}", file=sys.stderr)
         return 1
     except (urllib.error.URLError, OSError) as exc:
         raise CliError(_unreachable(url, exc)) from None
-    print(f"Deployed {len(report['functions'])} functions at ts {report['ts']}.")
-    if report["removed"]:
-        print(f"Removed modules: {', '.join(report['removed'])}")
+    print(f"Deployed {result.functions} functions at ts {result.ts}.")
+    if result.removed:
+        print(f"Removed modules: {', '.join(result.removed)}")
     return 0
 
 
@@ -94,15 +97,3 @@ def _unreachable(url: str, exc: BaseException) -> str:
     if isinstance(reason, socket.gaierror):
         return f"Unknown host in --url {url}: check the address."
     return f"Cannot reach {url}: {reason}."
-
-
-def _refusal(exc: urllib.error.HTTPError, url: str) -> str:
-    body = exc.read().decode(errors="replace")
-    try:
-        detail = json.loads(body)
-        return f"{detail['code']}: {detail['message']}"
-    except (ValueError, KeyError, TypeError):
-        pass
-    if exc.code == 404:
-        return f"{url} is not a Headwater server (no deploy endpoint): check --url."
-    return f"the server answered {exc.code}: {body.strip()[:200]}"

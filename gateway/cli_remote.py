@@ -9,7 +9,7 @@ before. When another process holds the folder:
 - a mutation or action is sent to the holder's HTTP API (``/api/function``
   with the admin key in ``<data>/admin_key``), so its commit is ordered, OCC
   validated and seen by live queries like any client's; ``--functions`` is
-  deployed through the server's deploy endpoint first;
+  bundled here and pushed through the server's push endpoints first;
 - if the holder publishes no URL (an ``import`` in progress) or does not
   answer, the write is refused with one line naming the folder and the pid.
 
@@ -179,6 +179,24 @@ def _call_through(
 
 
 def _deploy_through(data: str, holder: LockHolder, functions: str) -> None:
-    from gateway.admin_api import zip_functions_dir  # Starlette: only loaded for a deploy
+    from gateway.push_client import PushRefused, push_modules
+    from udf.bundler import bundle
+    from udf.deployment import check_functions_dir
 
-    _post(data, holder, "/api/headwater/deploy", zip_functions_dir(functions), "application/zip")
+    check_functions_dir(functions)
+    url = _server_url(data, holder)
+    try:
+        push_modules(url, _admin_key(data, holder), bundle(functions).modules)
+    except PushRefused as exc:
+        raise HeadwaterError(
+            f"The server holding {data} (process {holder.pid}, {url}) refused the deploy: "
+            f"{exc.one_line}",
+            code="ServerRefused",
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HeadwaterError(
+            f"The data folder {data} is held by process {holder.pid}, whose server at {url} "
+            f"did not answer ({reason}); the deploy was not sent.",
+            code="ServerUnreachable",
+        ) from None

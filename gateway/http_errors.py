@@ -40,6 +40,10 @@ _STATUS_BY_CODE: dict[str, int] = {
     "TooManyConflicts": 503,
     "IntegrityError": 500,
     "NodeSetupFailed": 500,
+    # pushes (udf.push): a module named by a hash the server does not hold
+    "MissingExistingModule": 409,
+    "ExistingModuleHashConflict": 409,
+    "ExistingModuleEnvConflict": 409,
     # the gateway's own
     "PayloadTooLarge": 413,
     "NotFound": 404,

@@ -133,6 +133,7 @@ class Deployment:
     source_hash: str
     ts: int  # the commit ts of the deploy
     runnable: tuple[RunnableModule, ...]  # the isolate modules as the runtime loads them
+    udf_server_version: str | None = None  # the npm version that pushed it (None: headwater)
 
     def module(self, path: str) -> BundledModule | None:
         return next((m for m in self.modules if m.path == path), None)
@@ -164,6 +165,8 @@ def source_hash(modules: tuple[BundledModule, ...]) -> str:
         for part in (module.path, module.environment, module.source, module.source_map or ""):
             digest.update(part.encode())
             digest.update(b"\x00")
+        if module.environment != "isolate":  # isolate modules hash as before environments
+            digest.update(module.environment.encode() + b"\x00")
     return digest.hexdigest()
 
 
@@ -201,9 +204,15 @@ def store_deployment(
     modules: tuple[BundledModule, ...],
     analysis: Analysis,
     runnable: tuple[RunnableModule, ...],
+    *,
+    udf_server_version: str | None = None,
+    check_data: bool = True,
 ) -> list[str]:
-    """Write a deployment inside ``tx``; returns the module paths it removed."""
-    apply_schema(tx, schema_of(analysis))
+    """Write a deployment inside ``tx``; returns the module paths it removed.
+
+    ``check_data=False`` skips checking the stored documents against the schema: only
+    for a schema equal to the one in force, which every write was already checked by."""
+    apply_schema(tx, schema_of(analysis), check_data=check_data)
     previous = tx.get(DEPLOYMENT_DOC_ID)
     before = set() if previous is None else set(previous["modules"])
     paths = [m.path for m in modules]
@@ -233,6 +242,7 @@ def store_deployment(
             "modules": paths,
             "analysis": analysis_to_json(analysis),
             "sourceHash": source_hash(modules),
+            "udfServerVersion": udf_server_version,
         },
     )
     return removed
@@ -265,6 +275,7 @@ def load_deployment(db: Database) -> Deployment | None:
             record["sourceHash"],
             ts,
             tuple(runnable),
+            record.get("udfServerVersion"),
         )
     finally:
         tx.close()

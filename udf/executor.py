@@ -20,7 +20,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,7 @@ from udf.deployment import (
     check_functions_dir,
     check_not_emptying,
     load_deployment,
-    prepare_modules,
     source_hash,
-    store_deployment,
 )
 from udf.environment import EnvironmentSnapshots, update_environment
 from udf.errors import SyscallError
@@ -57,6 +55,7 @@ from udf.function_log import FunctionLog
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
+from udf.push import PushRequest, commit_push, prepare_push
 from udf.return_value import return_value_problem
 from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
@@ -111,9 +110,10 @@ class Executor:
     def deploy(
         self, functions_dir: str | Path, *, force: bool = False, allow_empty: bool = False
     ) -> DeployReport:
-        """Bundle, analyse and store a functions folder as one commit (unless unchanged).
+        """Bundle a functions folder and push it as one commit (unless unchanged).
 
-        A folder that would remove every deployed function is refused unless ``allow_empty``.
+        The same pipeline as a push from the official CLI (``udf.push``). A folder
+        that would remove every deployed function is refused unless ``allow_empty``.
         """
         check_functions_dir(functions_dir)
         built = bundle(functions_dir)
@@ -135,15 +135,20 @@ class Executor:
         current = self._deployment
         if not force and current is not None and current.source_hash == source_hash(modules):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        # auth.config's process.env.X is resolved now, from the deployment's variables.
-        runnable, analysis = prepare_modules(
-            modules, self._env.snapshot(None), heap_bytes_max=self.limits.isolate_heap_bytes_max
-        )
+        prepared = prepare_push(self, PushRequest(modules))
         if not allow_empty:
-            check_not_emptying(analysis, current, origin)
-        result = self.db.mutate(lambda tx: store_deployment(tx, modules, analysis, runnable))
-        self._install(Deployment(modules, analysis, source_hash(modules), result.ts, runnable))
-        return DeployReport([f.udf_path for f in analysis.functions], result.value, result.ts)
+            check_not_emptying(prepared.analysis, current, origin)
+        committed = commit_push(self, prepared)
+        functions = [f.udf_path for f in committed.deployment.analysis.functions]
+        return DeployReport(functions, list(committed.removed), committed.deployment.ts)
+
+    def environment_snapshot(self) -> Mapping[str, str]:
+        """The deployment's environment variables now (what ``auth.config`` is evaluated with)."""
+        return self._env.snapshot(None)
+
+    def install(self, deployment: Deployment) -> None:
+        """Make a committed deployment the one calls run (new isolates, callbacks)."""
+        self._install(deployment)
 
     def _install(self, deployment: Deployment) -> None:
         with self._lock:

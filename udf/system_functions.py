@@ -2,10 +2,12 @@
 
 ``npx convex env list`` subscribes to ``_system/cli/queryEnvironmentVariables``
 (every ``_environment_variables`` document, by name) and ``env get`` to its
-``get`` export (``{name, value}`` or null). ``npx convex data`` and
-``function-spec`` read through ``udf.system_data``; ``export`` and ``import``
-watch their progress through ``udf.system_snapshot_state``. They run like any
-query: at a snapshot, with a read set, so a subscription to them is live.
+``get`` export (``{name, value}`` or null); ``deploy`` asks
+``_system/cli/tableSize`` how many documents a table whose index it drops holds.
+``npx convex data`` and ``function-spec`` read through ``udf.system_data``;
+``export`` and ``import`` watch their progress through ``udf.system_snapshot_state``.
+They run like any query: at a snapshot, with a read set, so a subscription to
+them is live.
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ def _get(tx: Transaction, args: dict[str, Any]) -> Any:
     return None if value is None else {"name": name, "value": value}
 
 
+def _table_size(tx: Transaction, args: dict[str, Any]) -> Any:
+    """How many documents a table holds (the CLI asks before it drops an index)."""
+    name = args.get("tableName")
+    if not isinstance(name, str):
+        raise HeadwaterError(
+            "ArgumentValidationError: `tableName` must be a string.", code="BadArgs"
+        )
+    number = tx.table_number(name)
+    return 0 if number is None else sum(1 for _ in tx.snapshot.iter_table(number))
+
+
 _QUERIES: dict[str, Callable[[Transaction, dict[str, Any]], Any]] = {
     _ENV_MODULE: _list,
     f"{_ENV_MODULE}:default": _list,
@@ -52,6 +65,8 @@ _QUERIES: dict[str, Callable[[Transaction, dict[str, Any]], Any]] = {
     _IMPORT_MODULE: system_snapshot_state.get_import,
     f"{_IMPORT_MODULE}:default": system_snapshot_state.get_import,
     f"{_IMPORT_MODULE}:list": system_snapshot_state.list_imports,
+    "_system/cli/tableSize:default": _table_size,
+    "_system/cli/tableSize": _table_size,
 }
 _CLOUD_URL = "_system/cli/convexUrl:cloudUrl"
 

@@ -15,6 +15,22 @@ ROOT = Path(__file__).resolve().parents[2]
 CHAT_APP = ROOT / "examples" / "chat" / "convex"
 _ENTRY_POINT = Path(sys.executable).parent / "headwater"
 ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+CONVEX_CLI = ROOT / "js" / "node_modules" / ".bin" / "convex"
+CLOSED_PORT_URL = "http://127.0.0.1:9"
+
+
+def convex_cli_env(url: str, admin_key: str) -> dict[str, str]:
+    """The official CLI's environment: this server only, nothing sent elsewhere (Sentry off,
+    version and provisioning hosts on a closed loopback port)."""
+    return dict(
+        ENV,
+        CONVEX_SELF_HOSTED_URL=url,
+        CONVEX_SELF_HOSTED_ADMIN_KEY=admin_key,
+        CONVEX_TELEMETRY_DISABLED="1",
+        CI="1",
+        CONVEX_VERSION_API_ORIGIN=CLOSED_PORT_URL,
+        CONVEX_PROVISION_HOST=CLOSED_PORT_URL,
+    )
 
 
 def headwater_command() -> list[str]:

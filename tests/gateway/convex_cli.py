@@ -1,7 +1,6 @@
 """The official Convex CLI (npm ``convex``) as a user runs it against a `headwater serve`.
 
-It talks to the server on loopback only: Sentry is off (``CI``), telemetry is off,
-and its version and provisioning hosts point at a closed loopback port. Each
+It talks to the server on loopback only (``cli_process.convex_cli_env``). Each
 server gets a project folder (``package.json``, ``node_modules`` linked to ours,
 the app in ``convex/``) for the CLI to run in.
 """
@@ -14,10 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cli_process import ENV, ROOT
+from cli_process import CONVEX_CLI, ROOT, convex_cli_env
 
-CONVEX_CLI = ROOT / "js" / "node_modules" / ".bin" / "convex"
-CLOSED_PORT_URL = "http://127.0.0.1:9"
 STEP_TIMEOUT_S = 60
 
 
@@ -35,15 +32,7 @@ def make_project(root: Path, app: Path | None = None, name: str = "cli-test") ->
 
 
 def convex_env(server: Any) -> dict[str, str]:
-    return dict(
-        ENV,
-        CONVEX_SELF_HOSTED_URL=server.url,
-        CONVEX_SELF_HOSTED_ADMIN_KEY=server.admin_key,
-        CONVEX_TELEMETRY_DISABLED="1",
-        CI="1",
-        CONVEX_VERSION_API_ORIGIN=CLOSED_PORT_URL,
-        CONVEX_PROVISION_HOST=CLOSED_PORT_URL,
-    )
+    return convex_cli_env(server.url, server.admin_key)
 
 
 def npx_convex(
