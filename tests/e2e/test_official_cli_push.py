@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "gateway"))
+import convex_cli  # noqa: E402
 from cli_process import CONVEX_CLI, Serve, convex_cli_env  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -64,15 +65,7 @@ def app(tmp_path_factory):
 
 
 def npx_convex(server, *args, timeout_s=STEP_TIMEOUT_S):
-    return subprocess.run(
-        [str(CONVEX_CLI), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        cwd=server.project,
-        env=convex_cli_env(server.url, server.admin_key),
-        stdin=subprocess.DEVNULL,
-    )
+    return convex_cli.npx_convex(server, *args, timeout_s=timeout_s)
 
 
 def call(server, path, args=None, kind="query"):

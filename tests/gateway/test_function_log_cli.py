@@ -15,9 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.cli_process import ENV, ROOT, Serve, headwater
+from tests.gateway.cli_process import CONVEX_CLI, Serve, convex_cli_env, headwater
 
-CONVEX_BIN = ROOT / "js" / "node_modules" / ".bin" / "convex"
 NOTES_TS = """
 import { mutation } from "./_generated/server";
 import { v } from "convex/values";
@@ -99,18 +98,10 @@ def test_npx_convex_logs_shows_a_console_log_of_a_call_made_meanwhile(tmp_path, 
     with Serve(tmp_path / "data", "--functions", str(functions)) as server:
         # The CLI's first poll only finds the head cursor; it prints what comes after.
         mutate(server, "notes:add", {"text": "before"})
-        env = {
-            **ENV,
-            "CONVEX_SELF_HOSTED_URL": server.url,
-            "CONVEX_SELF_HOSTED_ADMIN_KEY": server.admin_key,
-            # Nothing leaves the machine: no Sentry (CI), version and provision hosts unreachable.
-            "CI": "1",
-            "CONVEX_VERSION_API_ORIGIN": "http://127.0.0.1:9",
-            "CONVEX_PROVISION_HOST": "http://127.0.0.1:9",
-        }
+        env = convex_cli_env(server.url, server.admin_key)
         env.pop("CONVEX_DEPLOYMENT", None)
         logs = subprocess.Popen(
-            [str(CONVEX_BIN), "logs"],
+            [str(CONVEX_CLI), "logs"],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,
