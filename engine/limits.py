@@ -151,6 +151,10 @@ class Limits:
     # the oldest is dropped past this count or this age.
     pending_pushes_max: int = 16
     pending_push_age_s: int = 3600
+    # A deploy is answered once its text and vector indexes are backfilled (as Convex's
+    # push waits for its indexes), so the functions it deploys can search at once; past
+    # this wait the deploy still succeeds and searches report the index as backfilling.
+    deploy_search_backfill_wait_s: float = 30.0
 
 
 def _from_environment() -> Limits:

@@ -254,6 +254,7 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
         prepared.udf_server_version,
     )
     executor.install(deployment)
+    executor.db.wait_for_search_indexes(executor.limits.deploy_search_backfill_wait_s)
     return CommittedPush(deployment, prepared.base, tuple(result.value))
 
 

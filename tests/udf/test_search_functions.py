@@ -51,3 +51,29 @@ def test_search_and_vector_search_from_functions(tmp_path):
         wrong = ex.run(FunctionCall("notes:similar", {"vector": [1.0, 0.0]}, "action"))
         assert wrong.error is not None and "dimension" in wrong.error.message.lower()
         ex.close()
+
+
+def test_a_deploy_adding_a_search_index_answers_once_the_index_can_be_queried(tmp_path):
+    # First without the indexes, with enough notes that a backfill takes a while...
+    app = tmp_path / "convex"
+    shutil.copytree(APP, app)
+    schema = app / "schema.ts"
+    indexed = schema.read_text()
+    plain = indexed[: indexed.index(")\n    .searchIndex")] + "),\n});\n"
+    schema.write_text(plain)
+    with Database.open(tmp_path / "d") as db:
+        ex = Executor(db)
+        ex.deploy(app)
+        notes = [{"body": "note 0 quick", "author": "ada", "embedding": [1.0, 0.0, 0.0]}]
+        notes += [
+            {"body": f"note {i}", "author": "bob", "embedding": [0.0, 1.0, 0.0]}
+            for i in range(3000)
+        ]
+        db.mutate(lambda tx: [tx.insert("notes", note) for note in notes])
+        # ...then a deploy that adds them: a search right after it finds the note.
+        schema.write_text(indexed)
+        ex.deploy(app)
+        found = ex.run(FunctionCall("notes:search", {"text": "quick"}, "query"))
+        assert found.error is None, found.error
+        assert found.value == ["note 0 quick"]
+        ex.close()
