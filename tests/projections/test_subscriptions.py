@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from engine.read_set import Interval, ReadSet, ReadSetBuilder
+from engine.read_set import Interval, ReadSet, ReadSetBuilder, SearchKey, SearchRead
 from projections.subscriptions import SubscriptionMatcher
 
 keys = st.lists(st.sampled_from([0, 1, 2, 0xFF]), max_size=4).map(bytes)
@@ -281,3 +281,59 @@ def test_large_random_workload_agrees_with_brute_force() -> None:
             expected = {s for s, r in truth.items() if r.intersects(written)}
             assert matcher.match(written) == expected, f"seed {seed}, step {step}"
     assert matcher.statistics()["rebuilds"] > 100
+
+
+# -- text search subscriptions -------------------------------------------------------
+
+search_tokens = st.sampled_from(["q", "qu", "quick", "quiet", "brown", "b", "fox", "a"])
+search_filters = st.sampled_from([(), (("author", b"ada"),), (("author", b"bob"),)])
+
+
+def searched(*searches: SearchRead) -> ReadSet:
+    builder = ReadSetBuilder()
+    for read in searches:
+        builder.add_search(read)
+    return builder.build()
+
+
+@st.composite
+def search_reads(draw: st.DrawFn) -> SearchRead:
+    terms = tuple(sorted(set(draw(st.lists(search_tokens, max_size=3)))))
+    prefix = draw(st.none() | search_tokens)
+    index_id = draw(st.sampled_from(["n:search_body", "m:search_title"]))
+    return SearchRead(index_id, terms, prefix, draw(search_filters))
+
+
+@st.composite
+def search_versions(draw: st.DrawFn) -> SearchKey:
+    index_id = draw(st.sampled_from(["n:search_body", "m:search_title"]))
+    tokens = frozenset(draw(st.lists(search_tokens, max_size=4)))
+    return SearchKey(index_id, tokens, draw(search_filters))
+
+
+def test_a_document_matching_two_searches_wakes_both() -> None:
+    matcher = SubscriptionMatcher()
+    matcher.add("quick", ReadSet(searches=(SearchRead("n:s", ("quick",), None, ()),)))
+    matcher.add("fox", ReadSet(searches=(SearchRead("n:s", ("fox",), None, ()),)))
+    matcher.add("q*", ReadSet(searches=(SearchRead("n:s", (), "q", ()),)))
+    matcher.add("br*", ReadSet(searches=(SearchRead("n:s", (), "br", ()),)))
+    written = SearchKey("n:s", frozenset({"quick", "brown", "fox"}), ())
+    assert matcher.match([written]) == {"quick", "fox", "q*", "br*"}
+    assert matcher.match([SearchKey("n:s", frozenset({"b"}), ())]) == set()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    subscriptions=st.lists(st.lists(search_reads(), min_size=1, max_size=2), max_size=8),
+    written=st.lists(search_versions(), max_size=3),
+)
+def test_search_subscriptions_agree_with_brute_force(subscriptions, written) -> None:
+    matcher = SubscriptionMatcher()
+    for sub_id, searches in enumerate(subscriptions):
+        matcher.add(sub_id, searched(*searches))
+    expected = {
+        sub_id
+        for sub_id, searches in enumerate(subscriptions)
+        if any(read.touched_by(version) for read in searches for version in written)
+    }
+    assert matcher.match(written) == expected
