@@ -351,6 +351,28 @@ def test_paginate_walks_the_relevance_order(sdb):
     assert seen == everything
 
 
+def test_a_search_page_rerun_with_its_end_cursor_keeps_exactly_its_documents(sdb):
+    # A live paginated search re-runs each page up to the end cursor it first returned.
+    sdb.mutate(lambda tx: [tx.insert("messages", {"body": "a " * i}) for i in range(1, 9)])
+
+    def page(cursor, size, end=None):
+        return sdb.query(
+            lambda tx: (
+                tx.query("messages")
+                .with_search_index("search_body", lambda q: q.search("body", "a"))
+                .paginate(cursor, size, end_cursor=end)
+            )
+        ).value
+
+    first = page(None, 3)
+    second = page(first.continue_cursor, 3)
+    again = page(None, 1, end=first.continue_cursor)  # the page size gives way to the end
+    assert [d["_id"] for d in again.page] == [d["_id"] for d in first.page]
+    assert again.continue_cursor == first.continue_cursor and not again.is_done
+    middle = page(first.continue_cursor, 100, end=second.continue_cursor)
+    assert [d["_id"] for d in middle.page] == [d["_id"] for d in second.page]
+
+
 # --- live queries and OCC ----------------------------------------------------------------------
 
 

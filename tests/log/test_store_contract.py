@@ -296,8 +296,11 @@ def test_append_in_shares_the_callers_transaction(env: lmdb.Environment, lmdb_lo
         lmdb_log.append_in(txn, [entry(2)])  # sees the first, uncommitted
         txn.put(b"checkpoint", b"2", db=side)
         assert lmdb_log.latest_ts(txn) == 2
+        assert lmdb_log.first_ts(txn) == 1
+        assert lmdb_log.count(txn) == 2
         assert tss(lmdb_log.read_from(0, txn=txn)) == [1, 2]
         assert lmdb_log.latest_ts() is None  # other readers do not, yet
+        assert lmdb_log.first_ts() is None and lmdb_log.count() == 0
     assert tss(lmdb_log.read_from(0)) == [1, 2]
     with env.begin() as txn:
         assert txn.get(b"checkpoint", db=side) == b"2"
