@@ -151,6 +151,12 @@ class Limits:
     # the oldest is dropped past this count or this age.
     pending_pushes_max: int = 16
     pending_push_age_s: int = 3600
+    # Scheduling (Convex's numbers): one mutation schedules at most 1000 functions with
+    # 16 MiB of arguments in all; the runner starts at most 8 due jobs at once, as
+    # Convex's SCHEDULED_JOB_EXECUTION_PARALLELISM, so a burst cannot starve clients.
+    functions_scheduled_max: int = 1000
+    scheduled_args_bytes_max: int = 16 << 20
+    scheduler_concurrency_max: int = 8
 
 
 def _from_environment() -> Limits:
