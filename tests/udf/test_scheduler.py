@@ -284,13 +284,16 @@ def test_an_interval_cron_fires_every_second_and_a_redeploy_changes_it(cron_app)
 def test_a_cron_never_runs_twice_for_a_slot_across_restarts(cron_app):
     wait_for(lambda: len(ticks(cron_app)) >= 2, timeout_s=6)
     cron_app.restart(start=False)
+    stopped_ms = time.time() * 1000
     time.sleep(3.2)  # three slots pass while nothing runs
-    before = len(ticks(cron_app))
     cron_app.restart()
-    time.sleep(0.5)
-    assert len(ticks(cron_app)) == before + 1  # the missed slots run once
+    time.sleep(2.5)
     times = [at for _, at in ticks(cron_app)]
     assert len(set(times)) == len(times)
+    # One catch-up run for the missed slots, then back on the job's phase.
+    after = [at for at in times if at > stopped_ms]
+    gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+    assert 2 <= len(after) <= 4 and all(gap >= 900 for gap in gaps[1:]), gaps
 
 
 def test_cron_actions_and_calendar_schedules(cron_app):
