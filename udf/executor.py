@@ -73,6 +73,14 @@ _NOT_FOUND = (
 )
 
 
+# A mutation given up on after its OCC retries: not the function's fault (the scheduler
+# tries such a job again later, as Convex retries conflicts of scheduled mutations).
+TOO_MANY_CONFLICTS = (
+    "Documents read by this mutation changed while it ran, on every retry; it was not "
+    "applied. Reduce contention on the documents it reads."
+)
+
+
 def parse_udf_path(path: str) -> tuple[str, str]:
     """``"messages:send"`` → ``("messages.js", "send")``; no export means ``default``."""
     module, _, export = path.partition(":")
@@ -389,10 +397,7 @@ class Executor:
             return FunctionOutcome(
                 outcome.value, None, outcome.log_lines, ts, None, None, "mutation"
             )
-        return _failed(
-            "Documents read by this mutation changed while it ran, on every retry; it was not "
-            "applied. Reduce contention on the documents it reads."
-        )
+        return _failed(TOO_MANY_CONFLICTS)
 
     def _run_action(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
         with self._isolate(info, depth) as isolate:

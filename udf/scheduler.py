@@ -35,6 +35,7 @@ from engine.cron_jobs import CRON_JOBS_TABLE
 from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE
 from engine.system_tables import SYSTEM_TABLE_NUMBERS
 from udf.calls import ADMIN, FunctionCall, FunctionOutcome
+from udf.executor import TOO_MANY_CONFLICTS
 
 logger = logging.getLogger("headwater.scheduler")
 
@@ -42,6 +43,10 @@ JOB, CRON = "job", "cron"
 Key = tuple[str, str]  # (JOB | CRON, document id)
 # A run that failed for a reason of ours (not the function's) is tried again after this.
 _SYSTEM_RETRY_S = 0.5
+
+
+class _Contended(Exception):
+    """A scheduled mutation that lost every OCC retry: run again later, not failed."""
 
 
 def _now_ms() -> float:
@@ -83,15 +88,20 @@ class Scheduler:
         self._thread.start()
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Stop starting work and wait (bounded) for runs in flight."""
+        """Stop starting work and wait (at most ``timeout_s``) for runs in flight; an
+        action still running then is left in progress, and failed at the next start."""
         self._db.remove_commit_listener(self._on_commit)
+        deadline = time.monotonic() + timeout_s
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout_s)
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=False)  # queued runs see _stopped and return
+        with self._cond:
+            while self._running and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
 
     def statistics(self) -> dict[str, Any]:
         with self._cond:
@@ -209,12 +219,15 @@ class Scheduler:
 
     def _run(self, key: Key, due: float) -> None:
         try:
+            if self._stopped:
+                return  # closing: it is still in the log, for the next start
             if key[0] == JOB:
                 self._run_job(key[1])
             else:
                 self._run_cron(key[1], due)
-        except Exception:  # ours, not the function's: try again a little later
-            logger.exception("scheduled run of %s failed; retrying", key[1])
+        except Exception as exc:  # ours, not the function's: try again a little later
+            if not isinstance(exc, _Contended):
+                logger.exception("scheduled run of %s failed; retrying", key[1])
             with self._cond:
                 self._counts["failed_to_run"] += 1
                 if key not in self._waiting:
@@ -243,6 +256,8 @@ class Scheduler:
             outcome = self._executor.run_job(call, hook)
             if hook.started and outcome.error is None:
                 return  # committed with the mutation's writes
+            if outcome.error is not None and outcome.error.message == TOO_MANY_CONFLICTS:
+                raise _Contended(job_id)  # still pending: tried again after a pause
             if outcome.error is not None:
                 self._complete(job_id, jobs.FAILED, outcome.error.message)
             return
