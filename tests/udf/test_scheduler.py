@@ -191,6 +191,12 @@ def test_bad_schedules_get_convex_errors_and_write_nothing(app, path, args, word
     assert app.ok("jobs:jobs") == []
 
 
+def test_cancel_of_an_unknown_job_is_a_no_op_as_in_convex(app):
+    unknown, _ = jobs.new_job("jobs:record", {}, 0.0, now_ms=time.time() * 1000)
+    app.ok("jobs:cancel", {"id": unknown})
+    assert app.ok("jobs:jobs") == []
+
+
 def test_cancel_with_an_id_of_another_table_is_refused(app):
     job_id = app.ok("jobs:scheduleAt", {"ms": time.time() * 1000 + 60_000, "label": "x"})
     app.ok("jobs:scheduleMany", {"count": 0.0})
