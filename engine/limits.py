@@ -157,6 +157,11 @@ class Limits:
     functions_scheduled_max: int = 1000
     scheduled_args_bytes_max: int = 16 << 20
     scheduler_concurrency_max: int = 8
+    # Finished scheduled functions are deleted after a week (Convex's retention), checked
+    # this often, at most this many per transaction.
+    scheduled_job_retention_s: int = 7 * 24 * 3600
+    scheduled_job_cleanup_interval_s: int = 3600
+    scheduled_job_cleanup_batch_max: int = 1000
 
 
 def _from_environment() -> Limits:

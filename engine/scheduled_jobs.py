@@ -125,6 +125,16 @@ def canceled(job: dict[str, Any], now_ms: float) -> dict[str, Any] | None:
     return completed(job, CANCELED, now_ms)
 
 
+def is_expired(job: dict[str, Any], now_ms: float, retention_s: float) -> bool:
+    """A finished job older than the retention window (deleted, as Convex does)."""
+    completed_ms = job.get("completedTime")
+    return (
+        kind_of(job) in FINISHED
+        and completed_ms is not None
+        and completed_ms <= now_ms - retention_s * 1000
+    )
+
+
 def schedule_delay_problem(scheduled_s: float, now_s: float) -> str | None:
     """Convex's refusal of a time more than five years away (either way), or None."""
     delta = scheduled_s - now_s

@@ -39,7 +39,7 @@ from udf.executor import TOO_MANY_CONFLICTS
 
 logger = logging.getLogger("headwater.scheduler")
 
-JOB, CRON = "job", "cron"
+JOB, CRON, CLEANUP = "job", "cron", "cleanup"
 Key = tuple[str, str]  # (JOB | CRON, document id)
 # A run that failed for a reason of ours (not the function's) is tried again after this.
 _SYSTEM_RETRY_S = 0.5
@@ -83,6 +83,7 @@ class Scheduler:
         """Load what is due from the tables, then follow commits on a thread of its own."""
         self._db.add_commit_listener(self._on_commit)  # first: no commit slips between
         self._load()
+        self._push((CLEANUP, ""), self._clock_ms())  # finished jobs past retention
         self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="headwater-job")
         self._thread = threading.Thread(target=self._loop, name="headwater-scheduler", daemon=True)
         self._thread.start()
@@ -223,8 +224,10 @@ class Scheduler:
                 return  # closing: it is still in the log, for the next start
             if key[0] == JOB:
                 self._run_job(key[1])
-            else:
+            elif key[0] == CRON:
                 self._run_cron(key[1], due)
+            else:
+                self._clean_up()
         except Exception as exc:  # ours, not the function's: try again a little later
             if not isinstance(exc, _Contended):
                 logger.exception("scheduled run of %s failed; retrying", key[1])
@@ -326,6 +329,27 @@ class Scheduler:
 
         self._db.mutate(fail)
 
+    def _clean_up(self) -> None:
+        """Delete finished jobs past the retention window, a batch per transaction."""
+        limits = self._executor.limits
+        now_ms = self._clock_ms()
+        tx = self._db.begin(writable=False)
+        try:
+            number = SYSTEM_TABLE_NUMBERS[SCHEDULED_FUNCTIONS_TABLE]
+            expired = [
+                doc["_id"]
+                for _, doc in tx.snapshot.iter_table(number)
+                if jobs.is_expired(doc, now_ms, limits.scheduled_job_retention_s)
+            ]
+        finally:
+            tx.close()
+        batch = limits.scheduled_job_cleanup_batch_max
+        for start in range(0, len(expired), batch):
+            self._db.mutate(_delete_finished, expired[start : start + batch], now_ms, limits)
+        with self._cond:
+            interval_ms = limits.scheduled_job_cleanup_interval_s * 1000
+            self._push((CLEANUP, ""), self._clock_ms() + interval_ms)
+
     # -- crons ---------------------------------------------------------------------------
 
     def _run_cron(self, cron_id: str, slot: float) -> None:
@@ -359,6 +383,13 @@ class Scheduler:
             return True
 
         return bool(self._db.mutate(take).value)
+
+
+def _delete_finished(tx: Any, job_ids: list[str], now_ms: float, limits: Any) -> None:
+    for job_id in job_ids:
+        job = tx.get(job_id)
+        if job is not None and jobs.is_expired(job, now_ms, limits.scheduled_job_retention_s):
+            tx.write_system(SCHEDULED_FUNCTIONS_TABLE, job_id, None)
 
 
 class _JobHook:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from engine import Database, HeadwaterError
 from engine import scheduled_jobs as jobs
+from engine.limits import LIMITS, Limits
 from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE
 from udf.calls import FunctionCall
 from udf.executor import Executor
@@ -24,13 +26,13 @@ CRONS_APP = FIXTURES / "crons" / "convex"
 class Deployment:
     """A data folder with the app deployed, the runner started; ``restart`` reopens both."""
 
-    def __init__(self, data: Path, app: Path) -> None:
-        self.data, self.app = data, app
+    def __init__(self, data: Path, app: Path, limits: Limits = LIMITS) -> None:
+        self.data, self.app, self.limits = data, app, limits
         self._open(deploy=True)
 
     def _open(self, *, deploy: bool, start: bool = True) -> None:
         self.db = Database.open(self.data)
-        self.ex = Executor(self.db)
+        self.ex = Executor(self.db, limits=self.limits)
         if deploy:
             self.ex.deploy(self.app)
         self.scheduler = Scheduler(self.ex)
@@ -243,6 +245,23 @@ def test_an_action_interrupted_by_a_crash_is_failed_never_rerun(app):
     assert app.job(job_id)["state"]["error"] == "Transient error while executing action"
     app.settle()
     assert app.ok("jobs:list") == []
+
+
+def test_finished_jobs_are_deleted_after_the_retention_window(tmp_path):
+    folder = tmp_path / "convex"
+    shutil.copytree(SCHEDULING_APP, folder)
+    limits = dataclasses.replace(
+        LIMITS, scheduled_job_retention_s=0, scheduled_job_cleanup_interval_s=1
+    )
+    app = Deployment(tmp_path / "data", folder, limits)
+    try:
+        done = app.ok("jobs:scheduleAt", {"ms": time.time() * 1000, "label": "x"})
+        later = app.ok("jobs:scheduleAt", {"ms": time.time() * 1000 + 60_000, "label": "y"})
+        wait_for(lambda: app.job(done) is None, timeout_s=5)
+        assert app.job(later)["state"] == {"kind": "pending"}  # only finished ones go
+        assert app.ok("jobs:list") == ["x"]
+    finally:
+        app.close()
 
 
 # -- crons ---------------------------------------------------------------------------------
