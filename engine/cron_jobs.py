@@ -37,7 +37,7 @@ _INTERVAL_FIELDS = {"seconds": 1, "minutes": 60, "hours": 3600}
 
 
 class CronSpecError(HeadwaterError):
-    code = "InvalidCronSpec"
+    code = "InvalidCron"  # Convex's code for a crons.ts it refuses
 
 
 def cron_job_id(identifier: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cli_process import Serve
 from convex import ConvexClient
+from convex_cli import make_project, npx_convex
 
 FIXTURES = Path(__file__).resolve().parents[1] / "udf" / "fixtures"
 pytestmark = pytest.mark.slow
@@ -114,3 +115,23 @@ def test_a_one_second_cron_keeps_time_across_a_redeploy_and_a_restart(tmp_path):
         after_stop = [at for at in times if at > stopped_ms]
         gaps = [b - a for a, b in zip(after_stop, after_stop[1:], strict=False)]
         assert all(gap >= 900 for gap in gaps[1:]), gaps
+
+
+def test_npx_convex_deploy_of_a_malformed_crons_ts_is_refused_and_a_good_one_runs(tmp_path):
+    project = make_project(tmp_path, FIXTURES / "crons" / "convex", "crons-test")
+    crons_ts = project / "convex" / "crons.ts"
+    good = crons_ts.read_text()
+    crons_ts.write_text(good.replace("internal.tick.tick", '"tick:ticks" as any'))
+    with Serve(tmp_path / "data") as server:
+        server.project = project  # type: ignore[attr-defined]
+        done = npx_convex(server, "deploy", "--yes")
+        assert done.returncode != 0
+        assert (
+            "The cron job 'every second' schedules a query function, only actions and "
+            "mutations can be scheduled: tick.js:ticks"
+        ) in done.stderr
+        crons_ts.write_text(good)
+        done = npx_convex(server, "deploy", "--yes")
+        assert done.returncode == 0, done.stderr
+        client = ConvexClient(server.url)
+        wait_for(lambda: len(client.query("tick:ticks")) >= 2)
