@@ -146,29 +146,36 @@ def _schedule(schedule: dict[str, Any], spec: Any) -> dict[str, Any]:
         return {"type": "cron", "cronExpr": expression}
     if kind not in ("hourly", "daily", "weekly", "monthly"):
         raise CronSpecError("Invalid JSON")
-    minute = schedule.get("minuteUTC")
-    if minute is not None and not (_is_int(minute) and 0 <= minute <= 59):
-        raise CronSpecError(f"minuteUTC must be 0-59 in {shown}")
     out: dict[str, Any] = {"type": kind}
-    if minute is not None:
-        out["minuteUTC"] = float(minute)
+    if schedule.get("minuteUTC") is not None:
+        minute = _whole_in(schedule["minuteUTC"], 0, 59)
+        if minute is None:
+            raise CronSpecError(f"minuteUTC must be 0-59 in {shown}")
+        out["minuteUTC"] = minute
     if kind == "hourly":
         return out
-    hour = schedule.get("hourUTC")
-    if not (_is_int(hour) and 0 <= hour <= 23):
+    hour = _whole_in(schedule.get("hourUTC"), 0, 23)
+    if hour is None:
         raise CronSpecError(f"hourUTC must be 0-23 in {shown}")
-    out["hourUTC"] = float(hour)
+    out["hourUTC"] = hour
     if kind == "weekly":
         day = schedule.get("dayOfWeek")
         if day not in _DAYS:
             raise CronSpecError("Invalid JSON")
         out["dayOfWeek"] = day
     if kind == "monthly":
-        day = schedule.get("day")
-        if not (_is_int(day) and 1 <= day <= 31):
+        day_of_month = _whole_in(schedule.get("day"), 1, 31)
+        if day_of_month is None:
             raise CronSpecError(f"day of month must be 1-31 in {shown}")
-        out["day"] = float(day)
+        out["day"] = day_of_month
     return out
+
+
+def _whole_in(value: Any, lowest: int, highest: int) -> float | None:
+    """``value`` as a float when it is a whole number in [lowest, highest], else None."""
+    if not _is_int(value) or not lowest <= value <= highest:
+        return None
+    return float(value)
 
 
 def _is_int(value: Any) -> bool:

@@ -253,7 +253,8 @@ class Scheduler:
         if target not in ("mutation", "action"):
             self._complete(job_id, jobs.FAILED, target)
             return
-        call = FunctionCall(_display(path), job["args"][0], target, ADMIN, request_id=_request_id())
+        kind: Any = target
+        call = FunctionCall(_display(path), job["args"][0], kind, ADMIN, request_id=_request_id())
         if target == "mutation":
             hook = _JobHook(job_id, call.request_id, self._clock_ms)
             outcome = self._executor.run_job(call, hook)
