@@ -79,6 +79,7 @@ class Database:
         self.limits = limits
         self._clock = clock
         self._random_bytes = random_bytes
+        self._commit_listeners: list[Callable[[list[Any]], None]] = []
         self._env = open_environment(self.path)
         self._log = LmdbLog(self._env)
         self._runner = ProjectionRunner(self._env, self._log)
@@ -291,9 +292,20 @@ class Database:
 
     # -- internals ---------------------------------------------------------------
 
+    def add_commit_listener(self, listener: Callable[[list[Any]], None]) -> None:
+        """Call ``listener(entries)`` with every durable batch of log entries, in ts order,
+        on the committer's thread (keep it short: the scheduler queues and returns)."""
+        self._commit_listeners.append(listener)
+
+    def remove_commit_listener(self, listener: Callable[[list[Any]], None]) -> None:
+        if listener in self._commit_listeners:
+            self._commit_listeners.remove(listener)
+
     def _on_committed(self, committed: list[Any]) -> None:
         self._search.submit([c.entry for c in committed])
         self._subscriptions.on_committed(committed)
+        for listener in list(self._commit_listeners):
+            listener([c.entry for c in committed])
 
     def _read_only_reason(self) -> str:
         holder = read_holder(self.path)

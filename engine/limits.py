@@ -155,6 +155,17 @@ class Limits:
     # push waits for its indexes), so the functions it deploys can search at once; past
     # this wait the deploy still succeeds and searches report the index as backfilling.
     deploy_search_backfill_wait_s: float = 30.0
+    # Scheduling (Convex's numbers): one mutation schedules at most 1000 functions with
+    # 16 MiB of arguments in all; the runner starts at most 8 due jobs at once, as
+    # Convex's SCHEDULED_JOB_EXECUTION_PARALLELISM, so a burst cannot starve clients.
+    functions_scheduled_max: int = 1000
+    scheduled_args_bytes_max: int = 16 << 20
+    scheduler_concurrency_max: int = 8
+    # Finished scheduled functions are deleted after a week (Convex's retention), checked
+    # this often, at most this many per transaction.
+    scheduled_job_retention_s: int = 7 * 24 * 3600
+    scheduled_job_cleanup_interval_s: int = 3600
+    scheduled_job_cleanup_batch_max: int = 1000
 
 
 def _from_environment() -> Limits:

@@ -17,6 +17,9 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
               `_exports` documents ({"state": "requested"|"in_progress"|"completed"|"failed", ...})
     _snapshot_imports (520) one document per import upload: its state, as Convex's
               `_snapshot_imports` documents ({"state": {"state": "uploaded"|...}, ...})
+    _cron_jobs (521) one document per cron of the deployed crons.ts (engine.cron_jobs)
+    _scheduled_functions (539) one document per scheduled function, in the shape of
+              Convex's virtual table (engine.scheduled_jobs); 539 is Convex's number
 
 The schema is kept as JSON text because validator literals are Convex JSON,
 whose ``$integer``-style keys are not valid field names inside a document.
@@ -36,6 +39,8 @@ SESSION_REQUESTS_TABLE = "_session_requests"
 ENVIRONMENT_VARIABLES_TABLE = "_environment_variables"
 EXPORTS_TABLE = "_exports"
 SNAPSHOT_IMPORTS_TABLE = "_snapshot_imports"
+CRON_JOBS_TABLE = "_cron_jobs"
+SCHEDULED_FUNCTIONS_TABLE = "_scheduled_functions"
 
 SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     TABLES_TABLE: 513,
@@ -46,6 +51,8 @@ SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     ENVIRONMENT_VARIABLES_TABLE: 518,
     EXPORTS_TABLE: 519,
     SNAPSHOT_IMPORTS_TABLE: 520,
+    CRON_JOBS_TABLE: 521,
+    SCHEDULED_FUNCTIONS_TABLE: 539,
 }
 
 # User tables get the smallest free number above this, as in Convex.

@@ -39,6 +39,7 @@ from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
 from udf.function_log import FunctionLog
+from udf.scheduler import Scheduler
 
 _WATCH_INTERVAL_S = 1.0
 
@@ -81,6 +82,7 @@ class Backend:
     outside_inputs: tuple[str, ...] = ()  # files outside functions_dir its modules import
     _stop_watch: threading.Event | None = None
     _snapshots: SnapshotWorker | None = None
+    scheduler: Scheduler | None = None
 
     @classmethod
     def open(
@@ -124,6 +126,9 @@ class Backend:
         app = create_app(context, extra_routes=routes)
         backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
         backend._snapshots = snapshots
+        # Scheduled functions and crons run from here on (and catch up on what came due).
+        backend.scheduler = Scheduler(executor)
+        backend.scheduler.start()
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)
             backend.outside_inputs = outside
@@ -170,6 +175,8 @@ class Backend:
             self._stop_watch.set()
         if self._snapshots is not None:
             self._snapshots.close()
+        if self.scheduler is not None:
+            self.scheduler.close()
         self.executor.close()
         self.db.close()
 

@@ -4,8 +4,9 @@ Database ops go to ``DatabaseSyscalls`` over the call's transaction (queries
 and mutations). Auth and metadata ops are answered from the call's context.
 Nested calls — ``runUdf`` from queries and mutations (same transaction),
 ``actions/query|mutation|action`` from actions (each its own transaction) —
-go back to the executor one nesting level down. Features that later issues
-bring (scheduler, file storage, vector search) answer with a clear error.
+go back to the executor one nesting level down. ``ctx.scheduler`` goes to
+``udf.scheduling_syscalls``. Features that later issues bring (file storage)
+answer with a clear error.
 """
 
 from __future__ import annotations
@@ -20,13 +21,10 @@ from engine.transaction import Transaction
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
+from udf.scheduling_syscalls import CANCEL_OPS, SCHEDULE_OPS, answer_scheduling
 
 _UNCAUGHT = re.compile(r"^Uncaught \w+: ")
 _NOT_YET = {
-    "1.0/schedule": "Scheduling functions",
-    "1.0/cancel_job": "Scheduling functions",
-    "1.0/actions/schedule": "Scheduling functions",
-    "1.0/actions/cancel_job": "Scheduling functions",
     "1.0/storageGenerateUploadUrl": "File storage",
     "1.0/storageGetUrl": "File storage",
     "1.0/storageGetMetadata": "File storage",
@@ -123,11 +121,21 @@ class CallHandler:
             if ctx.kind != "action":
                 raise SyscallError(f"Unknown async operation {op}")
             return self._run_from_action(op.rsplit("/", 1)[1], args)
+        if op in SCHEDULE_OPS or op in CANCEL_OPS:
+            return self._schedule(op, args)
         if op == "1.0/actions/vectorSearch" and ctx.kind == "action":
             return self._executor.vector_search(args)
         if op in _NOT_YET:
             raise SyscallError(f"{_NOT_YET[op]} is not supported by Headwater yet ({op}).")
         raise SyscallError(f"Unknown async operation {op}")
+
+    def _schedule(self, op: str, args: dict[str, Any]) -> Any:
+        from_action = op.startswith("1.0/actions/")
+        if from_action != (self._context.kind == "action") or (
+            not from_action and (self._tx is None or self._context.kind != "mutation")
+        ):
+            raise SyscallError(f"Unknown async operation {op}")
+        return answer_scheduling(self._executor, op, args, None if from_action else self._tx)  # type: ignore[arg-type]
 
     # -- nested calls ---------------------------------------------------------------
 

@@ -83,6 +83,19 @@ class FunctionOutcome:
         return self.error is None
 
 
+class MutationHook(Protocol):
+    """Writes a scheduled or cron run adds to its mutation's own transaction, so its
+    state changes commit with the mutation's writes or not at all."""
+
+    def start(self, tx: Any) -> bool:
+        """Before the function runs (each OCC attempt): False skips the run."""
+        ...
+
+    def finish(self, tx: Any) -> None:
+        """After the function succeeded, before the commit."""
+        ...
+
+
 class Watch(Protocol):
     def close(self) -> None: ...
 

@@ -28,6 +28,7 @@ from engine.query_executor import QueryStream
 from engine.query_spec import parse_query
 from engine.transaction import Transaction
 from udf.errors import SyscallError
+from udf.scheduling_syscalls import scheduled_so_far
 
 Handler = Callable[[dict[str, Any]], Any]
 # Documents sent ahead per round trip when a query has no smaller limit.
@@ -209,6 +210,7 @@ class DatabaseSyscalls:
 
     def _metrics(self, args: dict[str, Any]) -> Any:
         tx, lim = self.tx, self.tx.limits
+        scheduled_count, scheduled_bytes = scheduled_so_far(tx)
 
         def pair(used: int, limit: int) -> dict[str, float]:
             return {"used": float(used), "remaining": float(max(limit - used, 0))}
@@ -219,8 +221,8 @@ class DatabaseSyscalls:
             "databaseQueries": pair(tx.index_ranges, lim.index_ranges_max),
             "documentsRead": pair(tx.documents_read, lim.documents_read_max),
             "documentsWritten": pair(tx.documents_written, lim.documents_written_max),
-            "functionsScheduled": pair(0, 1000),
-            "scheduledFunctionArgsBytes": pair(0, 16 << 20),
+            "functionsScheduled": pair(scheduled_count, lim.functions_scheduled_max),
+            "scheduledFunctionArgsBytes": pair(scheduled_bytes, lim.scheduled_args_bytes_max),
         }
 
 

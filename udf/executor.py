@@ -41,7 +41,14 @@ from engine.transaction import Transaction
 from engine.validators import parse_validator, validate
 from udf.bundler import NODE, USE_NODE_NOT_RUN, BundledModule, bundle
 from udf.call_handler import CallContext, CallHandler
-from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
+from udf.calls import (
+    DeployReport,
+    FunctionCall,
+    FunctionError,
+    FunctionKind,
+    FunctionOutcome,
+    MutationHook,
+)
 from udf.deployment import (
     Deployment,
     check_functions_dir,
@@ -63,6 +70,14 @@ from udf.v8_context import start_v8
 _NOT_FOUND = (
     "Could not find public function for '{path}'. Did you forget to run "
     "`npx convex dev` or `npx convex deploy`?"
+)
+
+
+# A mutation given up on after its OCC retries: not the function's fault (the scheduler
+# tries such a job again later, as Convex retries conflicts of scheduled mutations).
+TOO_MANY_CONFLICTS = (
+    "Documents read by this mutation changed while it ran, on every retry; it was not "
+    "applied. Reduce contention on the documents it reads."
 )
 
 
@@ -214,7 +229,15 @@ class Executor:
 
     # -- calls ------------------------------------------------------------------------
 
-    def run_at_depth(self, call: FunctionCall, depth: int) -> FunctionOutcome:
+    def run_job(self, call: FunctionCall, hook: MutationHook) -> FunctionOutcome:
+        """A scheduled or cron run: a mutation's transaction also gets ``hook``'s writes
+        (its job's state); an action runs as from a client. ``None`` when the hook
+        skipped the run (the job was no longer waiting)."""
+        return self.run_at_depth(call, 0, hook)
+
+    def run_at_depth(
+        self, call: FunctionCall, depth: int, hook: MutationHook | None = None
+    ) -> FunctionOutcome:
         """A call in its own transaction (from a client, or from an action), recorded in
         the function log: exactly one entry per call, whatever its outcome."""
         if depth == 0 and is_system_path(call.path):
@@ -223,7 +246,7 @@ class Executor:
             )  # the CLI's `_system/cli/...` reads
         started_s, started = time.time(), time.perf_counter()
         try:
-            outcome = self._run_at_depth(call, depth)
+            outcome = self._run_at_depth(call, depth, hook)
         except InvalidValueError as exc:
             # A result that is no Convex value is the function's own error (as Convex says).
             message = f"Function {call.path} return value invalid: {exc.message}"
@@ -238,7 +261,9 @@ class Executor:
             )
         return outcome
 
-    def _run_at_depth(self, call: FunctionCall, depth: int) -> FunctionOutcome:
+    def _run_at_depth(
+        self, call: FunctionCall, depth: int, hook: MutationHook | None = None
+    ) -> FunctionOutcome:
         resolved = self._resolve(call, depth)
         if isinstance(resolved, FunctionOutcome):
             return resolved
@@ -246,7 +271,7 @@ class Executor:
         if info.kind == "query":
             return self._run_query(call, info, depth)
         if info.kind == "mutation":
-            return self._run_mutation(call, info, depth)
+            return self._run_mutation(call, info, depth, hook)
         return self._run_action(call, info, depth)
 
     def run_nested(self, call: FunctionCall, tx: Transaction, depth: int) -> FunctionOutcome:
@@ -335,7 +360,13 @@ class Executor:
             finally:
                 tx.close()
 
-    def _run_mutation(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
+    def _run_mutation(
+        self,
+        call: FunctionCall,
+        info: FunctionInfo,
+        depth: int,
+        hook: MutationHook | None = None,
+    ) -> FunctionOutcome:
         for attempt in attempts(self.limits):
             if attempt.pause_s:
                 time.sleep(attempt.pause_s)
@@ -347,9 +378,13 @@ class Executor:
                         replay = self._earlier_outcome(tx, call)
                         if replay is not None:
                             return replay
+                        if hook is not None and not hook.start(tx):
+                            return FunctionOutcome(udf_type="mutation", ts=tx.snapshot_ts)
                         outcome = self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts)
                         if outcome.error is not None:
                             return outcome
+                        if hook is not None:
+                            hook.finish(tx)
                         if call.idempotency_key is not None:
                             self._record_outcome(tx, call, outcome)
                     # The isolate is free again while the commit waits for its fsync.
@@ -362,10 +397,7 @@ class Executor:
             return FunctionOutcome(
                 outcome.value, None, outcome.log_lines, ts, None, None, "mutation"
             )
-        return _failed(
-            "Documents read by this mutation changed while it ran, on every retry; it was not "
-            "applied. Reduce contention on the documents it reads."
-        )
+        return _failed(TOO_MANY_CONFLICTS)
 
     def _run_action(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
         with self._isolate(info, depth) as isolate:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine import Database
+from engine.cron_jobs import check_targets, parse_crons, sync_cron_jobs
 from engine.environment_variables import read_all
 from engine.errors import HeadwaterError, SchemaValidationError
 from engine.ids import decode_id
@@ -195,6 +196,7 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
     )
     if request.refuse_empty:
         check_not_emptying(analysis, base, "The pushed folder")
+    check_targets(parse_crons(analysis.crons_json), _kind_in(analysis))
     new_schema = schema_of(analysis)
     old_schema = Schema.empty() if base is None else schema_of(base.analysis)
     return PreparedPush(
@@ -235,7 +237,7 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
             )
         if read_all(tx) != prepared.env:
             raise PushError(_ENV_CHANGED, code="RaceDetected")
-        return store_deployment(
+        removed = store_deployment(
             tx,
             prepared.modules,
             prepared.analysis,
@@ -243,6 +245,9 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
             udf_server_version=prepared.udf_server_version,
             check_data=not prepared.schema_unchanged,
         )
+        # The crons of this deploy, in its own commit: they run from it on.
+        sync_cron_jobs(tx, parse_crons(prepared.analysis.crons_json), time.time() * 1000)
+        return removed
 
     result = executor.db.mutate(write)
     deployment = Deployment(
@@ -256,6 +261,14 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
     executor.install(deployment)
     executor.db.wait_for_search_indexes(executor.limits.deploy_search_backfill_wait_s)
     return CommittedPush(deployment, prepared.base, tuple(result.value))
+
+
+def _kind_in(analysis: Analysis) -> Any:
+    def kind_of(module: str, export: str) -> str | None:
+        found = analysis.function(module, export)
+        return None if found is None else found.kind
+
+    return kind_of
 
 
 def _deployment_ts(tx: Any) -> int | None:
