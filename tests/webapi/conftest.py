@@ -40,7 +40,13 @@ class Runner:
         self._isolate = isolate
 
     def outcome(
-        self, code: str, kind: str = "action", *, handler: Any = None, input: Any = None, **opts: Any
+        self,
+        code: str,
+        kind: str = "action",
+        *,
+        handler: Any = None,
+        input: Any = None,
+        **opts: Any,
     ) -> CallOutcome:
         args: dict[str, Any] = {"code": code}
         if input is not None:

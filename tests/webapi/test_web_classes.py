@@ -14,7 +14,8 @@ def test_a_response_reads_a_readable_stream(run):
       const text = await response.text();
       let again;
       try { await response.text(); } catch (e) { again = e.message; }
-      return [text, response.status, response.ok, response.bodyUsed, response.headers.get("x-kind"), again];
+      return [text, response.status, response.ok, response.bodyUsed,
+              response.headers.get("x-kind"), again];
     """
     assert run(code) == [
         "hello stream",
@@ -28,7 +29,8 @@ def test_a_response_reads_a_readable_stream(run):
 
 def test_blob_slice_text_and_array_buffer(run):
     code = """
-      const blob = new Blob(["hello", " ", new Uint8Array([119, 111, 114, 108, 100])], { type: "text/plain" });
+      const world = new Uint8Array([119, 111, 114, 108, 100]);
+      const blob = new Blob(["hello", " ", world], { type: "text/plain" });
       const part = blob.slice(6, 9, "x/y");
       return [blob.size, blob.type, await blob.text(), await part.text(), part.type,
               Array.from(new Uint8Array(await blob.slice(-2).arrayBuffer()))];
