@@ -72,6 +72,10 @@ class Limits:
     # Functions: user-code time per call (time inside syscalls excluded), and for actions.
     function_time_max_ms: int = 1000
     action_time_max_ms: int = 600_000
+    # fetch() from actions: a request's connect/read timeout, and the largest response
+    # (or request) body: the user heap, which must hold it (Convex bounds it by memory only).
+    fetch_timeout_ms: int = 120_000
+    fetch_body_bytes_max: int = 64 << 20
     # V8 heap for user code, per isolate.
     isolate_heap_bytes_max: int = 64 << 20
     # Console lines kept per call, and the longest line.

@@ -51,6 +51,7 @@ from udf.deployment import (
 )
 from udf.environment import EnvironmentSnapshots, update_environment
 from udf.errors import SyscallError
+from udf.fetch_client import FetchOps
 from udf.function_log import FunctionLog
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
@@ -192,6 +193,12 @@ class Executor:
 
     def latest_ts(self) -> int:
         return self.db.latest_ts()
+
+    def fetch_ops(self) -> FetchOps:
+        return FetchOps(
+            timeout_s=self.limits.fetch_timeout_ms / 1000,
+            body_bytes_max=self.limits.fetch_body_bytes_max,
+        )
 
     def vector_search(self, args: dict[str, Any]) -> Any:
         """``1.0/actions/vectorSearch``: ``{"query": {indexName, vector, limit, expressions}}``."""

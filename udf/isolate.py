@@ -70,6 +70,7 @@ _RUNTIME_FILES = (
     "inspect.js",
     "ids.js",
     "syscalls.js",
+    "fetch.js",
     "guard.js",
     "calls.js",
 )

@@ -48,13 +48,14 @@ def test_time_is_frozen_to_the_hosts_timestamp(call):
 def test_network_timers_and_crypto_randomness_are_refused(call):
     refusals = {
         "misbehave:fetchSomething": "fetch()",
-        "misbehave:uuid": "crypto.randomUUID",
+        "misbehave:uuid": "cryptographic randomness",
     }
     for ref, what in refusals.items():
         outcome = call("query", ref, {"url": "http://127.0.0.1/"} if "fetch" in ref else {})
         assert outcome.error.message == (
             f"Uncaught Error: Can't use {what} in queries and mutations. "
-            "Please consider using an action."
+            "Please consider using an action. "
+            "See https://docs.convex.dev/functions/actions for more details."
         )
     sleep = call("mutation", "misbehave:sleep")
     assert "Can't use setTimeout in queries and mutations" in sleep.error.message

@@ -57,8 +57,10 @@ class Runner:
             kind, "web.js", _EXPORTS[kind], json.dumps([args]), handler or NoSyscalls(), **settings
         )
 
-    def __call__(self, code: str, kind: str = "action", **kw: Any) -> Any:
+    def __call__(self, code: str, kind: str = "action", *, raw: bool = False, **kw: Any) -> Any:
         out = self.outcome(code, kind, **kw)
+        if raw:
+            return out
         assert out.error is None, out.error
         return json.loads(out.result_json or "null")
 

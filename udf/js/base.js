@@ -98,7 +98,8 @@
 
   // --- things queries and mutations may not do.
   function refuse(what) {
-    return new Error(`Can't use ${what} in queries and mutations. Please consider using an action.`);
+    return new Error(`Can't use ${what} in queries and mutations. Please consider using an action. ` +
+      "See https://docs.convex.dev/functions/actions for more details.");
   }
   hw.refuse = refuse;
   hw.requireAction = (what) => {
@@ -127,11 +128,6 @@
     Promise.resolve().then(() => fn());
   };
 
-  globalThis.fetch = async function fetch() {
-    hw.requireAction("fetch()");
-    throw new Error("fetch() is not supported by this runtime yet");
-  };
-
   // --- user time: an evaluation's user code ends when the microtask queue has
   // drained, which happens after the host got the evaluation's reply. A waiter
   // woken by Atomics.notify is resumed by a task V8 posts behind that drain, so
@@ -155,7 +151,7 @@
 
   // --- crypto: randomness only in actions (seeded by the host per call).
   function fillRandom(view) {
-    hw.requireAction("crypto.getRandomValues");
+    hw.requireAction("cryptographic randomness");
     if (!ArrayBuffer.isView(view)) throw new TypeError("getRandomValues: expected a typed array");
     const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
     if (bytes.length > 65536) throw new RangeError("getRandomValues: at most 65536 bytes");
@@ -168,7 +164,7 @@
   globalThis.crypto = {
     getRandomValues: fillRandom,
     randomUUID() {
-      hw.requireAction("crypto.randomUUID");
+      hw.requireAction("cryptographic randomness");
       const b = fillRandom(new Uint8Array(16));
       b[6] = (b[6] & 0x0f) | 0x40;
       b[8] = (b[8] & 0x3f) | 0x80;
