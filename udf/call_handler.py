@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.transaction import Transaction
+from udf import subtle_crypto
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
@@ -105,6 +106,8 @@ class CallHandler:
             return self._database.handle(op, args_json)
         if op.startswith("headwater/fetch"):
             return self._fetch(op, args_json)
+        if op in subtle_crypto.OPS:
+            return subtle_crypto.handle(op, args_json, deterministic=self._context.kind != "action")
         try:
             args = json.loads(args_json)
         except ValueError as exc:

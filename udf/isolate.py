@@ -71,6 +71,7 @@ _RUNTIME_FILES = (
     "ids.js",
     "syscalls.js",
     "fetch.js",
+    "subtle.js",
     "guard.js",
     "calls.js",
 )

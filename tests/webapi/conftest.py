@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,11 @@ from udf import Isolate, bundle
 from udf.node import ensure_node_modules
 from udf.outcome import CallOutcome
 
+sys.path.insert(0, str(Path(__file__).parent))  # the helpers live beside this file
+from web_handler import web_handler  # noqa: E402
+
 FIXTURE_APP = Path(__file__).parent / "fixtures" / "convex"
 _EXPORTS = {"action": "inAction", "query": "inQuery", "mutation": "inMutation"}
-
-
-class NoSyscalls:
-    def handle(self, op: str, args_json: str) -> str:
-        raise AssertionError(f"unexpected syscall {op}")
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +53,12 @@ class Runner:
         settings: dict[str, Any] = {"seed": 7, "now_ms": 1_700_000_000_000.0, "time_limit_s": 5.0}
         settings.update(opts)
         return self._isolate.run(
-            kind, "web.js", _EXPORTS[kind], json.dumps([args]), handler or NoSyscalls(), **settings
+            kind,
+            "web.js",
+            _EXPORTS[kind],
+            json.dumps([args]),
+            handler or web_handler(kind),
+            **settings,
         )
 
     def __call__(self, code: str, kind: str = "action", *, raw: bool = False, **kw: Any) -> Any:

@@ -10,24 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from udf.fetch_client import FetchOps
-
 sys.path.insert(0, str(Path(__file__).parent))  # the loopback server lives beside this file
 from loopback_server import BIG_BYTES, loopback_server  # noqa: E402
+from web_handler import web_handler  # noqa: E402
 
 
-class FetchHandler:
-    """The fetch ops of a call, as the executor's handler hands them out."""
-
-    def __init__(self, *, timeout_s: float = 5.0, body_bytes_max: int = 64 << 20) -> None:
-        self.ops = FetchOps(timeout_s=timeout_s, body_bytes_max=body_bytes_max)
-
-    def handle(self, op: str, args_json: str):
-        assert self.ops.handles(op), op
-        return self.ops.handle(op, args_json)
-
-    async def aclose(self) -> None:
-        await self.ops.aclose()
+def FetchHandler(**limits):  # noqa: N802 - reads as the handler it makes
+    return web_handler("action", **limits)
 
 
 @pytest.fixture(scope="module")
