@@ -474,7 +474,11 @@ class Executor:
             if pool is None:
                 pool = self._pools[key] = IsolatePool(
                     deployment.runnable,
-                    size=self.limits.isolates_per_level_max,
+                    size=(
+                        self.limits.actions_concurrent_max
+                        if family == "action"
+                        else self.limits.isolates_per_level_max
+                    ),
                     heap_bytes_max=self.limits.isolate_heap_bytes_max,
                 )
         return pool
