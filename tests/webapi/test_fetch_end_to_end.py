@@ -42,7 +42,8 @@ def test_an_action_fetches_from_a_loopback_server(tmp_path):
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}/echo"
     functions = HERE / "fixtures" / "fetcher" / "convex"
-    with loopback_server() as upstream, Serve(tmp_path / "data", "--functions", str(functions)) as server:
+    serve = Serve(tmp_path / "data", "--functions", str(functions))
+    with loopback_server() as upstream, serve as server:
         done = subprocess.run(
             [sys.executable, "-c", CLIENT, server.url, f"{upstream}/echo", closed],
             capture_output=True,
