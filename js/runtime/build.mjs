@@ -17,6 +17,9 @@ await esbuild.build({
   legalComments: "none",
   // whatwg-url loads every legacy multi-byte encoding for URLs of non-UTF-8
   // pages; a server function's URLs are UTF-8.
-  alias: { "@exodus/bytes/encoding.js": join(here, "empty.mjs") },
+  alias: {
+    "@exodus/bytes/encoding.js": join(here, "empty.mjs"),
+    tr46: join(here, "tr46_lazy.cjs"),
+  },
   logLevel: "warning",
 });
