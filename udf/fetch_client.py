@@ -2,7 +2,8 @@
 
 The runtime (``udf/js/fetch.js``) follows redirects and reads bodies itself; the
 host sends one request per ``headwater/fetch`` op and answers once the response
-head has arrived, then hands out the body in parts (``headwater/fetchBody``),
+head has arrived (with the body, when it is small and its length known), then
+hands out the body in parts (``headwater/fetchBody``),
 so a large body never sits whole in a JSON message and an abort stops it
 mid-way. Both ops run in the background on the isolate's loop (see
 ``udf.driver``): an action's other work and timers go on meanwhile.
@@ -123,11 +124,26 @@ class FetchOps:
             raise SyscallError(f"builder error: {exc}") from exc
         except (httpx.HTTPError, OSError) as exc:
             raise _failure(url, exc) from exc
-        body_id = self._next_body
-        self._next_body += 1
-        self._responses[body_id] = _Body(response, url)
+        head: dict[str, Any] = {}
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= _BODY_PART_BYTES:
+            # A small body comes with the head: one round trip instead of three.
+            try:
+                content = await response.aread()
+            except (httpx.HTTPError, OSError) as exc:
+                raise _failure(url, exc) from exc
+            finally:
+                await response.aclose()
+            self._check_size(len(content))
+            head["body"] = base64.b64encode(content).decode("ascii")
+            body_id = 0
+        else:
+            body_id = self._next_body
+            self._next_body += 1
+            self._responses[body_id] = _Body(response, url)
         return json.dumps(
             {
+                **head,
                 "status": response.status_code,
                 "statusText": response.reason_phrase,
                 "headers": [
@@ -154,10 +170,14 @@ class FetchOps:
         body.received += len(chunk)
         if body.received > self._body_bytes_max:
             await self._close_body(body_id)
+            self._check_size(body.received)
+        return json.dumps({"chunk": base64.b64encode(chunk).decode("ascii")})
+
+    def _check_size(self, size_bytes: int) -> None:
+        if size_bytes > self._body_bytes_max:
             raise SyscallError(
                 f"Response body too large: fetch reads bodies up to {_mib(self._body_bytes_max)}"
             )
-        return json.dumps({"chunk": base64.b64encode(chunk).decode("ascii")})
 
     async def _close_body(self, body_id: int) -> str:
         body = self._responses.pop(body_id, None)
@@ -187,4 +207,4 @@ class _Body:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):g} MiB"
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"

@@ -100,7 +100,11 @@ def test_a_body_over_the_bound_is_refused(run, server):
     """
     handler = FetchHandler(body_bytes_max=BIG_BYTES - 1)
     assert fetch(run, code, server, handler=handler) == (
-        "Response body too large: fetch reads bodies up to 3 MiB"
+        f"Response body too large: fetch reads bodies up to {BIG_BYTES - 1} bytes"
+    )
+    small = "const r = await fetch(`${input}/echo`); return await r.text();"
+    assert run.error(small, handler=FetchHandler(body_bytes_max=10), input=server) == (
+        "Uncaught Error: Response body too large: fetch reads bodies up to 10 bytes"
     )
     code_ok = "const r = await fetch(`${input}/big`); return (await r.arrayBuffer()).byteLength;"
     assert fetch(run, code_ok, server) == BIG_BYTES

@@ -3,7 +3,8 @@
 // The host makes the HTTP request (udf/fetch_client.py) through three async ops
 // of our own (Convex's are internal ops of its runtime, not syscalls):
 //   headwater/fetch      {url, method, headers: [[name, value]...], body: base64 | null}
-//                        -> {status, statusText, headers, url, bodyId}  (after the head)
+//                        -> {status, statusText, headers, url, bodyId}  (after the head;
+//                           a small body of known length comes along as `body`)
 //   headwater/fetchBody  {bodyId} -> {chunk: base64} | {done: true}     (the body, in parts)
 //   headwater/cancel     {id}: stop the host's work on an op (fire and forget)
 // Redirects are followed here, as Convex's runtime does (so `redirect: "manual"`
@@ -79,7 +80,7 @@
     return {
       status: head.status,
       init: { status: head.status, statusText: head.statusText, headers: head.headers, url: head.url },
-      body: nullBody ? null : responseBody(head.bodyId, request.signal),
+      body: nullBody ? null : head.body !== undefined ? unbase64(head.body) : responseBody(head.bodyId, request.signal),
       bodyId: head.bodyId,
     };
   }
@@ -106,7 +107,7 @@
       if (!REDIRECT_STATUSES.includes(answer.status) || mode === "manual" || location === undefined) {
         return hw.makeResponse(answer.body, { ...answer.init, redirected: redirects > 0 });
       }
-      if (answer.body !== null) await answer.body.cancel();
+      if (answer.body instanceof ReadableStream) await answer.body.cancel();
       if (mode === "error") throw new TypeError("fetch attempted redirect");
       if (++redirects > REDIRECTS_MAX) throw new TypeError("fetch too many redirects");
       const url = new URL(location[1], request.url);
