@@ -158,3 +158,29 @@ def test_the_classes_work_in_queries_and_leave_no_trace(run):
     """
     assert run(code, "query") == ["q", "/c", "number"]
     assert run("return typeof globalThis.leak;", "query") == "undefined"
+
+
+def test_changes_to_the_classes_do_not_reach_the_next_call(run):
+    code = """
+      const attempts = [
+        () => { Response.prototype.text = async () => "patched"; },
+        () => { Object.getPrototypeOf(new ReadableStream().values()).next = () => 1; },
+        () => { Object.getPrototypeOf(AbortSignal.prototype).addEventListener = () => 1; },
+        () => { crypto.subtle.digest = () => 1; },
+        () => { Object.getPrototypeOf(new Headers().entries()).next = () => 1; },
+      ];
+      for (const f of attempts) { try { f(); } catch (e) {} }
+    """
+    run(code)
+    check = """
+      const r = new Response("real");
+      const c = new AbortController();
+      let heard = false;
+      c.signal.addEventListener("abort", () => { heard = true; });
+      c.abort();
+      const values = [];
+      for await (const chunk of new Blob(["s"]).stream()) values.push(chunk.length);
+      return [await r.text(), typeof crypto.subtle.digest, [...new Headers({ a: "1" }).entries()],
+              heard, values];
+    """
+    assert run(check) == ["real", "function", [["a", "1"]], True, [1]]

@@ -157,6 +157,6 @@
     };
   }
 
-  globalThis.crypto.subtle = subtle;
+  globalThis.crypto.subtle = Object.freeze(subtle);
   Object.defineProperty(globalThis, "CryptoKey", { value: CryptoKey, writable: true, enumerable: false, configurable: true });
 })(globalThis.__hw);

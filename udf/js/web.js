@@ -393,4 +393,36 @@
   for (const [name, value] of [["DOMException", DOMException], ["Request", Request], ["Response", Response]]) {
     Object.defineProperty(globalThis, name, { value, writable: true, enumerable: false, configurable: true });
   }
+
+  // The guard (guard.js) freezes what the globals reach directly; the packages'
+  // classes also inherit from classes they do not export, and hand out iterators
+  // with prototypes of their own. Frozen here too, so no call can change them for
+  // the next one.
+  const freeze = Object.freeze;
+  const getPrototypeOf = Object.getPrototypeOf;
+  function freezeWithMethods(o) {
+    for (const key of Reflect.ownKeys(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, key);
+      for (const f of [d.value, d.get, d.set]) if (typeof f === "function" && f !== o.constructor) freeze(f);
+    }
+    freeze(o);
+  }
+  // The core intrinsics stay as the guard handles them (some are restored, not frozen).
+  const CORE = new Set([Object.prototype, Function.prototype, Error, Error.prototype]);
+  function freezeChain(start) {
+    for (let p = start; p !== null && !CORE.has(p); p = getPrototypeOf(p)) freezeWithMethods(p);
+  }
+  hw.freezeHidden = (classes, instances) => {
+    for (const cls of classes) {
+      freezeChain(getPrototypeOf(cls.prototype));
+      freezeChain(getPrototypeOf(cls));
+    }
+    for (const o of instances) freezeChain(getPrototypeOf(o));
+  };
+  const web = ["ReadableStream", "WritableStream", "TransformStream", "URL", "URLSearchParams", "AbortController",
+    "AbortSignal", "Headers", "Blob", "File", "FormData", "Request", "Response"];
+  hw.freezeHidden(web.map((name) => globalThis[name]), [
+    new ReadableStream().values(), new Headers().entries(), new URLSearchParams().entries(),
+    new FormData().entries(), new Blob([]).stream().getReader(), new AbortController().signal,
+  ]);
 })(globalThis.__hw);
