@@ -175,3 +175,17 @@ def test_queries_and_mutations_refuse_fetch(run, server, kind):
         "Uncaught Error: Can't use fetch() in queries and mutations. Please consider using an "
         "action. See https://docs.convex.dev/functions/actions for more details."
     )
+
+
+def test_a_request_object_and_a_stream_body(run, server):
+    code = """
+      const enc = new TextEncoder();
+      const body = new ReadableStream({ start(c) {
+        c.enqueue(enc.encode("streamed ")); c.enqueue(enc.encode("body")); c.close(); } });
+      const first = await (await fetch(`${input}/echo`, { method: "PUT", body })).json();
+      const blob = new Blob(["from a blob"]);
+      const request = new Request(`${input}/echo`, { method: "POST", body: blob });
+      const second = await (await fetch(request)).json();
+      return [first.method, first.body, second.method, second.body, request.bodyUsed];
+    """
+    assert fetch(run, code, server) == ["PUT", "streamed body", "POST", "from a blob", True]
