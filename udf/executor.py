@@ -422,6 +422,7 @@ class Executor:
             time_limit_s=time_max_ms / 1000,
             log_lines_max=self.limits.log_lines_max,
             log_line_bytes_max=self.limits.log_line_bytes_max,
+            crypto_key=os.urandom(32) if is_action else None,
         )
         ts = snapshot_ts if snapshot_ts is not None else self.db.latest_ts()
         outcome = self._outcome(raw, info, ts, self._table_of_id if tx is None else tx.table_of_id)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import struct
 import threading
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -199,8 +200,12 @@ class Isolate:
         time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         log_lines_max: int = DEFAULT_LOG_LINES_MAX,
         log_line_bytes_max: int = DEFAULT_LOG_LINE_BYTES_MAX,
+        crypto_key: bytes | None = None,
     ) -> CallOutcome:
         """Run ``module_path``'s export ``export_name`` (``args_json``: a JSON array).
+
+        ``crypto_key`` (32 bytes from ``os.urandom``, for actions) keys the ChaCha20
+        stream of ``crypto.getRandomValues``; without it the stream comes from ``seed``.
 
         ``seed`` seeds Math.random (and, in actions, crypto.getRandomValues:
         give actions a seed from ``os.urandom``); ``now_ms`` is what Date
@@ -227,6 +232,10 @@ class Isolate:
             "logLinesMax": log_lines_max,
             "logLineBytesMax": log_line_bytes_max,
         }
+        if crypto_key is not None:
+            if len(crypto_key) != 32:
+                raise ValueError("crypto_key must be 32 bytes")
+            config["cryptoKey"] = list(struct.unpack("<8I", crypto_key))
         code = f"__hw.start({json.dumps(json.dumps(config))})"
         self._refuse_reentry()
         with self._lock:

@@ -247,8 +247,42 @@ def test_queries_and_mutations_refuse_randomized_signatures(run, kind):
         "consider using an action. See https://docs.convex.dev/functions/actions for more details."
     )
     assert run.error(code, kind, input=keys) == refusal
-    assert run.error("crypto.getRandomValues(new Uint8Array(4));", kind) == refusal
-    assert run.error("crypto.randomUUID();", kind) == refusal
     assert run.error("setTimeout(() => {}, 1);", kind).startswith(
         "Uncaught Error: Can't use setTimeout in queries and mutations."
     )
+
+
+def test_random_values_in_actions_are_fresh_and_in_queries_follow_the_seed(run):
+    code = """
+      const a = crypto.getRandomValues(new Uint8Array(32));
+      const b = crypto.getRandomValues(new Uint32Array(4));
+      let errors = [];
+      for (const f of [() => crypto.getRandomValues(new Float64Array(2)),
+                       () => crypto.getRandomValues(new Uint8Array(65537))]) {
+        try { f(); } catch (e) { errors.push(`${e.name}: ${e.message}`); }
+      }
+      return [Array.from(a), Array.from(b), crypto.randomUUID(), errors];
+    """
+    from web_handler import web_handler
+
+    key_one, key_two = bytes(range(32)), bytes(range(1, 33))
+    one = run(code, handler=web_handler("action"), crypto_key=key_one)
+    again = run(code, handler=web_handler("action"), crypto_key=key_one)
+    other = run(code, handler=web_handler("action"), crypto_key=key_two)
+    assert one == again and one[0] != other[0] and one[2] != other[2]
+    assert one[3] == [
+        "TypeMismatchError: The provided ArrayBufferView is not an integer array type",
+        "TypeError: Byte length (65537) exceeds the number of bytes of entropy available via "
+        "this API (65536)",
+    ]
+    # ChaCha20 keyed by 0..31 with a zero counter and nonce (RFC 8439's block function).
+    import struct
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+    stream = Cipher(algorithms.ChaCha20(key_one, struct.pack("<4I", 0, 0, 0, 0)), None)
+    expected = stream.encryptor().update(bytes(48))
+    assert bytes(one[0]) == expected[:32]
+    assert list(struct.unpack("<4I", expected[32:48])) == one[1]
+    query = run(code, "query", seed=5)
+    assert query == run(code, "query", seed=5) and query != run(code, "query", seed=6)

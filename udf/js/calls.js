@@ -88,6 +88,7 @@
       nowMs: Math.floor(config.nowMs),
       startedMs: hw.realNow(),
       random: hw.makeRandom(config.seed[0], config.seed[1]),
+      cryptoRandom: hw.makeCryptoRandom(config),
       env: freeze(Object.assign(objectCreate(null), config.env)),
       envRequired: config.envRequired === true,
       tableNumbers: Object.assign(objectCreate(null), config.tableNumbers),
