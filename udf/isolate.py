@@ -58,6 +58,7 @@ from udf.bundler import BundledModule
 from udf.driver import CallDriver, SyscallHandler
 from udf.errors import AnalysisError
 from udf.module_compiler import DEPS_DIR, RunnableModule, compile_modules, is_library_chunk
+from udf.node import ensure_web_runtime
 from udf.outcome import Analysis, CallOutcome, FunctionInfo, HttpRoute
 from udf.source_map import MODULE_URL_PREFIX, OriginalPosition, SourceMap, render_stack
 from udf.v8_context import V8Context
@@ -99,11 +100,7 @@ _MISSING_AUTH_ENV = re.compile(
 
 @cache
 def _runtime_sources() -> tuple[tuple[str, str], ...]:
-    generated = _JS_DIR / "gen" / "web_polyfills.js"
-    if not generated.exists():
-        raise FileNotFoundError(
-            f"{generated} is missing: it is built from the npm packages by `make setup`"
-        )
+    ensure_web_runtime()
     return tuple((name, (_JS_DIR / name).read_text(encoding="utf-8")) for name in _RUNTIME_FILES)
 
 
