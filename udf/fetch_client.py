@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from udf.errors import SyscallError
+from udf.v8_context import at_loop_close
 
 _BODY_PART_BYTES = 1 << 20
 # One client per event loop (each isolate has its own loop thread): connections are
@@ -45,6 +46,7 @@ def _client() -> httpx.AsyncClient:
         # (a deployment's outgoing requests go straight to the host they name).
         client = httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=None)
         _CLIENTS[loop] = client
+        at_loop_close(client.aclose)
     return client
 
 
