@@ -23,6 +23,7 @@ _REQUIRED_PACKAGES = (
     "headers-polyfill",
     "formdata-node",
     "abortcontroller-polyfill",
+    "event-target-shim",
 )
 WEB_RUNTIME = JS_DIR.parent / "udf" / "js" / "gen" / "web_polyfills.js"
 _NPM_CI_TIMEOUT_S = 600

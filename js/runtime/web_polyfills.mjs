@@ -20,6 +20,7 @@ import {
 import { URL as WhatwgURL, URLSearchParams } from "whatwg-url";
 import { AbortController as PolyfillAbortController, AbortSignal } from "abortcontroller-polyfill/dist/cjs-ponyfill";
 import { Headers } from "headers-polyfill";
+import { Event, EventTarget } from "event-target-shim";
 // The Node build: its "browser" build only re-exports the browser's own classes.
 import { Blob, File, FormData } from "../node_modules/formdata-node/lib/form-data.js";
 
@@ -62,6 +63,8 @@ const classes = {
   AbortController,
   AbortSignal,
   Headers,
+  Event,
+  EventTarget,
   Blob,
   File,
   FormData,

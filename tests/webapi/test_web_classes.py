@@ -149,6 +149,20 @@ def test_abort_controller_signals_its_listeners(run):
     assert run(code) == [True, 1, "AbortError"]
 
 
+def test_event_target_dispatches_to_its_listeners(run):
+    code = """
+      const target = new EventTarget();
+      const seen = [];
+      const once = { once: true };
+      target.addEventListener("ping", (e) => seen.push(["a", e.type, e.detail ?? null]), once);
+      target.addEventListener("ping", (e) => seen.push(["b", e.type, e instanceof Event]));
+      target.dispatchEvent(new Event("ping"));
+      target.dispatchEvent(new Event("ping"));
+      return seen;
+    """
+    assert run(code) == [["a", "ping", None], ["b", "ping", True], ["b", "ping", True]]
+
+
 def test_the_classes_work_in_queries_and_leave_no_trace(run):
     code = """
       const b = new Blob(["q"]);

@@ -1,6 +1,6 @@
 // Headwater function runtime, part 3: Request, Response, DOMException and the
 // body reading they share; the other Web classes (streams, URL, Headers, Blob,
-// File, FormData, AbortController) come from npm packages bundled into
+// File, FormData, AbortController, Event, EventTarget) come from npm packages bundled into
 // gen/web_polyfills.js, evaluated just before this file. Error texts follow
 // Convex's runtime where it words them, the Fetch standard elsewhere.
 (function (hw) {
@@ -420,7 +420,7 @@
     for (const o of instances) freezeChain(getPrototypeOf(o));
   };
   const web = ["ReadableStream", "WritableStream", "TransformStream", "URL", "URLSearchParams", "AbortController",
-    "AbortSignal", "Headers", "Blob", "File", "FormData", "Request", "Response"];
+    "AbortSignal", "Headers", "Blob", "File", "FormData", "Request", "Response", "Event", "EventTarget"];
   hw.freezeHidden(web.map((name) => globalThis[name]), [
     new ReadableStream().values(), new Headers().entries(), new URLSearchParams().entries(),
     new FormData().entries(), new Blob([]).stream().getReader(), new AbortController().signal,
