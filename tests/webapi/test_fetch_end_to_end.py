@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def test_an_action_fetches_from_a_loopback_server(tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}/echo"
-    functions = HERE / "fixtures" / "fetcher" / "convex"
+    functions = tmp_path / "app" / "convex"  # serve writes _generated/ beside the functions
+    shutil.copytree(HERE / "fixtures" / "fetcher" / "convex", functions)
     serve = Serve(tmp_path / "data", "--functions", str(functions))
     with loopback_server() as upstream, serve as server:
         done = subprocess.run(
