@@ -189,3 +189,18 @@ def test_a_request_object_and_a_stream_body(run, server):
       return [first.method, first.body, second.method, second.body, request.bodyUsed];
     """
     assert fetch(run, code, server) == ["PUT", "streamed body", "POST", "from a blob", True]
+
+
+def test_abort_stops_reading_a_body(run, server):
+    code = """
+      const c = new AbortController();
+      const r = await fetch(`${input}/big`, { signal: c.signal });
+      const reader = r.body.getReader();
+      const first = await reader.read();
+      c.abort();
+      try {
+        while (!(await reader.read()).done);
+        return "finished";
+      } catch (e) { return [first.value.length > 0, e.name]; }
+    """
+    assert fetch(run, code, server) == [True, "AbortError"]
