@@ -69,9 +69,18 @@ class Limits:
     vector_dimensions_min: int = 2
     vector_dimensions_max: int = 4096
     user_tables_max: int = 10_000
-    # Functions: user-code time per call (time inside syscalls excluded), and for actions.
+    # Functions: user-code time per call (time inside syscalls excluded), and for actions
+    # their user code plus the time they wait on timers and fetches (Convex's V8 action
+    # timeout, V8_ACTION_USER_TIMEOUT_SECS: 30 minutes).
     function_time_max_ms: int = 1000
-    action_time_max_ms: int = 600_000
+    action_time_max_ms: int = 1_800_000
+    # Actions running at once per nesting level, each on its own isolate (Convex's
+    # APPLICATION_MAX_CONCURRENT_V8_ACTIONS); more wait for a free one.
+    actions_concurrent_max: int = 64
+    # fetch() from actions: a request's connect/read timeout, and the largest response
+    # (or request) body: the user heap, which must hold it (Convex bounds it by memory only).
+    fetch_timeout_ms: int = 120_000
+    fetch_body_bytes_max: int = 64 << 20
     # V8 heap for user code, per isolate.
     isolate_heap_bytes_max: int = 64 << 20
     # Console lines kept per call, and the longest line.

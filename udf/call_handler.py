@@ -18,12 +18,19 @@ from typing import Any, Protocol
 
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.transaction import Transaction
+from udf import subtle_crypto
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
 from udf.scheduling_syscalls import CANCEL_OPS, SCHEDULE_OPS, answer_scheduling
+from udf.fetch_client import FetchOps
 
 _UNCAUGHT = re.compile(r"^Uncaught \w+: ")
+# Convex's words for what only actions may do.
+NOT_IN_QUERIES = (
+    "Can't use {what} in queries and mutations. Please consider using an action. "
+    "See https://docs.convex.dev/functions/actions for more details."
+)
 _NOT_YET = {
     "1.0/storageGenerateUploadUrl": "File storage",
     "1.0/storageGetUrl": "File storage",
@@ -54,6 +61,10 @@ class FunctionRunner(Protocol):
 
     def vector_search(self, args: dict[str, Any]) -> Any: ...
 
+    def fetch_ops(self) -> FetchOps:
+        """The fetch ops of one action call (``udf.fetch_client``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class CallContext:
@@ -76,6 +87,7 @@ class CallHandler:
         self._executor = executor
         self._context = context
         self._tx = tx
+        self._fetch_ops: FetchOps | None = None
         self._database = (
             None
             if tx is None
@@ -87,9 +99,13 @@ class CallHandler:
         """The journal this call leaves for the next run of its subscription."""
         return None if self._database is None else self._database.next_journal
 
-    def handle(self, op: str, args_json: str) -> str:
+    def handle(self, op: str, args_json: str) -> Any:
         if self._database is not None and self._database.handles(op):
             return self._database.handle(op, args_json)
+        if op.startswith("headwater/fetch"):
+            return self._fetch(op, args_json)
+        if op in subtle_crypto.OPS:
+            return subtle_crypto.handle(op, args_json, deterministic=self._context.kind != "action")
         try:
             args = json.loads(args_json)
         except ValueError as exc:
@@ -136,6 +152,22 @@ class CallHandler:
         ):
             raise SyscallError(f"Unknown async operation {op}")
         return answer_scheduling(self._executor, op, args, None if from_action else self._tx)  # type: ignore[arg-type]
+
+    # -- fetch (actions only) ----------------------------------------------------------
+
+    def _fetch(self, op: str, args_json: str) -> Any:
+        if self._context.kind != "action":
+            raise SyscallError(NOT_IN_QUERIES.format(what="fetch()"))
+        if self._fetch_ops is None:
+            self._fetch_ops = self._executor.fetch_ops()
+        if not self._fetch_ops.handles(op):
+            raise SyscallError(f"Unknown async operation {op}")
+        return self._fetch_ops.handle(op, args_json)
+
+    async def aclose(self) -> None:
+        """End what the call's fetches left open (the driver calls it at the call's end)."""
+        if self._fetch_ops is not None:
+            await self._fetch_ops.aclose()
 
     # -- nested calls ---------------------------------------------------------------
 

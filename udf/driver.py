@@ -22,9 +22,10 @@ reset.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from py_mini_racer import JSEvalException
@@ -52,9 +53,14 @@ class SyscallHandler(Protocol):
     its message); any other exception aborts the call. Unknown ops must raise
     ``SyscallError(f"Unknown async operation {op}")``. Called on the V8 loop
     thread, one op at a time, in the order JS issued them.
+
+    An op that waits on the outside world (a fetch) may return an awaitable
+    instead: it runs on the V8 loop in the background while user code goes on,
+    and its promise settles when it is done (``headwater/cancel`` stops it;
+    the call's end cancels what is left).
     """
 
-    def handle(self, op: str, args_json: str) -> str: ...
+    def handle(self, op: str, args_json: str) -> str | Awaitable[str]: ...
 
 
 class CallDriver:
@@ -74,6 +80,8 @@ class CallDriver:
         self._time_limit_s = time_limit_s
         self._heap_bytes_max = heap_bytes_max
         self._user_time_s = 0.0  # as V8 measured it, up to the last reply
+        self._waited_s = 0.0  # on timers and background ops: counts toward the budget too
+        self._background: dict[int, asyncio.Future[str]] = {}
         self._syscalls = 0
         self.reset_ok = False
         self.context_dead = False
@@ -82,7 +90,7 @@ class CallDriver:
         """Run ``code`` (it runs user code), then ``poll`` once its microtasks are
         done — both handed to V8 at once — on what is left of the time budget.
         ``poll`` is budgeted too: a call may have replaced what it relies on."""
-        budget_s = self._time_limit_s - self._user_time_s + _HOST_ALLOWANCE_S
+        budget_s = self._time_limit_s - self._spent_s() + _HOST_ALLOWANCE_S
         try:
             text, _ = await self._v8.eval_budgeted(code, "__hw.poll()", budget_s=budget_s)
         except (TimeBudgetExceeded, HeapLimitExceeded) as exc:
@@ -92,9 +100,12 @@ class CallDriver:
         self._user_time_s = reply["userMs"] / 1000
         if "done" in reply:
             self.reset_ok = reply["reset"] == "ok"
-        if self._user_time_s > self._time_limit_s:
+        if self._spent_s() > self._time_limit_s:
             raise TimeBudgetExceeded(0.0)
         return reply
+
+    def _spent_s(self) -> float:
+        return self._user_time_s + self._waited_s
 
     async def call(self, start_code: str) -> CallOutcome:
         try:
@@ -106,8 +117,12 @@ class CallDriver:
                     results = self._run_ops(reply["ops"])
                     reply = await self._user_then_poll(f"__hw.resume({json.dumps(results)})")
                 else:
-                    await self._wait(reply["wait"])
-                    reply = await self._user_then_poll("__hw.fireTimer()")
+                    finished = await self._wait(reply["wait"])
+                    if finished:
+                        code = f"__hw.resume({json.dumps(finished)})"
+                    else:
+                        code = "__hw.fireTimer()"
+                    reply = await self._user_then_poll(code)
         except TimeBudgetExceeded:
             message = f"Function execution timed out (maximum duration: {self._time_limit_s:g}s)"
             return await self._abandon(oc.TIME_LIMIT, message)
@@ -128,6 +143,8 @@ class CallDriver:
         except BaseException:
             self._reset()
             raise
+        finally:
+            await self._end_background()
 
     def _reset(self) -> None:
         try:
@@ -135,8 +152,54 @@ class CallDriver:
         except Exception:  # noqa: BLE001 - any failure here means: rebuild
             self.reset_ok = False
 
-    async def _wait(self, wait_ms: float) -> None:
-        await asyncio.sleep(max(0.0, wait_ms) / 1000)
+    async def _wait(self, wait_ms: float | None) -> list[list[Any]]:
+        """Wait for the next timer (``wait_ms``; None: no timer) or background op;
+        the results of the ops that finished. The wait counts toward the budget."""
+        left_s = max(0.0, self._time_limit_s - self._spent_s())
+        timeout_s = left_s if wait_ms is None else min(left_s, max(0.0, wait_ms) / 1000)
+        started = asyncio.get_running_loop().time()
+        try:
+            if not self._background:
+                if wait_ms is None:
+                    raise RuntimeError("the runtime waits for background ops, but none is running")
+                await asyncio.sleep(timeout_s)
+                return []
+            await asyncio.wait(
+                self._background.values(), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self._waited_s += asyncio.get_running_loop().time() - started
+        if self._spent_s() > self._time_limit_s:
+            raise TimeBudgetExceeded(0.0)
+        results: list[list[Any]] = []
+        for op_id, task in list(self._background.items()):
+            if not task.done():
+                continue
+            del self._background[op_id]
+            exc = task.exception()
+            if isinstance(exc, SyscallError):
+                results.append([op_id, 0, exc.message, exc.data_json])
+            elif exc is not None:
+                raise exc
+            else:
+                results.append([op_id, 1, task.result()])
+        return results
+
+    def _cancel(self, args_json: str) -> None:
+        task = self._background.pop(json.loads(args_json).get("id"), None)
+        if task is not None:
+            task.cancel()
+
+    async def _end_background(self) -> None:
+        tasks = list(self._background.values())
+        self._background.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        close = getattr(self._handler, "aclose", None)
+        if close is not None:
+            await close()
 
     def _run_ops(self, ops: list[list[Any]]) -> list[list[Any]]:
         handler = self._handler
@@ -145,11 +208,17 @@ class CallDriver:
         results: list[list[Any]] = []
         for op_id, op, args_json in ops:
             self._syscalls += 1
+            if op == "headwater/cancel":
+                self._cancel(args_json)
+                continue
             try:
                 text = handler.handle(op, args_json)
             except SyscallError as exc:
                 if op_id:
                     results.append([op_id, 0, exc.message, exc.data_json])
+                continue
+            if inspect.isawaitable(text):
+                self._background[op_id] = asyncio.ensure_future(text)
                 continue
             if not isinstance(text, str):
                 raise TypeError(

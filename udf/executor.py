@@ -58,6 +58,7 @@ from udf.deployment import (
 )
 from udf.environment import EnvironmentSnapshots, update_environment
 from udf.errors import SyscallError
+from udf.fetch_client import FetchOps
 from udf.function_log import FunctionLog
 from udf.isolate import Isolate
 from udf.outcome import CallOutcome, FunctionInfo
@@ -207,6 +208,12 @@ class Executor:
 
     def latest_ts(self) -> int:
         return self.db.latest_ts()
+
+    def fetch_ops(self) -> FetchOps:
+        return FetchOps(
+            timeout_s=self.limits.fetch_timeout_ms / 1000,
+            body_bytes_max=self.limits.fetch_body_bytes_max,
+        )
 
     def vector_search(self, args: dict[str, Any]) -> Any:
         """``1.0/actions/vectorSearch``: ``{"query": {indexName, vector, limit, expressions}}``."""
@@ -447,6 +454,7 @@ class Executor:
             time_limit_s=time_max_ms / 1000,
             log_lines_max=self.limits.log_lines_max,
             log_line_bytes_max=self.limits.log_line_bytes_max,
+            crypto_key=os.urandom(32) if is_action else None,
         )
         ts = snapshot_ts if snapshot_ts is not None else self.db.latest_ts()
         outcome = self._outcome(raw, info, ts, self._table_of_id if tx is None else tx.table_of_id)
@@ -499,7 +507,11 @@ class Executor:
             if pool is None:
                 pool = self._pools[key] = IsolatePool(
                     deployment.runnable,
-                    size=self.limits.isolates_per_level_max,
+                    size=(
+                        self.limits.actions_concurrent_max
+                        if family == "action"
+                        else self.limits.isolates_per_level_max
+                    ),
                     heap_bytes_max=self.limits.isolate_heap_bytes_max,
                 )
         return pool

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import struct
 import threading
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -57,6 +58,7 @@ from udf.bundler import BundledModule
 from udf.driver import CallDriver, SyscallHandler
 from udf.errors import AnalysisError
 from udf.module_compiler import DEPS_DIR, RunnableModule, compile_modules, is_library_chunk
+from udf.node import ensure_web_runtime
 from udf.outcome import Analysis, CallOutcome, FunctionInfo, HttpRoute
 from udf.source_map import MODULE_URL_PREFIX, OriginalPosition, SourceMap, render_stack
 from udf.v8_context import V8Context
@@ -65,9 +67,13 @@ _JS_DIR = Path(__file__).resolve().parent / "js"
 _RUNTIME_FILES = (
     "base.js",
     "encoding.js",
+    "gen/web_polyfills.js",
+    "web.js",
     "inspect.js",
     "ids.js",
     "syscalls.js",
+    "fetch.js",
+    "subtle.js",
     "guard.js",
     "calls.js",
 )
@@ -94,6 +100,7 @@ _MISSING_AUTH_ENV = re.compile(
 
 @cache
 def _runtime_sources() -> tuple[tuple[str, str], ...]:
+    ensure_web_runtime()
     return tuple((name, (_JS_DIR / name).read_text(encoding="utf-8")) for name in _RUNTIME_FILES)
 
 
@@ -190,8 +197,12 @@ class Isolate:
         time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         log_lines_max: int = DEFAULT_LOG_LINES_MAX,
         log_line_bytes_max: int = DEFAULT_LOG_LINE_BYTES_MAX,
+        crypto_key: bytes | None = None,
     ) -> CallOutcome:
         """Run ``module_path``'s export ``export_name`` (``args_json``: a JSON array).
+
+        ``crypto_key`` (32 bytes from ``os.urandom``, for actions) keys the ChaCha20
+        stream of ``crypto.getRandomValues``; without it the stream comes from ``seed``.
 
         ``seed`` seeds Math.random (and, in actions, crypto.getRandomValues:
         give actions a seed from ``os.urandom``); ``now_ms`` is what Date
@@ -218,6 +229,10 @@ class Isolate:
             "logLinesMax": log_lines_max,
             "logLineBytesMax": log_line_bytes_max,
         }
+        if crypto_key is not None:
+            if len(crypto_key) != 32:
+                raise ValueError("crypto_key must be 32 bytes")
+            config["cryptoKey"] = list(struct.unpack("<8I", crypto_key))
         code = f"__hw.start({json.dumps(json.dumps(config))})"
         self._refuse_reentry()
         with self._lock:

@@ -14,8 +14,18 @@ from pathlib import Path
 from udf.errors import NodeSetupError
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
-# Packages that must be present for bundling to work.
-_REQUIRED_PACKAGES = ("convex", "esbuild")
+# Packages that must be present for bundling and for building the runtime's Web classes.
+_REQUIRED_PACKAGES = (
+    "convex",
+    "esbuild",
+    "web-streams-polyfill",
+    "whatwg-url",
+    "headers-polyfill",
+    "formdata-node",
+    "abortcontroller-polyfill",
+    "event-target-shim",
+)
+WEB_RUNTIME = JS_DIR.parent / "udf" / "js" / "gen" / "web_polyfills.js"
 _NPM_CI_TIMEOUT_S = 600
 
 
@@ -60,3 +70,25 @@ def ensure_node_modules(js_dir: str | Path = JS_DIR) -> None:
     if done.returncode != 0 or not has_node_modules(js_dir):
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
         raise NodeSetupError(f"npm ci in {js_dir} failed (exit {done.returncode}):\n{tail}")
+
+
+def ensure_web_runtime() -> Path:
+    """The runtime's bundled Web classes (``udf/js/gen``), built from the npm packages
+    (``js/runtime/build.mjs``) when missing; ``make setup`` builds it too."""
+    if WEB_RUNTIME.is_file():
+        return WEB_RUNTIME
+    ensure_node_modules()
+    done = subprocess.run(
+        [node_executable(), str(JS_DIR / "runtime" / "build.mjs")],
+        cwd=JS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0 or not WEB_RUNTIME.is_file():
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
+        raise NodeSetupError(
+            f"building {WEB_RUNTIME.name} failed (exit {done.returncode}):\n{tail}"
+        )
+    return WEB_RUNTIME

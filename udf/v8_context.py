@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -45,6 +46,17 @@ def start_v8() -> None:
         if not _started:
             V8Context().close()
             _started = True
+
+
+# What must be closed on a V8 loop before it stops (a fetch client's connections).
+_LOOP_CLOSERS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, list[Callable[[], Awaitable[Any]]]
+] = weakref.WeakKeyDictionary()
+
+
+def at_loop_close(close: Callable[[], Awaitable[Any]]) -> None:
+    """Await ``close()`` on the running V8 loop when its context closes."""
+    _LOOP_CLOSERS.setdefault(asyncio.get_running_loop(), []).append(close)
 
 
 class TimeBudgetExceeded(Exception):
@@ -164,6 +176,9 @@ class V8Context:
         try:
             # Let callbacks already queued on the loop (they may use V8) finish first.
             self.run(lambda: asyncio.sleep(0))
+            closers = _LOOP_CLOSERS.pop(self._loop, [])
+            if closers:
+                self.run(lambda: asyncio.gather(*(close() for close in closers)))
             self._racer_cm.__exit__(None, None, None)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -6,10 +6,11 @@
 // `S.call`, replaced at the start of every call, so nothing a call leaves
 // there reaches the next one.
 //
-// Queries and mutations are deterministic: Math.random is a PRNG seeded by
-// the host for each call, Date is frozen to the host's timestamp, and timers,
-// fetch and cryptographic randomness throw. Actions get real time, and their
-// randomness comes from a seed the host draws from the OS for each call.
+// Queries and mutations are deterministic: Math.random and crypto.getRandomValues
+// are PRNGs seeded by the host for each call, Date is frozen to the host's
+// timestamp, and timers and fetch throw. Actions get real time; their
+// Math.random comes from a seed the host draws from the OS for each call, and
+// crypto.getRandomValues from ChaCha20 keyed by 256 bits the host draws.
 (function () {
   "use strict";
   const RealDate = globalThis.Date;
@@ -98,7 +99,8 @@
 
   // --- things queries and mutations may not do.
   function refuse(what) {
-    return new Error(`Can't use ${what} in queries and mutations. Please consider using an action.`);
+    return new Error(`Can't use ${what} in queries and mutations. Please consider using an action. ` +
+      "See https://docs.convex.dev/functions/actions for more details.");
   }
   hw.refuse = refuse;
   hw.requireAction = (what) => {
@@ -127,11 +129,6 @@
     Promise.resolve().then(() => fn());
   };
 
-  globalThis.fetch = async function fetch() {
-    hw.requireAction("fetch()");
-    throw new Error("fetch() is not supported by this runtime yet");
-  };
-
   // --- user time: an evaluation's user code ends when the microtask queue has
   // drained, which happens after the host got the evaluation's reply. A waiter
   // woken by Atomics.notify is resumed by a task V8 posts behind that drain, so
@@ -153,22 +150,66 @@
   delete Atomics.wait;
   delete Atomics.waitAsync;
 
-  // --- crypto: randomness only in actions (seeded by the host per call).
-  function fillRandom(view) {
-    hw.requireAction("crypto.getRandomValues");
-    if (!ArrayBuffer.isView(view)) throw new TypeError("getRandomValues: expected a typed array");
-    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-    if (bytes.length > 65536) throw new RangeError("getRandomValues: at most 65536 bytes");
-    for (let i = 0; i < bytes.length; i += 4) {
-      let r = S.call.random.next32();
-      for (let j = i; j < i + 4 && j < bytes.length; j++) { bytes[j] = r & 0xff; r >>>= 8; }
+  // --- crypto: randomness only in actions, from ChaCha20 keyed by 256 bits the
+  // host draws from the OS for each action (not the Math.random generator).
+  function chacha20Stream(key) {
+    const state = new Uint32Array(16);
+    state.set([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
+    state.set(key, 4);
+    const x = new Uint32Array(16);
+    const out = new Uint8Array(64);
+    const words = new Uint32Array(out.buffer);
+    let used = 64;
+    function quarter(a, b, c, d) {
+      x[a] += x[b]; x[d] ^= x[a]; x[d] = (x[d] << 16) | (x[d] >>> 16);
+      x[c] += x[d]; x[b] ^= x[c]; x[b] = (x[b] << 12) | (x[b] >>> 20);
+      x[a] += x[b]; x[d] ^= x[a]; x[d] = (x[d] << 8) | (x[d] >>> 24);
+      x[c] += x[d]; x[b] ^= x[c]; x[b] = (x[b] << 7) | (x[b] >>> 25);
     }
+    function block() {
+      x.set(state);
+      for (let i = 0; i < 10; i++) {
+        quarter(0, 4, 8, 12); quarter(1, 5, 9, 13); quarter(2, 6, 10, 14); quarter(3, 7, 11, 15);
+        quarter(0, 5, 10, 15); quarter(1, 6, 11, 12); quarter(2, 7, 8, 13); quarter(3, 4, 9, 14);
+      }
+      for (let i = 0; i < 16; i++) words[i] = x[i] + state[i]; // little-endian hosts (x86, arm)
+      if (++state[12] === 0) state[13]++;
+      used = 0;
+    }
+    return (bytes) => {
+      for (let i = 0; i < bytes.length; i++) {
+        if (used === 64) block();
+        bytes[i] = out[used++];
+      }
+    };
+  }
+  hw.chacha20Stream = chacha20Stream;
+
+  // Queries and mutations get values from the call's seed (deterministic, as
+  // Convex's runtime gives them), actions from the host's 256 bits.
+  hw.makeCryptoRandom = (config) => {
+    if (Array.isArray(config.cryptoKey)) return chacha20Stream(config.cryptoKey);
+    return chacha20Stream([config.seed[0], config.seed[1], 0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344,
+      0xa4093822, 0x299f31d0]);
+  };
+
+  function fillRandom(view) {
+    if (S.call === null) throw new Error("crypto.getRandomValues() is not available outside a function call");
+    if (view instanceof Float32Array || view instanceof Float64Array) {
+      throw new hw.DOMException("The provided ArrayBufferView is not an integer array type", "TypeMismatchError");
+    }
+    if (!ArrayBuffer.isView(view)) throw new TypeError("Failed to execute 'getRandomValues' on 'Crypto': expected a typed array");
+    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+    if (bytes.length > 65536) {
+      throw new TypeError(`Byte length (${bytes.length}) exceeds the number of bytes of entropy available via ` +
+        "this API (65536)");
+    }
+    S.call.cryptoRandom(bytes);
     return view;
   }
   globalThis.crypto = {
     getRandomValues: fillRandom,
     randomUUID() {
-      hw.requireAction("crypto.randomUUID");
       const b = fillRandom(new Uint8Array(16));
       b[6] = (b[6] & 0x0f) | 0x40;
       b[8] = (b[8] & 0x3f) | 0x80;

@@ -4,7 +4,9 @@
 //   __hw.start(configJson)   set up the call, make a fresh instance of the
 //                            module, invoke the export (user code runs here)
 //   __hw.poll()              after the microtasks drained: {"ops": [...]}
-//                            to run, {"wait": ms} for an action timer, or
+//                            to run, {"wait": ms} for an action timer
+//                            ({"wait": null}: only for ops the host runs in
+//                            the background), or
 //                            {"done": {...}, "reset": "ok"|"broken"} (the
 //                            call is over and the context reset)
 //   __hw.resume(results)     settle the ops' promises (user code runs)
@@ -86,6 +88,7 @@
       nowMs: Math.floor(config.nowMs),
       startedMs: hw.realNow(),
       random: hw.makeRandom(config.seed[0], config.seed[1]),
+      cryptoRandom: hw.makeCryptoRandom(config),
       env: freeze(Object.assign(objectCreate(null), config.env)),
       envRequired: config.envRequired === true,
       tableNumbers: Object.assign(objectCreate(null), config.tableNumbers),
@@ -243,10 +246,12 @@
       call.outbox = [];
       return stringify({ ops, userMs: call.userMs });
     }
-    if (call.timers.size > 0) {
+    // Waiting: for the earliest timer, or (wait: null) for ops the host runs in the background.
+    if (call.timers.size > 0 || call.pending.size > 0) {
       let due = Infinity;
       call.timers.forEach((t) => { if (t.due < due) due = t.due; });
-      return stringify({ wait: Math.max(0, due - hw.realNow()), userMs: call.userMs });
+      const wait = due === Infinity ? null : Math.max(0, due - hw.realNow());
+      return stringify({ wait, userMs: call.userMs });
     }
     fail(call, "NeverResolves", "Uncaught Error: Returned promise will never resolve");
     return finish(call);

@@ -111,11 +111,28 @@
         };
       }
     }
+    const promise = hw.startOp(op, argsJson).promise;
+    return unpack === null ? promise : promise.then(unpack);
+  }
+
+  // An async op for the host; its id lets the runtime cancel it (fetch.js).
+  // The host may answer later than the batch it came in (an op it runs in the
+  // background, such as a fetch): the promise stays pending until then.
+  hw.startOp = (op, argsJson) => {
+    const call = S.call;
+    if (call === null) throw new Error(`Syscall ${op} is not available outside a function call`);
     const id = call.nextOpId++;
     call.outbox.push([id, op, argsJson]);
     const promise = new Promise((resolve, reject) => call.pending.set(id, { resolve, reject }));
-    return unpack === null ? promise : promise.then(unpack);
-  }
+    return { id, promise };
+  };
+
+  // Forget an op's answer and tell the host to stop working on it.
+  hw.cancelOp = (id) => {
+    const call = S.call;
+    if (call === null || !call.pending.delete(id)) return;
+    call.outbox.push([0, "headwater/cancel", stringify({ id })]);
+  };
 
   // Settle the promises of a batch, in request order. Each result is
   // [id, 1, resultJson] or [id, 0, message, dataJson | null].
