@@ -22,8 +22,8 @@ from udf import subtle_crypto
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
-from udf.scheduling_syscalls import CANCEL_OPS, SCHEDULE_OPS, answer_scheduling
 from udf.fetch_client import FetchOps
+from udf.scheduling_syscalls import CANCEL_OPS, SCHEDULE_OPS, answer_scheduling
 
 _UNCAUGHT = re.compile(r"^Uncaught \w+: ")
 # Convex's words for what only actions may do.
