@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -115,33 +116,16 @@ class RequestBodyMiddleware:
                 response.headers["connection"] = "close"
             await response(scope, receive, send)
             return
-        received = 0
-        ended = False
-
-        async def limited_receive() -> dict:
-            nonlocal received, ended
-            message = await receive()
-            if message["type"] != "http.request":
-                ended = True  # the client is gone
-                return message
-            received += len(message.get("body", b""))
-            more = message.get("more_body", False)
-            ended = not more
-            if received > self.bytes_max:
-                ended = not more or await _drain(receive)
-                raise self._too_large(received)
-            return message
+        body = _Body(receive, self.bytes_max, self._too_large)
 
         async def send_after_body(message: dict) -> None:
-            nonlocal ended
-            if message["type"] == "http.response.start" and not ended:
-                ended = True
-                if not await _drain(receive):
+            if message["type"] == "http.response.start" and not body.ended:
+                if not await body.drain():
                     headers = [*message.get("headers", []), (b"connection", b"close")]
                     message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, limited_receive, send_after_body)
+        await self.app(scope, body.receive, send_after_body)
 
     def _too_large(self, size: int) -> HttpError:
         return HttpError(
@@ -150,6 +134,61 @@ class RequestBodyMiddleware:
             f"The request body is {size} bytes or more, larger than the limit of "
             f"{self.bytes_max} bytes (message_bytes_max).",
         )
+
+
+class _Body:
+    """One reader of a request's ``receive`` at a time.
+
+    A streamed answer (StreamingResponse, FileResponse) listens for a disconnect
+    while it is sent, so it waits on ``receive`` at the moment the drain before the
+    answer wants the rest of the body. Two waiters on one ``receive`` split its
+    messages between them: the listener can take the body's last message and the
+    drain then waits for a disconnect that never comes. Here every read holds a
+    lock and the drain stops as soon as the body has ended, whoever read its end.
+    """
+
+    def __init__(self, receive: Any, bytes_max: int, too_large: Any) -> None:
+        self._receive = receive
+        self._lock = anyio.Lock()
+        self._bytes_max = bytes_max
+        self._too_large = too_large
+        self.received = 0
+        self.ended = False
+        self._given_up = False  # the drain stopped at its bound: close the connection
+
+    async def receive(self) -> dict:
+        async with self._lock:
+            message = await self._receive()
+        if message["type"] != "http.request":
+            self.ended = True  # the client is gone
+            return message
+        self.received += len(message.get("body", b""))
+        more = message.get("more_body", False)
+        self.ended = self.ended or not more
+        if self.received > self._bytes_max:
+            if more:
+                await self.drain()
+            raise self._too_large(self.received)
+        return message
+
+    async def drain(self) -> bool:
+        """Read and drop the rest of the body, at most ``request_drain_bytes_max``;
+        whether the connection is fit for another request."""
+        drained = 0
+        while not self.ended:
+            if self._given_up or drained > LIMITS.request_drain_bytes_max:
+                self._given_up = True
+                return False
+            async with self._lock:
+                if self.ended:
+                    break
+                message = await self._receive()
+            if message["type"] != "http.request":
+                self.ended = True
+                break
+            drained += len(message.get("body", b""))
+            self.ended = not message.get("more_body", False)
+        return True
 
 
 async def _drain(receive: Any) -> bool:
