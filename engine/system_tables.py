@@ -18,6 +18,11 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
     _snapshot_imports (520) one document per import upload: its state, as Convex's
               `_snapshot_imports` documents ({"state": {"state": "uploaded"|...}, ...})
 
+    _storage (540) one document per stored file, Convex's public shape: {"sha256": base64,
+              "size": float, "contentType": str | null}; the bytes are in the blob store.
+              (Convex keeps `_file_storage` = 540 behind the virtual `_storage`; ids
+              are the same either way.)
+
 The schema is kept as JSON text because validator literals are Convex JSON,
 whose ``$integer``-style keys are not valid field names inside a document.
 """
@@ -36,6 +41,7 @@ SESSION_REQUESTS_TABLE = "_session_requests"
 ENVIRONMENT_VARIABLES_TABLE = "_environment_variables"
 EXPORTS_TABLE = "_exports"
 SNAPSHOT_IMPORTS_TABLE = "_snapshot_imports"
+STORAGE_TABLE = "_storage"
 
 SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     TABLES_TABLE: 513,
@@ -46,6 +52,7 @@ SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     ENVIRONMENT_VARIABLES_TABLE: 518,
     EXPORTS_TABLE: 519,
     SNAPSHOT_IMPORTS_TABLE: 520,
+    STORAGE_TABLE: 540,
 }
 
 # User tables get the smallest free number above this, as in Convex.

@@ -18,7 +18,7 @@ answer starts (``RequestBodyMiddleware``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -100,23 +100,25 @@ class RequestBodyMiddleware:
     and a client still sending reads the answer instead of a cut connection.
     """
 
-    def __init__(self, app: Any, bytes_max: int) -> None:
+    def __init__(self, app: Any, bytes_max: int, limits_by_path: Mapping[str, int]) -> None:
         self.app = app
         self.bytes_max = bytes_max
+        self.limits_by_path = dict(limits_by_path)  # routes with their own limit (uploads)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        bytes_max = self.limits_by_path.get(scope["path"], self.bytes_max)
         declared = _headers(scope).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.bytes_max:
+        if declared is not None and declared.isdigit() and int(declared) > bytes_max:
             ended = await _drain(receive)
-            response = error_response(self._too_large(int(declared)))
+            response = error_response(self._too_large(int(declared), bytes_max))
             if not ended:
                 response.headers["connection"] = "close"
             await response(scope, receive, send)
             return
-        body = _Body(receive, self.bytes_max, self._too_large)
+        body = _Body(receive, bytes_max, lambda size: self._too_large(size, bytes_max))
 
         async def send_after_body(message: dict) -> None:
             if message["type"] == "http.response.start" and not body.ended:
@@ -127,12 +129,13 @@ class RequestBodyMiddleware:
 
         await self.app(scope, body.receive, send_after_body)
 
-    def _too_large(self, size: int) -> HttpError:
+    def _too_large(self, size: int, bytes_max: int) -> HttpError:
+        name = "message_bytes_max" if bytes_max == self.bytes_max else "the route's limit"
         return HttpError(
             413,
             "PayloadTooLarge",
             f"The request body is {size} bytes or more, larger than the limit of "
-            f"{self.bytes_max} bytes (message_bytes_max).",
+            f"{bytes_max} bytes ({name}).",
         )
 
 
@@ -262,8 +265,14 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-def create_app(context: GatewayContext, *, extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
-    """The whole HTTP and WebSocket surface over one GatewayContext."""
+def create_app(
+    context: GatewayContext,
+    *,
+    extra_routes: Iterable[BaseRoute] = (),
+    body_limits: Mapping[str, int] | None = None,
+) -> Starlette:
+    """The whole HTTP and WebSocket surface over one GatewayContext (``body_limits``:
+    a path's own body limit in place of ``message_bytes_max``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -282,7 +291,11 @@ def create_app(context: GatewayContext, *, extra_routes: Iterable[BaseRoute] = (
         ],
         middleware=[
             Middleware(CorsMiddleware),
-            Middleware(RequestBodyMiddleware, bytes_max=context.settings.message_bytes_max),
+            Middleware(
+                RequestBodyMiddleware,
+                bytes_max=context.settings.message_bytes_max,
+                limits_by_path=body_limits or {},
+            ),
         ],
         exception_handlers={
             HTTPException: _http_exception,

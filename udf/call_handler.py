@@ -4,8 +4,8 @@ Database ops go to ``DatabaseSyscalls`` over the call's transaction (queries
 and mutations). Auth and metadata ops are answered from the call's context.
 Nested calls — ``runUdf`` from queries and mutations (same transaction),
 ``actions/query|mutation|action`` from actions (each its own transaction) —
-go back to the executor one nesting level down. Features that later issues
-bring (scheduler, file storage, vector search) answer with a clear error.
+go back to the executor one nesting level down. File storage ops go to
+``StorageSyscalls``. Features that later issues bring answer with a clear error.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from engine.transaction import Transaction
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
+from udf.storage_syscalls import STORAGE_OPS, StorageSyscalls
 
 _UNCAUGHT = re.compile(r"^Uncaught \w+: ")
 _NOT_YET = {
@@ -27,12 +28,6 @@ _NOT_YET = {
     "1.0/cancel_job": "Scheduling functions",
     "1.0/actions/schedule": "Scheduling functions",
     "1.0/actions/cancel_job": "Scheduling functions",
-    "1.0/storageGenerateUploadUrl": "File storage",
-    "1.0/storageGetUrl": "File storage",
-    "1.0/storageGetMetadata": "File storage",
-    "1.0/storageDelete": "File storage",
-    "1.0/storageStore": "File storage",
-    "1.0/storageGet": "File storage",
     "1.0/createFunctionHandle": "Function handles",
     "1.0/signJwt": "Signing JWTs",
     "1.0/createServiceToken": "Service tokens",
@@ -55,6 +50,8 @@ class FunctionRunner(Protocol):
         ...
 
     def vector_search(self, args: dict[str, Any]) -> Any: ...
+
+    def storage_syscalls(self, kind: str, tx: Transaction | None) -> StorageSyscalls: ...
 
 
 @dataclass(frozen=True)
@@ -125,6 +122,8 @@ class CallHandler:
             return self._run_from_action(op.rsplit("/", 1)[1], args)
         if op == "1.0/actions/vectorSearch" and ctx.kind == "action":
             return self._executor.vector_search(args)
+        if op in STORAGE_OPS:
+            return self._executor.storage_syscalls(ctx.kind, self._tx).answer(op, args)
         if op in _NOT_YET:
             raise SyscallError(f"{_NOT_YET[op]} is not supported by Headwater yet ({op}).")
         raise SyscallError(f"Unknown async operation {op}")
