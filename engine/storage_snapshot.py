@@ -51,8 +51,11 @@ def extension_of(content_type: str | None) -> str:
 
 
 def write_storage(zf: zipfile.ZipFile, snapshot: Snapshot, blobs: BlobStore) -> int:
-    """The metadata entry, then one entry per file; the number of files."""
+    """The metadata entry, then one entry per file; the number of files. A deployment
+    with no files writes neither (Convex writes an empty metadata entry; both import)."""
     docs = [doc for _, doc in iter_table_at(snapshot, STORAGE_TABLE)]
+    if not docs:
+        return 0
     with zf.open(entry_info(STORAGE_DOCUMENTS), "w", force_zip64=True) as out:
         for doc in docs:
             out.write((json.dumps(_metadata_line(doc), separators=(",", ":")) + "\n").encode())
