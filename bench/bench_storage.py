@@ -20,8 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
 from bench.common import print_table
 from engine.file_storage import uuid_of
+from gateway.app import create_app
 from gateway.backend import Backend
 from gateway.server import run_server_in_thread
 
@@ -72,6 +77,30 @@ def ours(tmp: Path, source: Path) -> tuple[float, float, float]:
     return FILE_BYTES / MIB / upload_s, FILE_BYTES / MIB / download_s, rss_growth
 
 
+async def _drop_body(request: Request) -> Response:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+    return Response(str(received))
+
+
+def server_drain(tmp: Path, source: Path) -> float:
+    """MiB/s of the same server reading and dropping a body: the HTTP layer's own bound."""
+    backend = Backend.open(tmp / "drain")
+    route = Route("/drain", _drop_body, methods=["POST"])
+    app = create_app(
+        backend.app.state.context, extra_routes=[route], body_limits={"/drain": 1 << 40}
+    )
+    url, stop = run_server_in_thread(app)
+    try:
+        started = time.perf_counter()
+        _curl("-X", "POST", "--data-binary", f"@{source}", f"{url}/drain")
+        return FILE_BYTES / MIB / (time.perf_counter() - started)
+    finally:
+        stop()
+        backend.close()
+
+
 def copy_on_disk(source: Path, target: Path) -> float:
     """MiB/s of a plain copy with an fsync (what any durable store must at least do)."""
     started = time.perf_counter()
@@ -90,6 +119,7 @@ def main() -> None:
                 f.write(os.urandom(CHUNK_BYTES))
         baseline = copy_on_disk(source, tmp / "copy.bin")
         upload, download, rss_growth = ours(tmp, source)
+        drain = server_drain(tmp, source)
     print_table(
         "A 100 MiB file over loopback (durable upload; download written and fsynced)",
         ("direction", "headwater MiB/s", "disk copy MiB/s", "ratio"),
@@ -99,6 +129,10 @@ def main() -> None:
         ],
     )
     print(f"\npeak memory growth during the upload: {rss_growth:.1f} MiB (file: 100 MiB)")
+    print(
+        f"the same server reading and dropping the body: {drain:,.2f} MiB/s "
+        f"(upload / that: {upload / drain:.2f})"
+    )
 
 
 if __name__ == "__main__":
