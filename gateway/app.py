@@ -10,9 +10,10 @@
 CORS (http-api §1): every HTTP response mirrors the request's ``Origin`` and
 allows credentials; a preflight ``OPTIONS`` is answered here with the
 requested headers mirrored, the methods GET/POST/OPTIONS/PATCH/DELETE/PUT and
-a max-age of one day. A body over ``settings.message_bytes_max`` is refused
-with 413 ``PayloadTooLarge``, and every body is read to its end before the
-answer starts (``RequestBodyMiddleware``).
+a max-age of one day. A body over ``settings.message_bytes_max`` (or its route's
+own limit, ``body_limits``: file uploads) is refused with 413 ``PayloadTooLarge``,
+and every body is read to its end before the answer starts
+(``RequestBodyMiddleware``).
 """
 
 from __future__ import annotations
