@@ -112,7 +112,7 @@ def plan_import(
 
 def _plan(snapshot: Snapshot, source: ImportSource, mode: str, adopt_schema: bool) -> ImportPlan:
     storage = read_storage_lines(source.zip_data, source.storage_files) if source.is_zip else []
-    storage_deletes = ()
+    storage_deletes: tuple[Write, ...] = ()
     if storage or mode == "replaceAll":
         storage_deletes = tuple(storage_target_deletes(snapshot, storage, mode))
     current = dict(user_tables_at(snapshot))

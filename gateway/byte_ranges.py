@@ -28,7 +28,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     if len(parsed) != 1:
         return UNSATISFIABLE
     first, last = parsed[0]  # type: ignore[misc]
-    if first is None:  # a suffix: the last `last` bytes
+    if first is None:  # a suffix: the last `last` bytes (a spec has one end at least)
+        assert last is not None
         if last == 0:
             return UNSATISFIABLE
         return max(0, size - last), size - 1
