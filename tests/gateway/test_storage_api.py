@@ -294,3 +294,14 @@ def test_the_official_client_upload_flow(served, tmp_path):
         "same": True,
     }
     assert out["part"] == {"status": 206, "range": f"bytes 10-19/{len(DATA)}", "same": True}
+
+
+def test_a_mutation_stores_in_its_own_transaction(served):
+    before = served.stored_count()
+    with pytest.raises(RuntimeError, match="rolled back"):
+        served.call("mutation", "files:storeInMutation", {"text": "never", "fail": True})
+    assert served.stored_count() == before  # the blob is an orphan for the sweep
+    stored = served.call("mutation", "files:storeInMutation", {"text": "kept", "fail": False})
+    assert stored["text"] == "kept"
+    url = served.call("query", "files:url", {"storageId": stored["storageId"]})
+    assert served.client.get(url).content == b"kept"
