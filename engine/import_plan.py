@@ -33,9 +33,11 @@ from engine.import_sources import ImportFileError, ImportSource, SourceTable
 from engine.schema import Schema, parse_schema, validate_document
 from engine.schema_apply import schema_text
 from engine.snapshot import Snapshot
+from engine.storage_snapshot import read_storage_lines, storage_target_deletes
 from engine.streaming_export import iter_table_at, user_tables_at
 from engine.system_tables import FIRST_USER_TABLE_NUMBER, SYSTEM_TABLE_NUMBERS
 from engine.values import check_document, value_size
+from log.entry import Write
 
 MODES = ("requireEmpty", "append", "replace", "replaceAll")
 KEEP_PARSED_BYTES_MAX = 64 << 20
@@ -60,6 +62,8 @@ class ImportPlan:
     schema_text: str | None  # the snapshot's schema, to set (None: keep the deployment's)
     snapshot_ts: int
     parsed: dict[str, list[tuple[dict[str, Any], int]]] | None  # (document, size), if kept
+    storage: tuple[dict[str, Any], ...] = ()  # the ZIP's stored files (storage_snapshot)
+    storage_deletes: tuple[Write, ...] = ()  # the deployment's files the mode deletes
 
     @property
     def documents(self) -> int:
@@ -107,12 +111,10 @@ def plan_import(
 
 
 def _plan(snapshot: Snapshot, source: ImportSource, mode: str, adopt_schema: bool) -> ImportPlan:
-    if source.storage_files:
-        raise ImportFileError(
-            "This snapshot holds stored files (_storage), and this deployment has no file "
-            "storage yet. Export it without --include-file-storage.",
-            code="ImportStorageUnsupported",
-        )
+    storage = read_storage_lines(source.zip_data, source.storage_files) if source.is_zip else []
+    storage_deletes: tuple[Write, ...] = ()
+    if storage or mode == "replaceAll":
+        storage_deletes = tuple(storage_target_deletes(snapshot, storage, mode))
     current = dict(user_tables_at(snapshot))
     owners = {number: name for name, number in current.items()}
     schema, new_schema_text = _schema_for(snapshot.schema(), source.schema_text, adopt_schema)
@@ -153,7 +155,9 @@ def _plan(snapshot: Snapshot, source: ImportSource, mode: str, adopt_schema: boo
                 existing = _count(snapshot, name)
                 plans.append(TablePlan(name, number, False, existing, existing, 0, None))
     plans.sort(key=lambda t: t.name)
-    return ImportPlan(mode, tuple(plans), new_schema_text, snapshot.ts, parsed)
+    return ImportPlan(
+        mode, tuple(plans), new_schema_text, snapshot.ts, parsed, tuple(storage), storage_deletes
+    )
 
 
 def _schema_for(

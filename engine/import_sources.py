@@ -73,6 +73,7 @@ class ImportSource:
     schema_text: str | None = None  # _schema/schema.json (ours), canonical
     variables: tuple[EnvChange, ...] = ()  # _environment_variables (ours)
     storage_files: tuple[str, ...] = field(default=())  # _storage/<id> entries
+    zip_data: Any = None  # the ZIP (a path or a file), for reading its stored files
 
 
 def table_name_problem(name: str) -> str | None:
@@ -251,7 +252,7 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
         entry = documents.get(table)
         rows = _zip_rows(data, entry) if entry else (lambda: iter(()))
         tables.append(SourceTable(table, numbers.get(table), rows, generated.get(table, False)))
-    return ImportSource(tuple(tables), True, schema, variables, tuple(storage))
+    return ImportSource(tuple(tables), True, schema, variables, tuple(storage), data)
 
 
 def _zip_rows(data: Any, entry: str) -> Callable[[], Iterator[tuple[int, Any]]]:

@@ -175,6 +175,15 @@ class Limits:
     scheduled_job_retention_s: int = 7 * 24 * 3600
     scheduled_job_cleanup_interval_s: int = 3600
     scheduled_job_cleanup_batch_max: int = 1000
+    # File storage: an upload (or ctx.storage.store) at most 2 TB, Convex's bound (10,000
+    # parts of 200 MiB); uploads stream to disk, so memory is not the limit. An upload URL
+    # is valid an hour (Convex's STORE_FILE_AUTHORIZATION_VALIDITY). A blob no retained
+    # version references and older than the grace (an upload between its write and its
+    # commit) is removed by the sweep, which runs this often.
+    storage_file_bytes_max: int = 10_000 * (200 << 20)
+    storage_upload_token_validity_s: int = 3600
+    storage_orphan_grace_s: int = 3600
+    storage_sweep_interval_s: int = 600
 
 
 def _from_environment() -> Limits:

@@ -13,9 +13,12 @@ import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
+from engine.blob_store import BlobStore
 from engine.database import Database
+from engine.file_storage import FILES_FOLDER
 from engine.schema_apply import schema_text
 from engine.snapshot import Snapshot
 from engine.snapshot_zip import (
@@ -30,6 +33,7 @@ from engine.snapshot_zip import (
     put,
     write_lines,
 )
+from engine.storage_snapshot import write_storage
 from engine.streaming_export import iter_table_at, user_tables_at
 from engine.system_tables import ENVIRONMENT_VARIABLES_TABLE
 
@@ -52,18 +56,18 @@ def export_snapshot(
 
     A path is written through a temporary file and renamed into place, so a
     failed export never leaves a partial file behind. ``include_storage`` adds
-    the stored files (none yet: the deployment has no file storage).
+    the stored files as the snapshot's ``_storage`` saw them (``engine.storage_snapshot``).
     """
     with open_database(db_or_path, create=False) as db:
         tx = db.begin(writable=False, ts=ts)
         try:
             if not isinstance(out_zip, str | os.PathLike):
-                return write_snapshot_zip(out_zip, tx.snapshot, include_storage)
+                return write_snapshot_zip(out_zip, tx.snapshot, include_storage, _blobs(db))
             target = os.fspath(out_zip)
             temporary = f"{target}.{os.getpid()}.partial"
             try:
                 with open(temporary, "wb") as out:
-                    report = write_snapshot_zip(out, tx.snapshot, include_storage)
+                    report = write_snapshot_zip(out, tx.snapshot, include_storage, _blobs(db))
                 os.replace(temporary, target)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -74,7 +78,13 @@ def export_snapshot(
             tx.close()
 
 
-def write_snapshot_zip(out: IO[bytes], snapshot: Snapshot, include_storage: bool) -> ExportReport:
+def _blobs(db: Database) -> BlobStore:
+    return BlobStore(Path(db.path) / FILES_FOLDER)
+
+
+def write_snapshot_zip(
+    out: IO[bytes], snapshot: Snapshot, include_storage: bool, blobs: BlobStore | None = None
+) -> ExportReport:
     tables = user_tables_at(snapshot)
     counts = []
     with zipfile.ZipFile(out, "w") as zf:
@@ -88,20 +98,14 @@ def write_snapshot_zip(out: IO[bytes], snapshot: Snapshot, include_storage: bool
             docs = (doc for _, doc in iter_table_at(snapshot, name))
             counts.append((name, write_lines(zf, documents_entry(name), docs)))
             put(zf, generated_schema_entry(name), UNIFORM_SCHEMA)
-        if include_storage:
-            _write_storage(zf, snapshot)
+        if include_storage and blobs is not None:
+            write_storage(zf, snapshot, blobs)
         put(zf, SCHEMA_ENTRY, schema_text(snapshot.schema()).encode())
         # The deployment's environment variables, when it has any (import sets them).
         variables = [doc for _, doc in iter_table_at(snapshot, ENVIRONMENT_VARIABLES_TABLE)]
         if variables:
             write_lines(zf, ENV_ENTRY, variables)
     return ExportReport(snapshot.ts, tuple(counts), sum(n for _, n in counts))
-
-
-def _write_storage(zf: zipfile.ZipFile, snapshot: Snapshot) -> None:
-    """``_storage/documents.jsonl`` and one ``_storage/<id><ext>`` per stored file
-    (``snapshot_zip.storage_entry``). The deployment stores no files yet, so there is
-    nothing to write; file storage fills this in."""
 
 
 @contextlib.contextmanager

@@ -7,8 +7,9 @@ the new tables and setting the snapshot's schema (reading all of ``_tables``,
 so a table created meanwhile is a conflict, not a clash); then each table's
 documents in batches within the per-transaction limits (ids and
 ``_creationTime`` kept; a row without them gets fresh ones); then, for a
-snapshot, one commit setting its environment variables (``replaceAll``:
-removing the others).
+snapshot, its stored files (``engine.storage_snapshot``: bytes durable first, then
+the documents), then one commit setting its environment variables
+(``replaceAll``: removing the others).
 
 Caveats: an import is many transactions, not one. Readers can see it half
 done, and a failure part-way leaves the batches already written (import again
@@ -22,11 +23,14 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
+from engine.blob_store import BlobStore
 from engine.database import Database
 from engine.environment_variables import import_variables
 from engine.errors import ConflictError, InvalidValueError
+from engine.file_storage import FILES_FOLDER
 from engine.ids import encode_id, new_internal_id
 from engine.import_plan import ImportPlan, TablePlan, plan_import, to_document
 from engine.import_sources import ImportSource, open_source
@@ -35,6 +39,7 @@ from engine.read_set import ReadSet, ReadSetBuilder
 from engine.schema import Schema
 from engine.schema_apply import schema_text
 from engine.snapshot_export import open_database
+from engine.storage_snapshot import store_files
 from engine.streaming_export import iter_table_at, user_tables_at
 from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, SYSTEM_TABLE_NUMBERS, TABLES_TABLE
 from engine.transaction import PendingCommit
@@ -111,6 +116,7 @@ def perform_import(
         if t.deleted
         for version_ts, doc in iter_table_at_latest(db, t.name)
     ]
+    deletes += [(write, 0) for write in plan.storage_deletes]
     commits = _commit_batches(db, iter(deletes))
     setup = _setup_writes(db, plan)
     if setup:
@@ -126,6 +132,10 @@ def perform_import(
         written.append((table.name, table.added))
         if progress is not None:
             progress(table.name, table.added)
+    if plan.storage:
+        blobs = BlobStore(Path(db.path) / FILES_FOLDER)
+        stored = store_files(source.zip_data, list(plan.storage), blobs, db.limits)
+        commits += _commit_batches(db, stored)
     if source.is_zip and (source.variables or plan.mode == "replaceAll"):
         ts = import_variables(db, source.variables, replace=plan.mode == "replaceAll")
         if ts is not None:

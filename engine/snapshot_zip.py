@@ -10,8 +10,8 @@ Entries, in this order (every entry deflated, dated 1980-01-01 00:00, mode 0644)
                                           with a point or exponent, bytes and
                                           non-finite floats tagged $bytes/$float)
     <table>/generated_schema.jsonl        "uniform": the documents are export JSON
-    _storage/documents.jsonl, _storage/<id><ext>   stored files (include_storage),
-                                          once the deployment has file storage
+    _storage/documents.jsonl, _storage/<id><ext>   stored files (include_storage,
+                                          when there are any: engine.storage_snapshot)
     _schema/schema.json                   ours: the schema in force (canonical JSON text)
     _environment_variables/documents.jsonl   ours: {"name", "value"} per variable, if any
 

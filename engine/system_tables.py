@@ -21,6 +21,11 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
     _scheduled_functions (539) one document per scheduled function, in the shape of
               Convex's virtual table (engine.scheduled_jobs); 539 is Convex's number
 
+    _storage (540) one document per stored file, Convex's public shape: {"sha256": base64,
+              "size": float, "contentType": str | null}; the bytes are in the blob store.
+              (Convex keeps `_file_storage` = 540 behind the virtual `_storage`; ids
+              are the same either way.)
+
 The schema is kept as JSON text because validator literals are Convex JSON,
 whose ``$integer``-style keys are not valid field names inside a document.
 """
@@ -41,6 +46,7 @@ EXPORTS_TABLE = "_exports"
 SNAPSHOT_IMPORTS_TABLE = "_snapshot_imports"
 CRON_JOBS_TABLE = "_cron_jobs"
 SCHEDULED_FUNCTIONS_TABLE = "_scheduled_functions"
+STORAGE_TABLE = "_storage"
 
 SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     TABLES_TABLE: 513,
@@ -53,6 +59,7 @@ SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     SNAPSHOT_IMPORTS_TABLE: 520,
     CRON_JOBS_TABLE: 521,
     SCHEDULED_FUNCTIONS_TABLE: 539,
+    STORAGE_TABLE: 540,
 }
 
 # User tables get the smallest free number above this, as in Convex.

@@ -10,17 +10,19 @@
 CORS (http-api §1): every HTTP response mirrors the request's ``Origin`` and
 allows credentials; a preflight ``OPTIONS`` is answered here with the
 requested headers mirrored, the methods GET/POST/OPTIONS/PATCH/DELETE/PUT and
-a max-age of one day. A body over ``settings.message_bytes_max`` is refused
-with 413 ``PayloadTooLarge``, and every body is read to its end before the
-answer starts (``RequestBodyMiddleware``).
+a max-age of one day. A body over ``settings.message_bytes_max`` (or its route's
+own limit, ``body_limits``: file uploads) is refused with 413 ``PayloadTooLarge``,
+and every body is read to its end before the answer starts
+(``RequestBodyMiddleware``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -99,57 +101,98 @@ class RequestBodyMiddleware:
     and a client still sending reads the answer instead of a cut connection.
     """
 
-    def __init__(self, app: Any, bytes_max: int) -> None:
+    def __init__(self, app: Any, bytes_max: int, limits_by_path: Mapping[str, int]) -> None:
         self.app = app
         self.bytes_max = bytes_max
+        self.limits_by_path = dict(limits_by_path)  # routes with their own limit (uploads)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        bytes_max = self.limits_by_path.get(scope["path"], self.bytes_max)
         declared = _headers(scope).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.bytes_max:
+        if declared is not None and declared.isdigit() and int(declared) > bytes_max:
             ended = await _drain(receive)
-            response = error_response(self._too_large(int(declared)))
+            response = error_response(self._too_large(int(declared), bytes_max))
             if not ended:
                 response.headers["connection"] = "close"
             await response(scope, receive, send)
             return
-        received = 0
-        ended = False
-
-        async def limited_receive() -> dict:
-            nonlocal received, ended
-            message = await receive()
-            if message["type"] != "http.request":
-                ended = True  # the client is gone
-                return message
-            received += len(message.get("body", b""))
-            more = message.get("more_body", False)
-            ended = not more
-            if received > self.bytes_max:
-                ended = not more or await _drain(receive)
-                raise self._too_large(received)
-            return message
+        body = _Body(receive, bytes_max, lambda size: self._too_large(size, bytes_max))
 
         async def send_after_body(message: dict) -> None:
-            nonlocal ended
-            if message["type"] == "http.response.start" and not ended:
-                ended = True
-                if not await _drain(receive):
+            if message["type"] == "http.response.start" and not body.ended:
+                if not await body.drain():
                     headers = [*message.get("headers", []), (b"connection", b"close")]
                     message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, limited_receive, send_after_body)
+        await self.app(scope, body.receive, send_after_body)
 
-    def _too_large(self, size: int) -> HttpError:
+    def _too_large(self, size: int, bytes_max: int) -> HttpError:
+        name = "message_bytes_max" if bytes_max == self.bytes_max else "the route's limit"
         return HttpError(
             413,
             "PayloadTooLarge",
             f"The request body is {size} bytes or more, larger than the limit of "
-            f"{self.bytes_max} bytes (message_bytes_max).",
+            f"{bytes_max} bytes ({name}).",
         )
+
+
+class _Body:
+    """One reader of a request's ``receive`` at a time.
+
+    A streamed answer (StreamingResponse, FileResponse) listens for a disconnect
+    while it is sent, so it waits on ``receive`` at the moment the drain before the
+    answer wants the rest of the body. Two waiters on one ``receive`` split its
+    messages between them: the listener can take the body's last message and the
+    drain then waits for a disconnect that never comes. Here every read holds a
+    lock and the drain stops as soon as the body has ended, whoever read its end.
+    """
+
+    def __init__(self, receive: Any, bytes_max: int, too_large: Any) -> None:
+        self._receive = receive
+        self._lock = anyio.Lock()
+        self._bytes_max = bytes_max
+        self._too_large = too_large
+        self.received = 0
+        self.ended = False
+        self._given_up = False  # the drain stopped at its bound: close the connection
+
+    async def receive(self) -> dict:
+        async with self._lock:
+            message = await self._receive()
+        if message["type"] != "http.request":
+            self.ended = True  # the client is gone
+            return message
+        self.received += len(message.get("body", b""))
+        more = message.get("more_body", False)
+        self.ended = self.ended or not more
+        if self.received > self._bytes_max:
+            if more:
+                await self.drain()
+            raise self._too_large(self.received)
+        return message
+
+    async def drain(self) -> bool:
+        """Read and drop the rest of the body, at most ``request_drain_bytes_max``;
+        whether the connection is fit for another request."""
+        drained = 0
+        while not self.ended:
+            if self._given_up or drained > LIMITS.request_drain_bytes_max:
+                self._given_up = True
+                return False
+            async with self._lock:
+                if self.ended:
+                    break
+                message = await self._receive()
+            if message["type"] != "http.request":
+                self.ended = True
+                break
+            drained += len(message.get("body", b""))
+            self.ended = not message.get("more_body", False)
+        return True
 
 
 async def _drain(receive: Any) -> bool:
@@ -223,8 +266,14 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-def create_app(context: GatewayContext, *, extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
-    """The whole HTTP and WebSocket surface over one GatewayContext."""
+def create_app(
+    context: GatewayContext,
+    *,
+    extra_routes: Iterable[BaseRoute] = (),
+    body_limits: Mapping[str, int] | None = None,
+) -> Starlette:
+    """The whole HTTP and WebSocket surface over one GatewayContext (``body_limits``:
+    a path's own body limit in place of ``message_bytes_max``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -243,7 +292,11 @@ def create_app(context: GatewayContext, *, extra_routes: Iterable[BaseRoute] = (
         ],
         middleware=[
             Middleware(CorsMiddleware),
-            Middleware(RequestBodyMiddleware, bytes_max=context.settings.message_bytes_max),
+            Middleware(
+                RequestBodyMiddleware,
+                bytes_max=context.settings.message_bytes_max,
+                limits_by_path=body_limits or {},
+            ),
         ],
         exception_handlers={
             HTTPException: _http_exception,

@@ -35,6 +35,7 @@ from gateway.push_api import push_routes
 from gateway.snapshot_export_api import snapshot_export_routes
 from gateway.snapshot_import_api import snapshot_import_routes
 from gateway.snapshot_worker import SnapshotWorker
+from gateway.storage_api import UPLOAD_PATH, storage_routes
 from gateway.streaming_export_api import streaming_export_routes
 from udf.deployment import Deployment
 from udf.executor import Executor
@@ -83,6 +84,7 @@ class Backend:
     _stop_watch: threading.Event | None = None
     _snapshots: SnapshotWorker | None = None
     scheduler: Scheduler | None = None
+    _stop_sweep: threading.Event | None = None
 
     @classmethod
     def open(
@@ -122,13 +124,16 @@ class Backend:
             *env_routes(context, executor),
             *streaming_export_routes(context, db),
             *function_log_routes(context, function_log, long_polls),
+            *storage_routes(executor.file_storage),
         ]
-        app = create_app(context, extra_routes=routes)
+        upload_limit = {UPLOAD_PATH: executor.limits.storage_file_bytes_max}
+        app = create_app(context, extra_routes=routes, body_limits=upload_limit)
         backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
         backend._snapshots = snapshots
         # Scheduled functions and crons run from here on (and catch up on what came due).
         backend.scheduler = Scheduler(executor)
         backend.scheduler.start()
+        backend._stop_sweep = _start_sweeping(executor)
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)
             backend.outside_inputs = outside
@@ -173,12 +178,31 @@ class Backend:
     def close(self) -> None:
         if self._stop_watch is not None:
             self._stop_watch.set()
+        if self._stop_sweep is not None:
+            self._stop_sweep.set()
         if self._snapshots is not None:
             self._snapshots.close()
         if self.scheduler is not None:
             self.scheduler.close()
         self.executor.close()
         self.db.close()
+
+
+def _start_sweeping(executor: Executor) -> threading.Event:
+    """Stored files no retained read can see, and orphans, removed now and then."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(executor.limits.storage_sweep_interval_s):
+            try:
+                removed = executor.file_storage.sweep()
+                if removed:
+                    logger.info("file storage: %d unreferenced files removed", removed)
+            except Exception:  # keep serving; the next round tries again
+                logger.exception("file storage sweep failed")
+
+    threading.Thread(target=loop, daemon=True, name="headwater-storage-sweep").start()
+    return stop
 
 
 def _deploy_unless_unchanged(

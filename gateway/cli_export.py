@@ -51,6 +51,11 @@ def add_export_commands(
     export.add_argument(
         "--ts", type=ts_argument, default=None, help=f"{TS_HELP} to export (default: now)"
     )
+    export.add_argument(
+        "--include-file-storage",
+        action="store_true",
+        help="also write the stored files (as `npx convex export --include-file-storage`)",
+    )
     export.set_defaults(run=_cmd_export)
 
     imp = command("import", "load a snapshot ZIP into an empty deployment")
@@ -83,7 +88,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out_folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_folder):
         raise CliError(f"The folder of --out {args.out} does not exist: create it first.")
-    report = export_snapshot(args.data, args.out, ts=args.ts)
+    report = export_snapshot(
+        args.data, args.out, ts=args.ts, include_storage=args.include_file_storage
+    )
     print(
         f"Exported {report.documents} documents in {len(report.tables)} tables at ts "
         f"{report.ts} to {args.out}."

@@ -136,9 +136,6 @@ def snapshot_export_routes(
 
     async def download(request: Request) -> Response:
         try:
-            # Read the (empty) body first: the streamed answer listens for a disconnect
-            # while it is sent, and the body must not be waited for by two readers then.
-            await request.body()
             require_admin(context, request, "Snapshot exports")
             path, ts = await anyio.to_thread.run_sync(
                 exports.file_of, request.path_params["snapshot_id"]

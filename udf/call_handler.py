@@ -5,8 +5,7 @@ and mutations). Auth and metadata ops are answered from the call's context.
 Nested calls — ``runUdf`` from queries and mutations (same transaction),
 ``actions/query|mutation|action`` from actions (each its own transaction) —
 go back to the executor one nesting level down. ``ctx.scheduler`` goes to
-``udf.scheduling_syscalls``. Features that later issues bring (file storage)
-answer with a clear error.
+``udf.scheduling_syscalls``, file storage ops to ``StorageSyscalls``.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
 from udf.fetch_client import FetchOps
 from udf.scheduling_syscalls import CANCEL_OPS, SCHEDULE_OPS, answer_scheduling
+from udf.storage_syscalls import STORAGE_OPS, StorageSyscalls
 
 _UNCAUGHT = re.compile(r"^Uncaught \w+: ")
 # Convex's words for what only actions may do.
@@ -32,12 +32,6 @@ NOT_IN_QUERIES = (
     "See https://docs.convex.dev/functions/actions for more details."
 )
 _NOT_YET = {
-    "1.0/storageGenerateUploadUrl": "File storage",
-    "1.0/storageGetUrl": "File storage",
-    "1.0/storageGetMetadata": "File storage",
-    "1.0/storageDelete": "File storage",
-    "1.0/storageStore": "File storage",
-    "1.0/storageGet": "File storage",
     "1.0/createFunctionHandle": "Function handles",
     "1.0/signJwt": "Signing JWTs",
     "1.0/createServiceToken": "Service tokens",
@@ -64,6 +58,8 @@ class FunctionRunner(Protocol):
     def fetch_ops(self) -> FetchOps:
         """The fetch ops of one action call (``udf.fetch_client``)."""
         ...
+
+    def storage_syscalls(self, kind: str, tx: Transaction | None) -> StorageSyscalls: ...
 
 
 @dataclass(frozen=True)
@@ -141,6 +137,8 @@ class CallHandler:
             return self._schedule(op, args)
         if op == "1.0/actions/vectorSearch" and ctx.kind == "action":
             return self._executor.vector_search(args)
+        if op in STORAGE_OPS:
+            return self._executor.storage_syscalls(ctx.kind, self._tx).answer(op, args)
         if op in _NOT_YET:
             raise SyscallError(f"{_NOT_YET[op]} is not supported by Headwater yet ({op}).")
         raise SyscallError(f"Unknown async operation {op}")

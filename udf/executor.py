@@ -33,6 +33,7 @@ from engine.errors import (
     InvalidValueError,
     SnapshotOutOfRangeError,
 )
+from engine.file_storage import FileStorage
 from engine.ids import decode_id
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import attempts
@@ -65,6 +66,7 @@ from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
 from udf.push import PushRequest, commit_push, prepare_push
 from udf.return_value import return_value_problem
+from udf.storage_syscalls import StorageSyscalls
 from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
 
@@ -112,6 +114,7 @@ class Executor:
         # The URL the deployment serves at, once the server knows it (`convexUrl:cloudUrl`).
         self.cloud_url: str | None = None
         self._env = EnvironmentSnapshots(db)
+        self._file_storage: FileStorage | None = None
 
     # -- deploys --------------------------------------------------------------------
 
@@ -233,6 +236,17 @@ class Executor:
         except HeadwaterError as exc:
             raise SyscallError(exc.message) from exc
         return {"results": [{"_id": doc_id, "_score": score} for doc_id, score in found]}
+
+    @property
+    def file_storage(self) -> FileStorage:
+        """The data folder's stored files (opened on first use)."""
+        with self._lock:
+            if self._file_storage is None:
+                self._file_storage = FileStorage(self.db, limits=self.limits)
+            return self._file_storage
+
+    def storage_syscalls(self, kind: str, tx: Transaction | None) -> StorageSyscalls:
+        return StorageSyscalls(self.file_storage, kind, tx, self.cloud_url)
 
     # -- calls ------------------------------------------------------------------------
 

@@ -141,14 +141,14 @@ def _zip_of(entries: dict[str, str]) -> io.BytesIO:
     return out
 
 
-def test_stored_files_are_refused_until_there_is_file_storage(db):
+def test_stored_files_without_their_metadata_or_bytes_are_refused(db):
     empty = _zip_of({"_tables/documents.jsonl": "", "_storage/documents.jsonl": ""})
     source = open_source(empty, "zip")
     assert plan_import(db, source, "requireEmpty").tables == ()
-    for entries in (
-        {"_storage/documents.jsonl": '{"_id": "x"}\n'},
-        {"_storage/kg2abcd.png": "bytes"},
+    for entries, code in (
+        ({"_storage/documents.jsonl": '{"_id": "x"}\n'}, "InvalidStorageMetadata"),
+        ({"_storage/kg2abcd.png": "bytes"}, "InvalidStorageMetadata"),
     ):
         with pytest.raises(ImportFileError) as refused:
             plan_import(db, open_source(_zip_of(entries), "zip"), "requireEmpty")
-        assert refused.value.code == "ImportStorageUnsupported"
+        assert refused.value.code == code

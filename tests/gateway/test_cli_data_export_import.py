@@ -282,3 +282,31 @@ def test_a_bad_import_request_is_refused(server, args, code, message):
     assert (status, error["code"]) == (400, code) and message in error["message"]
     status, error = post(server, "/api/perform_import", b'{"importId": "nope"}', server.admin_key)
     assert (status, error["code"]) == (400, "InvalidImport")
+
+
+STORAGE_APP = ROOT / "tests" / "gateway" / "fixtures" / "storage_app" / "convex"
+
+
+def test_stored_files_go_through_export_and_import(tmp_path, fresh):
+    project = make_project(tmp_path / "files", STORAGE_APP, "files-test")
+    with Serve(tmp_path / "files" / "data", "--functions", str(project / "convex")) as source:
+        source.project = project
+        upload_url = call(source, "mutation", "files:generateUploadUrl", {})
+        data = bytes(range(256)) * 100
+        request = urllib.request.Request(
+            upload_url, data=data, headers={"Content-Type": "image/png"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            storage_id = json.loads(response.read())["storageId"]
+        call(source, "mutation", "files:save", {"storageId": storage_id, "name": "pic"})
+        zip_path = tmp_path / "with_files.zip"
+        succeeded(npx_convex(source, "export", "--include-file-storage", "--path", str(zip_path)))
+    with zipfile.ZipFile(zip_path) as zf:
+        assert zf.read(f"_storage/{storage_id}.png") == data
+    succeeded(npx_convex(fresh, "import", str(zip_path), "-y"))
+    [saved] = documents(fresh, "files")
+    assert saved["storageId"] == storage_id
+    metadata = zipfile.ZipFile(zip_path).read("_storage/documents.jsonl")
+    internal = json.loads(metadata)["internalId"]
+    with urllib.request.urlopen(f"{fresh.url}/api/storage/{internal}", timeout=30) as got:
+        assert got.read() == data and got.headers["Content-Type"] == "image/png"

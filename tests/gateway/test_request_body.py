@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from schemas import CHAT_SCHEMA
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 import gateway.app as app_module
 from engine import Database
@@ -29,6 +32,18 @@ from python_executor import PythonExecutor, chat_functions  # noqa: E402
 
 BODY = b"x" * (2 << 20)  # 2 MiB, under the body limit
 ROUNDS = 8
+STREAMED = b"streamed " * 1000
+
+
+async def _streamed(request: Request) -> Response:
+    async def chunks():
+        for i in range(0, len(STREAMED), 1000):
+            yield STREAMED[i : i + 1000]
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+STREAMED_ROUTE = Route("/streamed", _streamed, methods=["GET", "POST"])
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +52,7 @@ def address(tmp_path_factory):
     db.set_schema(CHAT_SCHEMA)
     authenticator = HeadwaterAuthenticator(generate_admin_key("headwater"))
     context = GatewayContext(PythonExecutor(db, chat_functions()), authenticator)
-    url, stop = run_server_in_thread(create_app(context))
+    url, stop = run_server_in_thread(create_app(context, extra_routes=[STREAMED_ROUTE]))
     parts = urlsplit(url)
     yield parts.hostname, parts.port
     stop()
@@ -96,5 +111,19 @@ def test_past_the_drain_bound_the_connection_closes_after_the_answer(address, mo
         assert (status, connection) == (200, None)  # drained: the connection stays
         status, connection, _ = exchange(conn, "/api/query_ts", BODY)
         assert (status, connection) == (200, "close")  # not read past the bound
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("method", "body"), [("GET", None), ("POST", b"unread " * 1000)])
+def test_a_streamed_answer_to_an_unread_body_is_sent(address, method, body):
+    """The drain before the answer and the answer's disconnect listener share one
+    ``receive``: neither may wait for a message the other took."""
+    conn = http.client.HTTPConnection(*address, timeout=5)
+    try:
+        for _ in range(ROUNDS):
+            conn.request(method, "/streamed", body=body)
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, STREAMED)
     finally:
         conn.close()
