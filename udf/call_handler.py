@@ -11,17 +11,16 @@ bring (scheduler, file storage, vector search) answer with a clear error.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.transaction import Transaction
+from udf.call_errors import js_error_text
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
 
-_UNCAUGHT = re.compile(r"^Uncaught \w+: ")
 _NOT_YET = {
     "1.0/schedule": "Scheduling functions",
     "1.0/cancel_job": "Scheduling functions",
@@ -163,11 +162,12 @@ class CallHandler:
 
 
 def _result_or_raise(outcome: FunctionOutcome) -> Any:
+    """The callee's value, or its error as Convex hands it to the caller: the whole
+    JsError text (message, frames, final newline) as the message, so the caller's own
+    "Uncaught Error: " leads it, and a ConvexError's data kept."""
     if outcome.error is None:
         return to_convex_json(outcome.value)
     data_json = None
     if outcome.error.is_convex_error:
         data_json = json.dumps(to_convex_json(outcome.error.data), separators=(",", ":"))
-    # The caller's runtime prefixes "Uncaught <Name>: " again when it rethrows.
-    message = _UNCAUGHT.sub("", outcome.error.message, count=1)
-    raise SyscallError(message, data_json)
+    raise SyscallError(js_error_text(outcome.error.message), data_json)
