@@ -31,6 +31,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "BadAdminKey": 401,
     "NoAuthProvider": 401,
     "InvalidAuthHeader": 401,
+    "AuthProviderDiscoveryFailed": 400,  # ErrorMetadata::bad_request in validate_id_token
     "InvalidAdminKey": 400,
     "InvalidHeaderFailure": 400,
     "HeaderParseFailure": 400,
