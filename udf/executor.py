@@ -221,8 +221,10 @@ class Executor:
         try:
             outcome = self._run_at_depth(call, depth)
         except InvalidValueError as exc:
-            # A result that is no Convex value is the function's own error (as Convex says).
-            message = f"Function {call.path} return value invalid: {exc.message}"
+            # A result that is no Convex value is the function's own error, naming it as
+            # Convex's udf/src/helpers.rs does (the canonical path, ``module.js:export``).
+            module, export = parse_udf_path(call.path)
+            message = f"Function {module}:{export} return value invalid: {exc.message}"
             outcome = FunctionOutcome(error=FunctionError(message), udf_type=call.kind)
         if self.function_log is not None:
             self.function_log.record(
