@@ -297,9 +297,11 @@ class Executor:
         stored = None if deployment is None else deployment.module(module)
         if info is None and stored is not None and stored.environment == NODE:
             return _failed(f"Cannot run {shown}: {USE_NODE_NOT_RUN}.")
+        # An HTTP action is found by a typed call only to be refused as the wrong kind
+        # (crates/udf/src/validation.rs); /api/function never finds one (any_udf).
         visible = (
             info is not None
-            and info.kind != "httpAction"
+            and (info.kind != "httpAction" or call.kind is not None)
             and (info.visibility == "public" or call.identity.admin or depth > 0)
         )
         if info is None or deployment is None or not visible:

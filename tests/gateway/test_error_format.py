@@ -108,6 +108,14 @@ CASES = [
         "Trying to execute throws.js:plain as Mutation, but it is defined as Query.",
         None,
     ),
+    (
+        "httpActionAsQuery",
+        "query",
+        "throws:hook",
+        {},
+        "Trying to execute throws.js:hook as Query, but it is defined as HttpAction.",
+        None,
+    ),
     ("badArgs", "query", "throws:typed", {"n": "x"}, ARGS_INVALID, None),
     (
         "badReturn",
@@ -219,10 +227,11 @@ def test_an_action_that_catches_a_nested_convex_error_sees_its_text_and_data(ser
     }
 
 
-def test_any_function_endpoint_says_could_not_find_function(server):
-    body = post(server, "function", "throws:nope", {}, admin=True)
+@pytest.mark.parametrize("path", ["throws:nope", "throws:hook"])
+def test_any_function_endpoint_says_could_not_find_function(server, path):
+    body = post(server, "function", path, {}, admin=True)
     assert REQUEST_ID.sub("", body["errorMessage"]) == (
-        "Could not find function for 'throws:nope'. Did you forget to run `npx convex dev`?\n"
+        f"Could not find function for '{path}'. Did you forget to run `npx convex dev`?\n"
     )
 
 
