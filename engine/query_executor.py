@@ -98,10 +98,18 @@ def resolve_index(
 
 
 def _find_index(tx: ReadContext, table: str, index_name: str) -> IndexDef:
-    for index in tx.snapshot_schema().index_defs(table):
+    """The enabled index, or Convex's refusal (crates/indexing/src/index_registry.rs)."""
+    schema = tx.snapshot_schema()
+    for index in schema.index_defs(table):
         if index.name == index_name:
             return index
-    raise InvalidQueryError(f'Index "{table}.{index_name}" not found.', code="IndexNotFound")
+    name = f"{table}.{index_name}"
+    if schema.staged_index(table, index_name) is not None:
+        raise InvalidQueryError(
+            f"Index {name} is currently staged and not available to query until it is enabled.",
+            code="IndexStagedError",
+        )
+    raise InvalidQueryError(f"Index {name} not found.", code="IndexNotFound")
 
 
 class QueryStream:

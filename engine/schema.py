@@ -13,8 +13,11 @@ Every table has ``by_id`` = ``(_id,)`` and ``by_creation_time`` =
 ``(_creationTime, _id)``. The stored form of a schema may already list
 ``_creationTime`` last; that is accepted and means the same index.
 
-Staged indexes (npm 1.47+) are declared but not built: they are parsed and
-checked, kept for ``to_json``, and left out of ``index_defs`` and the diff.
+Staged database indexes (npm 1.47+, ``staged: true``) are built as Convex builds
+them, backfilled and kept up to date, but a query may not use one until a later
+schema enables it (``IndexStagedError``): ``built_index_defs`` lists them,
+``index_defs`` (what queries may read) does not. Staged search and vector indexes
+are parsed, checked and kept for ``to_json`` only.
 
 Caveats: tables that are not in the schema stay writable and unvalidated even
 with ``schemaValidation`` on, as in the reference server and its docs ("your
@@ -120,12 +123,15 @@ class Schema:
     tables: Mapping[str, TableSchema]
     schema_validation: bool
     _index_defs: Mapping[str, tuple[IndexDef, ...]] = field(init=False, repr=False, compare=False)
+    _built_defs: Mapping[str, tuple[IndexDef, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         tables = MappingProxyType(dict(self.tables))
         object.__setattr__(self, "tables", tables)
         defs = {name: builtin_index_defs(name) + t.indexes for name, t in tables.items()}
         object.__setattr__(self, "_index_defs", defs)
+        built = {name: defs[name] + t.staged_indexes for name, t in tables.items()}
+        object.__setattr__(self, "_built_defs", built)
 
     @classmethod
     def empty(cls) -> Schema:
@@ -136,6 +142,17 @@ class Schema:
         """Every index of ``table``: the built-ins first, then the user's in schema order."""
         found = self._index_defs.get(table)
         return builtin_index_defs(table) if found is None else found
+
+    def built_index_defs(self, table: str) -> tuple[IndexDef, ...]:
+        """``index_defs`` and the staged database indexes: every index kept up to date."""
+        found = self._built_defs.get(table)
+        return builtin_index_defs(table) if found is None else found
+
+    def staged_index(self, table: str, name: str) -> IndexDef | None:
+        found = self.tables.get(table)
+        if found is None:
+            return None
+        return next((i for i in found.staged_indexes if i.name == name), None)
 
     def find_index(self, table: str, name: str) -> IndexDef | None:
         for index in self.index_defs(table):

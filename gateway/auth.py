@@ -13,8 +13,8 @@ a string ``exp`` or one of ``1e300`` is refused, never read as "far future").
 It is then matched to the provider whose issuer equals the token's
 ``iss`` (``https://`` assumed when the config omits a scheme, a trailing
 ``/`` ignored) and whose ``applicationID`` is among its audiences; then its
-signature, audience and times (``exp``, ``nbf``, ``iat``, with ``leeway_s``) are
-verified against the provider's keys.
+``kid``, signature, audience and times are verified against the provider's keys
+by the rules of that provider kind (``gateway.jwt_rules``).
 The identity is the OIDC standard claims in camelCase, ``tokenIdentifier``
 = ``iss|sub``, and every other claim passed through.
 
@@ -41,14 +41,20 @@ from gateway.admin_key import (
     strip_type_prefix,
 )
 from gateway.context import AuthenticationError
-from gateway.jwks import JwksCache, SigningKey
+from gateway.jwks import JwksCache, KeySetUnavailable, SigningKey
 from gateway.jwt_claims import check_required_claims, invalid_token, unverified_parts
+from gateway.jwt_rules import (
+    KID_MISSING,
+    OIDC_ALGORITHMS,
+    OIDC_UNVERIFIED,
+    custom_jwt_time_problem,
+    discovery_failed,
+    kid_unmatched,
+    no_provider_message,
+    oidc_times_valid,
+)
 from udf.calls import ANONYMOUS, Identity
 
-LEEWAY_S = 10.0  # clock skew tolerated on exp/nbf
-OIDC_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
-)
 CUSTOM_JWT_ALGORITHMS = frozenset({"RS256", "ES256"})
 
 # OIDC standard claims -> UserIdentity fields.
@@ -187,12 +193,10 @@ class HeadwaterAuthenticator:
         auth_config: dict[str, Any] | None = None,
         *,
         jwks: JwksCache | None = None,
-        leeway_s: float = LEEWAY_S,
     ) -> None:
         self._admin_key = strip_type_prefix(admin_key)
         self._providers = parse_auth_config(auth_config)
         self._jwks = jwks if jwks is not None else JwksCache()
-        self.leeway_s = leeway_s
 
     @property
     def providers(self) -> tuple[Provider, ...]:
@@ -254,39 +258,24 @@ class HeadwaterAuthenticator:
     def verify_token(self, token: str) -> Identity:
         """Verify an end-user JWT against the configured providers.
 
-        Error codes as Convex's: a token that does not parse, or whose registered
-        claims are malformed or missing, is ``InvalidAuthHeader``; one that fails
-        verification is ``Unauthenticated`` for an OIDC provider and
-        ``InvalidAuthHeader`` for a customJwt one."""
+        As Convex's ``validate_id_token`` (crates/authentication/src/lib.rs): a token
+        that does not parse, or whose registered claims are malformed or missing, is
+        ``InvalidAuthHeader``; then each provider kind verifies as its library does
+        (module docstring of ``jwt_rules``)."""
         header, unverified = unverified_parts(token)
         issuer = unverified.get("iss")
         if issuer is None:
             raise invalid_token(
-                "The token has no issuer claim ('iss'): it must name one of the configured "
-                "auth providers."
+                "Missing issuer claim ('iss') in JWT payload. The JWT must include an 'iss' "
+                "claim that matches one of your configured auth providers."
             )
         provider = self._provider_for(issuer, _audiences(unverified.get("aud")))
         if isinstance(provider, CustomJwtProvider):
             check_required_claims(unverified, ("exp", "sub"))
-            try:
-                return self._verified_identity(token, header, provider)
-            except AuthenticationError as exc:
-                raise invalid_token(exc.message) from None
-        check_required_claims(unverified, ("exp", "iat", "sub"))  # an OIDC ID token's
-        return self._verified_identity(token, header, provider)
-
-    def _verified_identity(
-        self, token: str, header: dict[str, Any], provider: Provider
-    ) -> Identity:
-        algorithm = header.get("alg")
-        allowed = (
-            {provider.algorithm} if isinstance(provider, CustomJwtProvider) else OIDC_ALGORITHMS
-        )
-        if not isinstance(algorithm, str) or algorithm not in allowed:
-            raise _unauthenticated(
-                f"The token is signed with {algorithm!r}; this provider accepts {sorted(allowed)}"
-            )
-        claims = self._verified_claims(token, provider, algorithm, header.get("kid"))
+            claims = self._custom_jwt_claims(token, header, provider)
+        else:
+            check_required_claims(unverified, ("exp", "iat", "sub"))  # an OIDC ID token's
+            claims = self._oidc_claims(token, header, provider, issuer)
         return Identity(user=_user_identity(claims), token=token)
 
     def _provider_for(self, issuer: str, audiences: list[str]) -> Provider:
@@ -296,65 +285,83 @@ class HeadwaterAuthenticator:
                 continue
             if p.application_id is None or p.application_id in audiences:
                 return p
-        configured = ", ".join(_describe(p) for p in self._providers) or "none configured"
-        raise _unauthenticated(
-            "No auth provider found matching the given token: its issuer "
-            f"{issuer!r} and audience {audiences} match none of the providers ({configured}).",
-            "NoAuthProvider",
-        )
+        raise _unauthenticated(no_provider_message(self._providers), "NoAuthProvider")
 
-    def _keys_for(self, provider: Provider, kid: str | None) -> tuple[SigningKey, ...]:
-        if isinstance(provider, CustomJwtProvider):
-            url = provider.jwks
-        else:
+    def _oidc_claims(
+        self, token: str, header: dict[str, Any], provider: OidcProvider, token_issuer: str
+    ) -> Any:
+        """openidconnect's ID token verifier: RS256 or EdDSA, a ``kid`` may be left out
+        when the key set has one key, ``exp`` strictly after now, ``iat``/``nbf`` not read.
+        Its failures are one Unauthenticated text; a failed discovery is its own error."""
+        try:
             url = self._jwks.jwks_uri(provider.issuer)
-        return self._jwks.signing_keys(url, kid if isinstance(kid, str) else None)
+            kid = header.get("kid")
+            keys = self._jwks.signing_keys(url, kid if isinstance(kid, str) else None)
+        except KeySetUnavailable:
+            raise discovery_failed(str(token_issuer)) from None
+        except AuthenticationError:
+            raise _unauthenticated(OIDC_UNVERIFIED) from None
+        algorithm = header.get("alg")
+        if algorithm not in OIDC_ALGORITHMS or (header.get("kid") is None and len(keys) != 1):
+            raise _unauthenticated(OIDC_UNVERIFIED)
+        claims = _decoded(token, keys, algorithm, provider.application_id)
+        if claims is None or not oidc_times_valid(claims, time.time()):
+            raise _unauthenticated(OIDC_UNVERIFIED)
+        return claims
 
-    def _verified_claims(
-        self, token: str, provider: Provider, algorithm: str, kid: Any
-    ) -> dict[str, Any]:
-        # The times are checked below, on claims jwt_claims has type-checked: PyJWT
-        # would refuse a fractional or null iat that Convex takes.
-        options: Any = {
-            "require": ["exp", "iss", "sub"],
-            "verify_exp": False,
-            "verify_nbf": False,
-            "verify_iat": False,
-        }
-        if provider.application_id is None:
-            options["verify_aud"] = False
-        problem = "no usable key in the provider's key set"
-        for key in self._keys_for(provider, kid):
+    def _custom_jwt_claims(
+        self, token: str, header: dict[str, Any], provider: CustomJwtProvider
+    ) -> Any:
+        """biscuit's ``decode_with_jwks``: a ``kid`` naming a key of the set is required,
+        then the times with 5 s of slack; every failure is InvalidAuthHeader."""
+        try:
+            keys = self._jwks.signing_keys(provider.jwks, None)
+        except KeySetUnavailable as exc:
+            raise invalid_token(
+                f"Could not fetch JWKS from URL '{provider.jwks}': {exc.reason}. Check that the "
+                "URL is correct and accessible."
+            ) from None
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise invalid_token(KID_MISSING)
+        matching = tuple(k for k in keys if k.kid == kid)
+        if not matching:
             try:
-                claims = jwt.decode(
-                    token,
-                    key.key,
-                    algorithms=[algorithm],
-                    audience=provider.application_id,
-                    options=options,
-                )
-            except (jwt.InvalidSignatureError, jwt.InvalidKeyError, jwt.InvalidAlgorithmError):
-                problem = "the signature does not match any key of the provider"
-            except jwt.PyJWTError as exc:
-                raise _unauthenticated(f"Could not verify the token: {exc}") from None
-            else:
-                self._check_times(claims)
-                return claims
-        raise _unauthenticated(f"Could not verify the token: {problem}")
+                matching = self._jwks.signing_keys(provider.jwks, kid)
+            except AuthenticationError:
+                raise invalid_token(kid_unmatched(kid)) from None
+        if header.get("alg") != provider.algorithm:
+            raise invalid_token(kid_unmatched(kid))
+        claims = _decoded(token, matching, provider.algorithm, provider.application_id)
+        if claims is None:
+            raise invalid_token(kid_unmatched(kid))
+        problem = custom_jwt_time_problem(claims, time.time())
+        if problem is not None:
+            raise invalid_token(f"Could not validate token: {problem}")
+        return claims
 
-    def _check_times(self, claims: dict[str, Any]) -> None:
-        """Expired, or not valid yet (nbf, iat in the future), give or take the leeway."""
-        now = time.time()
-        if now - claims["exp"] > self.leeway_s:
-            raise _unauthenticated(
-                "The token has expired: its exp claim is in the past. Fetch a fresh token."
+
+def _decoded(
+    token: str, keys: tuple[SigningKey, ...], algorithm: str, audience: str | None
+) -> dict[str, Any] | None:
+    """The token's claims if one of ``keys`` signed it (audience checked when given);
+    the times are left to the caller, on claims ``jwt_claims`` has type-checked (PyJWT
+    would refuse a fractional or null iat that Convex takes)."""
+    options: Any = {
+        "require": ["exp", "iss", "sub"],
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+        "verify_aud": audience is not None,
+    }
+    for key in keys:
+        try:
+            return jwt.decode(
+                token, key.key, algorithms=[algorithm], audience=audience, options=options
             )
-        for name in ("nbf", "iat"):
-            starts = claims.get(name)
-            if starts is not None and starts - now > self.leeway_s:
-                raise _unauthenticated(
-                    f"The token is not valid yet: its {name} claim is in the future."
-                )
+        except jwt.PyJWTError:
+            continue
+    return None
 
 
 def _audiences(aud: Any) -> list[str]:
@@ -363,12 +370,6 @@ def _audiences(aud: Any) -> list[str]:
     if isinstance(aud, list):
         return [a for a in aud if isinstance(a, str)]
     return []
-
-
-def _describe(p: Provider) -> str:
-    if isinstance(p, OidcProvider):
-        return f"OIDC(domain={p.domain}, applicationID={p.application_id})"
-    return f"customJwt(issuer={p.issuer_url}, applicationID={p.application_id})"
 
 
 def _standard_value(claim: str, value: Any) -> Any:

@@ -159,9 +159,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _in_headwater_terms(message: str) -> str:
     """Convex's error texts name its own CLI; on this command line, name ours."""
-    return message.replace(
-        "`npx convex dev` or `npx convex deploy`",
-        "`headwater run ... --functions DIR` or `headwater deploy DIR`",
+    ours = "`headwater run ... --functions DIR` or `headwater deploy DIR`"
+    return message.replace("`npx convex dev` or `npx convex deploy`", ours).replace(
+        "`npx convex dev`", ours
     )
 
 

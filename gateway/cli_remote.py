@@ -168,10 +168,11 @@ def _call_through(
     if reply.get("status") == "success":
         return FunctionOutcome(value=from_convex_json(reply.get("value")), log_lines=logs)
     message = str(reply.get("errorMessage", ""))
-    # The server prefixes "[Request ID: ...] Server Error"; a local run prints without it.
+    # The server prefixes "[Request ID: ...] Server Error" and ends the text with a newline
+    # (Convex's JsError); a local run prints without either.
     _, found, rest = message.partition(_SERVER_ERROR_PREFIX)
     error = FunctionError(
-        rest if found else message,
+        (rest if found else message).removesuffix("\n"),
         data=from_convex_json(reply["errorData"]) if "errorData" in reply else None,
         is_convex_error="errorData" in reply,
     )

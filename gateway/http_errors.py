@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from engine.errors import HeadwaterError
 from gateway.context import AuthenticationError
+from udf.call_errors import js_error_text
 
 INTERNAL_ERROR_MESSAGE = "Your request couldn't be completed. Try again later."
 
@@ -30,6 +31,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "BadAdminKey": 401,
     "NoAuthProvider": 401,
     "InvalidAuthHeader": 401,
+    "AuthProviderDiscoveryFailed": 400,  # ErrorMetadata::bad_request in validate_id_token
     "InvalidAdminKey": 400,
     "InvalidHeaderFailure": 400,
     "HeaderParseFailure": 400,
@@ -103,4 +105,6 @@ def error_response(exc: BaseException) -> Response:
 
 def function_error_message(request_id: str, message: str) -> str:
     """The ``errorMessage`` of a failed function (sync-protocol §7.1)."""
-    return f"[Request ID: {request_id}] Server Error\n{message}"
+    # RedactedJsError's Display (crates/application/src/redaction.rs): the JsError text ends
+    # in a newline, which the npm client keeps before its "\n  Called by client".
+    return f"[Request ID: {request_id}] Server Error\n{js_error_text(message)}"

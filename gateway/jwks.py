@@ -200,7 +200,18 @@ def _parse_discovery(document: Any) -> str:
     return uri
 
 
+class KeySetUnavailable(AuthenticationError):
+    """A provider's discovery document or key set could not be fetched or read; the
+    authenticator words it per provider kind, as Convex does."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"Could not fetch the token's signing keys from {url}: {reason}",
+            code="Unauthenticated",
+        )
+        self.url = url
+        self.reason = reason
+
+
 def _fetch_failed(url: str, reason: str) -> AuthenticationError:
-    return AuthenticationError(
-        f"Could not fetch the token's signing keys from {url}: {reason}", code="Unauthenticated"
-    )
+    return KeySetUnavailable(url, reason)

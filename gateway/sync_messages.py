@@ -31,6 +31,7 @@ from engine.errors import HeadwaterError, InvalidValueError
 from engine.limits import LIMITS
 from gateway.json_input import JsonInputError, parse_json
 from gateway.timestamps import encode_ts, parse_ts
+from udf.call_errors import js_error_text
 from udf.calls import FunctionError, FunctionOutcome
 
 U32_MAX = (1 << 32) - 1
@@ -394,7 +395,9 @@ class EncodedResult:
 
 def function_error_message(request_id: str, message: str) -> str:
     """The text clients show for a failed function (sync-protocol §7.1)."""
-    return f"[Request ID: {request_id}] Server Error\n{message}"
+    # RedactedJsError's Display (crates/application/src/redaction.rs): the JsError text ends
+    # in a newline, which the npm client keeps before its "\n  Called by client".
+    return f"[Request ID: {request_id}] Server Error\n{js_error_text(message)}"
 
 
 def new_request_id() -> str:

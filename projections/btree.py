@@ -137,7 +137,7 @@ class BtreeIndexes:
         old = None
         if write.prev_ts is not None:
             old = self._documents.version(txn, storage_key_of(write.id), write.prev_ts)
-        for index in self._schema.index_defs(write.table):
+        for index in self._schema.built_index_defs(write.table):
             old_key = None if old is None else index_key(index.fields, old)
             new_key = None if write.value is None else index_key(index.fields, write.value)
             yield index_id_of(write.table, index.name), old_key, new_key
@@ -298,7 +298,9 @@ def _upper(prefix: bytes, hi: bytes | None) -> bytes:
 
 
 def _user_index_defs(schema: Schema) -> list[IndexDef]:
+    """Every user index kept up to date, staged ones too (a staged index is backfilled
+    before a later schema enables it, which then changes nothing here)."""
     defs: list[IndexDef] = []
     for table in schema.tables.values():
-        defs.extend(table.indexes)
+        defs.extend(table.indexes + table.staged_indexes)
     return defs

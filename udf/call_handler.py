@@ -11,13 +11,13 @@ go back to the executor one nesting level down. ``ctx.scheduler`` goes to
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.transaction import Transaction
 from udf import subtle_crypto
+from udf.call_errors import js_error_text
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
@@ -25,7 +25,6 @@ from udf.fetch_client import FetchOps
 from udf.scheduling_syscalls import CANCEL_OPS, SCHEDULE_OPS, answer_scheduling
 from udf.storage_syscalls import STORAGE_OPS, StorageSyscalls
 
-_UNCAUGHT = re.compile(r"^Uncaught \w+: ")
 # Convex's words for what only actions may do.
 NOT_IN_QUERIES = (
     "Can't use {what} in queries and mutations. Please consider using an action. "
@@ -201,11 +200,12 @@ class CallHandler:
 
 
 def _result_or_raise(outcome: FunctionOutcome) -> Any:
+    """The callee's value, or its error as Convex hands it to the caller: the whole
+    JsError text (message, frames, final newline) as the message, so the caller's own
+    "Uncaught Error: " leads it, and a ConvexError's data kept."""
     if outcome.error is None:
         return to_convex_json(outcome.value)
     data_json = None
     if outcome.error.is_convex_error:
         data_json = json.dumps(to_convex_json(outcome.error.data), separators=(",", ":"))
-    # The caller's runtime prefixes "Uncaught <Name>: " again when it rethrows.
-    message = _UNCAUGHT.sub("", outcome.error.message, count=1)
-    raise SyscallError(message, data_json)
+    raise SyscallError(js_error_text(outcome.error.message), data_json)

@@ -71,7 +71,7 @@ class CallDriver:
         v8: V8Context,
         handler: SyscallHandler | None,
         time_limit_s: float,
-        map_stack: Callable[[str], tuple[str, ...]],
+        map_stack: Callable[[list[dict[str, Any]]], tuple[str, ...]],
         heap_bytes_max: int,
     ):
         self._v8 = v8
@@ -233,7 +233,7 @@ class CallDriver:
         error = None
         if raw is not None:
             error = CallError(
-                raw["code"], raw["message"], raw["data"], self._map_stack(raw["stack"])
+                raw["code"], raw["message"], raw["data"], self._map_stack(raw["frames"])
             )
         # Runtime code only: no budget needed to hand over a result of many MiB.
         result = self._v8.eval("__hw.takeResult()")

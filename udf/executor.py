@@ -41,6 +41,7 @@ from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
 from engine.validators import parse_validator, validate
 from udf.bundler import NODE, USE_NODE_NOT_RUN, BundledModule, bundle
+from udf.call_errors import not_found_any, not_found_public, wrong_kind
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import (
     DeployReport,
@@ -69,12 +70,6 @@ from udf.return_value import return_value_problem
 from udf.storage_syscalls import StorageSyscalls
 from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
-
-_NOT_FOUND = (
-    "Could not find public function for '{path}'. Did you forget to run "
-    "`npx convex dev` or `npx convex deploy`?"
-)
-
 
 # A mutation given up on after its OCC retries: not the function's fault (the scheduler
 # tries such a job again later, as Convex retries conflicts of scheduled mutations).
@@ -269,8 +264,10 @@ class Executor:
         try:
             outcome = self._run_at_depth(call, depth, hook)
         except InvalidValueError as exc:
-            # A result that is no Convex value is the function's own error (as Convex says).
-            message = f"Function {call.path} return value invalid: {exc.message}"
+            # A result that is no Convex value is the function's own error, naming it as
+            # Convex's udf/src/helpers.rs does (the canonical path, ``module.js:export``).
+            module, export = parse_udf_path(call.path)
+            message = f"Function {module}:{export} return value invalid: {exc.message}"
             outcome = FunctionOutcome(error=FunctionError(message), udf_type=call.kind)
         if self.function_log is not None:
             self.function_log.record(
@@ -296,19 +293,40 @@ class Executor:
         return self._run_action(call, info, depth)
 
     def run_nested(self, call: FunctionCall, tx: Transaction, depth: int) -> FunctionOutcome:
-        """``runQuery``/``runMutation`` from a query or mutation: the caller's transaction."""
+        """``runQuery``/``runMutation`` from a query or mutation: the caller's transaction.
+
+        As Convex's ``run_udf``: a call refused before it runs (not found, wrong kind,
+        bad arguments) and a result its returns validator refuses raise SyscallError
+        with the bare text; an error of the function itself comes back in the outcome."""
         resolved = self._resolve(call, depth, tx.table_of_id)
         if isinstance(resolved, FunctionOutcome):
-            return resolved
+            assert resolved.error is not None
+            raise SyscallError(resolved.error.message)
         info, _ = resolved
         with self._isolate(info, depth) as isolate:
             if call.kind == "mutation":
                 savepoint = tx.savepoint()
-                outcome = self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts)
+                outcome = self._invoke(
+                    isolate, call, info, depth, tx, tx.snapshot_ts, check_returns=False
+                )
                 if outcome.error is not None:
                     tx.rollback_to(savepoint)
-                return outcome
-            return self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts, kind="query")
+            else:
+                outcome = self._invoke(
+                    isolate,
+                    call,
+                    info,
+                    depth,
+                    tx,
+                    tx.snapshot_ts,
+                    kind="query",
+                    check_returns=False,
+                )
+        if outcome.error is None:
+            problem = self._returns_problem(info, outcome.value, tx.table_of_id)
+            if problem is not None:
+                raise SyscallError(problem)
+        return outcome
 
     def _resolve(
         self, call: FunctionCall, depth: int, table_of_id: Callable[[str], str | None] | None = None
@@ -324,18 +342,17 @@ class Executor:
         stored = None if deployment is None else deployment.module(module)
         if info is None and stored is not None and stored.environment == NODE:
             return _failed(f"Cannot run {shown}: {USE_NODE_NOT_RUN}.")
+        # An HTTP action is found by a typed call only to be refused as the wrong kind
+        # (crates/udf/src/validation.rs); /api/function never finds one (any_udf).
         visible = (
             info is not None
-            and info.kind != "httpAction"
+            and (info.kind != "httpAction" or call.kind is not None)
             and (info.visibility == "public" or call.identity.admin or depth > 0)
         )
         if info is None or deployment is None or not visible:
-            return _failed(_NOT_FOUND.format(path=shown))
+            return _failed(not_found_public(shown) if call.kind else not_found_any(shown))
         if call.kind is not None and call.kind != info.kind:
-            return _failed(
-                f"Trying to execute {module}:{export} as {call.kind.capitalize()}, "
-                f"but it is defined as {info.kind.capitalize()}."
-            )
+            return _failed(wrong_kind(f"{module}:{export}", call.kind, info.kind))
         problem = self._check_args(info, call.args, table_of_id or self._table_of_id)
         if problem is not None:
             return _failed(problem)
@@ -439,6 +456,7 @@ class Executor:
         *,
         kind: FunctionKind | None = None,
         read_set: bool = False,
+        check_returns: bool = True,
     ) -> FunctionOutcome:
         kind = kind or info.kind  # type: ignore[assignment]
         context = CallContext(kind, info.udf_path, call.identity, call.request_id, depth)  # type: ignore[arg-type]
@@ -471,7 +489,8 @@ class Executor:
             crypto_key=os.urandom(32) if is_action else None,
         )
         ts = snapshot_ts if snapshot_ts is not None else self.db.latest_ts()
-        outcome = self._outcome(raw, info, ts, self._table_of_id if tx is None else tx.table_of_id)
+        table_of_id = self._table_of_id if tx is None else tx.table_of_id
+        outcome = self._outcome(raw, info, ts, table_of_id if check_returns else None)
         if read_set and tx is not None:
             return FunctionOutcome(
                 outcome.value,
@@ -489,8 +508,10 @@ class Executor:
         raw: CallOutcome,
         info: FunctionInfo,
         ts: int,
-        table_of_id: Callable[[str], str | None],
+        table_of_id: Callable[[str], str | None] | None,
     ) -> FunctionOutcome:
+        """The call's outcome; its value checked against the returns validator unless
+        ``table_of_id`` is None (a nested call, whose caller checks it)."""
         logs = tuple(raw.log_lines)
         kind: Any = info.kind
         if raw.error is not None:
@@ -503,14 +524,22 @@ class Executor:
         too_large = return_value_problem(info.module, info.name, value, self.limits.value_bytes_max)
         if too_large is not None:
             return FunctionOutcome(None, FunctionError(too_large), logs, ts, None, None, kind)
-        returns = self._validator(info.returns_json)
-        if returns is not None:
-            try:
-                validate(returns, value, table_of_id=table_of_id)
-            except HeadwaterError as exc:
-                error = FunctionError(f"ReturnsValidationError: {exc.message}")
-                return FunctionOutcome(None, error, logs, ts, None, None, kind)
+        problem = None if table_of_id is None else self._returns_problem(info, value, table_of_id)
+        if problem is not None:
+            return FunctionOutcome(None, FunctionError(problem), logs, ts, None, None, kind)
         return FunctionOutcome(value, None, logs, ts, None, None, kind)
+
+    def _returns_problem(
+        self, info: FunctionInfo, value: Any, table_of_id: Callable[[str], str | None]
+    ) -> str | None:
+        returns = self._validator(info.returns_json)
+        if returns is None:
+            return None
+        try:
+            validate(returns, value, table_of_id=table_of_id)
+        except HeadwaterError as exc:
+            return f"ReturnsValidationError: {exc.message}"
+        return None
 
     def _pool(self, family: str, depth: int) -> IsolatePool:
         deployment = self._deployment

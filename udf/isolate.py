@@ -60,7 +60,8 @@ from udf.errors import AnalysisError
 from udf.module_compiler import DEPS_DIR, RunnableModule, compile_modules, is_library_chunk
 from udf.node import ensure_web_runtime
 from udf.outcome import Analysis, CallOutcome, FunctionInfo, HttpRoute
-from udf.source_map import MODULE_URL_PREFIX, OriginalPosition, SourceMap, render_stack
+from udf.source_map import MODULE_URL_PREFIX, OriginalPosition, SourceMap
+from udf.stack_frames import render_frames
 from udf.v8_context import V8Context
 
 _JS_DIR = Path(__file__).resolve().parent / "js"
@@ -74,6 +75,7 @@ _RUNTIME_FILES = (
     "syscalls.js",
     "fetch.js",
     "subtle.js",
+    "errors.js",
     "guard.js",
     "calls.js",
 )
@@ -288,8 +290,19 @@ class Isolate:
             column -= len(_FACTORY_PREFIX.format(path=json.dumps(path)))
         return source_map.lookup(line, column)
 
-    def _map_stack(self, stack: str) -> tuple[str, ...]:
-        return render_stack(stack, self._lookup, _is_user_source)
+    def _map_stack(self, frames: list[dict[str, Any]]) -> tuple[str, ...]:
+        return render_frames(frames, self._lookup_url, self._has_map)
+
+    def _module_path(self, url: str) -> str | None:
+        return url.removeprefix(MODULE_URL_PREFIX) if url.startswith(MODULE_URL_PREFIX) else None
+
+    def _has_map(self, url: str) -> bool:
+        path = self._module_path(url)
+        return path is not None and self._source_map(path) is not None
+
+    def _lookup_url(self, url: str, line: int, column: int) -> OriginalPosition | None:
+        path = self._module_path(url)
+        return None if path is None else self._lookup(path, line, column)
 
     # --- analysis --------------------------------------------------------
     def analyze(
@@ -385,7 +398,3 @@ def runnable_modules(
         elif module.environment == "isolate":
             out.append(next(compiled))
     return tuple(out)
-
-
-def _is_user_source(source: str) -> bool:
-    return source.startswith("../") and "node_modules/" not in source

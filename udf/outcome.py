@@ -22,9 +22,9 @@ class CallError:
     """Why a call failed, as the function's caller sees it.
 
     ``message`` reads ``Uncaught Error: ...`` for thrown errors; ``stack`` holds
-    the user-code frames mapped to the user's files
-    (``    at handler (../convex/messages.ts:9:11)``); ``data_json`` is the
-    Convex JSON of a ConvexError's data.
+    the frames as Convex prints them, mapped to the user's files
+    (``    at handler (../convex/messages.ts:9:11)``, ``udf.stack_frames``);
+    ``data_json`` is the Convex JSON of a ConvexError's data.
     """
 
     code: str

@@ -7,18 +7,15 @@ All but the generated column are deltas across the whole map; the generated
 column is a delta within its line. VLQ: 6-bit digits, bit 5 = continuation,
 least significant group first, the lowest bit of the value is the sign.
 
-Stack lines that V8 prints for our modules look like
-``    at handler (convex:/messages.js:12:5)``; ``render_stack`` rewrites them to
-``    at handler (../convex/messages.ts:10:3)`` and drops frames that are not
-user code (the runtime, the convex npm package).
+``udf.stack_frames`` uses it to map the call sites of an uncaught error to the
+user's files (``../convex/messages.ts:10:3``).
 """
 
 from __future__ import annotations
 
 import bisect
 import json
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -26,12 +23,7 @@ _B64_VALUE = {c: i for i, c in enumerate(_B64)}
 _VLQ_CONTINUATION = 0x20
 _VLQ_DIGIT_MASK = 0x1F
 
-MODULE_URL_PREFIX = "convex:/"
-_FRAME = re.compile(
-    r"^\s*at (?:(?P<fn>.*?) \()?"
-    + re.escape(MODULE_URL_PREFIX)
-    + r"(?P<path>[^:()]+):(?P<line>\d+):(?P<col>\d+)\)?$"
-)
+MODULE_URL_PREFIX = "convex:/"  # the sourceURL of every module the runtime loads
 
 
 def decode_vlq(segment: str) -> list[int]:
@@ -103,23 +95,3 @@ class SourceMap:
         if not 0 <= source < len(self._sources):
             return None
         return OriginalPosition(self._sources[source], orig_line + 1, orig_col + 1)
-
-
-def render_stack(
-    stack: str,
-    lookup: Callable[[str, int, int], OriginalPosition | None],
-    is_user_source: Callable[[str], bool],
-) -> tuple[str, ...]:
-    """The user-code frames of a V8 stack, mapped to original positions."""
-    frames: list[str] = []
-    for raw in stack.splitlines():
-        match = _FRAME.match(raw)
-        if match is None:
-            continue
-        position = lookup(match["path"], int(match["line"]), int(match["col"]))
-        if position is None or not is_user_source(position.source):
-            continue
-        where = f"{position.source}:{position.line}:{position.column}"
-        fn = match["fn"]
-        frames.append(f"    at {fn} ({where})" if fn else f"    at {where}")
-    return tuple(frames)

@@ -21,6 +21,7 @@ from engine.errors import HeadwaterError, SnapshotOutOfRangeError
 from engine.system_tables import ENVIRONMENT_VARIABLES_TABLE
 from engine.transaction import Transaction
 from udf import system_data, system_snapshot_state
+from udf.call_errors import not_found_any, not_found_public
 from udf.calls import FunctionCall, FunctionError, FunctionOutcome
 
 SYSTEM_PREFIX = "_system/"
@@ -87,12 +88,8 @@ def run_system_query(
         handler = lambda _tx, _args: system_data.cloud_url(cloud_url)  # noqa: E731
     if handler is None or not call.identity.admin or call.kind not in (None, "query"):
         shown = path.removesuffix(":default")
-        return FunctionOutcome(
-            error=FunctionError(
-                f"Could not find public function for '{shown}'. Did you forget to run "
-                "`npx convex dev` or `npx convex deploy`?"
-            )
-        )
+        text = not_found_public(shown) if call.kind else not_found_any(shown)
+        return FunctionOutcome(error=FunctionError(text))
     try:
         tx = db.begin(writable=False, ts=call.ts)
     except SnapshotOutOfRangeError as exc:

@@ -85,7 +85,7 @@ def test_the_stored_form_with_creation_time_listed_last_is_the_same_index():
     assert schema.to_json() == CHAT_EXPORT
 
 
-def test_staged_indexes_are_kept_but_not_built():
+def test_staged_indexes_are_built_but_not_queryable():
     schema_json = chat()
     messages(schema_json)["stagedDbIndexes"] = [{"indexDescriptor": "by_body", "fields": ["body"]}]
     messages(schema_json)["stagedDocumentType"] = {"type": "any"}
@@ -94,6 +94,8 @@ def test_staged_indexes_are_kept_but_not_built():
     assert t.staged_indexes == (IndexDef("messages", "by_body", ("body", "_creationTime", "_id")),)
     assert t.staged_document_validator == VAny()
     assert schema.find_index("messages", "by_body") is None
+    assert schema.staged_index("messages", "by_body") == t.staged_indexes[0]
+    assert schema.built_index_defs("messages")[-1] == t.staged_indexes[0]
     assert schema.to_json() == schema_json
 
 

@@ -105,7 +105,8 @@ class JwksIssuer:
         claims: dict[str, Any] | None = None,
     ) -> str:
         """A signed token: RS256 from the OIDC issuer, or ES256 from the custom one.
-        ``claims`` are set last, as given (even malformed; ``None`` writes null)."""
+        ``claims`` are set last, as given (even malformed; ``None`` writes null);
+        ``kid=""`` leaves the key id out of the header."""
         key = (self.ec if custom else self.rsa)[-1]
         now = int(time.time())
         payload: dict[str, Any] = {
@@ -122,7 +123,7 @@ class JwksIssuer:
             json.dumps(payload).encode(),
             signing_key if signing_key is not None else key.private,
             algorithm=key.algorithm,
-            headers={"kid": kid if kid is not None else key.kid},
+            headers={} if kid == "" else {"kid": kid if kid is not None else key.kid},
         )
 
     def _documents(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import Database, HeadwaterError
+from udf.call_errors import not_found_any, not_found_public, wrong_kind
 from udf.calls import FunctionCall, FunctionError, FunctionOutcome
 
 
@@ -48,16 +49,10 @@ class PythonExecutor:
         path = canonical_path(call.path)
         fn = self.functions.get(path)
         if fn is None or (not fn.public and not call.identity.admin):
-            return _error(
-                f"Could not find public function for '{path}'. Did you forget to "
-                f"run `npx convex dev` or `npx convex deploy`?"
-            )
+            return _error(not_found_public(path) if call.kind else not_found_any(path))
         if call.kind is not None and call.kind != fn.kind:
             module, _, export = path.partition(":")
-            return _error(
-                f"Trying to execute {module}.js:{export} as {call.kind.capitalize()}, "
-                f"but it is defined as {fn.kind.capitalize()}."
-            )
+            return _error(wrong_kind(f"{module}.js:{export}", call.kind, fn.kind))
         if call.idempotency_key is not None and call.idempotency_key in self._dedupe:
             return self._dedupe[call.idempotency_key]
         try:

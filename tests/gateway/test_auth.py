@@ -23,6 +23,7 @@ from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator, parse_auth_config
 from gateway.context import AuthenticationError, GatewayContext
 from gateway.jwks import JwksCache
+from gateway.jwt_rules import OIDC_UNVERIFIED
 from gateway.server import run_server_in_thread
 
 sys.path.insert(0, str(Path(__file__).parent))  # the gateway test helpers live beside this file
@@ -218,8 +219,59 @@ def test_an_expired_token_is_refused(auth, issuer):
     assert code_of(bad) == "Unauthenticated" and "expired" in bad.value.message
 
 
-def test_a_token_within_the_leeway_is_accepted(auth, issuer):
-    assert auth.verify_token(issuer.mint(expires_in_s=-2)).user["subject"] == "user-1"
+def test_expiry_slack_follows_the_provider_kind(auth, issuer):
+    """crates/authentication/src/lib.rs: openidconnect refuses from exp on, biscuit (customJwt)
+    allows 5 s past it."""
+    with pytest.raises(AuthenticationError) as bad:
+        auth.verify_token(issuer.mint(expires_in_s=-2))
+    assert (code_of(bad), bad.value.message) == ("Unauthenticated", OIDC_UNVERIFIED)
+    assert auth.verify_token(issuer.mint("c", custom=True, expires_in_s=-2)).user["subject"] == "c"
+    with pytest.raises(AuthenticationError) as late:
+        auth.verify_token(issuer.mint(custom=True, expires_in_s=-60))
+    assert code_of(late) == "InvalidAuthHeader"
+    assert re.fullmatch(
+        r"Could not validate token: Token expired 6\d seconds ago", late.value.message
+    )
+
+
+@pytest.mark.parametrize("claim", ["iat", "nbf"])
+def test_a_token_from_the_future_is_refused_by_custom_jwt_only(auth, issuer, claim):
+    future = {claim: time.time() + 120}
+    assert auth.verify_token(issuer.mint("o", claims=future)).user["subject"] == "o"
+    with pytest.raises(AuthenticationError) as bad:
+        auth.verify_token(issuer.mint(custom=True, claims=future))
+    assert code_of(bad) == "InvalidAuthHeader"
+    assert re.fullmatch(
+        r"Could not validate token: Token will be valid in 1[12]\d seconds", bad.value.message
+    )
+    # within biscuit's 5 s of slack
+    soon = {claim: time.time() + 2}
+    assert auth.verify_token(issuer.mint("s", custom=True, claims=soon)).user["subject"] == "s"
+
+
+def test_a_token_without_kid(auth, issuer):
+    """customJwt (biscuit decode_with_jwks) needs a kid; OIDC takes a token without one
+    only while the key set holds a single key (openidconnect signing_key)."""
+    with pytest.raises(AuthenticationError) as custom:
+        auth.verify_token(issuer.mint(custom=True, kid=""))
+    assert (code_of(custom), custom.value.message) == (
+        "InvalidAuthHeader",
+        "Could not decode token. JWT may be missing a 'kid' (key ID) header.",
+    )
+    assert auth.verify_token(issuer.mint("one-key", kid="")).user["subject"] == "one-key"
+
+
+def test_an_oidc_token_without_kid_is_refused_when_the_set_has_two_keys(issuer, clock):
+    auth = HeadwaterAuthenticator(KEY, issuer.auth_config(), jwks=JwksCache(clock=clock))
+    before = list(issuer.rsa)
+    issuer.rotate(keep_old=True)
+    try:
+        with pytest.raises(AuthenticationError) as bad:
+            auth.verify_token(issuer.mint(kid=""))
+        assert (code_of(bad), bad.value.message) == ("Unauthenticated", OIDC_UNVERIFIED)
+        assert auth.verify_token(issuer.mint("with-kid")).user["subject"] == "with-kid"
+    finally:
+        issuer.rsa = before
 
 
 @pytest.mark.parametrize(
@@ -280,7 +332,7 @@ def test_unknown_key_ids_refetch_at_most_once_per_interval(auth, issuer, clock):
     for i in range(20):
         with pytest.raises(AuthenticationError) as bad:
             auth.verify_token(issuer.mint(kid=f"made-up-{i}"))
-        assert "no key with kid" in bad.value.message
+        assert bad.value.message == OIDC_UNVERIFIED
     assert issuer.requests["/jwks.json"] == fetched  # all within the interval: no refetch
     clock.now += 11
     with pytest.raises(AuthenticationError):
@@ -306,7 +358,11 @@ def test_custom_jwt_provider(auth, issuer):
     rs256 = issuer.mint("c2", iss=issuer.custom_issuer)
     with pytest.raises(AuthenticationError) as bad:
         auth.verify_token(rs256)
-    assert "ES256" in bad.value.message
+    assert (code_of(bad), bad.value.message) == (
+        "InvalidAuthHeader",
+        f"Could not decode token. The JWT's 'kid' (key ID) header is '{issuer.rsa[-1].kid}', "
+        "does this key match any key in the provider's JWKS?",
+    )
 
 
 def test_custom_jwt_without_application_id_accepts_any_audience(issuer, clock):
@@ -344,7 +400,10 @@ def test_an_unreachable_issuer_is_a_clear_error(clock):
     )
     with pytest.raises(AuthenticationError) as bad:
         auth.verify_token(token)
-    assert "Could not fetch the token's signing keys" in bad.value.message
+    assert (code_of(bad), bad.value.message) == (
+        "AuthProviderDiscoveryFailed",
+        "Auth provider discovery of http://127.0.0.1:9 failed",
+    )
 
 
 # --- through HTTP ---------------------------------------------------------------------

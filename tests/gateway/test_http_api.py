@@ -152,7 +152,7 @@ def test_function_errors_are_200_with_the_request_id(client):
     body = call(client, "query", "values:fail").json()
     assert body["status"] == "error"
     assert REQUEST_ID.match(body["errorMessage"])
-    assert body["errorMessage"].endswith("Uncaught Error: boom")
+    assert body["errorMessage"].endswith("Server Error\nUncaught Error: boom\n")  # Python stand-in
     pinned = client.post(
         "/api/query",
         json={"path": "values:fail", "args": {}},
@@ -176,7 +176,7 @@ def test_calling_the_wrong_kind_names_both(client):
     body = call(client, "query", "messages:send", {"body": "x"}).json()
     assert body["status"] == "error"
     assert body["errorMessage"].endswith(
-        "Trying to execute messages.js:send as Query, but it is defined as Mutation."
+        "Trying to execute messages.js:send as Query, but it is defined as Mutation.\n"
     )
 
 

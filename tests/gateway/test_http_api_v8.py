@@ -64,7 +64,9 @@ def test_an_invalid_result_is_the_functions_error(served, endpoint, path, proble
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "error"
-    assert f"Function {path} return value invalid: " in body["errorMessage"]
+    module, _, export = path.partition(":")
+    # crates/udf/src/helpers.rs: the canonical path (CanonicalizedUdfPath's Debug)
+    assert f"Function {module}.js:{export} return value invalid: " in body["errorMessage"]
     assert problem in body["errorMessage"]
     assert len(call(client, "query", "results:justRight").json()["value"]) == 8192
 
@@ -93,7 +95,7 @@ def test_an_invalid_query_result_over_sync_is_a_failed_query(served):
         ws.send(json.dumps({**modify, "modifications": [add]}))
         (failed,) = json.loads(ws.recv(5))["modifications"]
         assert failed["type"] == "QueryFailed"
-        assert "results:tooMany return value invalid" in failed["errorMessage"]
+        assert "results.js:tooMany return value invalid" in failed["errorMessage"]
 
 
 def test_internal_functions_answer_the_admin_key_on_every_endpoint(served):

@@ -258,7 +258,7 @@ def test_query_failures_carry_the_request_id_and_convex_error_data():
     body = json.loads(result.modification(7))
     assert body["type"] == "QueryFailed"
     assert body["errorMessage"] == (
-        "[Request ID: 3f2c9a1b7d6e5f40] Server Error\nUncaught ConvexError: nope"
+        "[Request ID: 3f2c9a1b7d6e5f40] Server Error\nUncaught ConvexError: nope\n"
     )
     assert "errorData" in body and body["errorData"] is None  # null data is still data
     plain = encode_query_outcome(FunctionOutcome(error=FunctionError("Uncaught Error: x")), "a")
@@ -296,7 +296,7 @@ def test_mutation_and_action_responses():
         "type": "MutationResponse",
         "requestId": 1,
         "success": False,
-        "result": "[Request ID: ab] Server Error\nUncaught ConvexError: too long",
+        "result": "[Request ID: ab] Server Error\nUncaught ConvexError: too long\n",
         "ts": None,
         "logLines": ["l"],
         "errorData": "too long",

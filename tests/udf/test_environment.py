@@ -167,9 +167,7 @@ def test_the_cli_system_queries_answer_admins_only(executor):
     )
     assert ok(missing) is None
     anonymous = run(executor, "_system/cli/queryEnvironmentVariables")
-    assert anonymous.error is not None and "Could not find public function" in (
-        anonymous.error.message
-    )
+    assert anonymous.error is not None and "Could not find function" in anonymous.error.message
 
 
 def test_a_change_the_notifier_has_not_matched_yet_is_still_seen(executor):

@@ -131,8 +131,13 @@ def test_nested_calls_from_mutations_and_actions(executor):
 
 
 def test_internal_functions_need_admin_and_kinds_are_checked(executor):
-    refused = run(executor, "teams:secret")
-    assert "Could not find public function for 'teams:secret'" in refused.error.message
+    # crates/udf/src/validation.rs (typed) and crates/application/src/lib.rs any_udf (untyped)
+    refused = run(executor, "teams:secret", kind="query")
+    assert refused.error.message == "Could not find public function for 'teams:secret'."
+    untyped = run(executor, "teams:secret")
+    assert untyped.error.message == (
+        "Could not find function for 'teams:secret'. Did you forget to run `npx convex dev`?"
+    )
     assert ok(run(executor, "teams:secret", identity=ADMIN)) == "internal only"
     wrong = run(executor, "teams:byName", {"name": "x"}, kind="mutation")
     assert "as Mutation, but it is defined as Query" in wrong.error.message

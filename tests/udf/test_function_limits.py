@@ -166,7 +166,7 @@ def test_over_http_a_too_large_return_value_is_a_200_with_status_error(executor)
     assert answer["status"] == "error"
     assert answer["errorMessage"].endswith(
         " Server Error\n"
-        "Function bulk.js:bigReturn return value is too large (actual: 17 MiB, limit: 16 MiB)"
+        "Function bulk.js:bigReturn return value is too large (actual: 17 MiB, limit: 16 MiB)\n"
     )
 
 

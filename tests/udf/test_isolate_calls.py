@@ -155,16 +155,33 @@ def test_wrong_kind_is_refused_before_any_user_code_runs(call, handler):
     assert handler.raw == []
 
 
-@pytest.mark.parametrize("ref", ["messages:nope", "nomodule:list", "_deps/convex:server"])
-def test_unknown_functions_are_not_found(call, ref):
+# Texts: crates/model/src/modules/user_error.rs (ModuleNotFoundError, FunctionNotFoundError).
+@pytest.mark.parametrize(
+    ("ref", "text"),
+    [
+        ("messages:nope", 'Couldn\'t find "nope" in module "messages.js".'),
+        (
+            "nomodule:list",
+            "Couldn't find JavaScript module 'nomodule.js'. Did you forget to run "
+            "`npx convex dev`?",
+        ),
+        (
+            "_deps/convex:server",
+            "Couldn't find JavaScript module '_deps/convex.js'. Did you forget to run "
+            "`npx convex dev`?",
+        ),
+    ],
+)
+def test_unknown_functions_are_not_found(call, ref, text):
     outcome = call("query", ref)
     assert outcome.error.code == "FunctionNotFound"
-    assert outcome.error.message.startswith("Could not find function for ")
+    assert outcome.error.message == text
 
 
 def test_a_promise_that_can_never_settle_fails(call):
+    # crates/isolate/src/environment/udf/mod.rs: a pending promise, no "Uncaught" lead.
     outcome = call("query", "misbehave:never")
-    assert outcome.error.message == "Uncaught Error: Returned promise will never resolve"
+    assert outcome.error.message == "Returned promise will never resolve"
 
 
 def test_unawaited_writes_are_not_run_and_a_warning_is_logged(call, handler):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from udf.source_map import OriginalPosition, SourceMap, decode_vlq, render_stack
+from udf.source_map import OriginalPosition, SourceMap, decode_vlq
 
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -61,22 +61,3 @@ def test_lookup_finds_the_segment_at_or_before_the_column():
     assert source_map.lookup(2, 11) == OriginalPosition("../convex/a.ts", 3, 5)
     assert source_map.lookup(3, 9) == OriginalPosition("../node_modules/x/b.ts", 7, 2)
     assert source_map.lookup(9, 1) is None
-
-
-def test_render_stack_keeps_mapped_user_frames_only():
-    source_map = make_map()
-    stack = "\n".join(
-        [
-            "Error: boom",
-            "    at handler (convex:/a.js:2:20)",
-            "    at convex:/a.js:2:1",
-            "    at invokeQuery (convex:/a.js:3:5)",  # maps into node_modules
-            "    at hw.start (headwater:/calls.js:10:3)",  # the runtime
-        ]
-    )
-    frames = render_stack(
-        stack,
-        lambda path, line, col: source_map.lookup(line, col) if path == "a.js" else None,
-        lambda source: "node_modules/" not in source,
-    )
-    assert frames == ("    at handler (../convex/a.ts:3:5)", "    at ../convex/a.ts:1:1")

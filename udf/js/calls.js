@@ -141,28 +141,11 @@
     call.runningSinceMs = null;
   }
 
-  function describeError(e, code) {
-    if (e !== null && typeof e === "object" && typeof e.message === "string") {
-      const name = typeof e.name === "string" && e.name ? e.name : "Error";
-      const message = e.message ? `Uncaught ${name}: ${e.message}` : `Uncaught ${name}`;
-      let data = null;
-      const symbol = e.ConvexErrorSymbol;
-      if (typeof symbol === "symbol" && e[symbol] === true && e.data !== undefined) {
-        data = typeof e.data === "string" ? e.data : stringify(e.data);
-      }
-      return { code, message, data, stack: typeof e.stack === "string" ? e.stack : "" };
-    }
-    return { code, message: `Uncaught ${typeof e === "string" ? e : hw.inspect(e)}`, data: null, stack: "" };
-  }
+  const describeError = hw.describeError;
 
   function fail(call, code, message) {
     call.settled = true;
-    call.error = { code, message, data: null, stack: "" };
-  }
-
-  function udfPath(path, name) {
-    const module = path.endsWith(".js") ? path.slice(0, -3) : path;
-    return name === "default" ? module : `${module}:${name}`;
+    call.error = { code, message, data: null, frames: [] };
   }
 
   function functionKind(fn) {
@@ -177,8 +160,18 @@
     const exports = instantiate(config.module);
     const fn = exports === null ? undefined : exports[config.export];
     const found = (typeof fn === "function" || typeof fn === "object") && fn !== null ? functionKind(fn) : null;
+    // The host checked the kind against the analysis; these guard a module that
+    // changed under it (texts: crates/isolate/src/environment/udf/mod.rs).
+    if (exports === null) {
+      return fail(call, "FunctionNotFound",
+        `Couldn't find JavaScript module '${config.module}'. Did you forget to run \`npx convex dev\`?`);
+    }
+    if (fn === undefined) {
+      return fail(call, "FunctionNotFound", `Couldn't find ${stringify(config.export)} in module ${stringify(config.module)}.`);
+    }
     if (found === null) {
-      return fail(call, "FunctionNotFound", `Could not find function for '${udfPath(config.module, config.export)}'.`);
+      return fail(call, "FunctionNotFound", `Function ${stringify(`${config.module}:${config.export}`)} is neither a query or mutation. ` +
+        "Did you forget to wrap it with `query` or `mutation`?");
     }
     if (found !== config.kind) {
       const where = `${config.module}:${config.export}`;
@@ -253,7 +246,7 @@
       const wait = due === Infinity ? null : Math.max(0, due - hw.realNow());
       return stringify({ wait, userMs: call.userMs });
     }
-    fail(call, "NeverResolves", "Uncaught Error: Returned promise will never resolve");
+    fail(call, "NeverResolves", "Returned promise will never resolve");
     return finish(call);
   };
 
