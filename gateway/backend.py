@@ -25,6 +25,7 @@ from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
 from gateway.env_api import env_routes
 from gateway.function_logs_api import LongPolls, function_log_routes
+from gateway.http_actions import HttpActionsApp, HttpPrefixMount
 from gateway.functions_stamp import (
     functions_inputs_hash,
     is_deployed_unchanged,
@@ -79,6 +80,7 @@ class Backend:
     long_polls: LongPolls
     functions_dir: Path | None = None
     outside_inputs: tuple[str, ...] = ()  # files outside functions_dir its modules import
+    site_app: Any = None  # HttpActionsApp: what the site port serves
     _stop_watch: threading.Event | None = None
     _snapshots: SnapshotWorker | None = None
 
@@ -121,8 +123,11 @@ class Backend:
             *streaming_export_routes(context, db),
             *function_log_routes(context, function_log, long_polls),
         ]
-        app = create_app(context, extra_routes=routes)
+        # HTTP actions: the site port's app, and the same under /http/ on the API port.
+        site_app = HttpActionsApp(context, executor)
+        app = HttpPrefixMount(create_app(context, extra_routes=routes), site_app)
         backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
+        backend.site_app = site_app
         backend._snapshots = snapshots
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)

@@ -136,8 +136,13 @@
     }
   };
 
-  function jsSyscall(op, _args) {
-    throw new Error(`Convex.jsSyscall ${op} is not supported by this runtime yet`);
+  // The runtime's own ops (function-runtime §3.5), registered by other parts (http.js).
+  const jsSyscalls = Object.create(null);
+  hw.jsSyscalls = jsSyscalls;
+  function jsSyscall(op, args) {
+    const handler = typeof op === "string" ? jsSyscalls[op] : undefined;
+    if (handler === undefined) throw new Error(`Convex.jsSyscall ${op} is not supported by this runtime yet`);
+    return handler(args);
   }
 
   const Convex = Object.freeze({ syscall, asyncSyscall, jsSyscall });
