@@ -7,11 +7,15 @@ DATA ?= headwater_data
 
 .PHONY: setup run test bench lint mutate
 
-setup: $(VENV)/.installed js/node_modules/.installed
+setup: $(VENV)/.installed js/node_modules/.installed udf/js/gen/web_polyfills.js
 
 js/node_modules/.installed: js/package.json js/package-lock.json
 	cd js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The runtime's Web classes (streams, URL, Blob...), bundled from npm packages.
+udf/js/gen/web_polyfills.js: js/node_modules/.installed js/runtime/build.mjs js/runtime/web_polyfills.mjs
+	cd js && node runtime/build.mjs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

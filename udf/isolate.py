@@ -65,6 +65,8 @@ _JS_DIR = Path(__file__).resolve().parent / "js"
 _RUNTIME_FILES = (
     "base.js",
     "encoding.js",
+    "gen/web_polyfills.js",
+    "web.js",
     "inspect.js",
     "ids.js",
     "syscalls.js",
@@ -95,6 +97,11 @@ _MISSING_AUTH_ENV = re.compile(
 
 @cache
 def _runtime_sources() -> tuple[tuple[str, str], ...]:
+    generated = _JS_DIR / "gen" / "web_polyfills.js"
+    if not generated.exists():
+        raise FileNotFoundError(
+            f"{generated} is missing: it is built from the npm packages by `make setup`"
+        )
     return tuple((name, (_JS_DIR / name).read_text(encoding="utf-8")) for name in _RUNTIME_FILES)
 
 
