@@ -25,13 +25,13 @@ from gateway.auth import HeadwaterAuthenticator
 from gateway.context import GatewayContext, GatewaySettings
 from gateway.env_api import env_routes
 from gateway.function_logs_api import LongPolls, function_log_routes
-from gateway.http_actions import HttpActionsApp, HttpPrefixMount
 from gateway.functions_stamp import (
     functions_inputs_hash,
     is_deployed_unchanged,
     record_deployed,
     recorded_outside,
 )
+from gateway.http_actions import HttpActionsApp, HttpPrefixMount
 from gateway.push_api import push_routes
 from gateway.snapshot_export_api import snapshot_export_routes
 from gateway.snapshot_import_api import snapshot_import_routes

@@ -32,6 +32,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
+from gateway.app import drain_body
 from gateway.context import AuthenticationError, GatewayContext
 from udf.calls import Identity
 from udf.executor import Executor
@@ -46,6 +47,8 @@ HTTP_PREFIX = "/http"
 ROUTABLE_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"})
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
+# A failure of ours, not the handler's (Convex's words for an internal error).
+_INTERNAL = "InternalServerError: Your request couldn't be completed. Try again later."
 # Headers that describe the connection, not the response: the server sets its own.
 _HOP_BY_HOP = frozenset({b"connection", b"transfer-encoding", b"keep-alive"})
 
@@ -100,7 +103,9 @@ class HttpActionsApp:
             except Exception:
                 logger.exception("HTTP action %s %s failed", method, path)
                 if not exchange.started:
-                    message = "InternalServerError: Your request couldn't be completed. Try again later."
+                    message = (
+                        "InternalServerError: Your request couldn't be completed. Try again later."
+                    )
                     body = server_error_body(request.request_id, message, message)
                     await _plain(send, 500, json.dumps(body).encode(), "application/json")
                     exchange.started = True
@@ -150,6 +155,7 @@ class _Exchange:
         self.body_done = anyio.Event()
         self.gone = False
         self.started = False
+        self.unread_body = False
 
     # -- on the isolate's thread ----------------------------------------------------
 
@@ -159,6 +165,8 @@ class _Exchange:
     def start_response(self, status: int, headers: list[tuple[str, str]]) -> None:
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         raw = [(k, v) for k, v in raw if k not in _HOP_BY_HOP]
+        if self.unread_body:  # the rest of the request is not read: no next request here
+            raw.append((b"connection", b"close"))
         message = {"type": "http.response.start", "status": status, "headers": raw}
         anyio.from_thread.run(self._send_start, message, token=self._token)
 
@@ -182,11 +190,14 @@ class _Exchange:
         if not message.get("more_body", False):
             self.body_done.set()
         if self._received > self._bytes_max:
+            self.unread_body = not self.body_done.is_set()
             raise HttpBodyError(TOO_LARGE)
         return chunk if chunk or self.body_done.is_set() else b""
 
     async def _send_start(self, message: dict) -> None:
         self.started = True
+        if self.unread_body and await drain_body(self._receive):
+            self.body_done.set()  # read and dropped: the connection is fit for another request
         await self._send(message)
 
     async def _send_chunk(self, chunk: bytes) -> bool:
@@ -210,6 +221,10 @@ class _Exchange:
     async def finish(self) -> None:
         if self.gone:
             return
+        if not self.body_done.is_set():
+            # The handler left the request body unread: read and drop it (bounded), so
+            # the connection ends cleanly or serves the next request.
+            await drain_body(self._receive)
         try:
             if not self.started:
                 await _plain(self._send, 500, b"")

@@ -149,7 +149,8 @@ def _run(
             body = server_error_body(request.request_id, raw.error.message, raw.error.text)
             if raw.error.data_json is not None:
                 body["data"] = json.loads(raw.error.data_json)
-            status = _answer(exchange, 500, "application/json", json.dumps(body).encode())
+            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            status = _answer(exchange, 500, "application/json", text.encode())
             return HttpActionResult(identifier, status, error, lines)
         return HttpActionResult(identifier, handler.status, error, lines)
     found = json.loads(raw.result_json or "{}")

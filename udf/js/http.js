@@ -24,6 +24,7 @@
   const parse = JSON.parse;
   const fromCharCode = String.fromCharCode;
   const CHUNK_CHARS = 0x8000;
+  const WRITE_SLICE_BYTES = 256 * 1024;
 
   function hostOp(call, op, args) {
     const id = call.nextOpId++;
@@ -87,11 +88,14 @@
       if (!(value instanceof Uint8Array)) {
         throw new TypeError("A Response body stream must yield Uint8Array chunks");
       }
-      if (value.length === 0) continue;
-      const answer = await hostOp(call, "hw/http/write", { data: toBase64(value) });
-      if (answer.closed === true) {
-        await reader.cancel();
-        return;
+      // In slices: the base64 text of a slice is the only copy on the V8 heap.
+      for (let at = 0; at < value.length; at += WRITE_SLICE_BYTES) {
+        const slice = value.subarray(at, at + WRITE_SLICE_BYTES);
+        const answer = await hostOp(call, "hw/http/write", { data: toBase64(slice) });
+        if (answer.closed === true) {
+          await reader.cancel();
+          return;
+        }
       }
     }
   }
