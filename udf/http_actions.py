@@ -69,7 +69,12 @@ class HttpExchange(Protocol):
         """The next request body chunk; None at its end. Raises HttpBodyError."""
         ...
 
-    def start_response(self, status: int, headers: list[tuple[str, str]]) -> None: ...
+    def start_response(
+        self, status: int, headers: list[tuple[str, str]], body: bytes = b"", *, end: bool = False
+    ) -> bool:
+        """Send the head, and the body's first chunk with it; False once the client is
+        gone. ``end``: that chunk is the whole body (it may go once the call is over)."""
+        ...
 
     def write_body(self, chunk: bytes) -> bool:
         """Send a chunk of the response body; False once the client is gone."""
@@ -169,8 +174,7 @@ def _answer_text(exchange: HttpExchange, status: int, text: str) -> int:
 
 
 def _answer(exchange: HttpExchange, status: int, content_type: str, body: bytes) -> int:
-    exchange.start_response(status, [("content-type", content_type)])
-    exchange.write_body(body)
+    exchange.start_response(status, [("content-type", content_type)], body, end=True)
     return status
 
 
@@ -217,7 +221,14 @@ class HttpSyscalls:
         self.route = args.get("route") if isinstance(args.get("route"), str) else None
         self.head_sent = True
         self.status = status
-        self._exchange.start_response(status, headers)
+        first = base64.b64decode(args["data"]) if isinstance(args.get("data"), str) else b""
+        if len(first) > self._body_bytes_max:
+            return self._write(first)  # cut and logged there, after an empty head
+        self.sent_bytes = len(first)
+        end = args.get("end") is True
+        if not self._exchange.start_response(status, headers, first, end=end):
+            self.client_gone = True
+            return '{"closed":true}'
         return "{}"
 
     def _write(self, chunk: bytes) -> str:

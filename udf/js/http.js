@@ -78,25 +78,68 @@
     return { status: response.status, statusText: response.statusText, headerPairs, streamId: null };
   };
 
-  async function streamBody(call, response) {
-    const body = response.body;
-    if (body === null || body === undefined) return;
-    const reader = body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      if (!(value instanceof Uint8Array)) {
-        throw new TypeError("A Response body stream must yield Uint8Array chunks");
+  // Resolves with NOT_YET after a few microtask turns: a chunk the stream already
+  // holds (a Response made from a string or bytes) comes sooner.
+  const NOT_YET = {};
+  async function microtaskTurns(n) {
+    for (let i = 0; i < n; i++) await undefined;
+    return NOT_YET;
+  }
+
+  // Send the body's chunks, in slices: the base64 text of a slice is the only copy
+  // on the V8 heap. Stops when the host says the client is gone.
+  async function writeChunk(call, reader, value) {
+    if (!(value instanceof Uint8Array)) {
+      throw new TypeError("A Response body stream must yield Uint8Array chunks");
+    }
+    for (let at = 0; at < value.length; at += WRITE_SLICE_BYTES) {
+      const slice = value.subarray(at, at + WRITE_SLICE_BYTES);
+      const answer = await hostOp(call, "hw/http/write", { data: toBase64(slice) });
+      if (answer.closed === true) {
+        await reader.cancel();
+        return false;
       }
-      // In slices: the base64 text of a slice is the only copy on the V8 heap.
-      for (let at = 0; at < value.length; at += WRITE_SLICE_BYTES) {
-        const slice = value.subarray(at, at + WRITE_SLICE_BYTES);
-        const answer = await hostOp(call, "hw/http/write", { data: toBase64(slice) });
-        if (answer.closed === true) {
-          await reader.cancel();
-          return;
+    }
+    return true;
+  }
+
+  // The head goes out with the body's first chunk when the stream has it at once
+  // (one round trip for a plain response), else alone, as soon as it is known.
+  async function sendResponse(call, head, route, response) {
+    const body = response === null ? null : response.body;
+    const reader = body === null || body === undefined ? null : body.getReader();
+    const headArgs = { status: head.status, headerPairs: head.headerPairs, route };
+    let pending = reader === null ? null : reader.read();
+    if (pending !== null) {
+      const first = await Promise.race([pending, microtaskTurns(4)]);
+      if (first !== NOT_YET) {
+        pending = null;
+        if (first.done) {
+          headArgs.end = true;
+        } else if (first.value instanceof Uint8Array && first.value.length <= WRITE_SLICE_BYTES) {
+          headArgs.data = toBase64(first.value);
+          // A body held whole (a string, bytes) ends at once: the host can then
+          // answer after the call, without a round trip for the head.
+          pending = reader.read();
+          const second = await Promise.race([pending, microtaskTurns(4)]);
+          if (second !== NOT_YET && second.done) headArgs.end = true;
+        } else {
+          pending = Promise.resolve(first);
+        }
+        if (headArgs.end === true || headArgs.data !== undefined) {
+          await hostOp(call, "hw/http/head", headArgs);
+          if (headArgs.end === true) return;
+          if (pending === null) pending = reader.read();
         }
       }
+    }
+    if (headArgs.data === undefined && headArgs.end !== true) await hostOp(call, "hw/http/head", headArgs);
+    if (reader === null) return;
+    for (;;) {
+      const { done, value } = await pending;
+      if (done) return;
+      if (!(await writeChunk(call, reader, value))) return;
+      pending = reader.read();
     }
   }
 
@@ -111,14 +154,8 @@
     const route = `${match[1]} ${match[2]}`;
     const text = await router.runRequest(stringify(config.request), config.path);
     const head = parse(text);
-    const response = call.http.response;
-    await hostOp(call, "hw/http/head", {
-      status: head.status,
-      headerPairs: head.headerPairs,
-      route,
-    });
     // A router of its own may answer without convexJsonFromResponse: no body then.
-    if (response !== null) await streamBody(call, response);
+    await sendResponse(call, head, route, call.http.response);
     return { route };
   }
 
