@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -261,3 +262,20 @@ def test_a_deployment_without_http_ts_says_so(tmp_path: Path) -> None:
         backend.close()
     assert answer.status_code == 404
     assert answer.text == "This Convex deployment does not have HTTP actions enabled."
+
+
+def test_npx_convex_deploy_pushes_the_routes_and_is_told_the_site_url(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))  # convex_cli imports its helpers so
+    from convex_cli import make_project, npx_convex
+
+    with Serve(tmp_path / "data") as server:
+        project = make_project(tmp_path, APP, "http-actions-test")
+        server.project = project  # type: ignore[attr-defined]
+        done = npx_convex(server, "deploy", "--yes", "--cmd", 'echo "$CONVEX_SITE_URL" > site.txt')
+        assert done.returncode == 0, done.stdout + done.stderr
+        site = (project / "site.txt").read_text().strip()
+        assert site == server.site_url
+        with client(site) as site_client:
+            answer = site_client.post("/messages", json={"body": "from the CLI", "author": "npx"})
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["count"] == 1
