@@ -92,7 +92,13 @@ class HttpActionsApp:
             has_body=method not in _NO_BODY_METHODS,
             request_id=secrets.token_hex(8),
         )
-        exchange = _Exchange(receive, send, self.bytes_max, head_only=method == "HEAD")
+        exchange = _Exchange(
+            receive,
+            send,
+            self.bytes_max,
+            self.executor.limits.http_body_idle_timeout_s,
+            head_only=method == "HEAD",
+        )
         if not request.has_body:
             exchange.body_done.set()
         authorization = _header(headers, "authorization")
@@ -147,10 +153,13 @@ class _Exchange:
     answer (head and complete body at once) waits for ``finish`` instead: one hop
     less for the common case."""
 
-    def __init__(self, receive: Any, send: Any, bytes_max: int, *, head_only: bool) -> None:
+    def __init__(
+        self, receive: Any, send: Any, bytes_max: int, idle_timeout_s: float, *, head_only: bool
+    ) -> None:
         self._receive = receive
         self._send = send
         self._bytes_max = bytes_max
+        self._idle_timeout_s = idle_timeout_s
         self._head_only = head_only
         self._token = anyio.lowlevel.current_token()
         self._received = 0
@@ -190,7 +199,12 @@ class _Exchange:
     async def _read(self) -> bytes | None:
         if self.body_done.is_set():
             return None
-        message = await self._receive()
+        with anyio.move_on_after(self._idle_timeout_s) as waited:
+            message = await self._receive()
+        if waited.cancelled_caught:  # given up on: no draining it, the connection closes
+            self.unread_body = True
+            self.body_done.set()
+            raise HttpBodyError(f"The request body stalled: no data for {self._idle_timeout_s:g} s")
         if message["type"] != "http.request":
             self.gone = True
             self.body_done.set()
@@ -217,9 +231,13 @@ class _Exchange:
     async def _send_chunk(self, chunk: bytes) -> bool:
         if self.gone:
             return False
-        try:
-            await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except Exception:  # noqa: BLE001 - the connection is gone, whatever the server says
+        with anyio.move_on_after(self._idle_timeout_s) as waited:
+            try:
+                message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                await self._send(message)
+            except Exception:  # noqa: BLE001 - the connection is gone, whatever the server says
+                self.gone = True
+        if waited.cancelled_caught:  # a client that reads nothing is as good as gone
             self.gone = True
         return not self.gone
 

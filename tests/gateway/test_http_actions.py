@@ -4,6 +4,7 @@ does not handle (no route, a throw, too large a body or header)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engine.limits import LIMITS
 from gateway.backend import Backend
 from gateway.server import run_server_in_thread
 from tests.gateway.cli_process import Serve
@@ -279,3 +281,23 @@ def test_npx_convex_deploy_pushes_the_routes_and_is_told_the_site_url(tmp_path: 
             answer = site_client.post("/messages", json={"body": "from the CLI", "author": "npx"})
         assert answer.status_code == 201, answer.text
         assert answer.json()["count"] == 1
+
+
+def test_a_stalled_request_body_fails_the_read_and_frees_the_isolate(tmp_path: Path) -> None:
+    backend = Backend.open(tmp_path / "data", functions_dir=APP)
+    backend.executor.limits = dataclasses.replace(LIMITS, http_body_idle_timeout_s=1)
+    url, stop = run_server_in_thread(backend.app)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+            raw.sendall(b"PUT /http/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+            started = time.monotonic()
+            answer = raw.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 500"), answer
+        assert b"The request body stalled: no data for 1 s" in answer
+        assert time.monotonic() - started < 10
+        with client(url) as api:
+            assert api.get("/http/hello").status_code == 200
+    finally:
+        stop()
+        backend.close()
