@@ -45,6 +45,7 @@ NOT_ENABLED = "This Convex deployment does not have HTTP actions enabled."
 NO_ROUTE = "No matching routes found"
 TEXT_PLAIN = "text/plain; charset=utf-8"
 _OPS = ("hw/http/read", "hw/http/head", "hw/http/write")
+_GONE = '{"closed":true,"gone":true}'  # stop writing: the client left (request.signal aborts)
 
 
 class HttpBodyError(Exception):
@@ -228,12 +229,12 @@ class HttpSyscalls:
         end = args.get("end") is True
         if not self._exchange.start_response(status, headers, first, end=end):
             self.client_gone = True
-            return '{"closed":true}'
+            return _GONE
         return "{}"
 
     def _write(self, chunk: bytes) -> str:
         if self.client_gone:
-            return '{"closed":true}'
+            return _GONE
         if self.sent_bytes + len(chunk) > self._body_bytes_max:
             if self.sent_bytes <= self._body_bytes_max:
                 self.log_lines.append(
@@ -245,7 +246,7 @@ class HttpSyscalls:
         self.sent_bytes += len(chunk)
         if not self._exchange.write_body(chunk):
             self.client_gone = True
-            return '{"closed":true}'
+            return _GONE
         return "{}"
 
 

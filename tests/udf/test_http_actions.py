@@ -105,6 +105,15 @@ def test_a_client_gone_stops_the_stream(executor: Executor) -> None:
     assert len(exchange.chunks) == 2
 
 
+def test_a_client_gone_aborts_the_request_signal(executor: Executor) -> None:
+    exchange = RecordingExchange(gone_after_chunks=3)
+    result = run(executor, request("GET", "/until-gone"), exchange)
+    assert exchange.chunks == [b"tick\n"] * 3
+    assert result.log_lines == (  # type: ignore[attr-defined]
+        "[LOG] 'cancelled; request.signal.aborted =' true",
+    )
+
+
 def test_no_route_and_a_throw(executor: Executor) -> None:
     missing = RecordingExchange()
     result = run(executor, request("DELETE", "/hello"), missing)

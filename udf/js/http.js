@@ -11,7 +11,8 @@
 //      handler and hands the Response to the jsSyscall convexJsonFromResponse;
 //   3. the response head goes to the host (op hw/http/head), then the body,
 //      chunk by chunk as the stream yields them (op hw/http/write; the host
-//      answers {"closed": true} once the client is gone, and reading stops);
+//      answers {"closed": true} past the body limit or once the client is gone,
+//      and reading stops; gone, request.signal aborts too);
 //   4. the result is {"route": "GET /path"}.
 // A throw before the head is out is the call's error (the host answers 500);
 // after it, the host ends the body and logs the error.
@@ -61,7 +62,10 @@
   hw.jsSyscalls.requestFromConvexJson = ({ convexJson }) => {
     const call = S.call;
     if (call === null || call.http === undefined) throw new Error("requestFromConvexJson is only for HTTP actions");
-    const init = { method: convexJson.method, headers: convexJson.headerPairs };
+    // request.signal aborts once the host reports the client gone (on a write).
+    const abort = new globalThis.AbortController();
+    call.http.abort = abort;
+    const init = { method: convexJson.method, headers: convexJson.headerPairs, signal: abort.signal };
     if (convexJson.hasBody === true) {
       init.body = requestBody(call);
       init.duplex = "half";
@@ -96,6 +100,7 @@
       const slice = value.subarray(at, at + WRITE_SLICE_BYTES);
       const answer = await hostOp(call, "hw/http/write", { data: toBase64(slice) });
       if (answer.closed === true) {
+        if (answer.gone === true && call.http.abort !== null) call.http.abort.abort();
         await reader.cancel();
         return false;
       }
@@ -162,7 +167,7 @@
   hw.startHttp = (configJson) => {
     const config = parse(configJson);
     const call = parts.newCall(config);
-    call.http = { response: null };
+    call.http = { response: null, abort: null };
     S.call = call;
     hw.resetConsole();
     parts.userCodeRuns(call, () => {
