@@ -112,6 +112,12 @@ class Limits:
     # size before the answer, so the keep-alive connection stays usable; past it the
     # connection is closed after the answer instead of reading on.
     request_drain_bytes_max: int = 64 << 20
+    # HTTP actions: request and response bodies at most 20 MiB each (Convex's
+    # HTTP_ACTION_BODY_LIMIT); a request body is streamed into the action, not held.
+    http_body_bytes_max: int = 20 << 20
+    # A client that sends (or reads) no body bytes for this long is gone: the action
+    # holds an isolate while it waits, and waiting is not user time.
+    http_body_idle_timeout_s: int = 60
     # Memory that must come back after load: every cache is bounded, and big
     # requests give their memory back to the OS instead of leaving it in the heap.
     # Decoded document ids kept (a hot id is decoded once; ~200 B each).

@@ -209,6 +209,9 @@ async def _drain(receive: Any) -> bool:
     return False
 
 
+drain_body = _drain  # for the HTTP actions' own requests (gateway.http_actions)
+
+
 def _plain_routes(context: GatewayContext) -> list[BaseRoute]:
     settings = context.settings
 

@@ -31,6 +31,7 @@ from gateway.functions_stamp import (
     record_deployed,
     recorded_outside,
 )
+from gateway.http_actions import HttpActionsApp, HttpPrefixMount
 from gateway.push_api import push_routes
 from gateway.snapshot_export_api import snapshot_export_routes
 from gateway.snapshot_import_api import snapshot_import_routes
@@ -81,6 +82,7 @@ class Backend:
     long_polls: LongPolls
     functions_dir: Path | None = None
     outside_inputs: tuple[str, ...] = ()  # files outside functions_dir its modules import
+    site_app: Any = None  # HttpActionsApp: what the site port serves
     _stop_watch: threading.Event | None = None
     _snapshots: SnapshotWorker | None = None
     scheduler: Scheduler | None = None
@@ -127,8 +129,13 @@ class Backend:
             *storage_routes(executor.file_storage),
         ]
         upload_limit = {UPLOAD_PATH: executor.limits.storage_file_bytes_max}
-        app = create_app(context, extra_routes=routes, body_limits=upload_limit)
+        # HTTP actions: the site port's app, and the same under /http/ on the API port.
+        site_app = HttpActionsApp(context, executor)
+        app = HttpPrefixMount(
+            create_app(context, extra_routes=routes, body_limits=upload_limit), site_app
+        )
         backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
+        backend.site_app = site_app
         backend._snapshots = snapshots
         # Scheduled functions and crons run from here on (and catch up on what came due).
         backend.scheduler = Scheduler(executor)

@@ -1,6 +1,6 @@
 """The ``headwater`` command line.
 
-headwater serve [--data DIR] [--host H] [--port P] [--admin-key K] [--functions DIR]
+headwater serve [--data DIR] [--host H] [--port P] [--site-port P] [--admin-key K] [--functions DIR]
                 [--log-format text|json|none]   (function executions on stderr)
 headwater deploy DIR --url URL --admin-key KEY [--allow-empty]   (see gateway/cli_deploy.py)
 headwater env set|get|list|remove ...   (see gateway/cli_env.py)
@@ -44,13 +44,14 @@ from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 
 DEFAULT_DATA = "headwater_data"
 DEFAULT_PORT = 3210
+DEFAULT_SITE_PORT = 3211  # HTTP actions (the site origin), as Convex self-hosted serves it
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.backend import Backend
     from gateway.function_log_printer import print_function_log
     from gateway.memory_release import tune_allocator
-    from gateway.server import serve
+    from gateway.server import Site, serve
 
     tune_allocator()  # before the threads start: see gateway/memory_release.py
     # A server holds many long-lived objects per socket; the default young-generation
@@ -59,6 +60,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     writable_data_folder(args.data)
     check_port_free(args.host, args.port)
+    site_port = _site_port(args)
+    if site_port:
+        check_port_free(args.host, site_port)
     retention_ns = None if args.retention_hours is None else int(args.retention_hours * 3600e9)
     backend = Backend.open(
         args.data,
@@ -69,10 +73,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     backend.watch_functions()
     print_function_log(backend.function_log, sys.stderr, args.log_format)
 
+    def site_ready(url: str) -> None:
+        backend.executor.site_url = url
+
     def ready(url: str) -> None:
         backend.db.publish_url(url)  # `headwater run` beside us sends its writes here
         backend.executor.cloud_url = url
         print(f"Headwater is serving {args.data} at {url}", flush=True)
+        print(f"HTTP actions (convex/http.ts) at {backend.executor.site_url}", flush=True)
         print(f"Admin key: {backend.admin_key}", flush=True)
         deployment = backend.executor.deployment
         functions = [] if deployment is None else list(deployment.analysis.functions)
@@ -87,10 +95,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             on_ready=ready,
             on_stop=backend.long_polls.stop,
+            site=Site(backend.site_app, site_port, site_ready),
         )
     finally:
         backend.close()
     return 0
+
+
+def _site_port(args: argparse.Namespace) -> int:
+    """``--site-port``, else 3211 beside the default API port (Convex self-hosted's
+    pair), else a free port: two servers on other ports never fight over 3211."""
+    if args.site_port is not None:
+        return int(args.site_port)
+    return DEFAULT_SITE_PORT if args.port == DEFAULT_PORT else 0
 
 
 def _try_line(url: str, functions: list[Any]) -> str:
@@ -236,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data", default=DEFAULT_DATA, help="data folder (created if missing)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    serve.add_argument(
+        "--site-port",
+        type=int,
+        default=None,
+        help="port for HTTP actions, the deployment's site URL (default: 3211 with the "
+        "default --port, else a free one; 0: a free one); also served under /http/",
+    )
     serve.add_argument(
         "--admin-key", default=None, help="use this admin key (default: the stored or a new one)"
     )

@@ -173,7 +173,8 @@ def push_routes(
         except Exception as exc:  # noqa: BLE001
             return error_response(exc)
         origin = f"{request.url.scheme}://{request.url.netloc}"
-        return json_response({"convexCloudUrl": origin, "convexSiteUrl": origin + "/http"})
+        site = executor.site_url or origin + "/http"  # the site port, when serving one
+        return json_response({"convexCloudUrl": origin, "convexSiteUrl": site})
 
     return [
         Route("/api/get_config_hashes", get_config_hashes, methods=["POST"]),

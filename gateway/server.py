@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
@@ -143,9 +144,12 @@ async def serve_async(
     graceful_timeout_s: float = GRACEFUL_TIMEOUT_S,
     handle_signals: bool = True,
     on_stop: Callable[[], None] | None = None,
+    site: Site | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` returns), then drain;
-    ``on_stop()`` runs (on the event loop) as the drain begins, to end long polls."""
+    ``on_stop()`` runs (on the event loop) as the drain begins, to end long polls.
+    ``site``: a second app on its own port (HTTP actions), bound and announced
+    before the main one, stopped with it."""
     stop = trio.Event()
 
     async def stop_when_asked() -> None:
@@ -180,6 +184,18 @@ async def serve_async(
             if shutdown_trigger is not None:
                 helpers.start_soon(stop_on_trigger)
             async with trio.open_nursery() as server:
+                if site is not None:
+                    site_config = _config(host, site.port, graceful_timeout_s)
+                    site_wrapped = AccessLogMiddleware(site.app)
+                    site_binds = await server.start(
+                        partial(
+                            hypercorn_serve,
+                            cast(Any, site_wrapped),
+                            site_config,
+                            shutdown_trigger=stop.wait,
+                        )
+                    )
+                    site.on_ready(site_binds[0])
                 binds = await server.start(
                     partial(hypercorn_serve, cast(Any, wrapped), config, shutdown_trigger=stop.wait)
                 )
@@ -191,6 +207,15 @@ async def serve_async(
         releaser.close()
 
 
+@dataclass(frozen=True)
+class Site:
+    """A second app served beside the main one (the HTTP actions' site origin)."""
+
+    app: ASGIApp
+    port: int  # 0: a free one
+    on_ready: Callable[[str], None]
+
+
 def serve(
     app: ASGIApp,
     *,
@@ -199,6 +224,7 @@ def serve(
     on_ready: Callable[[str], None] | None = None,
     graceful_timeout_s: float = GRACEFUL_TIMEOUT_S,
     on_stop: Callable[[], None] | None = None,
+    site: Site | None = None,
 ) -> None:
     """Run the server in this (main) thread until SIGINT/SIGTERM; returns after the drain."""
     _log_to_stderr()
@@ -211,6 +237,7 @@ def serve(
             on_ready=on_ready,
             graceful_timeout_s=graceful_timeout_s,
             on_stop=on_stop,
+            site=site,
         )
     )
 

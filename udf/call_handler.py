@@ -111,6 +111,8 @@ class CallHandler:
     def _answer(self, op: str, args: dict[str, Any]) -> Any:
         ctx = self._context
         if op == "1.0/getUserIdentity":
+            if ctx.identity.auth_error is not None and ctx.kind == "action":
+                raise SyscallError(ctx.identity.auth_error)
             return ctx.identity.user
         if op == "1.0/getFunctionMetadata":
             return {"name": ctx.udf_path, "componentPath": ""}

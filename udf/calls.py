@@ -34,6 +34,9 @@ class Identity:
     user: dict[str, Any] | None = None
     admin: bool = False
     token: str | None = None  # the raw bearer token, for getRequestMetadata
+    # HTTP actions run whatever the Authorization header holds; a credential that did
+    # not verify makes the action's ctx.auth.getUserIdentity() throw this message.
+    auth_error: str | None = None
 
     @property
     def cache_key(self) -> str:

@@ -108,6 +108,8 @@ class Executor:
         self.function_log: FunctionLog | None = None
         # The URL the deployment serves at, once the server knows it (`convexUrl:cloudUrl`).
         self.cloud_url: str | None = None
+        # The site origin HTTP actions are served at (`convexSiteUrl`), once known.
+        self.site_url: str | None = None
         self._env = EnvironmentSnapshots(db)
         self._file_storage: FileStorage | None = None
 
@@ -440,6 +442,10 @@ class Executor:
     def _run_action(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
         with self._isolate(info, depth) as isolate:
             return self._invoke(isolate, call, info, depth, None, None)
+
+    def action_isolate(self, depth: int = 0) -> Any:
+        """An isolate of the actions' pool at ``depth`` (a context manager): HTTP actions."""
+        return self._pool("action", depth).isolate()
 
     def _isolate(self, info: FunctionInfo, depth: int) -> Any:
         family = "action" if info.kind == "action" else "transactional"

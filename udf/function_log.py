@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.limits import LIMITS, Limits
-from udf.calls import FunctionCall, FunctionOutcome
+from udf.calls import FunctionCall, FunctionError, FunctionOutcome
 
 # Where a call came from. Scheduled functions, crons and HTTP actions plug in here.
 SOURCE_CLIENT = "client"  # HTTP API, sync protocol, `headwater run` through the server
 SOURCE_ACTION = "action"  # runQuery / runMutation / runAction inside an action
+SOURCE_HTTP = "http"  # a request to an HTTP action (http.js)
 
 _UDF_TYPES = {"query": "Query", "mutation": "Mutation", "action": "Action"}
 _TRUNCATED = " (truncated due to length)"
@@ -78,9 +79,11 @@ class LogLine:
 @dataclass(frozen=True)
 class FunctionLogEntry:
     cursor_ms: float
-    udf_type: str  # "Query" | "Mutation" | "Action" (later "HttpAction")
-    identifier: str  # "messages:send" (".js" dropped, as the reference shows it)
-    source: str  # SOURCE_CLIENT | SOURCE_ACTION (later scheduler, cron, HTTP action)
+    udf_type: str  # "Query" | "Mutation" | "Action" | "HttpAction"
+    # "messages:send" (".js" dropped, as the reference shows it); an HTTP action's is its
+    # route, "GET /hello" or "POST /files/*" (the method and path when none matched)
+    identifier: str
+    source: str  # SOURCE_CLIENT | SOURCE_ACTION | SOURCE_HTTP (later scheduler, cron)
     started_s: float  # unix seconds when the call started
     execution_time_s: float
     log_lines: tuple[LogLine, ...]
@@ -183,22 +186,66 @@ class FunctionLog:
     ) -> FunctionLogEntry:
         """Append the entry of one finished call and tell the listeners."""
         kind = outcome.udf_type or call.kind or "query"
-        lines = tuple(LogLine.parse(raw) for raw in outcome.log_lines)
-        error = None if outcome.error is None else outcome.error.message
-        size = 256 + len(call.path) + len(error or "") + sum(len(x.message) for x in lines)
+        return self._append(
+            _UDF_TYPES.get(kind, "Query"),
+            display_identifier(call.path),
+            SOURCE_ACTION if nested else SOURCE_CLIENT,
+            outcome.log_lines,
+            None if outcome.error is None else outcome.error.message,
+            request_id=call.request_id,
+            started_s=started_s,
+            execution_time_s=execution_time_s,
+        )
+
+    def record_http_action(
+        self,
+        route: str,
+        log_lines: tuple[str, ...],
+        error: FunctionError | None,
+        *,
+        request_id: str,
+        started_s: float,
+        execution_time_s: float,
+    ) -> FunctionLogEntry:
+        """Append the entry of one HTTP action; ``route`` is its identifier ("GET /hello")."""
+        return self._append(
+            "HttpAction",
+            route,
+            SOURCE_HTTP,
+            log_lines,
+            None if error is None else error.message,
+            request_id=request_id,
+            started_s=started_s,
+            execution_time_s=execution_time_s,
+        )
+
+    def _append(
+        self,
+        udf_type: str,
+        identifier: str,
+        source: str,
+        raw_lines: tuple[str, ...],
+        error: str | None,
+        *,
+        request_id: str,
+        started_s: float,
+        execution_time_s: float,
+    ) -> FunctionLogEntry:
+        lines = tuple(LogLine.parse(raw) for raw in raw_lines)
+        size = 256 + len(identifier) + len(error or "") + sum(len(x.message) for x in lines)
         with self._lock:
             self._next_execution += 1
             cursor = max(time.time() * 1000, math.nextafter(self._last_cursor_ms, math.inf))
             entry = FunctionLogEntry(
                 cursor_ms=cursor,
-                udf_type=_UDF_TYPES.get(kind, "Query"),
-                identifier=display_identifier(call.path),
-                source=SOURCE_ACTION if nested else SOURCE_CLIENT,
+                udf_type=udf_type,
+                identifier=identifier,
+                source=source,
                 started_s=started_s,
                 execution_time_s=execution_time_s,
                 log_lines=lines,
                 error=error,
-                request_id=call.request_id,
+                request_id=request_id,
                 execution_id=f"{self._next_execution:x}",
                 size_bytes=size,
             )

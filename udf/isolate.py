@@ -78,6 +78,7 @@ _RUNTIME_FILES = (
     "errors.js",
     "guard.js",
     "calls.js",
+    "http.js",
 )
 # The factory wrapper sits on the module's first line, so lines stay as
 # generated; columns on line 1 shift by its length.
@@ -236,6 +237,40 @@ class Isolate:
                 raise ValueError("crypto_key must be 32 bytes")
             config["cryptoKey"] = list(struct.unpack("<8I", crypto_key))
         code = f"__hw.start({json.dumps(json.dumps(config))})"
+        self._refuse_reentry()
+        with self._lock:
+            return self._call(code, handler, time_limit_s)
+
+    def run_http(
+        self,
+        config: Mapping[str, Any],
+        handler: SyscallHandler,
+        *,
+        seed: int,
+        time_limit_s: float,
+        env: Mapping[str, str] | None = None,
+        table_numbers: Mapping[str, int] | None = None,
+        request_id: str = "",
+        log_lines_max: int = DEFAULT_LOG_LINES_MAX,
+        log_line_bytes_max: int = DEFAULT_LOG_LINE_BYTES_MAX,
+    ) -> CallOutcome:
+        """Run one HTTP action through ``http.js``'s router (``udf/js/http.js``):
+        ``config`` holds ``path``, ``method`` and ``request`` (url, method,
+        headerPairs, hasBody); the response leaves through ``handler``'s
+        ``hw/http/*`` ops. The result is ``{"notFound": true}`` or ``{"route": ...}``."""
+        full = {
+            **config,
+            "kind": "action",
+            "seed": _seed_halves(seed),
+            "nowMs": 0.0,
+            "env": dict(env or {}),
+            "tableNumbers": dict(table_numbers or {}),
+            "snapshotTs": None,
+            "requestId": request_id,
+            "logLinesMax": log_lines_max,
+            "logLineBytesMax": log_line_bytes_max,
+        }
+        code = f"__hw.startHttp({json.dumps(json.dumps(full))})"
         self._refuse_reentry()
         with self._lock:
             return self._call(code, handler, time_limit_s)

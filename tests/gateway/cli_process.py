@@ -88,6 +88,7 @@ class Serve:
         )
         self.output: list[str] = []
         self.admin_key = ""
+        self.site_url = ""  # where HTTP actions are served (the site port)
         ready = threading.Event()
 
         def read() -> None:
@@ -98,6 +99,8 @@ class Serve:
                     ready.set()
                 if line.startswith("Admin key:"):
                     self.admin_key = line.split(":", 1)[1].strip()
+                if line.startswith("HTTP actions "):
+                    self.site_url = line.rsplit(" ", 1)[1].strip()
 
         self._reader = threading.Thread(target=read, daemon=True)
         self._reader.start()

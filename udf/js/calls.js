@@ -188,6 +188,9 @@
     );
   }
 
+  // What other entry points (http.js) build their calls from.
+  hw.callParts = { newCall, userCodeRuns, describeError, instantiate };
+
   hw.start = (configJson) => {
     const config = parse(configJson);
     const call = newCall(config);

@@ -198,9 +198,14 @@
     },
   };
 
+  // The runtime's own ops (function-runtime §3.5): storage's here, others registered by
+  // other parts (http.js).
+  const jsSyscalls = Object.assign(Object.create(null), JS_OPS);
+  hw.jsSyscalls = jsSyscalls;
   function jsSyscall(op, args) {
-    if (Object.hasOwn(JS_OPS, op)) return JS_OPS[op](args);
-    throw new Error(`Convex.jsSyscall ${op} is not supported by this runtime yet`);
+    const handler = typeof op === "string" ? jsSyscalls[op] : undefined;
+    if (handler === undefined) throw new Error(`Convex.jsSyscall ${op} is not supported by this runtime yet`);
+    return handler(args);
   }
 
   const Convex = Object.freeze({ syscall, asyncSyscall, jsSyscall });
