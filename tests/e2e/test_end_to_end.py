@@ -177,7 +177,11 @@ def test_pypi_client_against_headwater_serve(served):
 
 
 def test_deploy_command_updates_a_running_server(served, tmp_path):
-    servers, _, functions = served
+    servers, _, watched = served
+    # Deployed from another copy: a change in the folder serve watches would make serve
+    # deploy it too, and one of the two pushes would be refused as a race.
+    functions = tmp_path / "elsewhere" / "convex"
+    shutil.copytree(watched, functions, ignore=shutil.ignore_patterns("_generated"))
     extra = functions / "extra.ts"
     extra.write_text(
         'import { query } from "./_generated/server";\n'
