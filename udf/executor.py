@@ -53,6 +53,8 @@ from udf.environment import EnvironmentSnapshots, update_environment
 from udf.errors import SyscallError
 from udf.function_log import FunctionLog
 from udf.isolate import Isolate
+from udf.node_packages import NodeDependency
+from udf.node_runtime import NodeRuntime
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
 from udf.push import PushRequest, commit_push, prepare_push
@@ -96,6 +98,10 @@ class Executor:
         # The URL the deployment serves at, once the server knows it (`convexUrl:cloudUrl`).
         self.cloud_url: str | None = None
         self._env = EnvironmentSnapshots(db)
+        # "use node" actions: a pool of Node.js workers per deployment (udf.node_runtime).
+        self._node = NodeRuntime(Path(db.path) / "node", limits)
+        if self._deployment is not None:
+            self._node.install(self._deployment.modules, self._deployment.node_dependencies)
 
     # -- deploys --------------------------------------------------------------------
 
@@ -118,7 +124,11 @@ class Executor:
         check_functions_dir(functions_dir)
         built = bundle(functions_dir)
         report = self.deploy_modules(
-            built.modules, force=force, allow_empty=allow_empty, origin=str(functions_dir)
+            built.modules,
+            force=force,
+            allow_empty=allow_empty,
+            origin=str(functions_dir),
+            node_dependencies=built.node_dependencies,
         )
         return dataclasses.replace(report, outside_inputs=built.outside_inputs)
 
@@ -129,13 +139,19 @@ class Executor:
         force: bool = False,
         allow_empty: bool = False,
         origin: str = "The pushed code",
+        node_dependencies: tuple[NodeDependency, ...] = (),
     ) -> DeployReport:
         """Compile, analyse and store a module set (bundled here or pushed by the CLI)
         as one commit, unless it is the code in force already; ``origin`` names it in errors."""
         current = self._deployment
-        if not force and current is not None and current.source_hash == source_hash(modules):
+        if (
+            not force
+            and current is not None
+            and current.source_hash == source_hash(modules)
+            and current.node_dependencies == node_dependencies
+        ):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        prepared = prepare_push(self, PushRequest(modules))
+        prepared = prepare_push(self, PushRequest(modules, node_dependencies=node_dependencies))
         if not allow_empty:
             check_not_emptying(prepared.analysis, current, origin)
         committed = commit_push(self, prepared)
@@ -150,6 +166,15 @@ class Executor:
         """Make a committed deployment the one calls run (new isolates, callbacks)."""
         self._install(deployment)
 
+    def analyze_node(
+        self,
+        modules: tuple[BundledModule, ...],
+        node_dependencies: tuple[NodeDependency, ...],
+        env: Mapping[str, str],
+    ) -> tuple[FunctionInfo, ...]:
+        """The actions of a push's "use node" modules, loaded in Node.js (packages installed)."""
+        return self._node.analyze(modules, node_dependencies, env)
+
     def _install(self, deployment: Deployment) -> None:
         with self._lock:
             self._deployment = deployment
@@ -157,6 +182,7 @@ class Executor:
             self._validators = {}
         for pool in old.values():
             pool.close()
+        self._node.install(deployment.modules, deployment.node_dependencies)
         for callback in self._on_deploy:
             callback(deployment)
 
@@ -175,6 +201,7 @@ class Executor:
             pools, self._pools = self._pools, {}
         for pool in pools.values():
             pool.close()
+        self._node.close()
 
     # -- FunctionExecutor -------------------------------------------------------------
 
@@ -368,8 +395,27 @@ class Executor:
         )
 
     def _run_action(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
+        deployment = self._deployment
+        if deployment is not None and info.module in deployment.node_paths:
+            return self._run_node_action(call, info, depth)
         with self._isolate(info, depth) as isolate:
             return self._invoke(isolate, call, info, depth, None, None)
+
+    def _run_node_action(
+        self, call: FunctionCall, info: FunctionInfo, depth: int
+    ) -> FunctionOutcome:
+        """A "use node" action on a Node.js worker, with the V8 action's syscalls."""
+        context = CallContext("action", info.udf_path, call.identity, call.request_id, depth)
+        args_json = json.dumps([to_convex_json(call.args)], separators=(",", ":"))
+        raw = self._node.run(
+            info,
+            args_json,
+            CallHandler(self, context, None),
+            env=self._env.snapshot(None),
+            request_id=call.request_id,
+            depth=depth,
+        )
+        return self._outcome(raw, info, self.db.latest_ts(), self._table_of_id)
 
     def _isolate(self, info: FunctionInfo, depth: int) -> Any:
         family = "action" if info.kind == "action" else "transactional"
