@@ -14,7 +14,8 @@
 //                   {type: "syscallResult", opId, ok, value | message, data}
 //   worker -> host  {type: "ready"}
 //                   {type: "syscall", opId, op, args}   (an async syscall of the call)
-//                   {type: "done", id, result | error, logLines, heapUsedBytes}
+//                   {type: "done", id, result | error, logLines, heapUsedBytes,
+//                    exiting: true when the worker stops after this answer}
 //
 // `Convex.asyncSyscall` of the convex package reaches the host as a "syscall"
 // frame (runQuery, runMutation, runAction, scheduler, storage URLs, auth...);
@@ -24,7 +25,6 @@
 // the host starts a fresh worker.
 
 import { createHash } from "node:crypto";
-import fs from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
@@ -231,7 +231,7 @@ function fatal(error, code) {
   const call = activeCall;
   if (call) {
     const described = error instanceof Error ? describeError(error) : describeError(new Error(String(error)));
-    finish(call, { error: { ...described, code } });
+    finish(call, { error: { ...described, code }, exiting: true });
   }
   socket.end(() => exitProcess(1));
   setTimeout(() => exitProcess(1), 1000).unref();

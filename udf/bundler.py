@@ -8,8 +8,9 @@ Convex CLI: JS/TS sources only; not ``_generated/``, dotfiles, editor
 temp files, names with spaces, names with more than one dot (``*.d.ts``,
 ``*.test.ts``) except ``auth.config``; not TypeScript files without an import
 or export (not modules); not ``convex.config.ts`` nor component folders.
-``"use node"`` files are bundled for Node.js (environment ``node``): they are
-stored, not run, since this runtime has no Node.js.
+``"use node"`` files are bundled for Node.js (environment ``node``), leaving the
+packages ``convex.json`` names in ``node.externalPackages`` as imports
+(``udf.node_packages``); their actions run in Node.js workers (``udf.node_runtime``).
 
 ``js/bundle.mjs`` runs esbuild as the CLI does (npm convex's
 ``bundler/index.js``): ESM modules, code shared by several modules in
@@ -55,9 +56,6 @@ _MUST_BE_ISOLATE = ("http", "crons", "schema", "auth.config")
 _ACTIONS_DIR = "actions"
 ISOLATE = "isolate"
 NODE = "node"
-USE_NODE_NOT_RUN = (
-    'its "use node" module was deployed before this server ran Node.js actions: deploy again'
-)
 # The CLI's advice when a V8 module's code uses Node APIs (bundler/index.js).
 _RECOMMEND_USE_NODE = (
     'It looks like you are using Node APIs from a file without the "use node" directive.\n'

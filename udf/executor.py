@@ -39,7 +39,7 @@ from engine.occ_retry import attempts
 from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
 from engine.validators import parse_validator, validate
-from udf.bundler import NODE, USE_NODE_NOT_RUN, BundledModule, bundle
+from udf.bundler import BundledModule, bundle
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import DeployReport, FunctionCall, FunctionError, FunctionKind, FunctionOutcome
 from udf.deployment import (
@@ -302,9 +302,6 @@ class Executor:
         module, export = parse_udf_path(call.path)
         shown = display_path(module, export)
         info = None if deployment is None else deployment.function(module, export)
-        stored = None if deployment is None else deployment.module(module)
-        if info is None and stored is not None and stored.environment == NODE:
-            return _failed(f"Cannot run {shown}: {USE_NODE_NOT_RUN}.")
         visible = (
             info is not None
             and info.kind != "httpAction"

@@ -206,7 +206,7 @@ def pinned_dependencies(
                 f'"{name}" configured in convex.json.'
             ) from exc
         if not isinstance(package.get("version"), str):
-            raise NodePackagesError(f'"{manifest}" misses a \'version\' field.')
+            raise NodePackagesError(f"\"{manifest}\" misses a 'version' field.")
         pinned.append(NodeDependency(name, package["version"]))
         for key in ("peerDependencies", "optionalDependencies"):
             for dep in package.get(key) or {}:

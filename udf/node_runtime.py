@@ -144,7 +144,6 @@ class NodeRuntime:
         node = node_modules_of(modules)
         if not node:
             return ()
-        _check_isolate_imports(modules)
         folder = self.folder_for(modules, deps)
         paths = [m.path for m in node if not m.path.startswith(DEPS_DIR)]
         worker = self._start_worker(folder)
@@ -152,7 +151,9 @@ class NodeRuntime:
             message = {"type": "analyze", "id": next(_ids), "modules": paths, "env": dict(env)}
             done = worker.request(message, _no_syscalls, _ANALYZE_TIMEOUT_S)
         except WorkerFailed as exc:
-            raise AnalysisError(f"Failed to analyze the Node.js modules: {_failure_text(exc)}")
+            raise AnalysisError(
+                f"Failed to analyze the Node.js modules: {_failure_text(exc)}"
+            ) from exc
         finally:
             worker.kill()
         if done.get("error") is not None:
@@ -255,11 +256,13 @@ class NodeRuntime:
                 done = worker.request(message, on_syscall, time_limit_s)
             except WorkerFailed as exc:
                 lease.broken = True
-                error = CallError(_FAILURE_CODES.get(exc.kind, "NodeWorkerFailed"),
-                                  _call_failure_text(exc, info, time_limit_s, self._limits))
+                error = CallError(
+                    _FAILURE_CODES.get(exc.kind, "NodeWorkerFailed"),
+                    _call_failure_text(exc, info, time_limit_s, self._limits),
+                )
                 return CallOutcome(None, error, (), syscalls, 0.0)
-            if done.get("error") is not None and done["error"].get("code") == "ProcessExit":
-                lease.broken = True
+            if done.get("exiting"):
+                lease.broken = True  # process.exit, or an error outside the call's promise
             if worker.heap_used_bytes > self._limits.node_heap_bytes_max // 2:
                 lease.broken = True  # retire a worker whose heap keeps growing
         return self._outcome(done, syscalls)
@@ -279,7 +282,9 @@ class NodeRuntime:
 _FAILURE_CODES = {TIMED_OUT: "TimeLimitExceeded", OUT_OF_MEMORY: "MemoryLimitExceeded"}
 
 
-def _call_failure_text(exc: WorkerFailed, info: FunctionInfo, time_limit_s: float, limits: Limits) -> str:
+def _call_failure_text(
+    exc: WorkerFailed, info: FunctionInfo, time_limit_s: float, limits: Limits
+) -> str:
     if exc.kind == TIMED_OUT:
         return f"Action `{info.name}` execution timed out (maximum duration {time_limit_s:g}s)"
     return _failure_text(exc, limits)
@@ -347,12 +352,10 @@ def _functions(found: dict[str, list[dict[str, Any]]]) -> tuple[FunctionInfo, ..
     return tuple(functions)
 
 
-_IMPORT = re.compile(
-    r"""(?:\bfrom\s*|\bimport\s*\(?\s*)["'](\.{1,2}/[^"']+)["']"""
-)
+_IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*\(?\s*)["'](\.{1,2}/[^"']+)["']""")
 
 
-def _check_isolate_imports(modules: tuple[BundledModule, ...]) -> None:
+def check_isolate_imports(modules: tuple[BundledModule, ...]) -> None:
     """Refuse a V8 module that imports a node module (Convex's words)."""
     node = {m.path for m in modules if m.environment == NODE}
     for module in modules:
@@ -413,7 +416,12 @@ class _WorkerPool:
                 if self._closed:
                     raise RuntimeError("the Node.js worker pool is closed")
                 if self._free:
-                    found: NodeWorker | None = self._free.pop()
+                    idle = self._free.pop()
+                    if not idle.alive:  # died while idle (a timer's uncaught error)
+                        self._live -= 1
+                        idle.kill()
+                        continue
+                    found: NodeWorker | None = idle
                     break
                 if self._live < self._size:
                     found = None

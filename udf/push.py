@@ -55,6 +55,7 @@ from udf.deployment import (
 )
 from udf.module_compiler import RunnableModule
 from udf.node_packages import NodeDependency
+from udf.node_runtime import check_isolate_imports
 from udf.outcome import Analysis, FunctionInfo
 
 ENVIRONMENTS = (ISOLATE, NODE)
@@ -202,6 +203,7 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
     base = executor.deployment
     modules = module_set(base, request)
     env = dict(executor.environment_snapshot())
+    check_isolate_imports(modules)
     runnable, analysis = prepare_module_set(
         modules, env, heap_bytes_max=executor.limits.isolate_heap_bytes_max
     )
