@@ -158,6 +158,11 @@ class Executor:
         functions = [f.udf_path for f in committed.deployment.analysis.functions]
         return DeployReport(functions, list(committed.removed), committed.deployment.ts)
 
+    @property
+    def node_runtime(self) -> NodeRuntime:
+        """The Node.js worker pools of "use node" actions (``statistics()`` for benchmarks)."""
+        return self._node
+
     def environment_snapshot(self) -> Mapping[str, str]:
         """The deployment's environment variables now (what ``auth.config`` is evaluated with)."""
         return self._env.snapshot(None)

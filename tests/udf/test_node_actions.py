@@ -159,7 +159,8 @@ def test_a_broken_worker_fails_its_call_only_and_is_replaced(executor, path):
     for _ in range(3):  # the next calls get working workers
         assert ok(run(executor, "crypto:sha256", {"text": "hi"})).startswith("8f4343")
     assert (
-        executor._node.statistics()["workers_live"] <= LIMITS_FOR_TESTS.node_workers_per_level_max
+        executor.node_runtime.statistics()["workers_live"]
+        <= LIMITS_FOR_TESTS.node_workers_per_level_max
     )
 
 
@@ -200,6 +201,21 @@ def test_a_redeploy_drains_running_workers_and_new_calls_run_the_new_code(fresh)
     thread.join()
     assert ok(results[0]) == "slow v1"  # the call in flight finished on its old worker
     assert ok(run(ex, "crypto:counter")) == 1  # no state from the old deployment's workers
+
+
+def test_a_restarted_server_runs_the_stored_node_actions(tmp_path):
+    app = copy_app(tmp_path / "app")
+    db = Database.open(tmp_path / "data")
+    first = Executor(db, limits=LIMITS_FOR_TESTS)
+    first.deploy(app)
+    first.close()
+    shutil.rmtree(tmp_path / "data" / "node")  # a fresh machine: the folder is rebuilt
+    again = Executor(db, limits=LIMITS_FOR_TESTS)
+    try:
+        assert ok(run(again, "crypto:greet", {"name": "ada"})) == "Hello ada from linux (YWRh)"
+    finally:
+        again.close()
+        db.close()
 
 
 def node_module(path: str, source: str) -> BundledModule:
