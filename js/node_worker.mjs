@@ -78,6 +78,7 @@ function callOf(op) {
   if (!call || call.finished) {
     throw new Error(`Convex syscall ${op} was made outside of a running Convex function.`);
   }
+  if (call.analyzing) throw new Error("Cannot invoke syscall during module imports");
   return call;
 }
 
@@ -333,7 +334,10 @@ async function receive(message) {
   if (message.type === "syscallResult") return settleOp(message);
   if (message.type === "run") return run(message);
   if (message.type === "analyze") {
-    const call = { id: message.id, finished: false, logLines: [], logOverflow: false, logLinesMax: 256, logLineBytesMax: 32768 };
+    const call = {
+      id: message.id, analyzing: true, finished: false,
+      logLines: [], logOverflow: false, logLinesMax: 256, logLineBytesMax: 32768,
+    };
     activeCall = call;
     const outcome = await currentCall.run(call, () => analyze(message));
     finish(call, outcome);

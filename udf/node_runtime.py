@@ -32,18 +32,25 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.errors import HeadwaterError
 from engine.limits import LIMITS, Limits
 from udf.bundler import NODE, BundledModule
 from udf.driver import SyscallHandler
 from udf.errors import AnalysisError, SyscallError
 from udf.module_compiler import DEPS_DIR, display_sources
 from udf.node_packages import NodeDependency, install_packages
-from udf.node_worker import OUT_OF_MEMORY, PROTOCOL, TIMED_OUT, NodeWorker, WorkerFailed
+from udf.node_worker import (
+    EXITED,
+    OUT_OF_MEMORY,
+    PROTOCOL,
+    TIMED_OUT,
+    NodeWorker,
+    WorkerFailed,
+)
 from udf.outcome import CallError, CallOutcome, FunctionInfo
 from udf.source_map import SourceMap, render_stack
 
@@ -209,6 +216,16 @@ class NodeRuntime:
             )
             return pool
 
+    def _acquire(self, depth: int) -> tuple[_WorkerPool, NodeWorker]:
+        for _ in range(3):  # a redeploy may close the pool between lookup and acquire
+            pool = self._pool(depth)
+            try:
+                return pool, pool.acquire()
+            except WorkerFailed:
+                if not pool.closed:
+                    raise
+        raise WorkerFailed(EXITED, "the deployment kept being replaced")
+
     def _start_worker(self, folder: Path) -> NodeWorker:
         return NodeWorker(
             folder,
@@ -242,29 +259,36 @@ class NodeRuntime:
             "logLineBytesMax": self._limits.log_line_bytes_max,
         }
         syscalls = 0
-        with self._pool(depth).worker() as lease:
-            worker = lease.worker
+        try:
+            pool, worker = self._acquire(depth)
+        except (WorkerFailed, HeadwaterError) as exc:
+            detail = exc.detail if isinstance(exc, WorkerFailed) else exc.message
+            error = CallError("NodeWorkerFailed", f"Could not start a Node.js worker: {detail}")
+            return CallOutcome(None, error, (), 0, 0.0)
 
-            def on_syscall(frame: dict[str, Any]) -> None:
-                nonlocal syscalls
-                syscalls += 1
-                threading.Thread(
-                    target=_answer, args=(worker, handler, frame), daemon=True, name="node-syscall"
-                ).start()
+        def on_syscall(frame: dict[str, Any]) -> None:
+            nonlocal syscalls
+            syscalls += 1
+            threading.Thread(
+                target=_answer, args=(worker, handler, frame), daemon=True, name="node-syscall"
+            ).start()
 
-            try:
-                done = worker.request(message, on_syscall, time_limit_s)
-            except WorkerFailed as exc:
-                lease.broken = True
-                error = CallError(
-                    _FAILURE_CODES.get(exc.kind, "NodeWorkerFailed"),
-                    _call_failure_text(exc, info, time_limit_s, self._limits),
-                )
-                return CallOutcome(None, error, (), syscalls, 0.0)
-            if done.get("exiting"):
-                lease.broken = True  # process.exit, or an error outside the call's promise
-            if worker.heap_used_bytes > self._limits.node_heap_bytes_max // 2:
-                lease.broken = True  # retire a worker whose heap keeps growing
+        broken = True
+        try:
+            done = worker.request(message, on_syscall, time_limit_s)
+            # Retired: a worker that stops after this answer (process.exit, an error
+            # outside the call's promise), or whose heap keeps growing.
+            broken = bool(done.get("exiting")) or (
+                worker.heap_used_bytes > self._limits.node_heap_bytes_max // 2
+            )
+        except WorkerFailed as exc:
+            error = CallError(
+                _FAILURE_CODES.get(exc.kind, "NodeWorkerFailed"),
+                _call_failure_text(exc, info, time_limit_s, self._limits),
+            )
+            return CallOutcome(None, error, (), syscalls, 0.0)
+        finally:
+            pool.release(worker, broken=broken)
         return self._outcome(done, syscalls)
 
     def _outcome(self, done: dict[str, Any], syscalls: int) -> CallOutcome:
@@ -387,12 +411,6 @@ def _is_user_source(source: str) -> bool:
     return source.startswith("../") and "node_modules/" not in source
 
 
-class _Lease:
-    def __init__(self, worker: NodeWorker) -> None:
-        self.worker = worker
-        self.broken = False
-
-
 class _WorkerPool:
     """Up to ``size`` workers of one deployment and nesting level, started on demand."""
 
@@ -409,47 +427,48 @@ class _WorkerPool:
     def live(self) -> int:
         return self._live
 
-    @contextmanager
-    def worker(self) -> Iterator[_Lease]:
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def acquire(self) -> NodeWorker:
+        """A free worker (started if there is room), waiting while all are busy."""
         with self._cond:
             while True:
                 if self._closed:
-                    raise RuntimeError("the Node.js worker pool is closed")
+                    raise WorkerFailed(EXITED, "the deployment was replaced")
                 if self._free:
                     idle = self._free.pop()
-                    if not idle.alive:  # died while idle (a timer's uncaught error)
-                        self._live -= 1
-                        idle.kill()
-                        continue
-                    found: NodeWorker | None = idle
-                    break
+                    if idle.alive:
+                        return idle
+                    self._live -= 1  # died while idle (a timer's uncaught error)
+                    idle.kill()
+                    continue
                 if self._live < self._size:
-                    found = None
                     self._live += 1
                     break
                 self._cond.wait()
-        if found is None:
-            try:
-                found = self._start()
-            except BaseException:
-                with self._cond:
-                    self._live -= 1
-                    self._cond.notify()
-                raise
-            self.started += 1
-        lease = _Lease(found)
         try:
-            yield lease
-        finally:
+            worker = self._start()
+        except BaseException:
             with self._cond:
-                keep = not (lease.broken or self._closed) and found.alive
-                if keep:
-                    self._free.append(found)
-                else:
-                    self._live -= 1
+                self._live -= 1
                 self._cond.notify()
-            if not keep:
-                found.kill()
+            raise
+        self.started += 1
+        return worker
+
+    def release(self, worker: NodeWorker, *, broken: bool) -> None:
+        """Hand a worker back; a broken one (or any, once the pool closed) is stopped."""
+        with self._cond:
+            keep = not (broken or self._closed) and worker.alive
+            if keep:
+                self._free.append(worker)
+            else:
+                self._live -= 1
+            self._cond.notify()
+        if not keep:
+            worker.kill()
 
     def close(self) -> None:
         with self._cond:

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -130,6 +131,26 @@ def test_an_external_package_is_installed_per_deployment_and_loaded_from_there(r
         assert len(installed) == 1
     finally:
         ex.close()
+        db.close()
+
+
+def test_packages_that_cannot_be_reinstalled_after_a_restart_fail_the_call_clearly(
+    registry, tmp_path, monkeypatch
+):
+    ex, db, outcome = deploy_and_call(tmp_path, make_app(tmp_path / "app", [PACKAGE]))
+    assert outcome.value == "registry"
+    ex.close()
+    shutil.rmtree(tmp_path / "data" / "node")  # a fresh machine, and no registry now
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "empty-cache"))
+    again = Executor(db)
+    try:
+        failed = again.run(FunctionCall("uses:which", {}, "action", ADMIN)).error
+        assert failed.message.startswith(
+            "Could not start a Node.js worker: Installing the external packages (hw-ext@1.0.0)"
+        ), failed.message
+    finally:
+        again.close()
         db.close()
 
 
