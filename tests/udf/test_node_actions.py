@@ -21,7 +21,7 @@ from engine.environment_variables import EnvChange
 from engine.limits import LIMITS
 from udf.bundler import BundledModule
 from udf.calls import ADMIN, FunctionCall, Identity
-from udf.errors import AnalysisError
+from udf.errors import AnalysisError, BundleError
 from udf.executor import Executor
 from udf.function_log import FunctionLog
 from udf.node_packages import NodeDependency, NodePackagesError
@@ -250,6 +250,22 @@ def test_a_v8_module_importing_a_node_module_is_refused(fresh):
     assert refused.value.message == (
         "Failed to analyze uses.js: Trying to execute crypto.js in isolate, but it is "
         "bundled for Node."
+    )
+    assert ex.deployment is before
+
+
+def test_a_v8_file_importing_a_use_node_file_is_refused_at_bundling_with_the_clis_advice(fresh):
+    ex, app = fresh
+    before = ex.deployment
+    (app / "usesNode.ts").write_text(
+        'import { sha256 } from "./crypto";\nexport const x = sha256;\n'
+    )
+    with pytest.raises(BundleError) as refused:
+        ex.deploy(app)
+    assert 'Could not resolve "node:crypto"' in refused.value.message
+    assert (
+        'It looks like you are using Node APIs from a file without the "use node" directive.'
+        in refused.value.message
     )
     assert ex.deployment is before
 
