@@ -6,7 +6,8 @@ an isolate with a ``CallHandler`` over an engine transaction, validate the
 return value, and (mutations) commit — retrying from scratch on an OCC
 conflict. Queries read at a snapshot and return their read set; mutations
 return their commit ts; actions run outside any transaction and reach the
-database only through nested queries and mutations.
+database only through nested queries and mutations. Actions of "use node"
+modules run on Node.js workers (``udf.node_runtime``) with the same syscalls.
 
 Isolates are pooled per nesting level: a call at level d waits only for
 isolates of level d+1, so nested calls can never deadlock on the pool.
