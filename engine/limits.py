@@ -98,6 +98,14 @@ class Limits:
     nested_call_depth_max: int = 8
     # Isolates per nesting level (calls run in parallel up to this many).
     isolates_per_level_max: int = 2
+    # Node actions ("use node"): Convex's 10 minutes; a heap bound per Node.js worker
+    # (--max-old-space-size, and the worker's resident size checked against it plus
+    # Node's own share); workers per nesting level (node actions run in parallel up to
+    # this many); how long installing a deployment's external npm packages may take.
+    node_action_time_max_ms: int = 600_000
+    node_heap_bytes_max: int = 512 << 20
+    node_workers_per_level_max: int = 4
+    node_install_time_max_s: int = 600
     # With a retention window, history is compacted this often.
     retention_compact_interval_s: int = 60
     # LMDB map size: address space reserved, not disk used.

@@ -60,7 +60,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         )
     built = bundle(args.dir)  # here, so imports from outside the folder resolve
     try:
-        result = push_modules(url, args.admin_key, built.modules, allow_empty=args.allow_empty)
+        result = push_modules(
+            url,
+            args.admin_key,
+            built.modules,
+            allow_empty=args.allow_empty,
+            node_dependencies=built.node_dependencies,
+        )
     except PushRefused as exc:
         if exc.status == 404:
             print(

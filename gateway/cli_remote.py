@@ -187,7 +187,13 @@ def _deploy_through(data: str, holder: LockHolder, functions: str) -> None:
     check_functions_dir(functions)
     url = _server_url(data, holder)
     try:
-        push_modules(url, _admin_key(data, holder), bundle(functions).modules)
+        built = bundle(functions)
+        push_modules(
+            url,
+            _admin_key(data, holder),
+            built.modules,
+            node_dependencies=built.node_dependencies,
+        )
     except PushRefused as exc:
         raise HeadwaterError(
             f"The server holding {data} (process {holder.pid}, {url}) refused the deploy: "

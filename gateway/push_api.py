@@ -56,6 +56,7 @@ from gateway.push_shapes import (
 )
 from udf.bundler import BundledModule
 from udf.executor import Executor
+from udf.node_packages import NodeDependency, NodePackagesError, parse_dependencies
 from udf.push import (
     ModuleHash,
     PendingPushes,
@@ -353,7 +354,15 @@ def _push_request(body: dict, request: Request) -> PushRequest:
         body.get("dryRun") is True,
         version,
         refuse_empty=body.get("headwaterRefuseEmpty") is True,
+        node_dependencies=_node_dependencies(body.get("nodeDependencies")),
     )
+
+
+def _node_dependencies(raw: object) -> tuple[NodeDependency, ...]:
+    try:
+        return parse_dependencies(raw)
+    except NodePackagesError as exc:
+        raise bad_request("InvalidConfig", exc.message) from exc
 
 
 def _module(raw: object) -> BundledModule:

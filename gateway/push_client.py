@@ -18,6 +18,7 @@ from typing import Any
 import brotli
 
 from udf.bundler import BundledModule
+from udf.node_packages import NodeDependency
 
 PUSH_TIMEOUT_S = 300
 CLIENT = "headwater-cli-0.1.0"
@@ -87,7 +88,12 @@ def _module_json(module: BundledModule) -> dict[str, Any]:
 
 
 def push_modules(
-    url: str, admin_key: str, modules: tuple[BundledModule, ...], *, allow_empty: bool = False
+    url: str,
+    admin_key: str,
+    modules: tuple[BundledModule, ...],
+    *,
+    allow_empty: bool = False,
+    node_dependencies: tuple[NodeDependency, ...] = (),
 ) -> PushResult:
     """Push a bundled module set; raises PushRefused (the server's code and message)."""
     held = call(url, admin_key, "/api/get_config_hashes", {"adminKey": admin_key})
@@ -110,7 +116,7 @@ def push_modules(
             "unchangedModuleHashes": unchanged,
         },
         "componentDefinitions": [],
-        "nodeDependencies": [],
+        "nodeDependencies": [d.to_json() for d in node_dependencies],
         "headwaterRefuseEmpty": not allow_empty,
     }
     started = call(url, admin_key, "/api/deploy2/start_push", request, compress=True)

@@ -4,10 +4,12 @@
 //   {"appRoot": "<dir>", "functionsDir": "<dir>",
 //    "isolate": ["messages.ts", ...], "node": ["actions/send.ts", ...],
 //    "schema": "schema.ts" | null, "authConfig": "auth.config.ts" | null,
-//    "nodePaths": ["<headwater>/js/node_modules"]}
+//    "nodePaths": ["<headwater>/js/node_modules"],
+//    "nodeExternal": ["stripe", ...]}  (convex.json's external packages the app has)
 // and prints one JSON answer on stdout:
 //   {"ok": true, "modules": [{"path", "source", "sourceMap", "environment"}], "warnings": [...],
-//    "inputs": [<absolute path of every source file read, packages left out>]}
+//    "inputs": [<absolute path of every source file read, packages left out>],
+//    "externalImports": [<names of nodeExternal packages the node modules import>]}
 //   {"ok": false, "errors": [{"text", "file", "line", "column", "lineText"}]}
 //
 // The esbuild options, plugins and runs are the CLI's (bundler/index.js and
@@ -18,6 +20,8 @@
 // like `../convex/messages.ts`. One addition: packages the app does not have
 // resolve from Headwater's own node_modules (`nodePaths`); their machine path
 // is then rewritten to `node_modules/...` in the comments and source maps.
+// The node run leaves the packages in `nodeExternal` as imports, as the CLI's
+// external plugin does (bundler/external.js), and reports those it met.
 
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -106,11 +110,30 @@ function describeMessage(message, functionsDir, appRoot) {
     line: loc ? loc.line : null,
     column: loc ? loc.column + 1 : null, // esbuild counts columns from 0
     lineText: loc ? loc.lineText : null,
+    notes: (message.notes || []).map((note) => note.text),
   };
 }
 
 // innerEsbuild of the CLI, with `nodePaths` as the only extra option.
-async function runEsbuild(request, { entryPoints, platform, chunksFolder, splitting }) {
+// The CLI's "convex-node-externals" plugin: a bare import of an external package
+// stays an import (its subpaths too); every other import is bundled.
+function externalPlugin(names, met) {
+  return {
+    name: "convex-node-externals",
+    setup(build) {
+      build.onResolve({ namespace: "file", filter: /.*/ }, (args) => {
+        if (args.path.startsWith(".")) return null;
+        const parts = args.path.split("/");
+        const name = args.path.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
+        if (!names.includes(name)) return null;
+        met.add(name);
+        return { path: args.path, external: true };
+      });
+    },
+  };
+}
+
+async function runEsbuild(request, { entryPoints, platform, chunksFolder, splitting, external }) {
   if (entryPoints.length === 0) return [];
   const functionsDir = path.resolve(request.functionsDir);
   const result = await esbuild.build({
@@ -126,7 +149,7 @@ async function runEsbuild(request, { entryPoints, platform, chunksFolder, splitt
     conditions: ["convex", "module"],
     plugins: platform === "browser"
       ? [asyncHooksShim, serverOnlyPlugin, wasmPlugin]
-      : [serverOnlyPlugin, wasmPlugin],
+      : [serverOnlyPlugin, ...(external ? [external] : []), wasmPlugin],
     write: false,
     sourcemap: true,
     sourcesContent: false,
@@ -194,6 +217,8 @@ async function main() {
   request.appRoot = path.resolve(request.appRoot);
   const functionsDir = path.resolve(request.functionsDir);
   let runs;
+  const externalImports = new Set();
+  const external = externalPlugin(request.nodeExternal || [], externalImports);
   try {
     runs = await Promise.all([
       runEsbuild(request, {
@@ -205,6 +230,7 @@ async function main() {
       }),
       runEsbuild(request, {
         entryPoints: request.node, platform: "node", chunksFolder: "_deps/node", splitting: true,
+        external,
       }),
       runEsbuild(request, {
         entryPoints: request.authConfig ? [request.authConfig] : [],
@@ -230,7 +256,9 @@ async function main() {
     warnings.push(...run.warnings.map((m) => describeMessage(m, functionsDir, request.appRoot)));
   }
   hideMachinePaths(modules, request);
-  process.stdout.write(JSON.stringify({ ok: true, modules, warnings, inputs: [...inputs].sort() }));
+  process.stdout.write(JSON.stringify({
+    ok: true, modules, warnings, inputs: [...inputs].sort(), externalImports: [...externalImports].sort(),
+  }));
 }
 
 main().catch((e) => {

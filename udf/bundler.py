@@ -8,8 +8,9 @@ Convex CLI: JS/TS sources only; not ``_generated/``, dotfiles, editor
 temp files, names with spaces, names with more than one dot (``*.d.ts``,
 ``*.test.ts``) except ``auth.config``; not TypeScript files without an import
 or export (not modules); not ``convex.config.ts`` nor component folders.
-``"use node"`` files are bundled for Node.js (environment ``node``): they are
-stored, not run, since this runtime has no Node.js.
+``"use node"`` files are bundled for Node.js (environment ``node``), leaving the
+packages ``convex.json`` names in ``node.externalPackages`` as imports
+(``udf.node_packages``); their actions run in Node.js workers (``udf.node_runtime``).
 
 ``js/bundle.mjs`` runs esbuild as the CLI does (npm convex's
 ``bundler/index.js``): ESM modules, code shared by several modules in
@@ -34,6 +35,12 @@ from typing import Any
 from udf.codegen import GENERATED_DIR, write_generated
 from udf.errors import BundleError, BundleMessage, NodeSetupError
 from udf.node import JS_DIR, node_executable
+from udf.node_packages import (
+    NodeDependency,
+    external_allow_list,
+    external_packages,
+    pinned_dependencies,
+)
 
 ENTRY_EXTENSIONS = (".js", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".jsx")
 _RESERVED_DEPS = "_deps"
@@ -49,7 +56,13 @@ _MUST_BE_ISOLATE = ("http", "crons", "schema", "auth.config")
 _ACTIONS_DIR = "actions"
 ISOLATE = "isolate"
 NODE = "node"
-USE_NODE_NOT_RUN = '"use node" modules run in Node.js, which this runtime does not provide'
+# The CLI's advice when a V8 module's code uses Node APIs (bundler/index.js).
+_RECOMMEND_USE_NODE = (
+    'It looks like you are using Node APIs from a file without the "use node" directive.\n'
+    "Split out actions using Node.js APIs like this into a new file only containing actions "
+    'that uses "use node" so these actions will run in a Node.js environment.\n'
+    "For more information see https://docs.convex.dev/functions/runtimes#nodejs-runtime"
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,8 @@ class Bundle:
     # Source files outside the functions folder the modules import (``../lib/x.ts``):
     # a change to them changes the bundle too.
     outside_inputs: tuple[str, ...] = ()
+    # External packages the "use node" modules import (convex.json's externalPackages).
+    node_dependencies: tuple[NodeDependency, ...] = ()
 
     def module(self, path: str) -> BundledModule | None:
         return next((m for m in self.modules if m.path == path), None)
@@ -194,12 +209,13 @@ def _entries_by_run(root: Path, entries: list[str]) -> dict[str, Any]:
     return runs
 
 
-def _run_esbuild(root: Path, runs: dict[str, Any], js_dir: Path) -> dict:
+def _run_esbuild(root: Path, runs: dict[str, Any], js_dir: Path, external: list[str]) -> dict:
     request = {
         "appRoot": str(app_root(root)),
         "functionsDir": str(root),
         **runs,
         "nodePaths": [str(js_dir / "node_modules")],
+        "nodeExternal": external,
     }
     try:
         done = subprocess.run(
@@ -227,16 +243,25 @@ def bundle(functions_dir: str | Path, *, js_dir: str | Path = JS_DIR) -> Bundle:
     if not (root / GENERATED_DIR).is_dir():
         write_generated(root)
     entries, skipped = find_entry_points(root)
-    answer = _run_esbuild(root, _entries_by_run(root, entries), Path(js_dir))
+    runs = _entries_by_run(root, entries)
+    available = {}
+    if runs["node"]:
+        available = external_packages(app_root(root), external_allow_list(app_root(root)))
+    answer = _run_esbuild(root, runs, Path(js_dir), sorted(available))
     if not answer["ok"]:
         errors = tuple(
             BundleMessage(e["text"], e["file"], e["line"], e["column"], e["lineText"])
             for e in answer["errors"]
         )
-        raise BundleError("bundling failed:\n" + "\n".join(e.render() for e in errors), errors)
+        text = "bundling failed:\n" + "\n".join(e.render() for e in errors)
+        notes = [n for e in answer["errors"] for n in e.get("notes", [])]
+        if any("Are you trying to bundle for node?" in n for n in notes):
+            text += "\n" + _RECOMMEND_USE_NODE
+        raise BundleError(text, errors)
     modules = tuple(
         BundledModule(m["path"], m["source"], m["sourceMap"], m["environment"])
         for m in answer["modules"]
     )
     outside = tuple(p for p in answer["inputs"] if not Path(p).is_relative_to(root))
-    return Bundle(modules, tuple(skipped), outside)
+    pinned = pinned_dependencies(answer.get("externalImports", []), available)
+    return Bundle(modules, tuple(skipped), outside, pinned)

@@ -20,6 +20,7 @@ those unless the caller explicitly allows an empty deployment.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from engine.transaction import Transaction
 from udf.bundler import ISOLATE, BundledModule, find_entry_points
 from udf.isolate import DEFAULT_HEAP_BYTES_MAX, Isolate
 from udf.module_compiler import RunnableModule, compile_modules
+from udf.node_packages import NodeDependency, parse_dependencies
 from udf.outcome import Analysis, FunctionInfo, HttpRoute
 
 # Reading a deployment's code is not a user function: the per-call read limits do not apply.
@@ -134,12 +136,19 @@ class Deployment:
     ts: int  # the commit ts of the deploy
     runnable: tuple[RunnableModule, ...]  # the isolate modules as the runtime loads them
     udf_server_version: str | None = None  # the npm version that pushed it (None: headwater)
+    # External npm packages of the "use node" modules (installed per deployment).
+    node_dependencies: tuple[NodeDependency, ...] = ()
 
     def module(self, path: str) -> BundledModule | None:
         return next((m for m in self.modules if m.path == path), None)
 
     def function(self, module: str, name: str) -> FunctionInfo | None:
         return self.analysis.function(module, name)
+
+    @functools.cached_property
+    def node_paths(self) -> frozenset[str]:
+        """The paths of the "use node" modules (their actions run in Node.js)."""
+        return frozenset(m.path for m in self.modules if m.environment == "node")
 
 
 def prepare_modules(
@@ -207,6 +216,7 @@ def store_deployment(
     *,
     udf_server_version: str | None = None,
     check_data: bool = True,
+    node_dependencies: tuple[NodeDependency, ...] = (),
 ) -> list[str]:
     """Write a deployment inside ``tx``; returns the module paths it removed.
 
@@ -243,6 +253,7 @@ def store_deployment(
             "analysis": analysis_to_json(analysis),
             "sourceHash": source_hash(modules),
             "udfServerVersion": udf_server_version,
+            "nodeDependencies": [d.to_json() for d in node_dependencies],
         },
     )
     return removed
@@ -276,6 +287,7 @@ def load_deployment(db: Database) -> Deployment | None:
             ts,
             tuple(runnable),
             record.get("udfServerVersion"),
+            parse_dependencies(record.get("nodeDependencies")),
         )
     finally:
         tx.close()

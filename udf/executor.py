@@ -6,7 +6,8 @@ an isolate with a ``CallHandler`` over an engine transaction, validate the
 return value, and (mutations) commit — retrying from scratch on an OCC
 conflict. Queries read at a snapshot and return their read set; mutations
 return their commit ts; actions run outside any transaction and reach the
-database only through nested queries and mutations.
+database only through nested queries and mutations. Actions of "use node"
+modules run on Node.js workers (``udf.node_runtime``) with the same syscalls.
 
 Isolates are pooled per nesting level: a call at level d waits only for
 isolates of level d+1, so nested calls can never deadlock on the pool.
@@ -40,7 +41,7 @@ from engine.occ_retry import attempts
 from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
 from engine.validators import parse_validator, validate
-from udf.bundler import NODE, USE_NODE_NOT_RUN, BundledModule, bundle
+from udf.bundler import BundledModule, bundle
 from udf.call_errors import not_found_any, not_found_public, wrong_kind
 from udf.call_handler import CallContext, CallHandler
 from udf.calls import (
@@ -63,6 +64,8 @@ from udf.errors import SyscallError
 from udf.fetch_client import FetchOps
 from udf.function_log import FunctionLog
 from udf.isolate import Isolate
+from udf.node_packages import NodeDependency
+from udf.node_runtime import NodeRuntime
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
 from udf.push import PushRequest, commit_push, prepare_push
@@ -112,6 +115,10 @@ class Executor:
         self.site_url: str | None = None
         self._env = EnvironmentSnapshots(db)
         self._file_storage: FileStorage | None = None
+        # "use node" actions: a pool of Node.js workers per deployment (udf.node_runtime).
+        self._node = NodeRuntime(Path(db.path) / "node", limits)
+        if self._deployment is not None:
+            self._node.install(self._deployment.modules, self._deployment.node_dependencies)
 
     # -- deploys --------------------------------------------------------------------
 
@@ -134,7 +141,11 @@ class Executor:
         check_functions_dir(functions_dir)
         built = bundle(functions_dir)
         report = self.deploy_modules(
-            built.modules, force=force, allow_empty=allow_empty, origin=str(functions_dir)
+            built.modules,
+            force=force,
+            allow_empty=allow_empty,
+            origin=str(functions_dir),
+            node_dependencies=built.node_dependencies,
         )
         return dataclasses.replace(report, outside_inputs=built.outside_inputs)
 
@@ -145,18 +156,29 @@ class Executor:
         force: bool = False,
         allow_empty: bool = False,
         origin: str = "The pushed code",
+        node_dependencies: tuple[NodeDependency, ...] = (),
     ) -> DeployReport:
         """Compile, analyse and store a module set (bundled here or pushed by the CLI)
         as one commit, unless it is the code in force already; ``origin`` names it in errors."""
         current = self._deployment
-        if not force and current is not None and current.source_hash == source_hash(modules):
+        if (
+            not force
+            and current is not None
+            and current.source_hash == source_hash(modules)
+            and current.node_dependencies == node_dependencies
+        ):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        prepared = prepare_push(self, PushRequest(modules))
+        prepared = prepare_push(self, PushRequest(modules, node_dependencies=node_dependencies))
         if not allow_empty:
             check_not_emptying(prepared.analysis, current, origin)
         committed = commit_push(self, prepared)
         functions = [f.udf_path for f in committed.deployment.analysis.functions]
         return DeployReport(functions, list(committed.removed), committed.deployment.ts)
+
+    @property
+    def node_runtime(self) -> NodeRuntime:
+        """The Node.js worker pools of "use node" actions (``statistics()`` for benchmarks)."""
+        return self._node
 
     def environment_snapshot(self) -> Mapping[str, str]:
         """The deployment's environment variables now (what ``auth.config`` is evaluated with)."""
@@ -166,6 +188,15 @@ class Executor:
         """Make a committed deployment the one calls run (new isolates, callbacks)."""
         self._install(deployment)
 
+    def analyze_node(
+        self,
+        modules: tuple[BundledModule, ...],
+        node_dependencies: tuple[NodeDependency, ...],
+        env: Mapping[str, str],
+    ) -> tuple[FunctionInfo, ...]:
+        """The actions of a push's "use node" modules, loaded in Node.js (packages installed)."""
+        return self._node.analyze(modules, node_dependencies, env)
+
     def _install(self, deployment: Deployment) -> None:
         with self._lock:
             self._deployment = deployment
@@ -173,6 +204,7 @@ class Executor:
             self._validators = {}
         for pool in old.values():
             pool.close()
+        self._node.install(deployment.modules, deployment.node_dependencies)
         for callback in self._on_deploy:
             callback(deployment)
 
@@ -191,6 +223,7 @@ class Executor:
             pools, self._pools = self._pools, {}
         for pool in pools.values():
             pool.close()
+        self._node.close()
 
     # -- FunctionExecutor -------------------------------------------------------------
 
@@ -341,9 +374,6 @@ class Executor:
         module, export = parse_udf_path(call.path)
         shown = display_path(module, export)
         info = None if deployment is None else deployment.function(module, export)
-        stored = None if deployment is None else deployment.module(module)
-        if info is None and stored is not None and stored.environment == NODE:
-            return _failed(f"Cannot run {shown}: {USE_NODE_NOT_RUN}.")
         # An HTTP action is found by a typed call only to be refused as the wrong kind
         # (crates/udf/src/validation.rs); /api/function never finds one (any_udf).
         visible = (
@@ -440,12 +470,31 @@ class Executor:
         return _failed(TOO_MANY_CONFLICTS)
 
     def _run_action(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
+        deployment = self._deployment
+        if deployment is not None and info.module in deployment.node_paths:
+            return self._run_node_action(call, info, depth)
         with self._isolate(info, depth) as isolate:
             return self._invoke(isolate, call, info, depth, None, None)
 
     def action_isolate(self, depth: int = 0) -> Any:
         """An isolate of the actions' pool at ``depth`` (a context manager): HTTP actions."""
         return self._pool("action", depth).isolate()
+
+    def _run_node_action(
+        self, call: FunctionCall, info: FunctionInfo, depth: int
+    ) -> FunctionOutcome:
+        """A "use node" action on a Node.js worker, with the V8 action's syscalls."""
+        context = CallContext("action", info.udf_path, call.identity, call.request_id, depth)
+        args_json = json.dumps([to_convex_json(call.args)], separators=(",", ":"))
+        raw = self._node.run(
+            info,
+            args_json,
+            CallHandler(self, context, None),
+            env=self._env.snapshot(None),
+            request_id=call.request_id,
+            depth=depth,
+        )
+        return self._outcome(raw, info, self.db.latest_ts(), self._table_of_id)
 
     def _isolate(self, info: FunctionInfo, depth: int) -> Any:
         family = "action" if info.kind == "action" else "transactional"

@@ -19,9 +19,11 @@ since the push was prepared (read inside the commit's transaction, so a
 concurrent change conflicts instead of slipping past), and it then changes
 nothing.
 
-Node modules (``"use node"``) are stored but not loaded: this server has no
-Node executor, and a call to one says so (``udf.executor``). Component definitions
-(``convex.config``) are refused.
+Node modules (``"use node"``) are analysed in Node.js (``Executor.analyze_node``,
+``udf.node_runtime``) after their external packages are installed: a package
+that does not install, a node module defining a query or mutation, or a V8
+module importing a node module refuses the push before anything is written.
+Component definitions (``convex.config``) are refused.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ from udf.deployment import (
     store_deployment,
 )
 from udf.module_compiler import RunnableModule
-from udf.outcome import Analysis
+from udf.node_packages import NodeDependency
+from udf.node_runtime import check_isolate_imports
+from udf.outcome import Analysis, FunctionInfo
 
 ENVIRONMENTS = (ISOLATE, NODE)
 SCHEMA_MODULE = "schema.js"
@@ -76,6 +80,13 @@ class Executor(Protocol):
     def environment_snapshot(self) -> Mapping[str, str]: ...
 
     def install(self, deployment: Deployment) -> None: ...
+
+    def analyze_node(
+        self,
+        modules: tuple[BundledModule, ...],
+        node_dependencies: tuple[NodeDependency, ...],
+        env: Mapping[str, str],
+    ) -> tuple[FunctionInfo, ...]: ...
 
 
 class PushError(HeadwaterError):
@@ -101,6 +112,7 @@ class PushRequest:
     dry_run: bool = False
     udf_server_version: str | None = None
     refuse_empty: bool = False  # headwater deploy without --allow-empty
+    node_dependencies: tuple[NodeDependency, ...] = ()  # the CLI's nodeDependencies
 
 
 def module_set(current: Deployment | None, request: PushRequest) -> tuple[BundledModule, ...]:
@@ -180,6 +192,7 @@ class PreparedPush:
     udf_server_version: str | None
     created_s: float
     check: SchemaCheck | None = None
+    node_dependencies: tuple[NodeDependency, ...] = ()
 
     @property
     def schema_unchanged(self) -> bool:
@@ -191,9 +204,13 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
     base = executor.deployment
     modules = module_set(base, request)
     env = dict(executor.environment_snapshot())
+    check_isolate_imports(modules)
     runnable, analysis = prepare_module_set(
         modules, env, heap_bytes_max=executor.limits.isolate_heap_bytes_max
     )
+    if any(m.environment == NODE for m in modules):
+        node_functions = executor.analyze_node(modules, request.node_dependencies, env)
+        analysis = dataclasses.replace(analysis, functions=analysis.functions + node_functions)
     if request.refuse_empty:
         check_not_emptying(analysis, base, "The pushed folder")
     check_targets(parse_crons(analysis.crons_json), _kind_in(analysis))
@@ -212,6 +229,7 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
         request.dry_run,
         request.udf_server_version,
         time.monotonic(),
+        node_dependencies=request.node_dependencies,
     )
 
 
@@ -244,6 +262,7 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
             prepared.runnable,
             udf_server_version=prepared.udf_server_version,
             check_data=not prepared.schema_unchanged,
+            node_dependencies=prepared.node_dependencies,
         )
         # The crons of this deploy, in its own commit: they run from it on.
         sync_cron_jobs(tx, parse_crons(prepared.analysis.crons_json), time.time() * 1000)
@@ -257,6 +276,7 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
         result.ts,
         prepared.runnable,
         prepared.udf_server_version,
+        prepared.node_dependencies,
     )
     executor.install(deployment)
     executor.db.wait_for_search_indexes(executor.limits.deploy_search_backfill_wait_s)
