@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -24,6 +25,12 @@ _VLQ_CONTINUATION = 0x20
 _VLQ_DIGIT_MASK = 0x1F
 
 MODULE_URL_PREFIX = "convex:/"  # the sourceURL of every module the runtime loads
+# A frame of a stack string (Node.js workers' errors): `at fn (convex:/path:line:col)`.
+_FRAME = re.compile(
+    r"^\s*at (?:(?P<fn>.*?) \()?"
+    + re.escape(MODULE_URL_PREFIX)
+    + r"(?P<path>[^:()]+):(?P<line>\d+):(?P<col>\d+)\)?$"
+)
 
 
 def decode_vlq(segment: str) -> list[int]:
@@ -95,3 +102,23 @@ class SourceMap:
         if not 0 <= source < len(self._sources):
             return None
         return OriginalPosition(self._sources[source], orig_line + 1, orig_col + 1)
+
+
+def render_stack(
+    stack: str,
+    lookup: Callable[[str, int, int], OriginalPosition | None],
+    is_user_source: Callable[[str], bool],
+) -> tuple[str, ...]:
+    """The user-code frames of a V8 stack, mapped to original positions."""
+    frames: list[str] = []
+    for raw in stack.splitlines():
+        match = _FRAME.match(raw)
+        if match is None:
+            continue
+        position = lookup(match["path"], int(match["line"]), int(match["col"]))
+        if position is None or not is_user_source(position.source):
+            continue
+        where = f"{position.source}:{position.line}:{position.column}"
+        fn = match["fn"]
+        frames.append(f"    at {fn} ({where})" if fn else f"    at {where}")
+    return tuple(frames)
