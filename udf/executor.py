@@ -38,12 +38,11 @@ from engine.file_storage import FileStorage
 from engine.ids import decode_id
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import attempts
-from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
-from engine.validators import parse_validator, validate
 from udf.bundler import BundledModule, bundle
 from udf.call_errors import not_found_any, not_found_public, wrong_kind
 from udf.call_handler import CallContext, CallHandler
+from udf.call_validators import CallValidators
 from udf.calls import (
     DeployReport,
     FunctionCall,
@@ -70,6 +69,7 @@ from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
 from udf.push import PushRequest, commit_push, prepare_push
 from udf.return_value import return_value_problem
+from udf.session_requests import earlier_outcome, record_outcome
 from udf.storage_syscalls import StorageSyscalls
 from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
@@ -105,7 +105,7 @@ class Executor:
         self._lock = threading.Lock()
         self._deployment: Deployment | None = load_deployment(db)
         self._pools: dict[tuple[str, int], IsolatePool] = {}
-        self._validators: dict[str, Any] = {}
+        self._validators = CallValidators(limits)
         self._on_deploy: list[Callable[[Deployment], None]] = []
         # Every execution a client or an action starts is appended here (serve reads it).
         self.function_log: FunctionLog | None = None
@@ -201,7 +201,7 @@ class Executor:
         with self._lock:
             self._deployment = deployment
             old, self._pools = self._pools, {}
-            self._validators = {}
+            self._validators.clear()
         for pool in old.values():
             pool.close()
         self._node.install(deployment.modules, deployment.node_dependencies)
@@ -358,7 +358,7 @@ class Executor:
                     check_returns=False,
                 )
         if outcome.error is None:
-            problem = self._returns_problem(info, outcome.value, tx.table_of_id)
+            problem = self._validators.returns_problem(info, outcome.value, tx.table_of_id)
             if problem is not None:
                 raise SyscallError(problem)
         return outcome
@@ -385,32 +385,10 @@ class Executor:
             return _failed(not_found_public(shown) if call.kind else not_found_any(shown))
         if call.kind is not None and call.kind != info.kind:
             return _failed(wrong_kind(f"{module}:{export}", call.kind, info.kind))
-        problem = self._check_args(info, call.args, table_of_id or self._table_of_id)
+        problem = self._validators.args_problem(info, call.args, table_of_id or self._table_of_id)
         if problem is not None:
             return _failed(problem)
         return info, deployment
-
-    def _check_args(
-        self, info: FunctionInfo, args: dict[str, Any], table_of_id: Callable[[str], str | None]
-    ) -> str | None:
-        validator = self._validator(info.args_json)
-        if validator is None:
-            return None
-        try:
-            validate(validator, args, table_of_id=table_of_id)
-        except HeadwaterError as exc:
-            return f"ArgumentValidationError: {exc.message}"
-        return None
-
-    def _validator(self, text: str | None) -> Any:
-        if text is None or text == "null":
-            return None
-        found = self._validators.get(text)
-        if found is None:
-            if len(self._validators) >= self.limits.validator_cache_entries_max:
-                self._validators.clear()
-            found = self._validators[text] = parse_validator(json.loads(text))
-        return found
 
     def _table_of_id(self, id_string: str) -> str | None:
         try:
@@ -445,7 +423,7 @@ class Executor:
                 with self.db.contention.attempt(attempt.exclusive):
                     with self._isolate(info, depth) as isolate:
                         tx = self.db.begin(writable=True)
-                        replay = self._earlier_outcome(tx, call)
+                        replay = earlier_outcome(tx, call)
                         if replay is not None:
                             return replay
                         if hook is not None and not hook.start(tx):
@@ -456,7 +434,7 @@ class Executor:
                         if hook is not None:
                             hook.finish(tx)
                         if call.idempotency_key is not None:
-                            self._record_outcome(tx, call, outcome)
+                            record_outcome(tx, call, outcome)
                     # The isolate is free again while the commit waits for its fsync.
                     ts = self.db.commit(tx)
             except ConflictError:
@@ -579,22 +557,14 @@ class Executor:
         too_large = return_value_problem(info.module, info.name, value, self.limits.value_bytes_max)
         if too_large is not None:
             return FunctionOutcome(None, FunctionError(too_large), logs, ts, None, None, kind)
-        problem = None if table_of_id is None else self._returns_problem(info, value, table_of_id)
+        problem = (
+            None
+            if table_of_id is None
+            else self._validators.returns_problem(info, value, table_of_id)
+        )
         if problem is not None:
             return FunctionOutcome(None, FunctionError(problem), logs, ts, None, None, kind)
         return FunctionOutcome(value, None, logs, ts, None, None, kind)
-
-    def _returns_problem(
-        self, info: FunctionInfo, value: Any, table_of_id: Callable[[str], str | None]
-    ) -> str | None:
-        returns = self._validator(info.returns_json)
-        if returns is None:
-            return None
-        try:
-            validate(returns, value, table_of_id=table_of_id)
-        except HeadwaterError as exc:
-            return f"ReturnsValidationError: {exc.message}"
-        return None
 
     def _pool(self, family: str, depth: int) -> IsolatePool:
         deployment = self._deployment
@@ -613,39 +583,6 @@ class Executor:
                     heap_bytes_max=self.limits.isolate_heap_bytes_max,
                 )
         return pool
-
-    # -- idempotent mutations over the sync protocol -------------------------------------
-
-    def _earlier_outcome(self, tx: Transaction, call: FunctionCall) -> FunctionOutcome | None:
-        if call.idempotency_key is None:
-            return None
-        doc_id = _session_request_id(call.idempotency_key)
-        found = tx.get(doc_id)
-        if found is None:
-            return None
-        version = tx.snapshot.get(decode_id(doc_id).storage_key())
-        ts = version[0] if version is not None else tx.snapshot_ts
-        value = from_convex_json(json.loads(found["result"]))
-        return FunctionOutcome(value, None, tuple(found["logLines"]), ts, None, None, "mutation")
-
-    def _record_outcome(
-        self, tx: Transaction, call: FunctionCall, outcome: FunctionOutcome
-    ) -> None:
-        assert call.idempotency_key is not None
-        tx.write_system(
-            SESSION_REQUESTS_TABLE,
-            _session_request_id(call.idempotency_key),
-            {
-                "sessionId": call.idempotency_key[0],
-                "requestId": float(call.idempotency_key[1]),
-                "result": json.dumps(to_convex_json(outcome.value), separators=(",", ":")),
-                "logLines": list(outcome.log_lines),
-            },
-        )
-
-
-def _session_request_id(key: tuple[str, int]) -> str:
-    return keyed_system_id(SESSION_REQUESTS_TABLE, f"{key[0]}:{key[1]}")
 
 
 def _call_now_ms(tx: Transaction) -> float:
