@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.errors import InvalidQueryError
-from engine.read_set import Interval, ReadSet, ReadSetBuilder
+from engine.read_set import Interval, ReadSet, ReadSetBuilder, SearchKey, SearchRead
 
 # A tiny alphabet, so random keys collide, touch and nest often; 0x00 and 0xff
 # are the interesting bytes (successors and the top of a byte).
@@ -259,3 +259,20 @@ def test_of_round_trips_iteration(reads: list) -> None:
     read_set = build(reads)
     assert ReadSet.of(list(read_set)) == read_set
     assert ReadSet.of(reversed(list(read_set))) == read_set
+
+
+def test_a_search_key_that_touches_nothing_does_not_hide_a_later_conflict() -> None:
+    builder = ReadSetBuilder()
+    builder.add("m:by_channel", b"c1", b"c2")
+    builder.add_search(SearchRead("m:search_body", ("quick",), None, ()))
+    reads = builder.build()
+    untouched = SearchKey("m:search_body", frozenset({"slow"}), ())
+    touching = SearchKey("m:search_body", frozenset({"quick"}), ())
+    # One commit's writes: its search keys may come before its index keys.
+    assert reads.first_conflict([untouched, ("m:by_channel", b"c1:x")]) == (
+        "m:by_channel",
+        b"c1:x",
+    )
+    assert reads.intersects([untouched, untouched, ("m:by_channel", b"c1")])
+    assert reads.first_conflict([untouched, touching]) == ("m:search_body", b"")
+    assert not reads.intersects([untouched, ("m:by_channel", b"c2")])
