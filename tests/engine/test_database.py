@@ -16,6 +16,7 @@ from engine import (
     SchemaValidationError,
     SnapshotOutOfRangeError,
 )
+from engine.system_tables import ENVIRONMENT_VARIABLES_TABLE, keyed_system_id
 
 
 def insert(db, table, value):
@@ -271,3 +272,15 @@ def test_commit_timestamps_strictly_increase_even_if_the_clock_stalls(tmp_path):
         a = db.mutate(lambda tx: tx.insert("t", {"i": 1})).ts
         b = db.mutate(lambda tx: tx.insert("t", {"i": 2})).ts
         assert b == a + 1
+
+
+def test_a_system_document_written_again_is_one_document_in_its_table(db):
+    # write_system replaces by a fixed id: the old version leaves every index.
+    doc_id = keyed_system_id(ENVIRONMENT_VARIABLES_TABLE, "A")
+    for value in ("1", "2", "3"):
+        record = {"name": "A", "value": value}
+        db.mutate(lambda tx, r=record: tx.write_system(ENVIRONMENT_VARIABLES_TABLE, doc_id, r))
+    listed = db.query(lambda tx: tx.query(ENVIRONMENT_VARIABLES_TABLE).collect()).value
+    assert [(d["_id"], d["value"]) for d in listed] == [(doc_id, "3")]
+    db.mutate(lambda tx: tx.write_system(ENVIRONMENT_VARIABLES_TABLE, doc_id, None))
+    assert db.query(lambda tx: tx.query(ENVIRONMENT_VARIABLES_TABLE).collect()).value == []
