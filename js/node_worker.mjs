@@ -20,7 +20,8 @@
 // `Convex.asyncSyscall` of the convex package reaches the host as a "syscall"
 // frame (runQuery, runMutation, runAction, scheduler, storage URLs, auth...);
 // `Convex.jsSyscall` answers the two blob ops here with the storage URL ops and
-// fetch, as Convex's own Node executor does. A process.exit or an error thrown
+// fetch, as Convex's own Node executor does (those two URL ops carry
+// `blobTransfer: "store" | "get"`, so the host can refuse them when it has no URL). A process.exit or an error thrown
 // outside the call's promise ends the call with an error, then the process:
 // the host starts a fresh worker.
 
@@ -112,7 +113,9 @@ async function storeBlob(args) {
       "store() expects a Blob. If you are trying to store a Request, `await request.blob()` will give you the correct input.",
     );
   }
-  const url = JSON.parse(await asyncSyscall("1.0/storageGenerateUploadUrl", JSON.stringify({ version: args.version })));
+  const url = JSON.parse(
+    await asyncSyscall("1.0/storageGenerateUploadUrl", JSON.stringify({ version: args.version, blobTransfer: "store" })),
+  );
   const headers = { "Content-Type": blob.type };
   if (args.options?.sha256 !== undefined) headers.Digest = `sha-256=${args.options.sha256}`;
   const response = await fetch(url, { method: "POST", body: blob, headers });
@@ -122,7 +125,10 @@ async function storeBlob(args) {
 
 async function getBlob(args) {
   const url = JSON.parse(
-    await asyncSyscall("1.0/storageGetUrl", JSON.stringify({ storageId: args.storageId, version: args.version })),
+    await asyncSyscall(
+      "1.0/storageGetUrl",
+      JSON.stringify({ storageId: args.storageId, version: args.version, blobTransfer: "get" }),
+    ),
   );
   if (url === null) return null;
   const response = await fetch(url);

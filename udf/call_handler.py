@@ -68,6 +68,7 @@ class CallContext:
     identity: Identity
     request_id: str
     depth: int  # 0 for a call from a client
+    scheduled_job_id: str | None = None  # the scheduled job this call runs for, if any
 
 
 class CallHandler:
@@ -125,7 +126,7 @@ class CallHandler:
                 "ip": None,
                 "userAgent": None,
                 "requestId": ctx.request_id,
-                "scheduledFunctionId": None,
+                "scheduledFunctionId": ctx.scheduled_job_id,
                 "authToken": ctx.identity.token,
             }
         if op == "1.0/runUdf" and self._tx is not None:
@@ -181,7 +182,14 @@ class CallHandler:
         if not isinstance(fn_args, dict):
             raise SyscallError("A nested function call's arguments must be an object.")
         ctx = self._context
-        return FunctionCall(path, fn_args, kind, ctx.identity, request_id=ctx.request_id)
+        return FunctionCall(
+            path,
+            fn_args,
+            kind,
+            ctx.identity,
+            request_id=ctx.request_id,
+            scheduled_job_id=ctx.scheduled_job_id,
+        )
 
     def _run_nested_in_transaction(self, args: dict[str, Any]) -> Any:
         assert self._tx is not None

@@ -62,6 +62,11 @@ class FunctionCall:
     # Mutations over the sync protocol: (session id, request id) — a retried
     # mutation with the same key returns the first outcome without running again.
     idempotency_key: tuple[str, int] | None = None
+    # Set by the scheduler: its job's id (``getRequestMetadata().scheduledFunctionId``,
+    # passed down to nested calls, as Convex does) and who started the run
+    # (``function_log.SOURCE_SCHEDULER`` or ``SOURCE_CRON``), for the function log.
+    scheduled_job_id: str | None = None
+    started_by: str | None = None
 
 
 @dataclass(frozen=True)

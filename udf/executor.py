@@ -462,7 +462,9 @@ class Executor:
         self, call: FunctionCall, info: FunctionInfo, depth: int
     ) -> FunctionOutcome:
         """A "use node" action on a Node.js worker, with the V8 action's syscalls."""
-        context = CallContext("action", info.udf_path, call.identity, call.request_id, depth)
+        context = CallContext(
+            "action", info.udf_path, call.identity, call.request_id, depth, call.scheduled_job_id
+        )
         args_json = json.dumps([to_convex_json(call.args)], separators=(",", ":"))
         raw = self._node.run(
             info,
@@ -492,7 +494,14 @@ class Executor:
         check_returns: bool = True,
     ) -> FunctionOutcome:
         kind = kind or info.kind  # type: ignore[assignment]
-        context = CallContext(kind, info.udf_path, call.identity, call.request_id, depth)  # type: ignore[arg-type]
+        context = CallContext(
+            kind,  # type: ignore[arg-type]
+            info.udf_path,
+            call.identity,
+            call.request_id,
+            depth,
+            call.scheduled_job_id,
+        )
         # Only a subscription's own run gets its journal (nested queries start afresh).
         handler = CallHandler(self, context, tx, journal=call.journal if read_set else None)
         args_json = json.dumps([to_convex_json(call.args)], separators=(",", ":"))

@@ -31,10 +31,14 @@ from typing import Any
 from engine.limits import LIMITS, Limits
 from udf.calls import FunctionCall, FunctionError, FunctionOutcome
 
-# Where a call came from. Scheduled functions, crons and HTTP actions plug in here.
+# Where a call came from.
 SOURCE_CLIENT = "client"  # HTTP API, sync protocol, `headwater run` through the server
 SOURCE_ACTION = "action"  # runQuery / runMutation / runAction inside an action
 SOURCE_HTTP = "http"  # a request to an HTTP action (http.js)
+# Runs the scheduler starts, named as Convex's FunctionCaller shows them (its log's
+# ``caller``): a scheduled function's job, a cron's slot.
+SOURCE_SCHEDULER = "Scheduler"
+SOURCE_CRON = "Cron"
 
 _UDF_TYPES = {"query": "Query", "mutation": "Mutation", "action": "Action"}
 _TRUNCATED = " (truncated due to length)"
@@ -83,7 +87,7 @@ class FunctionLogEntry:
     # "messages:send" (".js" dropped, as the reference shows it); an HTTP action's is its
     # route, "GET /hello" or "POST /files/*" (the method and path when none matched)
     identifier: str
-    source: str  # SOURCE_CLIENT | SOURCE_ACTION | SOURCE_HTTP (later scheduler, cron)
+    source: str  # one of the SOURCE_* above
     started_s: float  # unix seconds when the call started
     execution_time_s: float
     log_lines: tuple[LogLine, ...]
@@ -189,7 +193,7 @@ class FunctionLog:
         return self._append(
             _UDF_TYPES.get(kind, "Query"),
             display_identifier(call.path),
-            SOURCE_ACTION if nested else SOURCE_CLIENT,
+            SOURCE_ACTION if nested else call.started_by or SOURCE_CLIENT,
             outcome.log_lines,
             None if outcome.error is None else outcome.error.message,
             request_id=call.request_id,

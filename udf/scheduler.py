@@ -36,6 +36,7 @@ from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE
 from engine.system_tables import SYSTEM_TABLE_NUMBERS
 from udf.calls import ADMIN, FunctionCall, FunctionOutcome
 from udf.executor import TOO_MANY_CONFLICTS
+from udf.function_log import SOURCE_CRON, SOURCE_SCHEDULER
 
 logger = logging.getLogger("headwater.scheduler")
 
@@ -254,7 +255,15 @@ class Scheduler:
             self._complete(job_id, jobs.FAILED, target)
             return
         kind: Any = target
-        call = FunctionCall(_display(path), job["args"][0], kind, ADMIN, request_id=_request_id())
+        call = FunctionCall(
+            _display(path),
+            job["args"][0],
+            kind,
+            ADMIN,
+            request_id=_request_id(),
+            scheduled_job_id=job_id,
+            started_by=SOURCE_SCHEDULER,
+        )
         if target == "mutation":
             hook = _JobHook(job_id, call.request_id, self._clock_ms)
             outcome = self._executor.run_job(call, hook)
@@ -373,7 +382,10 @@ class Scheduler:
 
     def _cron_call(self, spec: dict[str, Any], kind: Any) -> FunctionCall:
         args = from_convex_json(json.loads(spec["udfArgs"])[0])
-        return FunctionCall(_display(spec["udfPath"]), args, kind, ADMIN, request_id=_request_id())
+        path = _display(spec["udfPath"])
+        return FunctionCall(
+            path, args, kind, ADMIN, request_id=_request_id(), started_by=SOURCE_CRON
+        )
 
     def _take_slot(self, cron_id: str, slot: float) -> bool:
         def take(tx: Any) -> bool:

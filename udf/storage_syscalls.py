@@ -6,7 +6,11 @@ op is its own read or commit at the latest ts. ``storageStore`` writes the blob
 durably first: a rolled-back mutation leaves only an orphan blob, which the
 sweep removes. Bytes cross the V8 boundary as base64, as the npm client sends
 them (``storage/storeBlob`` and ``storage/getBlob`` in actions are built on these
-two ops inside the runtime).
+two ops inside the runtime). A Node.js action's ``store``/``get`` go over HTTP to
+the deployment's own URL instead (``js/node_worker.mjs``, as Convex's Node executor
+does), marking their URL ops ``blobTransfer``: without a known server URL (the
+executor run in process) those fail at once with a clear error rather than send
+the blob to whatever listens on the default port.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class StorageSyscalls:
         self._storage = storage
         self._kind = kind
         self._tx = tx
+        self._server_url_known = origin is not None
         self._origin = origin or "http://127.0.0.1:3210"
 
     def answer(self, op: str, args: dict[str, Any]) -> Any:
@@ -63,6 +68,13 @@ class StorageSyscalls:
             raise SyscallError(exc.message) from exc
 
     def _answer(self, op: str, args: dict[str, Any]) -> Any:
+        transfer = args.get("blobTransfer")
+        if transfer is not None and not self._server_url_known:
+            raise SyscallError(
+                f"ctx.storage.{transfer}() in a Node.js action moves the file over the "
+                "deployment's own URL, which is known only when it runs under "
+                "`headwater serve`."
+            )
         if op == "1.0/storageGenerateUploadUrl":
             token = self._storage.issue_upload_token()
             return f"{self._origin}/api/storage/upload?token={token}"

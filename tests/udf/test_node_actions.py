@@ -12,6 +12,7 @@ import dataclasses
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,15 @@ def test_a_package_that_fails_to_install_refuses_the_deploy(fresh, monkeypatch):
     assert "Installing the external packages (hw-nowhere@1.0.0) failed" in refused.value.message
     assert ex.deployment is before
     assert ok(run(ex, "crypto:sha256", {"text": "hi"})).startswith("8f4343")
+
+
+def test_storage_blobs_in_a_node_action_need_the_servers_url(executor):
+    """A node action moves blobs over the deployment's own URL, as Convex's does; run in
+    process (no server) that is a clear error at once, and nothing is stored."""
+    started = time.monotonic()
+    outcome = run(executor, "crypto:storesText", {"text": "hi"})
+    assert time.monotonic() - started < 10
+    assert outcome.error is not None
+    assert "ctx.storage.store() in a Node.js action" in outcome.error.message
+    assert "headwater serve" in outcome.error.message
+    assert executor.db.query(lambda tx: tx.query("_storage").collect()).value == []

@@ -14,8 +14,9 @@ from engine import Database, HeadwaterError
 from engine import scheduled_jobs as jobs
 from engine.limits import LIMITS, Limits
 from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE
-from udf.calls import FunctionCall
+from udf.calls import ADMIN, FunctionCall
 from udf.executor import Executor
+from udf.function_log import FunctionLog
 from udf.scheduler import Scheduler
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -378,3 +379,31 @@ def test_a_malformed_crons_ts_is_refused_at_deploy(cron_app, body, words):
         cron_app.ex.deploy(cron_app.app)
     assert words in caught.value.message
     assert cron_app.ex.deployment.ts == before  # nothing changed
+
+
+def test_a_job_and_its_nested_calls_see_its_id_as_the_scheduled_function_id(app):
+    app.ex.function_log = log = FunctionLog()
+    mutation_job, action_job = app.ok("jobs:scheduleRequestRecorders")
+    wait_for(lambda: len(app.ok("jobs:list")) == 2)
+    assert sorted(app.ok("jobs:list")) == sorted([f"job:{mutation_job}", f"job:{action_job}"])
+    direct = app.ex.run(FunctionCall("jobs:recordRequest", {}, "mutation", ADMIN))
+    assert direct.error is None  # called directly: not a scheduled run
+    assert app.ok("jobs:list")[-1] == "job:null"
+    # The log labels the runs as Convex's does: the scheduler's, an action's nested call.
+    entries, _ = log.entries_after(0)
+    sources = sorted((e.identifier, e.source) for e in entries if "Request" in e.identifier)
+    assert sources == [
+        ("jobs:recordRequest", "Scheduler"),
+        ("jobs:recordRequest", "action"),
+        ("jobs:recordRequest", "client"),
+        ("jobs:recordRequestFromAction", "Scheduler"),
+        ("jobs:scheduleRequestRecorders", "client"),
+    ]
+    assert {e.to_json()["caller"] for e in entries if e.source == "Scheduler"} == {"Scheduler"}
+
+
+def test_cron_runs_are_labelled_cron_in_the_function_log_with_no_job_id(cron_app):
+    cron_app.ex.function_log = log = FunctionLog()
+    wait_for(lambda: any(e.source == "Cron" for e in log.entries_after(0)[0]), timeout_s=6)
+    entry = next(e for e in log.entries_after(0)[0] if e.source == "Cron")
+    assert (entry.udf_type, entry.identifier, entry.error) == ("Mutation", "tick:tick", None)
