@@ -11,7 +11,7 @@ from engine.ids import _decode_valid_text, decode_id, encode_id
 from engine.limits import LIMITS
 from engine.schema import builtin_index_defs
 from engine.snapshot import SchemaCache
-from udf.executor import Executor
+from udf.call_validators import CallValidators
 
 
 def test_decoded_ids_stop_at_their_bound():
@@ -38,13 +38,10 @@ def test_parsed_schemas_stop_at_their_bound():
     assert SchemaCache().statistics()["cached_max"] == LIMITS.schema_versions_cached_max
 
 
-def test_parsed_function_validators_stop_at_their_bound(db):
-    executor = Executor(db, limits=replace(LIMITS, validator_cache_entries_max=3))
-    try:
-        for n in range(10):
-            field = {"fieldType": {"type": "string"}, "optional": False}
-            validator_json = json.dumps({"type": "object", "value": {f"f{n}": field}})
-            assert executor._validator(validator_json) is not None
-            assert len(executor._validators) <= 3
-    finally:
-        executor.close()
+def test_parsed_function_validators_stop_at_their_bound():
+    validators = CallValidators(replace(LIMITS, validator_cache_entries_max=3))
+    for n in range(10):
+        field = {"fieldType": {"type": "string"}, "optional": False}
+        validator_json = json.dumps({"type": "object", "value": {f"f{n}": field}})
+        assert validators._validator(validator_json) is not None
+        assert len(validators._parsed) <= 3
