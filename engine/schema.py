@@ -35,6 +35,7 @@ from typing import Any
 
 from engine.errors import SchemaError, SchemaValidationError
 from engine.limits import LIMITS
+from engine.validation import validate
 from engine.validators import (
     FieldValidator,
     Validator,
@@ -44,11 +45,10 @@ from engine.validators import (
     VObject,
     VUnion,
     describe,
-    json_preview,
     parse_validator,
-    validate,
     validator_to_json,
 )
+from engine.value_text import json_preview
 from engine.values import is_identifier
 
 ID_FIELD = "_id"
