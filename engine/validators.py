@@ -20,25 +20,22 @@ A parsed validator is a tree of frozen dataclasses. Object fields are kept
 sorted by name, so two validators that differ only in field order are equal
 and ``validator_to_json`` gives back a dict equal to the one parsed.
 
-Validation finds the first problem and reports it the way Convex does: what
-went wrong, the path of the offending part (``.author.name``, ``.tags[2]``),
-the value found and the validator expected. Success allocates nothing for
-paths: a failure collects its path on the way back up.
+Checking a value against a validator is ``engine.validation``; values as text
+in messages, ``engine.value_text``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.convex_json import from_convex_json, to_convex_json
-from engine.errors import InvalidValueError, SchemaError, SchemaValidationError
+from engine.errors import InvalidValueError, SchemaError
 from engine.limits import LIMITS
-from engine.values import UNSET, is_identifier, values_equal
+from engine.value_text import json_preview, render_key, render_value
+from engine.values import is_identifier, values_equal
 
 TableOfId = Callable[[str], "str | None"]
 """Maps a string to the table of the document id it encodes, or None if it is not an id."""
@@ -163,7 +160,8 @@ _SIMPLE_KINDS: dict[type, tuple[str, str, type | None]] = {
 }
 _SIMPLE: dict[str, Validator] = {kind[0]: cls() for cls, kind in _SIMPLE_KINDS.items()}
 _SIMPLE["map"] = _SIMPLE["set"] = VAny()  # legacy types, read as any
-_SCALAR_TYPES: dict[type, type] = {
+# The Python type each scalar validator accepts (what validation checks first).
+SCALAR_TYPES: dict[type, type] = {
     cls: kind[2] for cls, kind in _SIMPLE_KINDS.items() if kind[2] is not None
 }
 
@@ -289,15 +287,6 @@ def _is_record_key(v: Validator) -> bool:
     return isinstance(v, (VString, VId))
 
 
-def json_preview(obj: object, chars_max: int = 80) -> str:
-    """Parsed JSON as compact JSON text, shortened, for messages about bad input."""
-    try:
-        text = json.dumps(obj, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(obj)
-    return text if len(text) <= chars_max else text[: chars_max - 3] + "..."
-
-
 # --- back to JSON and to text ----------------------------------------------
 
 
@@ -348,239 +337,8 @@ def describe(validator: Validator | FieldValidator) -> str:
     if isinstance(validator, VRecord):
         return f"v.record({describe(validator.keys)}, {describe(validator.values)})"
     if isinstance(validator, VObject):
-        inner = ", ".join(f"{_key(name)}: {describe(f)}" for name, f in validator.fields)
+        inner = ", ".join(f"{render_key(name)}: {describe(f)}" for name, f in validator.fields)
         return f"v.object({{{inner}}})"
     if isinstance(validator, VUnion):
         return f"v.union({', '.join(describe(m) for m in validator.members)})"
     raise TypeError(f"not a validator: {validator!r}")
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_RENDER_CHARS_MAX = 300
-
-
-def _key(name: str) -> str:
-    return name if _PLAIN_KEY.fullmatch(name) else json.dumps(name)
-
-
-def _number(x: float) -> str:
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0 and math.copysign(1.0, x) < 0:
-        return "-0"
-    if x.is_integer() and abs(x) < 1e21:
-        return str(int(x))
-    return repr(x)
-
-
-def _render(value: object) -> str:
-    if value is UNSET:
-        return "undefined"
-    if value is None:
-        return "null"
-    t = type(value)
-    if t is bool:
-        return "true" if value else "false"
-    if t is int:
-        return f"{value}n"
-    if t is float:
-        return _number(value)  # type: ignore[arg-type]
-    if t is str:
-        return json.dumps(value)
-    if t is bytes:
-        return f"ArrayBuffer {{ byteLength: {len(value)} }}"  # type: ignore[arg-type]
-    if t is list:
-        return "[" + ", ".join(_render(item) for item in value) + "]"  # type: ignore[attr-defined]
-    if t is dict:
-        items = (f"{_key(k)}: {_render(v)}" for k, v in value.items())  # type: ignore[attr-defined]
-        return "{" + ", ".join(items) + "}"
-    return repr(value)
-
-
-def render_value(value: object) -> str:
-    """A value as JavaScript would show it (``12n`` for Int64), shortened if long."""
-    text = _render(value)
-    if len(text) > _RENDER_CHARS_MAX:
-        return text[: _RENDER_CHARS_MAX - 3] + "..."
-    return text
-
-
-# --- validation -------------------------------------------------------------
-
-
-class _Failure:
-    """What is wrong and where; the path grows as the failure leaves each container.
-
-    The text is built only when a message is wanted: a union tries members
-    that fail, and those failures are dropped unread.
-    """
-
-    __slots__ = ("_text", "segments")
-
-    def __init__(self, text: Callable[[], tuple[str, tuple[tuple[str, str], ...]]]) -> None:
-        self._text = text
-        self.segments: list[str] = []  # innermost first
-
-    def at(self, segment: str) -> _Failure:
-        self.segments.append(segment)
-        return self
-
-    def message(self, prefix: str) -> str:
-        head, details = self._text()
-        path = prefix + "".join(reversed(self.segments))
-        lines = [head]
-        if path:
-            lines.append(f"Path: {path}")
-        lines.extend(f"{label}: {text}" for label, text in details)
-        return "\n".join(lines)
-
-
-def _field_segment(name: str) -> str:
-    return "." + name if is_identifier(name) else "[" + json.dumps(name) + "]"
-
-
-def _no_match(validator: Validator, value: object) -> _Failure:
-    return _Failure(
-        lambda: (
-            "Value does not match validator.",
-            (("Value", render_value(value)), ("Validator", describe(validator))),
-        )
-    )
-
-
-def _object_problem(head: str, obj: object, validator: Validator) -> _Failure:
-    return _Failure(
-        lambda: (head, (("Object", render_value(obj)), ("Validator", describe(validator))))
-    )
-
-
-def _sentence(text: Callable[[], str]) -> _Failure:
-    return _Failure(lambda: (text(), ()))
-
-
-def _check(v: Validator, value: object, table_of_id: TableOfId) -> _Failure | None:
-    expected = _SCALAR_TYPES.get(type(v))
-    if expected is not None:
-        return None if type(value) is expected else _no_match(v, value)
-    if isinstance(v, VAny):
-        return None if value is not UNSET else _no_match(v, value)
-    if isinstance(v, VObject):
-        return _check_object(v, value, table_of_id)
-    if isinstance(v, VArray):
-        if type(value) is not list:
-            return _no_match(v, value)
-        for index, item in enumerate(value):  # type: ignore[arg-type]
-            failure = _check(v.element, item, table_of_id)
-            if failure is not None:
-                return failure.at(f"[{index}]")
-        return None
-    if isinstance(v, VUnion):
-        return _check_union(v, value, table_of_id)
-    if isinstance(v, VLiteral):
-        if values_equal(value, v.value):
-            return None
-        return _sentence(
-            lambda: f"`{render_value(value)}` does not match literal validator `{describe(v)}`."
-        )
-    if isinstance(v, VId):
-        return _check_id(v, value, table_of_id)
-    if isinstance(v, VRecord):
-        return _check_record(v, value, table_of_id)
-    raise TypeError(f"not a validator: {v!r}")
-
-
-def _check_object(v: VObject, value: object, table_of_id: TableOfId) -> _Failure | None:
-    if type(value) is not dict:
-        return _no_match(v, value)
-    obj: dict[str, Any] = value  # type: ignore[assignment]
-    for name, spec in v.fields:
-        item = obj.get(name, UNSET)
-        if item is UNSET:
-            if spec.optional:
-                continue
-            return _object_problem(
-                f"Object is missing the required field `{name}`. Consider wrapping the field "
-                "validator in `v.optional(...)` if this is expected.",
-                obj,
-                v,
-            )
-        failure = _check(spec.validator, item, table_of_id)
-        if failure is not None:
-            return failure.at(_field_segment(name))
-    known = v.field_map
-    for name, item in obj.items():
-        if name not in known and item is not UNSET:
-            return _object_problem(
-                f"Object contains extra field `{name}` that is not in the validator.", obj, v
-            )
-    return None
-
-
-def _check_union(v: VUnion, value: object, table_of_id: TableOfId) -> _Failure | None:
-    if len(v.members) == 1:
-        return _check(v.members[0], value, table_of_id)
-    for member in v.members:
-        if _check(member, value, table_of_id) is None:
-            return None
-    return _no_match(v, value)
-
-
-def _check_id(v: VId, value: object, table_of_id: TableOfId) -> _Failure | None:
-    if type(value) is not str:
-        return _no_match(v, value)
-    table = table_of_id(value)  # type: ignore[arg-type]
-    if table is None:
-        return _no_match(v, value)
-    if table == v.table_name:
-        return None
-    source = "a system table" if table.startswith("_") else f"table `{table}`"
-    return _sentence(
-        lambda: (
-            f"Found ID {json.dumps(value)} from {source}, which does not match the table "
-            f"name in validator `{describe(v)}`."
-        )
-    )
-
-
-def _bad_key(key: str, keys: Validator) -> _Failure:
-    return _Failure(
-        lambda: (
-            f"Record key {json.dumps(key)} does not match the record's key validator.",
-            (("Validator", describe(keys)),),
-        )
-    )
-
-
-def _check_record(v: VRecord, value: object, table_of_id: TableOfId) -> _Failure | None:
-    if type(value) is not dict:
-        return _no_match(v, value)
-    for key, item in value.items():  # type: ignore[attr-defined]
-        if item is UNSET:
-            continue
-        if _check(v.keys, key, table_of_id) is not None:
-            return _bad_key(key, v.keys)
-        failure = _check(v.values, item, table_of_id)
-        if failure is not None:
-            return failure.at(_field_segment(key))
-    return None
-
-
-def validate(
-    validator: Validator, value: object, *, path: str = "", table_of_id: TableOfId
-) -> None:
-    """Raise SchemaValidationError unless ``value`` matches ``validator``.
-
-    The message names the offending part's path (after ``path``), what was
-    found and what was expected. ``table_of_id`` tells ``v.id`` validators
-    which table a string is an id of (None: not an id at all).
-    """
-    failure = _check(validator, value, table_of_id)
-    if failure is not None:
-        raise SchemaValidationError(failure.message(path))
-
-
-def matches(validator: Validator, value: object, *, table_of_id: TableOfId) -> bool:
-    """True if ``value`` matches ``validator`` (no message is built)."""
-    return _check(validator, value, table_of_id) is None

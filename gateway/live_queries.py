@@ -54,7 +54,8 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from engine.errors import HeadwaterError, LimitExceededError
-from gateway.sync_messages import EncodedResult, decode_args, new_request_id
+from gateway.sync_client_messages import decode_args
+from gateway.sync_messages import EncodedResult, new_request_id
 from gateway.sync_session import encode_query_outcome
 from udf.calls import FunctionCall, FunctionError, FunctionExecutor, FunctionOutcome, Identity
 

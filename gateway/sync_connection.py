@@ -41,22 +41,24 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engine.errors import HeadwaterError
 from gateway.context import AuthenticationError
+from gateway.sync_client_messages import (
+    Action,
+    Authenticate,
+    Connect,
+    Event,
+    ModifyQuerySet,
+    Mutation,
+    decode_args,
+    parse_client_message,
+)
 from gateway.sync_messages import (
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NORMAL,
-    Action,
-    Authenticate,
     AuthError,
-    Connect,
-    Event,
     FatalError,
-    ModifyQuerySet,
-    Mutation,
     SyncProtocolError,
-    decode_args,
     function_response,
     overloaded,
-    parse_client_message,
     protocol_violation,
     serialize,
     session_request_id,

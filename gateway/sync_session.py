@@ -27,12 +27,10 @@ from typing import Any
 
 from engine.convex_json import to_convex_json
 from engine.errors import HeadwaterError
+from gateway.sync_client_messages import Connect, ModifyQuerySet, QueryAdd
 from gateway.sync_messages import (
     INITIAL_VERSION,
-    Connect,
     EncodedResult,
-    ModifyQuerySet,
-    QueryAdd,
     QueryChanged,
     QueryRemoved,
     StateVersion,

@@ -37,202 +37,33 @@ partitions moves keys: do it while the exporter is stopped and caught up.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
-from kafka.partitioner.default import murmur2
 
-from engine.convex_json import dumps, to_convex_json
-from engine.errors import HeadwaterError, InvalidValueError
 from log.entry import LogEntry, Write
 from log.lmdb_store import LmdbLog, open_environment
 from projections.documents import DocumentStore, storage_key_of
+from projections.kafka_messages import (
+    ENVELOPE_DEBEZIUM,
+    ExportMessage,
+    KafkaExportConfig,
+    KafkaExportError,
+    messages_of,
+    partition_of,
+)
+from projections.kafka_resume import ResumePoint, read_resume_point
 
-ENVELOPE_DEBEZIUM = "debezium"
-HEADER_TS, HEADER_TABLE, HEADER_INDEX = "ts", "table", "index"
-HEADER_COUNT, HEADER_CONFIRMED, HEADER_OFFSET = "count", "confirmed_ts", "offset"
-
-_RESUME_HEADERS = (HEADER_TS, HEADER_INDEX, HEADER_CONFIRMED, HEADER_OFFSET)
 _CHUNK_ENTRIES_MAX = 10_000
-_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _LOG = logging.getLogger("headwater.kafka_export")
-
-
-class KafkaExportError(HeadwaterError):
-    code = "KafkaExportError"
-
-
-@dataclass(frozen=True)
-class KafkaExportConfig:
-    bootstrap_servers: str
-    topic: str = "headwater"  # with topic_per_table, topics are "<topic>.<table>"
-    topic_per_table: bool = False
-    envelope: str | None = None  # None or "debezium"
-    partitions: int = 1  # for topics the exporter creates
-    replication_factor: int = 1
-    chunk_bytes_max: int = 512 << 10
-    poll_interval_ms: float = 2.0
-    request_timeout_ms: int = 5000
-    backoff_initial_ms: int = 50
-    backoff_max_ms: int = 2000
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.bootstrap_servers, str) or not self.bootstrap_servers:
-            raise InvalidValueError("Kafka export: bootstrap_servers must be 'host:port'.")
-        if not isinstance(self.topic, str) or not _TOPIC_NAME.fullmatch(self.topic):
-            raise InvalidValueError(
-                f"Kafka export: invalid topic name {self.topic!r} (1-200 of A-Z a-z 0-9 . _ -)."
-            )
-        if self.envelope not in (None, ENVELOPE_DEBEZIUM):
-            raise InvalidValueError(f"Kafka export: unknown envelope {self.envelope!r}.")
-        for name in ("partitions", "replication_factor", "chunk_bytes_max", "request_timeout_ms"):
-            if type(getattr(self, name)) is not int or getattr(self, name) < 1:
-                raise InvalidValueError(f"Kafka export: {name} must be a positive integer.")
-
-    def topic_for(self, table: str) -> str:
-        return f"{self.topic}.{table}" if self.topic_per_table else self.topic
-
-
-@dataclass(frozen=True, slots=True)
-class ExportMessage:
-    topic: str
-    key: bytes
-    value: bytes | None
-    ts: int
-    table: str
-    index: int
-    count: int
-
-    def headers(self, confirmed_ts: int, offset: int) -> list[tuple[str, bytes]]:
-        return [
-            (HEADER_TS, b"%d" % self.ts),
-            (HEADER_TABLE, self.table.encode()),
-            (HEADER_INDEX, b"%d" % self.index),
-            (HEADER_COUNT, b"%d" % self.count),
-            (HEADER_CONFIRMED, b"%d" % confirmed_ts),
-            (HEADER_OFFSET, b"%d" % offset),
-        ]
-
-    @property
-    def size(self) -> int:
-        return len(self.key) + len(self.value or b"") + len(self.table) + 96
-
-
-def messages_of(
-    entry: LogEntry,
-    config: KafkaExportConfig,
-    before: Callable[[Write], dict[str, Any] | None] = lambda _: None,
-) -> list[ExportMessage]:
-    """The messages of one log entry: its user-table writes, in order."""
-    writes = [w for w in entry.writes if not w.table.startswith("_")]
-    out = []
-    for index, write in enumerate(writes):
-        if config.envelope == ENVELOPE_DEBEZIUM:
-            value: bytes | None = _debezium(entry.ts, write, before(write))
-        else:
-            value = None if write.value is None else dumps(write.value).encode()
-        key = write.id.encode()
-        topic = config.topic_for(write.table)
-        out.append(ExportMessage(topic, key, value, entry.ts, write.table, index, len(writes)))
-    return out
-
-
-def _debezium(ts: int, write: Write, before: dict[str, Any] | None) -> bytes:
-    op = "d" if write.value is None else ("c" if write.prev_ts is None else "u")
-    envelope = {
-        "before": None if before is None else to_convex_json(before),
-        "after": None if write.value is None else to_convex_json(write.value),
-        "op": op,
-        "ts_ms": ts // 1_000_000,
-        "source": {"connector": "headwater", "table": write.table, "ts_ns": ts},
-    }
-    text = json.dumps(envelope, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    return text.encode()
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition of ``key``, as the Java client's default partitioner picks it."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    """What the topics already hold, read back from their last messages."""
-
-    confirmed_ts: int | None  # every transaction up to this ts is in the topics
-    last: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
-    ends: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
-
-    def holds(self, topic: str, partition: int, ts: int, index: int) -> bool:
-        last = self.last.get((topic, partition))
-        return last is not None and (ts, index) <= last
-
-
-def read_resume_point(
-    consumer: KafkaConsumer, topics: dict[str, int], timeout_s: float
-) -> ResumePoint:
-    """The resume point from the last message of each partition of ``topics``."""
-    tps = [TopicPartition(t, p) for t, n in sorted(topics.items()) for p in range(n)]
-    if not tps:
-        return ResumePoint(None)
-    deadline = time.monotonic() + timeout_s
-    consumer.assign(tps)
-    for tp in tps:
-        consumer.seek(tp, 0)
-    while any(consumer.highwater(tp) is None for tp in tps):
-        _poll(consumer, deadline)
-    ends = {tp: consumer.highwater(tp) for tp in tps}
-    tails = [tp for tp in tps if ends[tp]]
-    for tp in tps:
-        consumer.seek(tp, max(0, ends[tp] - 1))
-    last_records: dict[TopicPartition, Any] = {}
-    while any(tp not in last_records or last_records[tp].offset < ends[tp] - 1 for tp in tails):
-        for tp, records in _poll(consumer, deadline).items():
-            last_records[tp] = records[-1]
-    confirmed = 0
-    last = {}
-    for tp, record in last_records.items():
-        headers = _our_headers(record)
-        last[(tp.topic, tp.partition)] = (headers[HEADER_TS], headers[HEADER_INDEX])
-        confirmed = max(confirmed, headers[HEADER_CONFIRMED])
-    offsets = {(tp.topic, tp.partition): end for tp, end in ends.items()}
-    return ResumePoint(confirmed or None, last, offsets)
-
-
-def _poll(consumer: KafkaConsumer, deadline: float) -> dict[Any, list[Any]]:
-    if time.monotonic() > deadline:
-        raise KafkaExportError("Kafka export: timed out reading the ends of the topic partitions.")
-    return dict(consumer.poll(timeout_ms=50))
-
-
-def _our_headers(record: Any) -> dict[str, int]:
-    found = dict(record.headers or ())
-    try:
-        headers = {h: int(found[h]) for h in _RESUME_HEADERS}
-    except (KeyError, ValueError):
-        raise KafkaExportError(
-            f"Kafka export: the last message of {record.topic} partition {record.partition} "
-            f"(offset {record.offset}) was not written by Headwater's exporter; export to a "
-            "topic no other producer writes."
-        ) from None
-    if headers[HEADER_OFFSET] != record.offset:
-        raise KafkaExportError(
-            f"Kafka export: {record.topic} partition {record.partition} holds at offset "
-            f"{record.offset} a message sent for offset {headers[HEADER_OFFSET]}: the broker "
-            "lost messages it had acknowledged (restarted without storage?). Delete the topic "
-            "to export everything again."
-        )
-    return headers
 
 
 class _Session:

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-PACKAGES = ["engine", "log", "projections", "gateway"]
+# engine.schema re-exports the parsed model of engine.schema_model under its __all__.
+PACKAGES = ["engine", "log", "projections", "gateway", "engine.schema"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -10,7 +10,8 @@ from typing import Any
 
 from engine.errors import HeadwaterError
 from engine.limits import Limits
-from engine.validators import parse_validator, validate
+from engine.validation import validate
+from engine.validators import parse_validator
 from udf.outcome import FunctionInfo
 
 

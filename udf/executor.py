@@ -15,19 +15,17 @@ isolates of level d+1, so nested calls can never deadlock on the pool.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine import Database
 from engine.convex_json import from_convex_json, to_convex_json
-from engine.environment_variables import EnvChange
 from engine.errors import (
     ConflictError,
     HeadwaterError,
@@ -39,12 +37,10 @@ from engine.ids import decode_id
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import attempts
 from engine.transaction import Transaction
-from udf.bundler import BundledModule, bundle
 from udf.call_errors import not_found_any, not_found_public, wrong_kind
 from udf.call_handler import CallContext, CallHandler
 from udf.call_validators import CallValidators
 from udf.calls import (
-    DeployReport,
     FunctionCall,
     FunctionError,
     FunctionKind,
@@ -53,21 +49,17 @@ from udf.calls import (
 )
 from udf.deployment import (
     Deployment,
-    check_functions_dir,
-    check_not_emptying,
     load_deployment,
-    source_hash,
 )
-from udf.environment import EnvironmentSnapshots, update_environment
+from udf.environment import EnvironmentSnapshots
 from udf.errors import SyscallError
+from udf.executor_deploys import ExecutorDeploys
 from udf.fetch_client import FetchOps
 from udf.function_log import FunctionLog
 from udf.isolate import Isolate
-from udf.node_packages import NodeDependency
 from udf.node_runtime import NodeRuntime
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
-from udf.push import PushRequest, commit_push, prepare_push
 from udf.return_value import return_value_problem
 from udf.session_requests import earlier_outcome, record_outcome
 from udf.storage_syscalls import StorageSyscalls
@@ -94,7 +86,7 @@ def display_path(module: str, export: str) -> str:
     return stem if export == "default" else f"{stem}:{export}"
 
 
-class Executor:
+class Executor(ExecutorDeploys):
     def __init__(
         self, db: Database, *, instance_name: str = "headwater", limits: Limits = LIMITS
     ) -> None:
@@ -119,104 +111,6 @@ class Executor:
         self._node = NodeRuntime(Path(db.path) / "node", limits)
         if self._deployment is not None:
             self._node.install(self._deployment.modules, self._deployment.node_dependencies)
-
-    # -- deploys --------------------------------------------------------------------
-
-    @property
-    def deployment(self) -> Deployment | None:
-        return self._deployment
-
-    def on_deploy(self, callback: Callable[[Deployment], None]) -> None:
-        """Call ``callback(deployment)`` after every deploy (e.g. to reload auth config)."""
-        self._on_deploy.append(callback)
-
-    def deploy(
-        self, functions_dir: str | Path, *, force: bool = False, allow_empty: bool = False
-    ) -> DeployReport:
-        """Bundle a functions folder and push it as one commit (unless unchanged).
-
-        The same pipeline as a push from the official CLI (``udf.push``). A folder
-        that would remove every deployed function is refused unless ``allow_empty``.
-        """
-        check_functions_dir(functions_dir)
-        built = bundle(functions_dir)
-        report = self.deploy_modules(
-            built.modules,
-            force=force,
-            allow_empty=allow_empty,
-            origin=str(functions_dir),
-            node_dependencies=built.node_dependencies,
-        )
-        return dataclasses.replace(report, outside_inputs=built.outside_inputs)
-
-    def deploy_modules(
-        self,
-        modules: tuple[BundledModule, ...],
-        *,
-        force: bool = False,
-        allow_empty: bool = False,
-        origin: str = "The pushed code",
-        node_dependencies: tuple[NodeDependency, ...] = (),
-    ) -> DeployReport:
-        """Compile, analyse and store a module set (bundled here or pushed by the CLI)
-        as one commit, unless it is the code in force already; ``origin`` names it in errors."""
-        current = self._deployment
-        if (
-            not force
-            and current is not None
-            and current.source_hash == source_hash(modules)
-            and current.node_dependencies == node_dependencies
-        ):
-            return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        prepared = prepare_push(self, PushRequest(modules, node_dependencies=node_dependencies))
-        if not allow_empty:
-            check_not_emptying(prepared.analysis, current, origin)
-        committed = commit_push(self, prepared)
-        functions = [f.udf_path for f in committed.deployment.analysis.functions]
-        return DeployReport(functions, list(committed.removed), committed.deployment.ts)
-
-    @property
-    def node_runtime(self) -> NodeRuntime:
-        """The Node.js worker pools of "use node" actions (``statistics()`` for benchmarks)."""
-        return self._node
-
-    def environment_snapshot(self) -> Mapping[str, str]:
-        """The deployment's environment variables now (what ``auth.config`` is evaluated with)."""
-        return self._env.snapshot(None)
-
-    def install(self, deployment: Deployment) -> None:
-        """Make a committed deployment the one calls run (new isolates, callbacks)."""
-        self._install(deployment)
-
-    def analyze_node(
-        self,
-        modules: tuple[BundledModule, ...],
-        node_dependencies: tuple[NodeDependency, ...],
-        env: Mapping[str, str],
-    ) -> tuple[FunctionInfo, ...]:
-        """The actions of a push's "use node" modules, loaded in Node.js (packages installed)."""
-        return self._node.analyze(modules, node_dependencies, env)
-
-    def _install(self, deployment: Deployment) -> None:
-        with self._lock:
-            self._deployment = deployment
-            old, self._pools = self._pools, {}
-            self._validators.clear()
-        for pool in old.values():
-            pool.close()
-        self._node.install(deployment.modules, deployment.node_dependencies)
-        for callback in self._on_deploy:
-            callback(deployment)
-
-    def update_environment_variables(self, changes: Iterable[EnvChange]) -> int:
-        """Set and remove deployment variables as one commit; returns its ts.
-
-        ``auth.config`` is evaluated again under the new values (refused when it
-        names a variable the change removes)."""
-        update = update_environment(self.db, self._deployment, changes, self.limits)
-        if update.deployment is not None:
-            self._install(update.deployment)
-        return update.ts
 
     def close(self) -> None:
         with self._lock:

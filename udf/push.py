@@ -44,7 +44,7 @@ from engine.index_diff import index_diff
 from engine.limits import LIMITS, Limits
 from engine.schema import CREATION_TIME_FIELD, ID_FIELD, Schema
 from engine.system_tables import DEPLOYMENT_DOC_ID
-from engine.validators import validate
+from engine.validation import validate
 from udf.bundler import ISOLATE, NODE, BundledModule
 from udf.deployment import (
     Deployment,

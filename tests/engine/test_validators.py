@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from engine.errors import SchemaError, SchemaValidationError
 from engine.ids import encode_id
 from engine.limits import LIMITS
+from engine.validation import matches, validate
 from engine.validators import (
     FieldValidator,
     VAny,
@@ -29,12 +30,10 @@ from engine.validators import (
     VString,
     VUnion,
     describe,
-    matches,
     parse_validator,
-    render_value,
-    validate,
     validator_to_json,
 )
+from engine.value_text import render_value
 from engine.values import UNSET
 
 CHANNEL_ID = encode_id(10001, bytes(range(16)))

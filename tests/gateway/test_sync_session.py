@@ -8,13 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.sync_client_messages import Connect, ModifyQuerySet, QueryAdd, QueryRemove
 from gateway.sync_messages import (
     INITIAL_VERSION,
-    Connect,
-    ModifyQuerySet,
-    QueryAdd,
     QueryChanged,
-    QueryRemove,
     QueryRemoved,
     StateVersion,
     SyncProtocolError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from gateway.sync_messages import ModifyQuerySet, QueryAdd
+from gateway.sync_client_messages import ModifyQuerySet, QueryAdd
 from gateway.sync_session import SyncSession, encode_query_outcome
 from udf.calls import FunctionError, FunctionOutcome, Identity
 
