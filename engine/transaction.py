@@ -83,6 +83,10 @@ class Transaction:
         # Every user write counts (Convex's rule): a document patched twice is two.
         self.documents_written = 0
         self.bytes_written = 0
+        # Ids handed out ahead of their inserts (``reserve_ids``), by id text.
+        self._reserved_ids: set[str] = set()
+        # False: hand out no ids ahead (a run that must see every write's error at its call).
+        self.reserving_ids = True
 
     @property
     def snapshot_ts(self) -> int:
@@ -127,15 +131,40 @@ class Transaction:
 
     # -- writes ----------------------------------------------------------------
 
-    def insert(self, table: str, value: dict) -> str:
+    def insert(self, table: str, value: dict, *, reserved_id: str | None = None) -> str:
+        """Insert a document; its id is fresh, or ``reserved_id``, one that
+        ``reserve_ids`` handed out for ``table`` in this transaction and no insert used yet."""
         self._require_writable()
         check_table_name(table)
         fields = self._user_fields(value, "insert")
         number = self._table_number_for_insert(table)
-        doc_id = encode_id(number, new_internal_id(self._random_bytes, self._begin_ms))
+        if reserved_id is None:
+            doc_id = encode_id(number, new_internal_id(self._random_bytes, self._begin_ms))
+        elif reserved_id in self._reserved_ids and decode_id(reserved_id).table_number == number:
+            doc_id = reserved_id
+        else:
+            raise InvalidIdError(f"The id {reserved_id} was not reserved for table {table}.")
         doc = {"_id": doc_id, "_creationTime": self._next_creation_ms(), **fields}
         self._stage(doc_id, table, decode_id(doc_id), None, doc)
+        self._reserved_ids.discard(doc_id)
         return doc_id
+
+    def reserve_ids(self, table: str, count: int) -> list[str]:
+        """Up to ``count`` fresh ids of the existing ``table`` for later inserts
+        (``insert(reserved_id=...)``), from the same generator as every insert's id,
+        so they are as unique and unguessable as those. Never more than the write
+        limit leaves room for, counting ids reserved and not used yet: an insert
+        with a reserved id is not refused for their number."""
+        number = self.table_number(table)
+        if not self.reserving_ids or not self.writable or number is None or is_system_table(table):
+            return []
+        room = self.limits.documents_written_max - self.documents_written - len(self._reserved_ids)
+        ids = [
+            encode_id(number, new_internal_id(self._random_bytes, self._begin_ms))
+            for _ in range(max(0, min(count, room)))
+        ]
+        self._reserved_ids.update(ids)
+        return ids
 
     def patch(self, doc_id: str, fields: dict, *, table: str | None = None) -> dict:
         """Shallow merge: ``None`` stores null, ``UNSET`` removes the field."""
