@@ -84,7 +84,7 @@ class Transaction:
         self.documents_written = 0
         self.bytes_written = 0
         # Ids handed out ahead of their inserts (``reserve_ids``), by id text.
-        self._reserved_ids: set[str] = set()
+        self._reserved_ids: dict[str, DocumentId] = {}
         # False: hand out no ids ahead (a run that must see every write's error at its call).
         self.reserving_ids = True
 
@@ -139,14 +139,16 @@ class Transaction:
         fields = self._user_fields(value, "insert")
         number = self._table_number_for_insert(table)
         if reserved_id is None:
-            doc_id = encode_id(number, new_internal_id(self._random_bytes, self._begin_ms))
-        elif reserved_id in self._reserved_ids and decode_id(reserved_id).table_number == number:
-            doc_id = reserved_id
+            parsed = DocumentId(number, new_internal_id(self._random_bytes, self._begin_ms))
+            doc_id = parsed.encode()
         else:
-            raise InvalidIdError(f"The id {reserved_id} was not reserved for table {table}.")
+            reserved = self._reserved_ids.get(reserved_id)
+            if reserved is None or reserved.table_number != number:
+                raise InvalidIdError(f"The id {reserved_id} was not reserved for table {table}.")
+            parsed, doc_id = reserved, reserved_id
         doc = {"_id": doc_id, "_creationTime": self._next_creation_ms(), **fields}
-        self._stage(doc_id, table, decode_id(doc_id), None, doc)
-        self._reserved_ids.discard(doc_id)
+        self._stage(doc_id, table, parsed, None, doc)
+        self._reserved_ids.pop(doc_id, None)
         return doc_id
 
     def reserve_ids(self, table: str, count: int) -> list[str]:
@@ -159,11 +161,12 @@ class Transaction:
         if not self.reserving_ids or not self.writable or number is None or is_system_table(table):
             return []
         room = self.limits.documents_written_max - self.documents_written - len(self._reserved_ids)
-        ids = [
-            encode_id(number, new_internal_id(self._random_bytes, self._begin_ms))
-            for _ in range(max(0, min(count, room)))
-        ]
-        self._reserved_ids.update(ids)
+        ids = []
+        for _ in range(max(0, min(count, room))):
+            parsed = DocumentId(number, new_internal_id(self._random_bytes, self._begin_ms))
+            doc_id = parsed.encode()
+            self._reserved_ids[doc_id] = parsed
+            ids.append(doc_id)
         return ids
 
     def patch(self, doc_id: str, fields: dict, *, table: str | None = None) -> dict:
