@@ -205,7 +205,7 @@ class Transaction:
         pending = self._writes.get(skey)
         if pending is not None and pending.prev_ts is None:
             # Inserted by this transaction: deleting it leaves no trace.
-            self._count_write(None)
+            self._count_write(0)
             del self._writes[skey]
         else:
             self._stage(doc_id, name, parsed, self._version_ts(skey), None)
@@ -404,20 +404,21 @@ class Transaction:
         self, doc_id: str, table: str, parsed: DocumentId, prev_ts: int | None, doc: dict | None
     ) -> None:
         skey = parsed.storage_key()
+        size = 0
         if doc is not None:
-            check_document(doc)
+            size = check_document(doc)
             validate_document(self.schema(), table, doc, table_of_id=self.table_of_id)
-        self._count_write(doc)
+        self._count_write(size)
         pending = self._writes.get(skey)
         if pending is not None:
             prev_ts = pending.prev_ts
         self._writes[skey] = PendingWrite(doc_id, table, skey, prev_ts, doc)
 
-    def _count_write(self, doc: dict | None) -> None:
-        """Count a user write against the limits; one past a limit is refused (Convex's words)."""
+    def _count_write(self, size: int) -> None:
+        """Count a user write of ``size`` bytes (0: a delete) against the limits; one
+        past a limit is refused (Convex's words)."""
         self.documents_written += 1
-        if doc is not None:
-            self.bytes_written += value_size(doc)
+        self.bytes_written += size
         if self.documents_written > self.limits.documents_written_max:
             raise LimitExceededError(
                 f"Too many writes in a single function execution "

@@ -221,8 +221,9 @@ def check_value(value: Any, *, path: str = "", depth_max: int = LIMITS.value_dep
         raise problem.to_error(path, depth_max=depth_max) from None
 
 
-def check_document(doc: Any, *, path: str = "") -> None:
-    """Raise unless ``doc`` is storable as a document (limits of function-runtime §6.3)."""
+def check_document(doc: Any, *, path: str = "") -> int:
+    """Raise unless ``doc`` is storable as a document (limits of function-runtime §6.3);
+    its size (``value_size``), which the write limits count too."""
     if type(doc) is not dict:
         raise InvalidValueError(
             f"Invalid value at {path or '(root)'}: a document must be an object, "
@@ -242,6 +243,7 @@ def check_document(doc: Any, *, path: str = "") -> None:
             f"Document{' at ' + path if path else ''} is too large: {size} bytes, "
             f"more than document_bytes_max = {LIMITS.document_bytes_max} bytes"
         )
+    return size
 
 
 def value_size(value: Any) -> int:
