@@ -123,8 +123,22 @@ def _describe(value: object) -> str:
 # --- validation ------------------------------------------------------------
 
 
+# Field names found valid, so the same few names of many documents are checked once.
+_VALID_FIELD_NAMES: set[str] = set()
+_VALID_FIELD_NAMES_MAX = 4096
+
+
 def field_name_problem(name: object) -> str | None:
     """Why ``name`` cannot be an object field name (http-api §3.2), or None if it can."""
+    if type(name) is str and name in _VALID_FIELD_NAMES:
+        return None
+    problem = _field_name_problem(name)
+    if problem is None and len(_VALID_FIELD_NAMES) < _VALID_FIELD_NAMES_MAX:
+        _VALID_FIELD_NAMES.add(name)  # type: ignore[arg-type]
+    return problem
+
+
+def _field_name_problem(name: object) -> str | None:
     if type(name) is not str:
         return f"field names must be strings, got {type(name).__name__} {_describe(name)}"
     if len(name) > LIMITS.field_name_bytes_max:

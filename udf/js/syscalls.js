@@ -93,18 +93,19 @@
     const call = S.call;
     if (call === null) return Promise.reject(new Error(`Syscall ${op} is not available outside a function call`));
     let unpack = null;
-    if (op === "1.0/insert" && call.kind === "mutation" && argsJson[0] === "{") {
+    if (op === "1.0/insert" && call.kind === "mutation" && argsJson.endsWith("}")) {
       let table;
       try {
-        table = parseArgs(op, argsJson).table;
-      } catch (e) {
-        return Promise.reject(e);
+        table = JSON.parse(argsJson).table;
+      } catch {
+        table = undefined; // the host refuses it, in its words
       }
       if (typeof table === "string") {
         const ids = call.idPools.get(table);
         if (ids !== undefined && ids.length > 0) {
           const id = ids.pop();
-          call.outbox.push([0, BUFFERED_INSERT, `{"id":${stringify(id)},${argsJson.slice(1)}`]);
+          // The id goes last: JSON's last duplicate key wins, so it is the one the host reads.
+          call.outbox.push([0, BUFFERED_INSERT, `${argsJson.slice(0, -1)},"id":${stringify(id)}}`]);
           return Promise.resolve(stringify({ _id: id }));
         }
         unpack = (text) => {
