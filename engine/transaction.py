@@ -24,7 +24,7 @@ from engine.errors import (
     LimitExceededError,
     ReadOnlyError,
 )
-from engine.ids import DocumentId, decode_id, encode_id, new_internal_id
+from engine.ids import RANDOM_BYTES, DocumentId, decode_id, encode_id, new_internal_id
 from engine.key_encoding import encode_key
 from engine.limits import LIMITS, Limits, format_bytes
 from engine.read_context import PendingWrite
@@ -83,6 +83,10 @@ class Transaction:
         # Every user write counts (Convex's rule): a document patched twice is two.
         self.documents_written = 0
         self.bytes_written = 0
+        # Ids handed out ahead of their inserts (``reserve_ids``), by id text.
+        self._reserved_ids: dict[str, DocumentId] = {}
+        # False: hand out no ids ahead (a run that must see every write's error at its call).
+        self.reserving_ids = True
 
     @property
     def snapshot_ts(self) -> int:
@@ -127,15 +131,47 @@ class Transaction:
 
     # -- writes ----------------------------------------------------------------
 
-    def insert(self, table: str, value: dict) -> str:
+    def insert(self, table: str, value: dict, *, reserved_id: str | None = None) -> str:
+        """Insert a document; its id is fresh, or ``reserved_id``, one that
+        ``reserve_ids`` handed out for ``table`` in this transaction and no insert used yet."""
         self._require_writable()
         check_table_name(table)
         fields = self._user_fields(value, "insert")
         number = self._table_number_for_insert(table)
-        doc_id = encode_id(number, new_internal_id(self._random_bytes, self._begin_ms))
+        if reserved_id is None:
+            parsed = DocumentId(number, new_internal_id(self._random_bytes, self._begin_ms))
+            doc_id = parsed.encode()
+        else:
+            reserved = self._reserved_ids.get(reserved_id)
+            if reserved is None or reserved.table_number != number:
+                raise InvalidIdError(f"The id {reserved_id} was not reserved for table {table}.")
+            parsed, doc_id = reserved, reserved_id
         doc = {"_id": doc_id, "_creationTime": self._next_creation_ms(), **fields}
-        self._stage(doc_id, table, decode_id(doc_id), None, doc)
+        self._stage(doc_id, table, parsed, None, doc)
+        self._reserved_ids.pop(doc_id, None)
         return doc_id
+
+    def reserve_ids(self, table: str, count: int) -> list[str]:
+        """Up to ``count`` fresh ids of the existing ``table`` for later inserts
+        (``insert(reserved_id=...)``), from the same generator as every insert's id,
+        so they are as unique and unguessable as those. Never more than the write
+        limit leaves room for, counting ids reserved and not used yet: an insert
+        with a reserved id is not refused for their number."""
+        number = self.table_number(table)
+        if not self.reserving_ids or not self.writable or number is None or is_system_table(table):
+            return []
+        room = self.limits.documents_written_max - self.documents_written - len(self._reserved_ids)
+        count = max(0, min(count, room))
+        # One call to the generator for the block: the same bytes, fewer system calls.
+        block = self._random_bytes(RANDOM_BYTES * count)
+        ids = []
+        for start in range(0, len(block), RANDOM_BYTES):
+            part = block[start : start + RANDOM_BYTES]
+            parsed = DocumentId(number, new_internal_id(lambda _n, p=part: p, self._begin_ms))
+            doc_id = parsed.encode()
+            self._reserved_ids[doc_id] = parsed
+            ids.append(doc_id)
+        return ids
 
     def patch(self, doc_id: str, fields: dict, *, table: str | None = None) -> dict:
         """Shallow merge: ``None`` stores null, ``UNSET`` removes the field."""
@@ -173,7 +209,7 @@ class Transaction:
         pending = self._writes.get(skey)
         if pending is not None and pending.prev_ts is None:
             # Inserted by this transaction: deleting it leaves no trace.
-            self._count_write(None)
+            self._count_write(0)
             del self._writes[skey]
         else:
             self._stage(doc_id, name, parsed, self._version_ts(skey), None)
@@ -372,20 +408,21 @@ class Transaction:
         self, doc_id: str, table: str, parsed: DocumentId, prev_ts: int | None, doc: dict | None
     ) -> None:
         skey = parsed.storage_key()
+        size = 0
         if doc is not None:
-            check_document(doc)
+            size = check_document(doc)
             validate_document(self.schema(), table, doc, table_of_id=self.table_of_id)
-        self._count_write(doc)
+        self._count_write(size)
         pending = self._writes.get(skey)
         if pending is not None:
             prev_ts = pending.prev_ts
         self._writes[skey] = PendingWrite(doc_id, table, skey, prev_ts, doc)
 
-    def _count_write(self, doc: dict | None) -> None:
-        """Count a user write against the limits; one past a limit is refused (Convex's words)."""
+    def _count_write(self, size: int) -> None:
+        """Count a user write of ``size`` bytes (0: a delete) against the limits; one
+        past a limit is refused (Convex's words)."""
         self.documents_written += 1
-        if doc is not None:
-            self.bytes_written += value_size(doc)
+        self.bytes_written += size
         if self.documents_written > self.limits.documents_written_max:
             raise LimitExceededError(
                 f"Too many writes in a single function execution "

@@ -123,8 +123,22 @@ def _describe(value: object) -> str:
 # --- validation ------------------------------------------------------------
 
 
+# Field names found valid, so the same few names of many documents are checked once.
+_VALID_FIELD_NAMES: set[str] = set()
+_VALID_FIELD_NAMES_MAX = 4096
+
+
 def field_name_problem(name: object) -> str | None:
     """Why ``name`` cannot be an object field name (http-api §3.2), or None if it can."""
+    if type(name) is str and name in _VALID_FIELD_NAMES:
+        return None
+    problem = _field_name_problem(name)
+    if problem is None and len(_VALID_FIELD_NAMES) < _VALID_FIELD_NAMES_MAX:
+        _VALID_FIELD_NAMES.add(name)  # type: ignore[arg-type]
+    return problem
+
+
+def _field_name_problem(name: object) -> str | None:
     if type(name) is not str:
         return f"field names must be strings, got {type(name).__name__} {_describe(name)}"
     if len(name) > LIMITS.field_name_bytes_max:
@@ -221,8 +235,9 @@ def check_value(value: Any, *, path: str = "", depth_max: int = LIMITS.value_dep
         raise problem.to_error(path, depth_max=depth_max) from None
 
 
-def check_document(doc: Any, *, path: str = "") -> None:
-    """Raise unless ``doc`` is storable as a document (limits of function-runtime §6.3)."""
+def check_document(doc: Any, *, path: str = "") -> int:
+    """Raise unless ``doc`` is storable as a document (limits of function-runtime §6.3);
+    its size (``value_size``), which the write limits count too."""
     if type(doc) is not dict:
         raise InvalidValueError(
             f"Invalid value at {path or '(root)'}: a document must be an object, "
@@ -242,6 +257,7 @@ def check_document(doc: Any, *, path: str = "") -> None:
             f"Document{' at ' + path if path else ''} is too large: {size} bytes, "
             f"more than document_bytes_max = {LIMITS.document_bytes_max} bytes"
         )
+    return size
 
 
 def value_size(value: Any) -> int:

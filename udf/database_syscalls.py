@@ -31,9 +31,26 @@ from udf.errors import SyscallError
 from udf.scheduling_syscalls import scheduled_so_far
 
 Handler = Callable[[dict[str, Any]], Any]
+# An insert the runtime answered itself, with an id granted earlier (udf/js/syscalls.js):
+# its promise has resolved, so its failure fails the whole run (BufferedWriteFailed).
+BUFFERED_INSERT = "headwater/insertBuffered"
+
+
+class BufferedWriteFailed(Exception):
+    """A write the runtime buffered was refused. Not the user's error to catch: the
+    mutation runs again from scratch with every write a round trip, where the same
+    write fails at its call, with the same error, as it would have the first time."""
+
+
 # Documents sent ahead per round trip when a query has no smaller limit.
 QUERY_BATCH_DOCUMENTS_MAX = 128
-_WRITE_OPS = frozenset({"1.0/insert", "1.0/shallowMerge", "1.0/replace", "1.0/remove"})
+_WRITE_OPS = frozenset(
+    {"1.0/insert", BUFFERED_INSERT, "1.0/shallowMerge", "1.0/replace", "1.0/remove"}
+)
+# Ids handed to the runtime with an insert's answer: the first grant for a table,
+# doubling with every grant up to the last size.
+ID_GRANT_FIRST = 16
+ID_GRANT_MAX = 4096
 # The error data of a cursor of another query: the npm client restarts the pagination.
 _INVALID_CURSOR_DATA = '{"isConvexSystemError":true,"paginationError":"InvalidCursor"}'
 
@@ -54,9 +71,11 @@ class DatabaseSyscalls:
         self._streams: dict[int, QueryStream] = {}
         self.journal = journal  # of the previous run: its page's end
         self.next_journal: str | None = None  # of this run, once it paginated
+        self._ids_granted: dict[str, int] = {}  # by table, for the next grant's size
         self.ops: dict[str, Handler] = {
             "1.0/get": self._get,
             "1.0/insert": self._insert,
+            BUFFERED_INSERT: self._insert_buffered,
             "1.0/shallowMerge": self._shallow_merge,
             "1.0/replace": self._replace,
             "1.0/remove": self._remove,
@@ -85,9 +104,13 @@ class DatabaseSyscalls:
             return _dump(self.ops[op](args))
         except ConflictError:
             raise
-        except SyscallError:
+        except SyscallError as exc:
+            if op == BUFFERED_INSERT:
+                raise BufferedWriteFailed(exc.message) from exc
             raise
         except HeadwaterError as exc:
+            if op == BUFFERED_INSERT:
+                raise BufferedWriteFailed(exc.message) from exc
             if exc.message == DIFFERENT_QUERY_CURSOR:
                 raise SyscallError(exc.message, _INVALID_CURSOR_DATA) from exc
             raise SyscallError(exc.message) from exc
@@ -111,7 +134,23 @@ class DatabaseSyscalls:
         value = from_convex_json(args.get("value"), path="value")
         if not isinstance(value, dict):
             raise SyscallError("Invalid argument `value` for `db.insert`: expected an object.")
-        return {"_id": self.tx.insert(table, value)}
+        doc_id = self.tx.insert(table, value)
+        granted = self._ids_granted.get(table, 0)
+        ids = self.tx.reserve_ids(table, min(max(ID_GRANT_FIRST, granted), ID_GRANT_MAX))
+        if not ids:
+            return {"_id": doc_id}
+        self._ids_granted[table] = granted + len(ids)
+        return {"_id": doc_id, "ids": ids}
+
+    def _insert_buffered(self, args: dict[str, Any]) -> Any:
+        table, reserved_id = args.get("table"), args.get("id")
+        if not isinstance(table, str) or not isinstance(reserved_id, str):
+            raise SyscallError("Invalid arguments for a buffered insert.")
+        value = from_convex_json(args.get("value"), path="value")
+        if not isinstance(value, dict):
+            raise SyscallError("Invalid argument `value` for `db.insert`: expected an object.")
+        self.tx.insert(table, value, reserved_id=reserved_id)
+        return None
 
     def _shallow_merge(self, args: dict[str, Any]) -> Any:
         raw = args.get("value")

@@ -9,12 +9,12 @@ User time is measured inside V8 (``udf/js/calls.js``): from the start of each
 evaluation that runs user code to the end of the microtasks it started. The
 host's time between evaluations — answering syscalls, passing messages to and
 from the V8 thread, ~0.5 ms a round trip on a busy machine — is not the
-call's: a mutation of 16,000 awaited inserts runs ~0.3 s of JavaScript on an
-idle machine, and ~10 s in all. Every evaluation (``poll`` too: a call may
-have replaced what it relies on) is still stopped when it outlasts what is
-left of the budget plus a host allowance, and a reply showing the budget
-spent ends the call. A time or heap limit ends the call
-with an outcome error (keeping its log lines); an exception from the handler
+call's. (Inserts in a mutation mostly skip the round trip: the runtime
+buffers them, see udf/js/syscalls.js; 16,000 awaited inserts take ~0.8 s in
+all.) Every evaluation (``poll`` too: a call may have replaced what it relies
+on) is still stopped when it outlasts what is left of the budget plus a host
+allowance, and a reply showing the budget spent ends the call. A time or heap
+limit ends the call with an outcome error (keeping its log lines); an exception from the handler
 other than ``SyscallError`` ends it by propagating. Either way the context is
 reset.
 """

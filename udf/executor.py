@@ -35,7 +35,7 @@ from engine.errors import (
 from engine.file_storage import FileStorage
 from engine.ids import decode_id
 from engine.limits import LIMITS, Limits
-from engine.occ_retry import attempts
+from engine.occ_retry import Attempt, attempts
 from engine.transaction import Transaction
 from udf.call_errors import not_found_any, not_found_public, wrong_kind
 from udf.call_handler import CallContext, CallHandler
@@ -47,6 +47,7 @@ from udf.calls import (
     FunctionOutcome,
     MutationHook,
 )
+from udf.database_syscalls import BufferedWriteFailed
 from udf.deployment import (
     Deployment,
     load_deployment,
@@ -309,7 +310,12 @@ class Executor(ExecutorDeploys):
         depth: int,
         hook: MutationHook | None = None,
     ) -> FunctionOutcome:
-        for attempt in attempts(self.limits):
+        # A refused buffered insert (udf/js/syscalls.js) runs the mutation again at
+        # once, every write a round trip, so its error surfaces at its call.
+        reserving_ids = True
+        attempt_list = attempts(self.limits)
+        attempt = next(attempt_list, None)
+        while attempt is not None:
             if attempt.pause_s:
                 time.sleep(attempt.pause_s)
             tx: Transaction | None = None
@@ -317,6 +323,7 @@ class Executor(ExecutorDeploys):
                 with self.db.contention.attempt(attempt.exclusive):
                     with self._isolate(info, depth) as isolate:
                         tx = self.db.begin(writable=True)
+                        tx.reserving_ids = reserving_ids
                         replay = earlier_outcome(tx, call)
                         if replay is not None:
                             return replay
@@ -331,7 +338,14 @@ class Executor(ExecutorDeploys):
                             record_outcome(tx, call, outcome)
                     # The isolate is free again while the commit waits for its fsync.
                     ts = self.db.commit(tx)
+            except BufferedWriteFailed:
+                if not reserving_ids:
+                    raise
+                reserving_ids = False
+                attempt = Attempt(0.0, attempt.exclusive)
+                continue
             except ConflictError:
+                attempt = next(attempt_list, None)
                 continue
             finally:
                 if tx is not None:

@@ -16,6 +16,7 @@ from engine import (
     SchemaValidationError,
     SnapshotOutOfRangeError,
 )
+from engine.limits import Limits
 from engine.system_tables import ENVIRONMENT_VARIABLES_TABLE, keyed_system_id
 
 
@@ -284,3 +285,40 @@ def test_a_system_document_written_again_is_one_document_in_its_table(db):
     assert [(d["_id"], d["value"]) for d in listed] == [(doc_id, "3")]
     db.mutate(lambda tx: tx.write_system(ENVIRONMENT_VARIABLES_TABLE, doc_id, None))
     assert db.query(lambda tx: tx.query(ENVIRONMENT_VARIABLES_TABLE).collect()).value == []
+
+
+def test_reserved_ids_are_used_once_for_their_table_and_only_in_their_transaction(db):
+    insert(db, "notes", {"text": "first"})
+    insert(db, "other", {"text": "first"})
+
+    def use_reserved(tx):
+        ids = tx.reserve_ids("notes", 3)
+        assert len(set(ids)) == 3
+        assert tx.insert("notes", {"text": "r"}, reserved_id=ids[0]) == ids[0]
+        with pytest.raises(InvalidIdError, match="was not reserved"):
+            tx.insert("notes", {"text": "again"}, reserved_id=ids[0])
+        with pytest.raises(InvalidIdError, match="was not reserved"):
+            tx.insert("other", {"text": "elsewhere"}, reserved_id=ids[1])
+        return ids
+
+    ids = db.mutate(use_reserved).value
+    assert get(db, ids[0])["text"] == "r"
+    assert get(db, ids[1]) is None
+
+    # An id reserved by another transaction (or guessed) is refused.
+    with pytest.raises(InvalidIdError, match="was not reserved"):
+        db.mutate(lambda tx: tx.insert("notes", {"text": "x"}, reserved_id=ids[2]))
+    assert db.query(lambda tx: tx.reserve_ids("notes", 3)).value == []
+    assert db.mutate(lambda tx: tx.reserve_ids("missing", 3)).value == []
+
+
+def test_reserved_ids_never_outnumber_the_writes_left(tmp_path):
+    with Database.open(tmp_path, limits=Limits(documents_written_max=5)) as small:
+        insert(small, "notes", {"text": "first"})
+
+        def reserve(tx):
+            tx.insert("notes", {"text": "one"})
+            first = tx.reserve_ids("notes", 3)
+            return len(first), len(tx.reserve_ids("notes", 3))
+
+        assert small.mutate(reserve).value == (3, 1)

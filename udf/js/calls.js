@@ -102,6 +102,7 @@
       pending: new Map(),
       nextOpId: 1,
       streams: new Map(),
+      idPools: new Map(),
       nextQueryId: 0,
       timers: new Map(),
       timerSeq: 0,
@@ -234,6 +235,13 @@
     const call = S.call;
     userCodeStopped(call);
     if (call.settled) {
+      // Buffered inserts (syscalls.js) are run before the call ends; other
+      // unawaited ops are not (the warning below).
+      const buffered = call.error === null ? call.outbox.filter((op) => op[1] === hw.BUFFERED_INSERT) : [];
+      if (buffered.length > 0) {
+        call.outbox = call.outbox.filter((op) => op[1] !== hw.BUFFERED_INSERT);
+        return stringify({ ops: buffered, userMs: call.userMs });
+      }
       unawaitedWarning(call);
       return finish(call);
     }

@@ -18,11 +18,21 @@
 //                      batch (the host also drops every stream at call end).
 //   1.0/db/normalizeId decodes the id here against the table-number map.
 //   1.0/getSnapshotTs  the snapshot ts the host passed.
+// - 1.0/insert in a mutation: the host answers an insert with the id and, for
+//   a table that exists, a block of fresh ids for the next inserts into it
+//   (engine Transaction.reserve_ids). While the block lasts, an insert takes
+//   its id from it, resolves at once and rides in the outbox as a
+//   fire-and-forget BUFFERED_INSERT: no round trip per insert. The outbox is
+//   run in order, so a later read sees the write; the call's end ships what
+//   is left (calls.js). A buffered insert the host refuses ends the run and
+//   the host runs the mutation again without buffering (udf/database_syscalls.py).
 (function (hw) {
   "use strict";
   const S = hw.S;
   const stringify = JSON.stringify;
   const DONE_JSON = '{"value":null,"done":true}';
+  const BUFFERED_INSERT = "headwater/insertBuffered";
+  hw.BUFFERED_INSERT = BUFFERED_INSERT;
 
   function requireCall(op) {
     const call = S.call;
@@ -83,7 +93,32 @@
     const call = S.call;
     if (call === null) return Promise.reject(new Error(`Syscall ${op} is not available outside a function call`));
     let unpack = null;
-    if (op === "1.0/queryStreamNext") {
+    if (op === "1.0/insert" && call.kind === "mutation" && argsJson.endsWith("}")) {
+      let table;
+      try {
+        table = JSON.parse(argsJson).table;
+      } catch {
+        table = undefined; // the host refuses it, in its words
+      }
+      if (typeof table === "string") {
+        const ids = call.idPools.get(table);
+        if (ids !== undefined && ids.length > 0) {
+          const id = ids.pop();
+          // The id goes last: JSON's last duplicate key wins, so it is the one the host reads.
+          call.outbox.push([0, BUFFERED_INSERT, `${argsJson.slice(0, -1)},"id":${stringify(id)}}`]);
+          return Promise.resolve(stringify({ _id: id }));
+        }
+        unpack = (text) => {
+          const answer = JSON.parse(text);
+          if (Array.isArray(answer.ids)) {
+            const pool = call.idPools.get(table);
+            if (pool === undefined) call.idPools.set(table, answer.ids);
+            else for (const id of answer.ids) pool.push(id);
+          }
+          return stringify({ _id: answer._id });
+        };
+      }
+    } else if (op === "1.0/queryStreamNext") {
       let args;
       try {
         args = parseArgs(op, argsJson);
