@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import percentiles_ms, print_table
+from bench.common import percentiles_ms, print_table, write_app
 from engine import Database
 from udf.calls import FunctionCall
 from udf.executor import Executor
@@ -75,10 +75,7 @@ def _timed(fn, calls: int) -> list[float]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        app = Path(tmp) / "convex"
-        app.mkdir()
-        for name, text in APP.items():
-            (app / name).write_text(text)
+        app = write_app(Path(tmp), APP)
         with Database.open(Path(tmp) / "data") as db:
             ex = Executor(db)
             ex.deploy(app)

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import percentiles_ms, print_table
+from bench.common import percentiles_ms, print_table, write_app
 from engine import Database
 from udf.calls import ADMIN, FunctionCall
 from udf.executor import Executor
@@ -67,10 +67,7 @@ def _throughput(ex: Executor, path: str) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        app = Path(tmp) / "convex"
-        app.mkdir()
-        for name, text in APP.items():
-            (app / name).write_text(text)
+        app = write_app(Path(tmp), APP)
         db = Database.open(Path(tmp) / "data")
         ex = Executor(db)
         try:

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import print_table
+from bench.common import print_table, write_app
 from engine import Database
 from udf.calls import ADMIN, FunctionCall
 from udf.executor import Executor
@@ -97,10 +97,7 @@ def lag_ms(ex: Executor, scheduler: Scheduler) -> tuple[float, float]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        app = Path(tmp) / "convex"
-        app.mkdir()
-        for name, text in APP.items():
-            (app / name).write_text(text)
+        app = write_app(Path(tmp), APP)
         with Database.open(Path(tmp) / "data") as db:
             ex = Executor(db)
             ex.deploy(app)

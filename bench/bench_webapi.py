@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 import udf.isolate as isolate_module
-from bench.common import percentiles_ms, print_table
+from bench.common import percentiles_ms, print_table, write_app
 from engine import Database
 from udf import Isolate
 from udf.calls import FunctionCall
@@ -68,10 +68,7 @@ def _load_ms(modules, files) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, loopback_server() as upstream:
-        app = Path(tmp) / "convex"
-        app.mkdir()
-        for name, text in APP.items():
-            (app / name).write_text(text)
+        app = write_app(Path(tmp), APP)
         url = f"{upstream}/echo"
         with Database.open(Path(tmp) / "data") as db, httpx.Client(trust_env=False) as client:
             ex = Executor(db)

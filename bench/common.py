@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def per_call_us(fn: Callable[[], object], *, calls: int, repeats: int = 3) -> float:
@@ -39,3 +40,12 @@ def _fmt(v: object) -> str:
     if isinstance(v, int):
         return f"{v:,}"
     return str(v)
+
+
+def write_app(root: Path, modules: dict[str, str]) -> Path:
+    """A functions folder ``root/convex`` holding ``modules`` (file name -> source)."""
+    app = root / "convex"
+    app.mkdir()
+    for name, text in modules.items():
+        (app / name).write_text(text)
+    return app
