@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "gateway"))
 from cli_process import CONVEX_CLI, Serve, convex_cli_env, headwater  # noqa: E402
 
-from gateway.push_client import call  # noqa: E402
+from gateway.push_client import call, held_hashes, start_push_request  # noqa: E402
 from udf.bundler import bundle  # noqa: E402
 
 CHAT_APP = ROOT / "examples" / "chat" / "convex"
@@ -34,35 +34,8 @@ COMMAND_TIMEOUT_S = 300
 
 def _push_s(url: str, key: str, modules: tuple, *, send_all: bool) -> float:
     """The three calls of one push (what the server spends, plus loopback round trips)."""
-    held = call(url, key, "/api/get_config_hashes", {"adminKey": key})
-    hashes = {h["path"]: h["hash"] for h in held["moduleHashes"]}
-    same = [m for m in modules if not send_all and hashes.get(m.path) == m.sha256]
-    sent = [m for m in modules if m not in same]
-    body = {
-        "adminKey": key,
-        "dryRun": False,
-        "functions": "convex/",
-        "appDefinition": {
-            "definition": None,
-            "dependencies": [],
-            "schema": None,
-            "changedModules": [
-                {
-                    "path": m.path,
-                    "source": m.source,
-                    "sourceMap": m.source_map,
-                    "environment": m.environment,
-                }
-                for m in sent
-            ],
-            "unchangedModuleHashes": [
-                {"path": m.path, "environment": m.environment, "sha256": m.sha256} for m in same
-            ],
-            "udfServerVersion": "1.48.0",
-        },
-        "componentDefinitions": [],
-        "nodeDependencies": [],
-    }
+    hashes = {} if send_all else held_hashes(url, key)
+    body, _ = start_push_request(key, modules, hashes)
     started = time.perf_counter()
     answer = call(url, key, "/api/deploy2/start_push", body, compress=True)
     wait = {"adminKey": key, "schemaChange": answer["schemaChange"], "timeoutMs": 10000}

@@ -87,17 +87,22 @@ def _module_json(module: BundledModule) -> dict[str, Any]:
     return found
 
 
-def push_modules(
-    url: str,
+def held_hashes(url: str, admin_key: str) -> dict[tuple[str, str], str]:
+    """The server's module hashes, by (path, environment): what need not be sent again."""
+    held = call(url, admin_key, "/api/get_config_hashes", {"adminKey": admin_key})
+    return {(h["path"], h.get("environment", "isolate")): h["hash"] for h in held["moduleHashes"]}
+
+
+def start_push_request(
     admin_key: str,
     modules: tuple[BundledModule, ...],
+    hashes: dict[tuple[str, str], str],
     *,
     allow_empty: bool = False,
     node_dependencies: tuple[NodeDependency, ...] = (),
-) -> PushResult:
-    """Push a bundled module set; raises PushRefused (the server's code and message)."""
-    held = call(url, admin_key, "/api/get_config_hashes", {"adminKey": admin_key})
-    hashes = {(h["path"], h.get("environment", "isolate")): h["hash"] for h in held["moduleHashes"]}
+) -> tuple[dict[str, Any], list[BundledModule]]:
+    """The start_push body for ``modules`` (those ``hashes`` hold go as hashes only),
+    and the modules it sends whole."""
     changed = [m for m in modules if hashes.get((m.path, m.environment)) != m.sha256]
     unchanged = [
         {"path": m.path, "environment": m.environment, "sha256": m.sha256}
@@ -119,6 +124,25 @@ def push_modules(
         "nodeDependencies": [d.to_json() for d in node_dependencies],
         "headwaterRefuseEmpty": not allow_empty,
     }
+    return request, changed
+
+
+def push_modules(
+    url: str,
+    admin_key: str,
+    modules: tuple[BundledModule, ...],
+    *,
+    allow_empty: bool = False,
+    node_dependencies: tuple[NodeDependency, ...] = (),
+) -> PushResult:
+    """Push a bundled module set; raises PushRefused (the server's code and message)."""
+    request, changed = start_push_request(
+        admin_key,
+        modules,
+        held_hashes(url, admin_key),
+        allow_empty=allow_empty,
+        node_dependencies=node_dependencies,
+    )
     started = call(url, admin_key, "/api/deploy2/start_push", request, compress=True)
     _wait_for_schema(url, admin_key, started)
     finish = {"adminKey": admin_key, "startPush": started, "dryRun": False}
