@@ -24,17 +24,15 @@ makes them runnable.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from udf.codegen import GENERATED_DIR, write_generated
-from udf.errors import BundleError, BundleMessage, NodeSetupError
-from udf.node import JS_DIR, node_executable
+from udf.errors import BundleError, BundleMessage
+from udf.node import JS_DIR, run_json_script
 from udf.node_packages import (
     NodeDependency,
     external_allow_list,
@@ -217,22 +215,12 @@ def _run_esbuild(root: Path, runs: dict[str, Any], js_dir: Path, external: list[
         "nodePaths": [str(js_dir / "node_modules")],
         "nodeExternal": external,
     }
-    try:
-        done = subprocess.run(
-            [node_executable(), str(js_dir / "bundle.mjs")],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=_BUNDLE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BundleError(f"bundling took longer than {_BUNDLE_TIMEOUT_S} s") from exc
-    if done.returncode != 0:
-        raise NodeSetupError(
-            f"bundle.mjs failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
-        )
-    return json.loads(done.stdout)
+    return run_json_script(
+        js_dir / "bundle.mjs",
+        request,
+        timeout_s=_BUNDLE_TIMEOUT_S,
+        timeout_error=BundleError(f"bundling took longer than {_BUNDLE_TIMEOUT_S} s"),
+    )
 
 
 def bundle(functions_dir: str | Path, *, js_dir: str | Path = JS_DIR) -> Bundle:

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import posixpath
-import subprocess
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from udf.bundler import ISOLATE, BundledModule
-from udf.errors import ModuleCompileError, NodeSetupError
-from udf.node import JS_DIR, node_executable
+from udf.errors import ModuleCompileError
+from udf.node import JS_DIR, run_json_script
 
 _COMPILE_TIMEOUT_S = 300
 _CACHE_ENTRIES_MAX = 4096
@@ -107,24 +106,14 @@ def _run_compiler(modules: list[BundledModule]) -> list[RunnableModule]:
             for m in modules
         ]
     }
-    try:
-        done = subprocess.run(
-            [node_executable(), str(JS_DIR / "compile.mjs")],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=_COMPILE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ModuleCompileError(
+    answer = run_json_script(
+        JS_DIR / "compile.mjs",
+        request,
+        timeout_s=_COMPILE_TIMEOUT_S,
+        timeout_error=ModuleCompileError(
             f"compiling modules took longer than {_COMPILE_TIMEOUT_S} s"
-        ) from exc
-    if done.returncode != 0:
-        raise NodeSetupError(
-            f"compile.mjs failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
-        )
-    answer = json.loads(done.stdout)
+        ),
+    )
     if not answer["ok"]:
         lines = [
             f"{e['path']}:{e['line']}:{e['column']}: {e['text']}"

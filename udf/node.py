@@ -7,9 +7,11 @@ pinned in ``js/package.json`` and locked in ``js/package-lock.json``;
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from udf.errors import NodeSetupError
 
@@ -37,6 +39,30 @@ def node_executable() -> str:
             "node is not on PATH: Node.js 18 or newer is needed to bundle functions"
         )
     return node
+
+
+def run_json_script(
+    script: Path, request: Any, *, timeout_s: float, timeout_error: Exception
+) -> Any:
+    """Run a ``js/`` script that reads one JSON request on stdin and prints one JSON
+    answer (bundle.mjs, compile.mjs); ``timeout_error`` is raised past ``timeout_s``,
+    NodeSetupError when the script itself fails."""
+    try:
+        done = subprocess.run(
+            [node_executable(), str(script)],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise timeout_error from exc
+    if done.returncode != 0:
+        raise NodeSetupError(
+            f"{script.name} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+        )
+    return json.loads(done.stdout)
 
 
 def has_node_modules(js_dir: str | Path = JS_DIR) -> bool:
