@@ -13,11 +13,7 @@ Run: ``python -m bench.bench_http_actions``.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,6 +26,9 @@ import httpx
 from bench.common import percentiles_ms, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "gateway"))
+from cli_process import Serve  # noqa: E402
+
 WARMUP = 50
 CALLS = 500
 CLIENTS = 4
@@ -52,59 +51,22 @@ export const get = query({ args: {}, handler: async () => "pong" });
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Server:
-    def __init__(self, root: Path) -> None:
-        functions = root / "app" / "convex"
-        functions.mkdir(parents=True)
-        (functions / "http.ts").write_text(HTTP_TS)
-        (functions / "ping.ts").write_text(PING_TS)
-        self.port, self.site_port = _free_port(), _free_port()
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "serve",
-                "--data",
-                str(root / "data"),
-                "--port",
-                str(self.port),
-                "--site-port",
-                str(self.site_port),
-                "--functions",
-                str(functions),
-                "--log-format",
-                "none",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-            env=dict(env, PYTHONPATH=str(ROOT)),
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith(("Try:", "Deploy functions:")) or time.monotonic() > deadline:
-                break
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.site_url = f"http://127.0.0.1:{self.site_port}"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+def _serve(root: Path) -> Serve:
+    """`headwater serve` of the ping app, its site port picked free."""
+    functions = root / "app" / "convex"
+    functions.mkdir(parents=True)
+    (functions / "http.ts").write_text(HTTP_TS)
+    (functions / "ping.ts").write_text(PING_TS)
+    return Serve(
+        root / "data",
+        "--functions",
+        str(functions),
+        "--site-port",
+        "0",
+        "--log-format",
+        "none",
+        startup_timeout_s=START_TIMEOUT_S,
+    )
 
 
 def _action(client: httpx.Client) -> None:
@@ -149,7 +111,7 @@ def _concurrent(base: str, call: Callable[[httpx.Client], None]) -> float:
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-http-actions-"))
-    server = _Server(root)
+    server = _serve(root)
     try:
         action = _sequential(server.site_url, _action)
         query = _sequential(server.url, _query)
