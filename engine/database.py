@@ -302,10 +302,11 @@ class Database:
             self._commit_listeners.remove(listener)
 
     def _on_committed(self, committed: list[Any]) -> None:
-        self._search.submit([c.entry for c in committed])
+        entries = [c.entry for c in committed]
+        self._search.submit(entries)
         self._subscriptions.on_committed(committed)
         for listener in list(self._commit_listeners):
-            listener([c.entry for c in committed])
+            listener(entries)
 
     def _read_only_reason(self) -> str:
         holder = read_holder(self.path)
