@@ -26,25 +26,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.environment_variables import EnvChange, read_all
+from gateway.admin_auth import require_admin
 from gateway.context import GatewayContext
-from gateway.http_errors import HttpError, bad_request, error_response, json_response
+from gateway.http_errors import bad_request, error_response, json_response
 from gateway.json_input import JsonInputError, parse_json
 from udf.executor import Executor
 
 
 def env_routes(context: GatewayContext, executor: Executor) -> list[BaseRoute]:
-    def require_admin(request: Request) -> None:
-        identity = context.authenticator.from_authorization_header(
-            request.headers.get("authorization")
-        )
-        if not identity.admin:
-            raise HttpError(
-                401, "BadAdminKey", "Environment variables need the deployment's admin key."
-            )
-
     async def update(request: Request) -> Response:
         try:
-            require_admin(request)
+            require_admin(context, request, "Environment variables")
             changes = _changes(await request.body())
             await anyio.to_thread.run_sync(executor.update_environment_variables, changes)
         except Exception as exc:  # noqa: BLE001 - every refusal leaves as code + message
@@ -53,7 +45,7 @@ def env_routes(context: GatewayContext, executor: Executor) -> list[BaseRoute]:
 
     async def list_all(request: Request) -> Response:
         try:
-            require_admin(request)
+            require_admin(context, request, "Environment variables")
             found = await anyio.to_thread.run_sync(executor.db.query, read_all)
         except Exception as exc:  # noqa: BLE001
             return error_response(exc)

@@ -30,9 +30,10 @@ from engine.errors import HeadwaterError
 from engine.snapshot_export import export_snapshot
 from engine.snapshot_jobs import EXPORTS_TABLE, completed_export, request_export, update_export
 from engine.transaction import Transaction
+from gateway.admin_auth import require_admin
 from gateway.context import GatewayContext
 from gateway.http_errors import HttpError, bad_request, error_response
-from gateway.snapshot_worker import SnapshotWorker, require_admin
+from gateway.snapshot_worker import SnapshotWorker
 
 EXPORTS_FOLDER = "snapshot_exports"
 _CHUNK_BYTES = 1 << 20

@@ -40,11 +40,12 @@ from engine.snapshot_jobs import (
     import_object_keys,
     set_import_state,
 )
+from gateway.admin_auth import require_admin
 from gateway.context import GatewayContext
 from gateway.http_api import parse_json_body
 from gateway.http_errors import bad_request, error_response, json_response
 from gateway.import_uploads import UploadStore
-from gateway.snapshot_worker import SnapshotWorker, require_admin
+from gateway.snapshot_worker import SnapshotWorker
 
 IMPORTS_FOLDER = "snapshot_imports"
 _FORMATS = {"csv": "csv", "jsonLines": "jsonl", "jsonArray": "json_array", "zip": "zip"}

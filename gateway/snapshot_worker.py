@@ -11,11 +11,6 @@ import queue
 import threading
 from collections.abc import Callable
 
-from starlette.requests import Request
-
-from gateway.context import GatewayContext
-from gateway.http_errors import HttpError
-
 _log = logging.getLogger("headwater.snapshots")
 
 
@@ -45,9 +40,3 @@ class SnapshotWorker:
     def close(self) -> None:
         """Stop after the running job; queued ones are dropped with the process."""
         self._jobs.put(None)
-
-
-def require_admin(context: GatewayContext, request: Request, what: str) -> None:
-    identity = context.authenticator.from_authorization_header(request.headers.get("authorization"))
-    if not identity.admin:
-        raise HttpError(401, "BadAdminKey", f"{what} need the deployment's admin key.")
