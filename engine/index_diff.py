@@ -92,11 +92,3 @@ def index_diff(old: Schema, new: Schema) -> dict[str, list[dict[str, Any]]]:
         "enabled_indexes": enabled,
         "disabled_indexes": disabled,
     }
-
-
-def enabled_index_count(schema: Schema) -> int:
-    """The user indexes a schema asks to be built (staged ones are not)."""
-    return sum(
-        len(t.indexes) + len(t.search_indexes) + len(t.vector_indexes)
-        for t in schema.tables.values()
-    )

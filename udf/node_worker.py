@@ -232,9 +232,6 @@ class NodeWorker:
             pass
         self._sock.close()
 
-    def stderr_tail(self) -> str:
-        return "\n".join(self._stderr)
-
 
 def _resident_bytes(pid: int) -> int | None:
     try:

@@ -11,7 +11,6 @@ and one transaction schedules at most 1,000 functions with 16 MiB of arguments.
 
 from __future__ import annotations
 
-import json
 import time
 import weakref
 from dataclasses import dataclass
@@ -165,7 +164,3 @@ def scheduled_so_far(tx: Transaction) -> tuple[int, int]:
     """Functions and argument bytes ``tx`` scheduled (``getTransactionMetrics``)."""
     counts = _COUNTS.get(tx)
     return (0, 0) if counts is None else (counts.count, counts.args_bytes)
-
-
-def job_args_json(job: dict[str, Any]) -> str:
-    return json.dumps(job["args"], separators=(",", ":"))
