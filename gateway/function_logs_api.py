@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from engine.limits import LIMITS
+from gateway.admin_auth import require_deploy_key
 from gateway.context import AuthenticationError, GatewayContext
 from gateway.http_errors import HttpError, error_response, to_http_error
 from udf.function_log import FunctionLog, FunctionLogEntry
@@ -60,7 +61,7 @@ def function_log_routes(
 ) -> list[BaseRoute]:
     async def stream(request: Request) -> Response:
         try:
-            _require_admin(context, request)
+            require_deploy_key(context, request)
             cursor = _cursor(request.query_params.get("cursor"))
         except (AuthenticationError, HttpError) as exc:
             return error_response(to_http_error(exc))
@@ -152,18 +153,6 @@ def _threadsafe(fn: Callable[[], None]) -> Callable[[], None]:
             loop.call_soon_threadsafe(fn)
 
     return on_asyncio
-
-
-def _require_admin(context: GatewayContext, request: Request) -> None:
-    identity = context.authenticator.from_authorization_header(request.headers.get("authorization"))
-    if not identity.admin:
-        name = context.settings.instance_name
-        raise HttpError(
-            403,
-            "BadDeployKey",
-            f"The provided deploy key was invalid for deployment '{name}'. Double check that "
-            "the environment this key was generated for matches the desired deployment.",
-        )
 
 
 def _cursor(raw: str | None) -> float:

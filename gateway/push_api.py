@@ -39,6 +39,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.errors import HeadwaterError
 from engine.limits import LIMITS, Limits, format_bytes
+from gateway.admin_auth import bad_deploy_key
 from gateway.context import AuthenticationError, GatewayContext
 from gateway.http_errors import HttpError, bad_request, error_response, json_response
 from gateway.json_input import JsonInputError, parse_json
@@ -212,18 +213,8 @@ def _require_admin_header(context: GatewayContext, request: Request, *, required
     except AuthenticationError as exc:
         raise HttpError(401, exc.code, exc.message) from None
     if not identity.admin:
-        raise _forbidden(context)
+        raise bad_deploy_key(context)
     return True
-
-
-def _forbidden(context: GatewayContext) -> HttpError:
-    name = context.settings.instance_name
-    return HttpError(
-        403,
-        "BadDeployKey",
-        f"The provided deploy key was invalid for deployment '{name}'. Double check that "
-        "the environment this key was generated for matches the desired deployment.",
-    )
 
 
 async def _admin_body(context: GatewayContext, request: Request, limits: Limits) -> dict:
@@ -245,7 +236,7 @@ async def _admin_body(context: GatewayContext, request: Request, limits: Limits)
                 401, "BadAdminKey", "The provided admin key was invalid for this instance"
             )
     elif not had_header:
-        raise _forbidden(context)
+        raise bad_deploy_key(context)
     return body
 
 
