@@ -24,11 +24,12 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine import Database
+from engine.components import ROOT
 from engine.errors import HeadwaterError
 from engine.limits import LIMITS
 from engine.schema import Schema, parse_schema
@@ -41,6 +42,7 @@ from engine.system_tables import (
 )
 from engine.transaction import Transaction
 from udf.bundler import ISOLATE, BundledModule, find_entry_points
+from udf.component_tree import ComponentTree
 from udf.isolate import DEFAULT_HEAP_BYTES_MAX, Isolate
 from udf.module_compiler import RunnableModule, compile_modules
 from udf.node_packages import NodeDependency, parse_dependencies
@@ -138,6 +140,20 @@ class Deployment:
     udf_server_version: str | None = None  # the npm version that pushed it (None: headwater)
     # External npm packages of the "use node" modules (installed per deployment).
     node_dependencies: tuple[NodeDependency, ...] = ()
+    # Components (convex.config): the instance tree, and each child definition's own
+    # modules and analysis as a Deployment of its own (by definition path; the app's
+    # definition is this one). An app without convex.config has only itself.
+    tree: ComponentTree = field(default_factory=ComponentTree.app_only)
+    component_definitions: Mapping[str, Deployment] = field(default_factory=dict)
+
+    def for_component(self, component_path: str) -> Deployment | None:
+        """The deployment (modules, analysis) that runs the instance at ``component_path``."""
+        if component_path == ROOT:
+            return self
+        instance = self.tree.instance(component_path)
+        if instance is None:
+            return None
+        return self.component_definitions.get(instance.definition_path)
 
     def module(self, path: str) -> BundledModule | None:
         return next((m for m in self.modules if m.path == path), None)
