@@ -18,6 +18,8 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
     _snapshot_imports (520) one document per import upload: its state, as Convex's
               `_snapshot_imports` documents ({"state": {"state": "uploaded"|...}, ...})
     _cron_jobs (521) one document per cron of the deployed crons.ts (engine.cron_jobs)
+    _function_handles (522) no documents: a function handle's id is the fixed id of
+              (component path, function path) in this table (``udf.function_handles``)
     _scheduled_functions (539) one document per scheduled function, in the shape of
               Convex's virtual table (engine.scheduled_jobs); 539 is Convex's number
 
@@ -47,6 +49,7 @@ SNAPSHOT_IMPORTS_TABLE = "_snapshot_imports"
 CRON_JOBS_TABLE = "_cron_jobs"
 SCHEDULED_FUNCTIONS_TABLE = "_scheduled_functions"
 STORAGE_TABLE = "_storage"
+FUNCTION_HANDLES_TABLE = "_function_handles"
 
 SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     TABLES_TABLE: 513,
@@ -58,6 +61,7 @@ SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     EXPORTS_TABLE: 519,
     SNAPSHOT_IMPORTS_TABLE: 520,
     CRON_JOBS_TABLE: 521,
+    FUNCTION_HANDLES_TABLE: 522,
     SCHEDULED_FUNCTIONS_TABLE: 539,
     STORAGE_TABLE: 540,
 }

@@ -46,6 +46,7 @@ from engine.schema import CREATION_TIME_FIELD, ID_FIELD, Schema
 from engine.system_tables import DEPLOYMENT_DOC_ID
 from engine.validation import validate
 from udf.bundler import ISOLATE, NODE, BundledModule
+from udf.component_tree import DefinitionUpload
 from udf.deployment import (
     Deployment,
     check_not_emptying,
@@ -113,6 +114,11 @@ class PushRequest:
     udf_server_version: str | None = None
     refuse_empty: bool = False  # headwater deploy without --allow-empty
     node_dependencies: tuple[NodeDependency, ...] = ()  # the CLI's nodeDependencies
+    # Components: the app's bundled convex.config.js and the definition paths it imports,
+    # and every child component definition (the CLI's ``componentDefinitions``).
+    app_definition: BundledModule | None = None
+    app_dependencies: tuple[str, ...] = ()
+    components: tuple[DefinitionUpload, ...] = ()
 
 
 def module_set(current: Deployment | None, request: PushRequest) -> tuple[BundledModule, ...]:
