@@ -19,7 +19,8 @@ from typing import Any
 
 from udf.deployment import Deployment
 from udf.outcome import Analysis, FunctionInfo
-from udf.push import PreparedPush, SchemaStatus
+from udf.push import PreparedPush
+from udf.schema_check import SchemaStatus
 
 PUSH_ID_KEY = "headwaterPushId"
 TS_KEY = "headwaterTs"  # finish_push: the commit ts of the push (for headwater deploy)
