@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ _SHIM = (
     'import definition from "./convex.config.js";\n'
     "export default { tables: {}, export: () => JSON.stringify(definition.export()) };\n"
 )
+_IMPORTED = re.compile(r"_componentDeps/([A-Za-z0-9_-]+)")
 APP_WITHOUT_CONFIG: dict[str, Any] = {
     "definitionType": {"type": "app"},
     "childComponents": [],
@@ -59,6 +61,14 @@ def definition_not_found(path: str) -> ComponentDefinitionError:
 def dependency_import(definition_path: str) -> str:
     """The module path a bundled config imports another definition under."""
     return DEPS_PREFIX + base64.urlsafe_b64encode(definition_path.encode()).decode().rstrip("=")
+
+
+def _decode(encoded: str) -> str:
+    padded = encoded + "=" * (-len(encoded) % 4)
+    try:
+        return base64.urlsafe_b64decode(padded).decode()
+    except (ValueError, UnicodeDecodeError):
+        return encoded
 
 
 def evaluation_order(
@@ -136,6 +146,10 @@ def _evaluate(
     dependencies: Mapping[str, dict[str, Any]],
     heap_bytes_max: int,
 ) -> dict[str, Any]:
+    for imported in _IMPORTED.findall(module.source):
+        imported_path = _decode(imported)
+        if imported_path not in dependencies:
+            raise definition_not_found(imported_path)
     modules = [
         BundledModule(CONFIG_MODULE, module.source, module.source_map),
         BundledModule("schema.js", _SHIM, None),
