@@ -7,8 +7,8 @@ import json
 import pytest
 
 from engine import Database, transaction
-from engine.values import check_table_name
 from engine.errors import HeadwaterError, SchemaValidationError
+from engine.values import check_table_name
 from udf.bundler import BundledModule, bundle
 from udf.component_definitions import dependency_import
 from udf.component_tree import DefinitionUpload
@@ -25,13 +25,15 @@ const define = (kind, name) => {
   return {
     use(definition, options = {}) {
       const childName = options.name ?? definition.defaultName;
-      children.push({ name: childName, path: definition.componentDefinitionPath, args: [], env: null });
+      const path = definition.componentDefinitionPath;
+      children.push({ name: childName, path, args: [], env: null });
       if (options.httpPrefix) mounts[options.httpPrefix] = "_reference/childComponent/" + childName;
       return {};
     },
     export() {
       return {
-        definitionType: kind === "app" ? { type: "app" } : { type: "childComponent", name, args: [] },
+        definitionType:
+          kind === "app" ? { type: "app" } : { type: "childComponent", name, args: [] },
         childComponents: children,
         httpMounts: mounts,
         exports: { type: "branch", branch: [] },
