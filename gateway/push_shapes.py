@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.components import split_table
 from udf.deployment import Deployment
 from udf.outcome import Analysis, FunctionInfo
 from udf.push import PreparedPush
@@ -28,7 +29,7 @@ ROOT = ""
 _UDF_TYPES = {"query": "Query", "mutation": "Mutation", "action": "Action"}
 
 
-def _functions_by_module(analysis: Analysis, paths: list[str]) -> dict[str, Any]:
+def functions_by_module(analysis: Analysis, paths: list[str]) -> dict[str, Any]:
     """``functions``: every analysed module (not ``_deps/``) with its functions."""
     found: dict[str, Any] = {}
     for path in paths:
@@ -124,7 +125,7 @@ def start_push_response(prepared: PreparedPush) -> dict[str, Any]:
                     "envVars": [],
                 },
                 "schema": _schema(prepared),
-                "functions": _functions_by_module(analysis, sorted(paths)),
+                "functions": functions_by_module(analysis, sorted(paths)),
                 "udfConfig": {
                     "serverVersion": prepared.udf_server_version or "",
                     "importPhaseRngSeed": None,
@@ -151,8 +152,8 @@ def schema_status(status: SchemaStatus) -> dict[str, Any]:
         return {
             "type": "failed",
             "error": status.error,
-            "componentPath": ROOT,
-            "tableName": status.table,
+            "componentPath": None if status.table is None else split_table(status.table)[0],
+            "tableName": None if status.table is None else split_table(status.table)[1],
         }
     if status.complete:
         return {"type": "complete"}

@@ -5,43 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from component_configs import config
 
 from engine import Database, transaction
 from engine.errors import HeadwaterError, SchemaValidationError
 from engine.values import check_table_name
-from udf.bundler import BundledModule, bundle
-from udf.component_definitions import dependency_import
+from udf.bundler import bundle
 from udf.component_tree import DefinitionUpload
 from udf.deployment import load_deployment
 from udf.executor import Executor
 from udf.push import PushRequest, commit_push, prepare_push
 
-# What defineApp()/defineComponent(name) from convex/server record, written small: the
-# CLI bundles the real ones into each convex.config.js.
-DEFINE = """
-const define = (kind, name) => {
-  const children = [];
-  const mounts = {};
-  return {
-    use(definition, options = {}) {
-      const childName = options.name ?? definition.defaultName;
-      const path = definition.componentDefinitionPath;
-      children.push({ name: childName, path, args: [], env: null });
-      if (options.httpPrefix) mounts[options.httpPrefix] = "_reference/childComponent/" + childName;
-      return {};
-    },
-    export() {
-      return {
-        definitionType:
-          kind === "app" ? { type: "app" } : { type: "childComponent", name, args: [] },
-        childComponents: children,
-        httpMounts: mounts,
-        exports: { type: "branch", branch: [] },
-      };
-    },
-  };
-};
-"""
 LIMITER = "../node_modules/limiter/dist/component"
 COUNTER = "../node_modules/counter/dist/component"
 
@@ -56,19 +30,6 @@ import { v } from "convex/values";
 export const check = query({ args: { key: v.string() }, handler: async () => true });
 export const take = mutation({ args: { key: v.string() }, handler: async () => null });
 """
-
-
-def config(kind, name="", uses=()):
-    """A bundled convex.config.js: imports of other definitions as the CLI rewrites them."""
-    lines = []
-    for i, (path, _options) in enumerate(uses):
-        lines.append(f'import dep{i} from "./{dependency_import(path)}";')
-    lines.append(DEFINE)
-    lines.append(f"const def = define({json.dumps(kind)}, {json.dumps(name)});")
-    for i, (_path, options) in enumerate(uses):
-        lines.append(f"def.use(dep{i}, {json.dumps(options)});")
-    lines.append("export default def;")
-    return BundledModule("convex.config.js", "\n".join(lines), None)
 
 
 def functions_of(root, name, files):
