@@ -272,7 +272,10 @@ def _decoded(raw: bytes, encoding: str | None, bytes_max: int) -> bytes:
             if size > bytes_max:
                 raise _too_large(bytes_max)
             parts.append(chunk)
-            if inflater.is_finished() or inflater.can_accept_more_data():
+            # All input is given at once: ask for more output until the stream ends or
+            # no more comes (brotli may hand out more than the limit, and report that it
+            # can take input while output is still pending).
+            if inflater.is_finished() or not chunk:
                 break
             chunk = inflater.process(b"", output_buffer_limit=_INFLATE_CHUNK_BYTES)
     except brotli.error:
