@@ -18,8 +18,10 @@ from engine.schema import parse_schema
 from gateway.push_shapes import functions_by_module
 from udf.component_tree import ComponentTree
 from udf.deployment import Deployment
+from udf.outcome import Analysis
 from udf.push import PreparedPush
 
+_UDF_KINDS = ("query", "mutation", "action")
 _DIFF_KEYS = ("added_indexes", "removed_indexes", "enabled_indexes", "disabled_indexes")
 
 
@@ -48,10 +50,38 @@ def _definition(path: str, evaluated: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def file_based_exports(analysis: Analysis) -> dict[str, Any]:
+    """A child definition's ``exports``: its public functions as a branch tree by module
+    path parts (``lib/math.js`` ``add`` → ``lib`` → ``math`` → ``add``), as the reference
+    fills them in (``crates/model/src/components/file_based_routing.rs``)."""
+    tree: dict[str, Any] = {}
+    for function in analysis.functions:
+        if function.visibility != "public" or function.kind not in _UDF_KINDS:
+            continue
+        parts = function.module.removesuffix(".js").split("/")
+        node = tree
+        for part in parts:
+            node = node.setdefault(part, {})
+        node[function.name] = f"_reference/function/{function.module}:{function.name}"
+    return _branch(tree)
+
+
+def _branch(tree: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "branch",
+        "branch": [
+            [key, {"type": "leaf", "leaf": value} if isinstance(value, str) else _branch(value)]
+            for key, value in sorted(tree.items())
+        ],
+    }
+
+
 def _child_analysis(path: str, child: Deployment, evaluated: Mapping[str, Any]) -> dict[str, Any]:
     schema_json = child.analysis.schema_json
+    definition = _definition(path, evaluated)
+    definition["exports"] = file_based_exports(child.analysis)
     return {
-        "definition": _definition(path, evaluated),
+        "definition": definition,
         "schema": None if schema_json is None else parse_schema(schema_json).to_json(),
         "functions": functions_by_module(child.analysis, sorted(m.path for m in child.modules)),
         "udfConfig": {
