@@ -152,7 +152,7 @@ def schema_status(status: SchemaStatus) -> dict[str, Any]:
         return {
             "type": "failed",
             "error": status.error,
-            "componentPath": None if status.table is None else split_table(status.table)[0],
+            "componentPath": ROOT if status.table is None else split_table(status.table)[0],
             "tableName": None if status.table is None else split_table(status.table)[1],
         }
     if status.complete:
