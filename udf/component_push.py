@@ -11,19 +11,24 @@ the app's and every instance's merged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from engine.component_schema import merge_schemas, qualify_schema
 from engine.components import ROOT
 from engine.schema import Schema
-from udf.bundler import ISOLATE, BundledModule
+from udf.bundler import ISOLATE, NODE, BundledModule
 from udf.component_definitions import ComponentDefinitionError, evaluate_definitions
 from udf.component_tree import ComponentTree, DefinitionUpload
 from udf.component_tree_build import build_tree
 from udf.deployment import Deployment, prepare_modules, schema_of, source_hash
+from udf.node_runtime import check_isolate_imports
+from udf.outcome import FunctionInfo
 
 SCHEMA_MODULE = "schema.js"
+# Analyses a definition's "use node" modules in Node.js (the executor's, with the push's
+# external packages and environment).
+AnalyzeNode = Callable[[tuple[BundledModule, ...]], tuple[FunctionInfo, ...]]
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ def prepare_components(
     components: tuple[DefinitionUpload, ...],
     *,
     heap_bytes_max: int,
+    analyze_node: AnalyzeNode | None = None,
 ) -> PreparedComponents:
     """Evaluate, check and analyse a push's components; raises on any refusal, stores nothing."""
     if app_definition is None and not app_dependencies and not components:
@@ -49,27 +55,32 @@ def prepare_components(
     )
     tree = build_tree(evaluated)
     definitions = {
-        c.definition_path: _analyse(c, heap_bytes_max)
+        c.definition_path: _analyse(c, heap_bytes_max, analyze_node)
         for c in components
         if any(i.definition_path == c.definition_path for i in tree.instances.values())
     }
     return PreparedComponents(tree, definitions)
 
 
-def _analyse(upload: DefinitionUpload, heap_bytes_max: int) -> Deployment:
+def _analyse(
+    upload: DefinitionUpload, heap_bytes_max: int, analyze_node: AnalyzeNode | None
+) -> Deployment:
     modules: dict[str, BundledModule] = {}
     for module in upload.functions:
-        if module.environment != ISOLATE:
+        if module.environment != ISOLATE and analyze_node is None:
             raise ComponentDefinitionError(
-                f'Component {upload.definition_path}: module {module.path} is "use node"; '
-                "a component's modules run in the Convex runtime.",
+                f'Component {upload.definition_path}: module {module.path} is "use node", '
+                "and this push cannot analyse Node.js modules.",
                 code="InvalidModuleEnvironment",
             )
         modules[module.path] = module
     if upload.schema is not None:
         modules[SCHEMA_MODULE] = replace(upload.schema, path=SCHEMA_MODULE)
     ordered = tuple(modules[p] for p in sorted(modules))
+    check_isolate_imports(ordered)
     runnable, analysis = prepare_modules(ordered, {}, heap_bytes_max=heap_bytes_max)
+    if analyze_node is not None and any(m.environment == NODE for m in ordered):
+        analysis = replace(analysis, functions=analysis.functions + analyze_node(ordered))
     return Deployment(
         ordered, analysis, source_hash(ordered), 0, runnable, upload.udf_server_version
     )

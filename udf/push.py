@@ -233,6 +233,7 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
         request.app_dependencies,
         request.components,
         heap_bytes_max=executor.limits.isolate_heap_bytes_max,
+        analyze_node=lambda found: executor.analyze_node(found, request.node_dependencies, env),
     )
     app_schema = schema_of(analysis)
     new_schema = whole_schema(app_schema, components.tree, components.definitions)

@@ -194,3 +194,25 @@ def test_data_violating_an_upgraded_component_schema_is_refused(executor, code, 
     assert executor.deployment.for_component("second").module("schema.js").source == (
         code["limiter"][1].source
     )
+
+
+NODE_ACTION = """"use node";
+import { action } from "./_generated/server";
+export const ping = action({ args: {}, handler: async () => "pong" });
+"""
+
+
+def test_a_component_node_action_is_analysed_in_node(executor, code, tmp_path):
+    functions, schema = functions_of(
+        tmp_path, "noded", {"lib.ts": LIMITER_LIB, "ping.ts": NODE_ACTION}
+    )
+    assert any(m.environment == "node" for m in functions)
+    request = PushRequest(
+        code["app"],
+        app_definition=config("app", uses=[(LIMITER, {})]),
+        app_dependencies=(LIMITER,),
+        components=(definition(LIMITER, "limiter", functions, schema),),
+    )
+    child = push(executor, request).deployment.for_component("limiter")
+    assert child.function("ping.js", "ping").kind == "action"
+    assert load_deployment(executor.db).for_component("limiter").node_paths == {"ping.js"}
