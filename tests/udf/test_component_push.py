@@ -10,11 +10,12 @@ from component_configs import config
 from engine import Database, transaction
 from engine.errors import HeadwaterError, SchemaValidationError
 from engine.values import check_table_name
+from gateway.push_shapes import schema_status
 from udf.bundler import bundle
 from udf.component_tree import DefinitionUpload
 from udf.deployment import load_deployment
 from udf.executor import Executor
-from udf.push import PushRequest, commit_push, prepare_push
+from udf.push import PushRequest, SchemaCheck, commit_push, prepare_push
 
 LIMITER = "../node_modules/limiter/dist/component"
 COUNTER = "../node_modules/counter/dist/component"
@@ -178,21 +179,35 @@ def test_a_definition_cycle_is_refused(executor, code):
     refused(executor, request, "CyclicImport", "Found cyclic definition dependency")
 
 
-def test_data_violating_an_upgraded_component_schema_is_refused(executor, code, monkeypatch):
-    push(executor, two_limiters(code))
+def insert_into_component(executor, monkeypatch, table, doc):
     # A component's function writes its qualified table; until inserts take qualified
     # names here, the check of the name is made to accept them as that change will.
     monkeypatch.setattr(
         transaction, "check_table_name", lambda name: [check_table_name(p) for p in name.split("/")]
     )
     tx = executor.db.begin(writable=True)
-    tx.insert("second/tokens", {"key": "abc"})
+    tx.insert(table, doc)
     executor.db.commit(tx)
+
+
+def test_data_violating_an_upgraded_component_schema_is_refused(executor, code, monkeypatch):
+    push(executor, two_limiters(code))
+    insert_into_component(executor, monkeypatch, "second/tokens", {"key": "abc"})
     with pytest.raises(SchemaValidationError) as caught:
         push(executor, two_limiters(code, code["strict"]))
     assert 'table "second/tokens"' in caught.value.message
     assert executor.deployment.for_component("second").module("schema.js").source == (
         code["limiter"][1].source
+    )
+    # The CLI's wait_for_schema names the component and its table.
+    prepared = prepare_push(executor, two_limiters(code, code["strict"]), "p")
+    check = SchemaCheck(executor, prepared)
+    check.run_inline()
+    status = schema_status(check.status())
+    assert (status["type"], status["componentPath"], status["tableName"]) == (
+        "failed",
+        "second",
+        "tokens",
     )
 
 
