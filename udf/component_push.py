@@ -54,11 +54,8 @@ def prepare_components(
         app_definition, app_dependencies, components, heap_bytes_max=heap_bytes_max
     )
     tree = build_tree(evaluated)
-    definitions = {
-        c.definition_path: _analyse(c, heap_bytes_max, analyze_node)
-        for c in components
-        if any(i.definition_path == c.definition_path for i in tree.instances.values())
-    }
+    # Every definition pushed is analysed, used or not: the CLI generates code for each.
+    definitions = {c.definition_path: _analyse(c, heap_bytes_max, analyze_node) for c in components}
     return PreparedComponents(tree, definitions)
 
 
