@@ -120,7 +120,8 @@ def parse_schema(source: str | bytes | Mapping[str, Any]) -> Schema:
 
 def _parse_table(raw: Mapping[str, Any]) -> TableSchema:
     name = raw.get("tableName")
-    if not isinstance(name, str) or not is_identifier(name):
+    # A component's table is stored under "<component path>/<table>" (engine.components).
+    if not isinstance(name, str) or not all(is_identifier(p) for p in name.split("/")):
         raise SchemaError(
             f"Invalid table name: {json_preview(name)}. "
             f"Table names are identifiers of 1 to {LIMITS.identifier_chars_max} ASCII letters, "

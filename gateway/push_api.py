@@ -44,6 +44,11 @@ from gateway.context import AuthenticationError, GatewayContext
 from gateway.http_errors import HttpError, bad_request, error_response, json_response
 from gateway.json_input import JsonInputError, parse_json
 from gateway.push_client import PUSH_ERROR_PREFIX
+from gateway.push_component_shapes import (
+    add_component_diffs,
+    add_components,
+    index_diffs_by_component,
+)
 from gateway.push_shapes import (
     PUSH_ID_KEY,
     ROOT,
@@ -56,12 +61,12 @@ from gateway.push_shapes import (
     start_push_response,
 )
 from udf.bundler import BundledModule
+from udf.component_tree import DefinitionUpload
 from udf.executor import Executor
 from udf.node_packages import NodeDependency, NodePackagesError, parse_dependencies
 from udf.push import (
     ModuleHash,
     PendingPushes,
-    PushError,
     PushRequest,
     SchemaCheck,
     commit_push,
@@ -106,6 +111,9 @@ def push_routes(
             prepared = await anyio.to_thread.run_sync(prepare_push, executor, push)
             change = schema_change(prepared)
             change["schemaIds"] = {ROOT: None}
+            if prepared.components.tree.has_components:
+                paths = sorted(prepared.components.tree.instances)
+                change["indexDiffs"] = index_diffs_by_component(prepared.index_diff, paths)
             return json_response({"schemaChange": change})
         except Exception as exc:  # noqa: BLE001
             return error_response(_pushing(exc))
@@ -117,7 +125,7 @@ def push_routes(
             prepared = await anyio.to_thread.run_sync(prepare_push, executor, push, push_id)
             prepared.check = SchemaCheck(executor, prepared).start()
             pending.add(prepared)
-            return json_response(start_push_response(prepared))
+            return json_response(add_components(start_push_response(prepared), prepared))
         except Exception as exc:  # noqa: BLE001
             return error_response(_pushing(exc))
 
@@ -157,6 +165,7 @@ def push_routes(
             finally:
                 pending.pop(prepared.push_id)
             diff = finish_push_diff(prepared, committed.previous, committed.removed)
+            diff = add_component_diffs(diff, prepared, committed.previous)
             diff[TS_KEY] = committed.deployment.ts
             return json_response(diff)
         except Exception as exc:  # noqa: BLE001
@@ -263,7 +272,10 @@ def _decoded(raw: bytes, encoding: str | None, bytes_max: int) -> bytes:
             if size > bytes_max:
                 raise _too_large(bytes_max)
             parts.append(chunk)
-            if inflater.is_finished() or inflater.can_accept_more_data():
+            # All input is given at once: ask for more output until the stream ends or
+            # no more comes (brotli may hand out more than the limit, and report that it
+            # can take input while output is still pending).
+            if inflater.is_finished() or not chunk:
                 break
             chunk = inflater.process(b"", output_buffer_limit=_INFLATE_CHUNK_BYTES)
     except brotli.error:
@@ -315,7 +327,7 @@ def _check_version(request: Request, body_version: object) -> None:
 
 
 def _push_request(body: dict, request: Request) -> PushRequest:
-    """A StartPushRequest (npm 1.48's shape) as a ``PushRequest``; components refused."""
+    """A StartPushRequest (npm 1.48's shape) as a ``PushRequest``, components included."""
     app = body.get("appDefinition")
     if not isinstance(app, dict):
         raise bad_request("InvalidConfig", "The push has no appDefinition.")
@@ -325,12 +337,11 @@ def _push_request(body: dict, request: Request) -> PushRequest:
     _check_version(request, version)
     # npm 1.48 always sends a root ``definition`` (a synthesized ``defineApp()`` when the
     # app has no convex.config.ts); components show as dependencies and their definitions.
-    if app.get("dependencies") or body.get("componentDefinitions"):
-        raise PushError(
-            "This app defines components (convex/convex.config.ts): components are not "
-            "supported by this server yet. Remove convex.config.ts to push the app alone.",
-            code="ComponentsNotSupported",
-        )
+    definition = app.get("definition")
+    dependencies = _paths(app.get("dependencies"), "appDefinition.dependencies")
+    raw_components = body.get("componentDefinitions") or []
+    if not isinstance(raw_components, list):
+        raise bad_request("InvalidConfig", "componentDefinitions must be a list.")
     changed = app.get("changedModules")
     unchanged = app.get("unchangedModuleHashes", [])
     if not isinstance(changed, list) or not isinstance(unchanged, list):
@@ -346,6 +357,37 @@ def _push_request(body: dict, request: Request) -> PushRequest:
         version,
         refuse_empty=body.get("headwaterRefuseEmpty") is True,
         node_dependencies=_node_dependencies(body.get("nodeDependencies")),
+        app_definition=None if definition is None else _module(definition),
+        app_dependencies=dependencies,
+        components=tuple(_component(c) for c in raw_components),
+    )
+
+
+def _paths(raw: object, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise bad_request("InvalidConfig", f"{where} must be a list of definition paths.")
+    return tuple(raw)
+
+
+def _component(raw: object) -> DefinitionUpload:
+    """One ``componentDefinitions`` entry (npm 1.48's ComponentDefinitionConfig)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("definitionPath"), str):
+        raise bad_request("InvalidConfig", "Each component definition needs a definitionPath.")
+    path = raw["definitionPath"]
+    functions = raw.get("functions")
+    if not isinstance(functions, list):
+        raise bad_request("InvalidConfig", f"The functions of component {path} must be a list.")
+    schema = raw.get("schema")
+    version = raw.get("udfServerVersion")
+    return DefinitionUpload(
+        path,
+        _module(raw.get("definition")),
+        _paths(raw.get("dependencies"), f"The dependencies of component {path}"),
+        None if schema is None else _module(schema),
+        tuple(_module(m) for m in functions),
+        version if isinstance(version, str) else None,
     )
 
 

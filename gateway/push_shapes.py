@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.components import split_table
 from udf.deployment import Deployment
 from udf.outcome import Analysis, FunctionInfo
-from udf.push import PreparedPush, SchemaStatus
+from udf.push import PreparedPush
+from udf.schema_check import SchemaStatus
 
 PUSH_ID_KEY = "headwaterPushId"
 TS_KEY = "headwaterTs"  # finish_push: the commit ts of the push (for headwater deploy)
@@ -27,7 +29,7 @@ ROOT = ""
 _UDF_TYPES = {"query": "Query", "mutation": "Mutation", "action": "Action"}
 
 
-def _functions_by_module(analysis: Analysis, paths: list[str]) -> dict[str, Any]:
+def functions_by_module(analysis: Analysis, paths: list[str]) -> dict[str, Any]:
     """``functions``: every analysed module (not ``_deps/``) with its functions."""
     found: dict[str, Any] = {}
     for path in paths:
@@ -123,7 +125,7 @@ def start_push_response(prepared: PreparedPush) -> dict[str, Any]:
                     "envVars": [],
                 },
                 "schema": _schema(prepared),
-                "functions": _functions_by_module(analysis, sorted(paths)),
+                "functions": functions_by_module(analysis, sorted(paths)),
                 "udfConfig": {
                     "serverVersion": prepared.udf_server_version or "",
                     "importPhaseRngSeed": None,
@@ -150,8 +152,8 @@ def schema_status(status: SchemaStatus) -> dict[str, Any]:
         return {
             "type": "failed",
             "error": status.error,
-            "componentPath": ROOT,
-            "tableName": status.table,
+            "componentPath": ROOT if status.table is None else split_table(status.table)[0],
+            "tableName": None if status.table is None else split_table(status.table)[1],
         }
     if status.complete:
         return {"type": "complete"}

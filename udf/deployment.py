@@ -1,11 +1,9 @@
 """A deployment: bundled modules and what they define, stored through the engine.
 
 A deploy is one committed transaction: every module is a ``_modules``
-document (fixed id per path) holding the module as pushed (``source``,
-``sourceMap``, ``environment``, ``sha256``: the CLI's form and hash, so a
-push can skip unchanged modules) and, for isolate modules, the compiled form
-the runtime loads (``runnable``, ``runnableMap``: a restart needs no Node);
-the ``_deployment`` document records the
+document (``udf.module_store``; a component definition's modules too, keyed
+by its definition path); the ``_deployment`` document records the
+component tree and each child definition's module list and analysis, and the
 analysis (functions, validators, auth config, crons) and the source hash,
 modules that are gone are deleted, and the schema is applied (existing data
 checked, new indexes backfilled). So a deploy is in the log, survives a
@@ -34,17 +32,13 @@ from engine.errors import HeadwaterError
 from engine.limits import LIMITS
 from engine.schema import Schema, parse_schema
 from engine.schema_apply import apply_schema
-from engine.system_tables import (
-    DEPLOYMENT_DOC_ID,
-    DEPLOYMENT_TABLE,
-    MODULES_TABLE,
-    keyed_system_id,
-)
+from engine.system_tables import DEPLOYMENT_DOC_ID, DEPLOYMENT_TABLE
 from engine.transaction import Transaction
-from udf.bundler import ISOLATE, BundledModule, find_entry_points
+from udf.bundler import BundledModule, find_entry_points
 from udf.component_tree import ComponentTree
 from udf.isolate import DEFAULT_HEAP_BYTES_MAX, Isolate
 from udf.module_compiler import RunnableModule, compile_modules
+from udf.module_store import delete_modules, read_modules, stored_keys, write_modules
 from udf.node_packages import NodeDependency, parse_dependencies
 from udf.outcome import Analysis, FunctionInfo, HttpRoute
 
@@ -233,45 +227,39 @@ def store_deployment(
     udf_server_version: str | None = None,
     check_data: bool = True,
     node_dependencies: tuple[NodeDependency, ...] = (),
+    schema: Schema | None = None,
+    tree: ComponentTree | None = None,
+    component_definitions: Mapping[str, Deployment] | None = None,
 ) -> list[str]:
-    """Write a deployment inside ``tx``; returns the module paths it removed.
+    """Write a deployment inside ``tx``; returns the module keys it removed.
 
-    ``check_data=False`` skips checking the stored documents against the schema: only
-    for a schema equal to the one in force, which every write was already checked by."""
-    apply_schema(tx, schema_of(analysis), check_data=check_data)
-    previous = tx.get(DEPLOYMENT_DOC_ID)
-    before = set() if previous is None else set(previous["modules"])
-    paths = [m.path for m in modules]
-    compiled = {r.path: r for r in runnable}
-    for module in modules:
-        ready = compiled.get(module.path)
-        tx.write_system(
-            MODULES_TABLE,
-            keyed_system_id(MODULES_TABLE, module.path),
-            {
-                "path": module.path,
-                "source": module.source,
-                "sourceMap": module.source_map,
-                "environment": module.environment,
-                "sha256": module.sha256,
-                "runnable": None if ready is None else ready.code,
-                "runnableMap": None if ready is None else ready.source_map,
-            },
-        )
-    removed = sorted(before - set(paths))
-    for path in removed:
-        tx.write_system(MODULES_TABLE, keyed_system_id(MODULES_TABLE, path), None)
-    tx.write_system(
-        DEPLOYMENT_TABLE,
-        DEPLOYMENT_DOC_ID,
-        {
-            "modules": paths,
-            "analysis": analysis_to_json(analysis),
-            "sourceHash": source_hash(modules),
-            "udfServerVersion": udf_server_version,
-            "nodeDependencies": [d.to_json() for d in node_dependencies],
-        },
-    )
+    ``schema`` is the deployment's whole schema (the app's and every component
+    instance's, ``udf.component_push``); by default the app's. ``check_data=False``
+    skips checking the stored documents against it: only for a schema equal to the
+    one in force, which every write was already checked by."""
+    apply_schema(tx, schema_of(analysis) if schema is None else schema, check_data=check_data)
+    before = stored_keys(tx.get(DEPLOYMENT_DOC_ID))
+    after = write_modules(tx, ROOT, modules, runnable)
+    definitions: dict[str, Any] = {}
+    for definition_path, child in sorted((component_definitions or {}).items()):
+        after |= write_modules(tx, definition_path, child.modules, child.runnable)
+        definitions[definition_path] = {
+            "modules": [m.path for m in child.modules],
+            "analysis": analysis_to_json(child.analysis),
+            "udfServerVersion": child.udf_server_version,
+        }
+    removed = sorted(before - after)
+    delete_modules(tx, removed)
+    record: dict[str, Any] = {
+        "modules": [m.path for m in modules],
+        "analysis": analysis_to_json(analysis),
+        "sourceHash": source_hash(modules),
+        "udfServerVersion": udf_server_version,
+        "nodeDependencies": [d.to_json() for d in node_dependencies],
+    }
+    if tree is not None and tree.has_components:
+        record["components"] = {"tree": tree.to_json(), "definitions": definitions}
+    tx.write_system(DEPLOYMENT_TABLE, DEPLOYMENT_DOC_ID, record)
     return removed
 
 
@@ -282,28 +270,31 @@ def load_deployment(db: Database) -> Deployment | None:
         record = tx.get(DEPLOYMENT_DOC_ID)
         if record is None:
             return None
-        modules = []
-        runnable = []
-        for path in record["modules"]:
-            doc: Any = tx.get(keyed_system_id(MODULES_TABLE, path))
-            module = BundledModule(
-                doc["path"], doc["source"], doc["sourceMap"], doc.get("environment", ISOLATE)
-            )
-            modules.append(module)
-            if doc.get("runnable") is not None:
-                runnable.append(RunnableModule(doc["path"], doc["runnable"], doc["runnableMap"]))
-            elif module.environment == ISOLATE:  # stored before modules were compiled
-                runnable.extend(compile_modules([module]))
+        modules, runnable = read_modules(tx, ROOT, record["modules"])
         version = tx.snapshot.get(_storage_key(DEPLOYMENT_DOC_ID))
         ts = version[0] if version is not None else tx.snapshot_ts
+        components = record.get("components") or {}
+        children = {}
+        for definition_path, stored in (components.get("definitions") or {}).items():
+            child_modules, child_runnable = read_modules(tx, definition_path, stored["modules"])
+            children[definition_path] = Deployment(
+                child_modules,
+                analysis_from_json(stored["analysis"]),
+                source_hash(child_modules),
+                ts,
+                child_runnable,
+                stored.get("udfServerVersion"),
+            )
         return Deployment(
-            tuple(modules),
+            modules,
             analysis_from_json(record["analysis"]),
             record["sourceHash"],
             ts,
-            tuple(runnable),
+            runnable,
             record.get("udfServerVersion"),
             parse_dependencies(record.get("nodeDependencies")),
+            ComponentTree.from_json(components.get("tree")),
+            children,
         )
     finally:
         tx.close()

@@ -130,10 +130,9 @@ def update_environment(
         tx.write_system(
             DEPLOYMENT_TABLE,
             DEPLOYMENT_DOC_ID,
-            {
-                "modules": record["modules"],
+            {  # every other field (the component tree, versions) kept
+                **{k: v for k, v in record.items() if not k.startswith("_")},
                 "analysis": analysis_to_json(analysis),
-                "sourceHash": record["sourceHash"],
             },
         )
         return dataclasses.replace(deployment, analysis=analysis)

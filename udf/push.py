@@ -23,7 +23,10 @@ Node modules (``"use node"``) are analysed in Node.js (``Executor.analyze_node``
 ``udf.node_runtime``) after their external packages are installed: a package
 that does not install, a node module defining a query or mutation, or a V8
 module importing a node module refuses the push before anything is written.
-Component definitions (``convex.config``) are refused.
+A push with ``convex.config`` also brings the component definitions
+(``udf.component_push``): they are evaluated, the instance tree checked and each
+child definition analysed before anything is written; the schema checked and
+applied is the deployment's whole schema, every instance's tables included.
 """
 
 from __future__ import annotations
@@ -38,14 +41,19 @@ from typing import Any, Protocol
 from engine import Database
 from engine.cron_jobs import check_targets, parse_crons, sync_cron_jobs
 from engine.environment_variables import read_all
-from engine.errors import HeadwaterError, SchemaValidationError
+from engine.errors import HeadwaterError
 from engine.ids import decode_id
 from engine.index_diff import index_diff
 from engine.limits import LIMITS, Limits
-from engine.schema import CREATION_TIME_FIELD, ID_FIELD, Schema
+from engine.schema import Schema
 from engine.system_tables import DEPLOYMENT_DOC_ID
-from engine.validation import validate
 from udf.bundler import ISOLATE, NODE, BundledModule
+from udf.component_push import (
+    PreparedComponents,
+    deployment_schema,
+    prepare_components,
+    whole_schema,
+)
 from udf.component_tree import DefinitionUpload
 from udf.deployment import (
     Deployment,
@@ -59,14 +67,12 @@ from udf.module_compiler import RunnableModule
 from udf.node_packages import NodeDependency
 from udf.node_runtime import check_isolate_imports
 from udf.outcome import Analysis, FunctionInfo
+from udf.schema_check import SchemaCheck, SchemaStatus
 
 ENVIRONMENTS = (ISOLATE, NODE)
 SCHEMA_MODULE = "schema.js"
 _ENV_CHANGED = "Environment variables have changed during push"
-# Reading every document for the schema check is not a user function: no read limits.
-_CHECK_LIMITS = dataclasses.replace(
-    LIMITS, read_bytes_max=1 << 50, documents_read_max=1 << 40, index_ranges_max=1 << 40
-)
+__all__ = ["SchemaCheck", "SchemaStatus"]  # kept importable from here
 
 
 class Executor(Protocol):
@@ -199,6 +205,8 @@ class PreparedPush:
     created_s: float
     check: SchemaCheck | None = None
     node_dependencies: tuple[NodeDependency, ...] = ()
+    components: PreparedComponents = dataclasses.field(default_factory=PreparedComponents)
+    app_schema: Schema = dataclasses.field(default_factory=Schema.empty)  # the app's own
 
     @property
     def schema_unchanged(self) -> bool:
@@ -220,8 +228,16 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
     if request.refuse_empty:
         check_not_emptying(analysis, base, "The pushed folder")
     check_targets(parse_crons(analysis.crons_json), _kind_in(analysis))
-    new_schema = schema_of(analysis)
-    old_schema = Schema.empty() if base is None else schema_of(base.analysis)
+    components = prepare_components(
+        request.app_definition,
+        request.app_dependencies,
+        request.components,
+        heap_bytes_max=executor.limits.isolate_heap_bytes_max,
+        analyze_node=lambda found: executor.analyze_node(found, request.node_dependencies, env),
+    )
+    app_schema = schema_of(analysis)
+    new_schema = whole_schema(app_schema, components.tree, components.definitions)
+    old_schema = deployment_schema(base)
     return PreparedPush(
         push_id,
         modules,
@@ -236,6 +252,8 @@ def prepare_push(executor: Executor, request: PushRequest, push_id: str = "") ->
         request.udf_server_version,
         time.monotonic(),
         node_dependencies=request.node_dependencies,
+        components=components,
+        app_schema=app_schema,
     )
 
 
@@ -269,6 +287,9 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
             udf_server_version=prepared.udf_server_version,
             check_data=not prepared.schema_unchanged,
             node_dependencies=prepared.node_dependencies,
+            schema=prepared.new_schema,
+            tree=prepared.components.tree,
+            component_definitions=prepared.components.definitions,
         )
         # The crons of this deploy, in its own commit: they run from it on.
         sync_cron_jobs(tx, parse_crons(prepared.analysis.crons_json), time.time() * 1000)
@@ -283,6 +304,11 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
         prepared.runnable,
         prepared.udf_server_version,
         prepared.node_dependencies,
+        prepared.components.tree,
+        {
+            path: dataclasses.replace(child, ts=result.ts)
+            for path, child in prepared.components.definitions.items()
+        },
     )
     executor.install(deployment)
     executor.db.wait_for_search_indexes(executor.limits.deploy_search_backfill_wait_s)
@@ -303,151 +329,6 @@ def _deployment_ts(tx: Any) -> int | None:
         return None
     version = tx.snapshot.get(decode_id(DEPLOYMENT_DOC_ID).storage_key())
     return None if version is None else int(version[0])
-
-
-# --- the data against the new schema ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SchemaStatus:
-    """What ``wait_for_schema`` answers: done or not, and the reference's counts."""
-
-    validation_complete: bool
-    indexes_complete: int
-    indexes_total: int
-    error: str | None = None
-    table: str | None = None
-
-    @property
-    def complete(self) -> bool:
-        return (
-            self.error is None
-            and self.validation_complete
-            and (self.indexes_complete == self.indexes_total)
-        )
-
-
-class SchemaCheck:
-    """Checks the stored documents against a push's schema at its base snapshot.
-
-    Runs on its own thread from ``start``: every table whose validator the push
-    changes is read whole; a table an added index covers is read too (the pass that
-    prepares its backfill, which the commit then writes). Progress is counted per
-    table; a violation ends the check with the reference's message."""
-
-    def __init__(self, executor: Executor, prepared: PreparedPush) -> None:
-        self._db = executor.db
-        self._prepared = prepared
-        new, old = prepared.new_schema, prepared.old_schema
-        added_tables = {d["name"].split(".")[0] for d in prepared.index_diff["added_indexes"]}
-        self._validate = [
-            name
-            for name, table in new.tables.items()
-            if new.schema_validation
-            and table.document_validator is not None
-            and not (
-                old.schema_validation
-                and name in old.tables
-                and old.tables[name].document_validator == table.document_validator
-            )
-        ]
-        self._backfill = sorted(added_tables)
-        enabled = [d for d in prepared.index_diff["added_indexes"] if not d["staged"]]
-        self._added_enabled = {d["name"] for d in enabled}
-        self._indexes_total = sum(
-            len(t.indexes) + len(t.search_indexes) + len(t.vector_indexes)
-            for t in new.tables.values()
-        )
-        self._lock = threading.Condition()
-        self._tables_done: set[str] = set()
-        self._done = not (self._validate or self._backfill)
-        self._error: str | None = None
-        self._error_table: str | None = None
-
-    def start(self) -> SchemaCheck:
-        if not self._done:
-            threading.Thread(target=self._run, daemon=True, name="headwater-schema-check").start()
-        return self
-
-    def run_inline(self) -> None:
-        if not self._done:
-            self._run()
-
-    def _run(self) -> None:
-        try:
-            tx = self._db.begin(writable=False, limits=_CHECK_LIMITS)
-            try:
-                for table in sorted(set(self._validate) | set(self._backfill)):
-                    self._check_table(tx, table)
-                    with self._lock:
-                        self._tables_done.add(table)
-                        self._lock.notify_all()
-            finally:
-                tx.close()
-        except SchemaValidationError as exc:
-            with self._lock:
-                self._error = exc.message
-        finally:
-            with self._lock:
-                self._done = True
-                self._lock.notify_all()
-
-    def _check_table(self, tx: Any, table: str) -> None:
-        number = tx.table_number(table)
-        schema = self._prepared.new_schema
-        validator = schema.tables[table].document_validator if table in self._validate else None
-        if number is None:
-            return
-        for _, doc in tx.snapshot.iter_table(number):
-            if validator is None:
-                continue
-            user = {k: v for k, v in doc.items() if k not in (ID_FIELD, CREATION_TIME_FIELD)}
-            try:
-                validate(validator, user, table_of_id=tx.table_of_id)
-            except HeadwaterError as exc:
-                self._error_table = table
-                raise SchemaValidationError(
-                    f'Document with ID "{doc[ID_FIELD]}" in table "{table}" does not match '
-                    f"the schema: {exc.message}"
-                ) from None
-
-    def status(self) -> SchemaStatus:
-        with self._lock:
-            return self._status()
-
-    def _status(self) -> SchemaStatus:
-        pending = {n for n in self._added_enabled if n.split(".")[0] not in self._tables_done}
-        validated = self._done or set(self._validate) <= self._tables_done
-        complete = self._indexes_total - (0 if self._done else len(pending))
-        return SchemaStatus(
-            validated, complete, self._indexes_total, self._error, self._error_table
-        )
-
-    def wait(self, timeout_s: float) -> SchemaStatus:
-        """The status once the check ends or changes, at most ``timeout_s`` from now."""
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            seen = self._status()
-            while not self._done:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._lock.wait(left)
-                now = self._status()
-                if now != seen:
-                    return now
-            return self._status()
-
-    def raise_if_failed(self) -> None:
-        status = self.wait(0)
-        if status.error is not None:
-            raise SchemaValidationError(status.error)
-        if not status.validation_complete:
-            raise PushError(
-                "The data is still being checked against the new schema: wait for "
-                "wait_for_schema to answer complete before finish_push.",
-                code="SchemaNotReady",
-            )
 
 
 # --- pushes between start and finish -------------------------------------------------

@@ -391,24 +391,17 @@ def test_finish_of_a_push_never_started_or_already_finished(server, apps):
     unchanged_after(server, refuse)
 
 
-def test_components_are_refused_and_node_modules_are_stored(server, apps):
+def test_a_broken_app_definition_is_refused_and_node_modules_are_stored(server, apps):
     def refuse():
         definition = {
             "path": "convex.config.js",
             "source": "export default {}",
             "environment": "isolate",
         }
-        # npm 1.48 sends a root definition for every app; a child component shows as a
-        # dependency with its own definition.
-        body = push_body(server, apps["v2"], definition=definition, dependencies=["../x"])
-        body["componentDefinitions"] = [{"definitionPath": "../x", "definition": definition}]
+        body = push_body(server, apps["v2"], definition=definition)
         got = post(server, "/api/deploy2/start_push", body, compress=True)
-        assert got[0] == 400 and got[1]["code"] == "ComponentsNotSupported", got
-        # ... while a root definition alone is what every push carries: not refused.
-        alone = push_body(server, apps["v2"], definition=definition, dry_run=True)
-        assert post(server, "/api/deploy2/start_push", alone, compress=True)[0] == 200
-        assert got[0] == 400 and got[1]["code"] == "ComponentsNotSupported", got
-        assert "convex.config" in got[1]["message"]
+        assert got[0] == 400 and got[1]["code"] == "InvalidDefinition", got
+        assert "convex.config.js" in got[1]["message"]
 
     unchanged_after(server, refuse)
     node = type(apps["v1"][0])("actions/send.js", "export const send = 1;", None, "node")
