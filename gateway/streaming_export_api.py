@@ -2,12 +2,15 @@
 
 Connectors built for Convex's streaming export (Fivetran, Airbyte) page
 through a snapshot at a fixed ts, then follow the change log from it. GET
-takes query parameters, POST the same fields as a JSON body. The engine
+takes query parameters, POST the same fields as a JSON body. What is read: all
+tables, ``tableName`` (+ ``component``), ``component`` alone, or ``selection``
+(a JSON object; on GET its JSON text), as ``engine.export_selection`` reads them. The engine
 functions (``engine.streaming_export``) do the work; this module only speaks HTTP.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +55,8 @@ def streaming_export_routes(context: GatewayContext, db: Database) -> list[BaseR
             cursor=args.get("cursor"),
             table=args.get("tableName", args.get("table_name")),
             format=args.get("format", "json"),
+            component=args.get("component"),
+            selection=_selection(args.get("selection")),
         )
         return {
             "values": page.values,
@@ -66,6 +71,8 @@ def streaming_export_routes(context: GatewayContext, db: Database) -> list[BaseR
             _int(args.get("cursor"), "cursor"),
             table=args.get("tableName", args.get("table_name")),
             format=args.get("format", "json"),
+            component=args.get("component"),
+            selection=_selection(args.get("selection")),
         )
         return {"values": page.values, "cursor": page.cursor, "hasMore": page.has_more}
 
@@ -83,3 +90,15 @@ def _int(value: Any, name: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise HttpError(400, "BadQueryArgs", f"{name} must be an integer, got {value!r}") from None
+
+
+def _selection(value: Any) -> Any:
+    """A selection as POST sends it (an object) or GET (its JSON text)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise HttpError(
+            400, "InvalidSelection", "selection must be a JSON object (JSON text on GET)."
+        ) from None
