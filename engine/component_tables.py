@@ -26,6 +26,7 @@ from typing import Any
 
 from engine.components import ROOT, SEPARATOR, parent_path, split_table
 from engine.key_encoding import encode_key, prefix_successor
+from engine.limits import LIMITS
 from engine.snapshot import Snapshot
 from engine.system_tables import (
     COMPONENT_DEFINITIONS_TABLE,
@@ -141,3 +142,34 @@ def components_at(snapshot: Snapshot) -> list[str]:
 
 def path_segments(path: str) -> list[str]:
     return [] if path == ROOT else path.split(SEPARATOR)
+
+
+def component_path_problem(path: str) -> str | None:
+    """Why ``path`` is no component path (Convex's identifier texts), or None."""
+    for name in path.split(SEPARATOR) if path else ():
+        problem = _identifier_problem(name)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _identifier_problem(s: str) -> str | None:
+    # The texts of Convex's check_valid_identifier (sync_types/src/identifier.rs).
+    if not s:
+        return "Identifier cannot be empty"
+    if not (s[0].isascii() and (s[0].isalpha() or s[0] == "_")):
+        return (
+            f"Invalid first character {s[0]!r} in {s}: Identifiers must start with an "
+            "alphabetic character or underscore"
+        )
+    for c in s[1:]:
+        if not (c.isascii() and (c.isalnum() or c == "_")):
+            return (
+                f"Identifier {s} has invalid character {c!r}: Identifiers can only contain "
+                "alphanumeric characters or underscores"
+            )
+    if len(s) > LIMITS.identifier_chars_max:
+        return f"Identifier is too long ({len(s)} > maximum {LIMITS.identifier_chars_max})"
+    if set(s) == {"_"}:
+        return f"Identifier {s} cannot have exclusively underscores"
+    return None
