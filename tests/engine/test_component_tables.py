@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import InvalidQueryError
+from engine import Database, InvalidQueryError
 from engine.component_tables import (
     component_documents_at,
     component_id,
@@ -13,6 +13,7 @@ from engine.component_tables import (
     definition_id,
     tables_of_component,
 )
+from engine.recovery import rebuild_projections
 from engine.streaming_export import document_deltas, list_snapshot
 from tests.component_seeding import qualified_inserts  # noqa: F401
 from udf.component_tree import ComponentInstance, ComponentTree, EnvArg
@@ -192,3 +193,19 @@ def test_component_tables_read_as_the_components_at_a_past_ts(db):
         return [t.table for t in tables_of_component(tx.snapshot, "limiter")]
 
     assert db.query(tables_then, ts=past).value == ["rateLimits"]
+
+
+def test_component_tables_survive_a_replay_of_the_log(tmp_path):
+    path = tmp_path / "data"
+    with Database.open(path) as db:
+        ids = _seed(db)
+        past = db.latest_ts()
+        db.mutate(lambda tx: tx.patch(ids["limit"], {"value": 5}))
+        db.mutate(lambda tx: write_component_documents(tx, _tree("limiter")))
+    rebuild_projections(path)
+    with Database.open(path) as db:
+        now = list_snapshot(db, component="limiter").values
+        assert [(r["_table"], r["value"]) for r in now] == [("rateLimits", 5)]
+        then = list_snapshot(db, past, component="limiter").values
+        assert [(r["_table"], r["value"]) for r in then] == [("rateLimits", 1)]
+        assert _components(db)["limiter"]["state"] == "active"
