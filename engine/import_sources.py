@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from engine.components import qualified_table, split_table
+from engine.components import ROOT, qualified_table, split_table
 from engine.environment_variables import EnvChange, variables_from_export
 from engine.errors import InvalidValueError
 from engine.limits import LIMITS, Limits
@@ -90,14 +90,19 @@ def open_source(
     fmt: str,
     table: str | None = None,
     limits: Limits = LIMITS,
+    component_path: str = ROOT,
 ) -> ImportSource:
-    """The tables of the import file ``data`` (a path or a seekable binary file)."""
+    """The tables of the import file ``data`` (a path or a seekable binary file), as
+    catalog names: a single table is ``table`` of the component at ``component_path``;
+    a ZIP's ``_components/<name>/`` folders are components under it (Convex's base
+    component path)."""
     if fmt == "zip":
-        return _zip_source(data)
+        return _zip_source(data, component_path)
     assert table is not None, "a single-table format needs a table"
     problem = table_name_problem(table)
     if problem:
         raise _err("ImportInvalidName", f"invalid table name {table}: {problem}")
+    table = qualified_table(component_path, table)
     path = data
     if fmt == "jsonl":
         return ImportSource((SourceTable(table, None, lambda: _jsonl_rows(path), False),), False)
@@ -209,7 +214,7 @@ def _csv_cell(cell: str) -> Any:
 # -- ZIP snapshots -----------------------------------------------------------------------
 
 
-def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
+def _zip_source(data: str | os.PathLike[str] | IO[bytes], base: str = ROOT) -> ImportSource:
     try:
         with zipfile.ZipFile(data) as zf:
             infos = zf.infolist()
@@ -217,9 +222,9 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
             sizes = {i.filename: i.file_size for i in infos}
             if len(set(names)) != len(names):
                 raise _err("InvalidZip", "invalid zip file: the same entry appears twice")
-            generated = _generated_schemas(zf, names)
+            generated = _generated_schemas(zf, names, base)
             listed = [
-                (qualified_table(_component_of(name, prefix), table), number)
+                (qualified_table(_component_of(name, prefix, base), table), number)
                 for name, prefix in _listings(names)
                 for table, number in _tables_listing(zf, name)
             ]
@@ -237,7 +242,7 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
             if STORAGE_FILE_PATTERN.match(name):
                 storage.append(name)
             continue
-        component, table = _component_of(name, found.group(1) or ""), found.group(2)
+        component, table = _component_of(name, found.group(1) or "", base), found.group(2)
         if table == STORAGE_FOLDER:
             if component:
                 raise _err(
@@ -271,13 +276,16 @@ def _zip_rows(data: Any, entry: str) -> Callable[[], Iterator[tuple[int, Any]]]:
     return rows
 
 
-def _component_of(entry: str, prefix: str) -> str:
-    """The component an entry's folder names (``engine.snapshot_zip``), checked."""
+def _component_of(entry: str, prefix: str, base: str) -> str:
+    """The component an entry's folder names (``engine.snapshot_zip``) under ``base``,
+    checked."""
     component = component_of_prefix(prefix)
     for part in component.split("/") if component else ():
         if not is_identifier(part):
             raise _err("InvalidComponentName", f"component name '{part}' invalid: {entry}")
-    return component
+    if not component:
+        return base
+    return component if base == ROOT else f"{base}/{component}"
 
 
 def _listings(names: list[str]) -> list[tuple[str, str]]:
@@ -290,7 +298,7 @@ def _listings(names: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def _generated_schemas(zf: zipfile.ZipFile, names: list[str]) -> dict[str, bool]:
+def _generated_schemas(zf: zipfile.ZipFile, names: list[str], base: str) -> dict[str, bool]:
     """Per catalog table: whether its rows are export JSON ("uniform")."""
     found = {}
     for name in names:
@@ -307,7 +315,8 @@ def _generated_schemas(zf: zipfile.ZipFile, names: list[str]) -> dict[str, bool]
                 "InvalidGeneratedSchema",
                 f'cannot parse {name}: only "uniform" generated schemas are supported',
             )
-        found[qualified_table(_component_of(name, match.group(1) or ""), match.group(2))] = True
+        component = _component_of(name, match.group(1) or "", base)
+        found[qualified_table(component, match.group(2))] = True
     return found
 
 

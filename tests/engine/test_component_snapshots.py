@@ -11,9 +11,10 @@ import pytest
 
 from engine import Database
 from engine.component_tables import component_documents_at
-from engine.import_sources import ImportFileError
+from engine.import_plan import plan_import
+from engine.import_sources import ImportFileError, open_source
 from engine.snapshot_export import export_snapshot
-from engine.snapshot_import import import_snapshot
+from engine.snapshot_import import import_snapshot, perform_import
 from engine.streaming_export import list_snapshot
 from tests.component_seeding import qualified_inserts  # noqa: F401
 from udf.component_tree import ComponentInstance, ComponentTree
@@ -134,3 +135,18 @@ def test_a_bad_component_name_is_refused_before_anything_is_written(db):
         import_snapshot(data, db)
     assert err.value.code == "InvalidComponentName"
     assert db.latest_ts() == start
+
+
+def test_a_zip_imported_into_a_component_nests_its_components_under_it(db):
+    data = _zip(
+        {
+            "t/documents.jsonl": '{"v": 1}\n',
+            "_components/child/u/documents.jsonl": '{"v": 2}\n',
+        }
+    )
+    source = open_source(data, "zip", component_path="limiter")
+    assert [t.name for t in source.tables] == ["limiter/t", "limiter/child/u"]
+    perform_import(db, source, plan_import(db, source, "requireEmpty"))
+    assert [d["v"] for d in _all(db, "limiter/child/u")] == [2]
+    docs = db.query(lambda tx: component_documents_at(tx.snapshot)).value
+    assert sorted(docs) == ["", "limiter", "limiter/child"]
