@@ -26,7 +26,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from engine.component_tables import iter_table_at
+from engine.component_tables import component_tables_at, iter_table_at
 from engine.components import split_table
 from engine.convex_json import to_clean_json, to_convex_json, to_export_json
 from engine.database import Database, storage_handles
@@ -310,3 +310,34 @@ def _check_page_size(size: object, name: str) -> None:
         raise InvalidQueryError(
             f"{name} must be an integer from 1 to {LIMITS.page_size_max}, got {size!r:.60}."
         )
+
+
+# -- get_table_column_names ----------------------------------------------------
+
+COLUMNS_SCANNED_MAX = 10_000
+"""Documents per table whose fields make its column list (Convex allows a partial list)."""
+_NO_SHAPE_COLUMNS = ["_creationTime", "_id"]
+
+
+def table_column_names(
+    db: Database, scanned_max: int = COLUMNS_SCANNED_MAX
+) -> dict[str, list[dict[str, Any]]]:
+    """``{component path: [{"name": table, "columns": [field, ...]}]}`` of every user
+    table now (Fivetran's ``/api/get_table_column_names``): the top-level fields of
+    its documents, sorted, or ``_creationTime`` and ``_id`` for an empty table, as
+    Convex derives them from the table's shape."""
+    tx = db.begin(writable=False)
+    try:
+        snapshot = tx.snapshot
+        out: dict[str, list[dict[str, Any]]] = {}
+        for t in component_tables_at(snapshot):
+            fields: set[str] = set()
+            for count, (_, doc) in enumerate(iter_table_at(snapshot, t.qualified)):
+                if count >= scanned_max:
+                    break
+                fields.update(doc)
+            columns = sorted(fields) if fields else list(_NO_SHAPE_COLUMNS)
+            out.setdefault(t.component, []).append({"name": t.table, "columns": columns})
+        return out
+    finally:
+        tx.close()

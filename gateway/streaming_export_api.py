@@ -1,4 +1,6 @@
-"""Convex streaming export over HTTP (admin key): ``/api/list_snapshot``, ``/api/document_deltas``.
+"""Convex streaming export over HTTP (admin key): ``/api/list_snapshot``, ``/api/document_deltas``,
+``/api/get_table_column_names`` (``{"byComponent": {path: [{name, columns}]}}``) and
+``/api/test_streaming_export_connection``.
 
 Connectors built for Convex's streaming export (Fivetran, Airbyte) page
 through a snapshot at a fixed ts, then follow the change log from it. GET
@@ -20,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from engine import Database, HeadwaterError
-from engine.streaming_export import document_deltas, list_snapshot
+from engine.streaming_export import document_deltas, list_snapshot, table_column_names
 from gateway.context import AuthenticationError, GatewayContext
 from gateway.http_api import parse_json_body
 from gateway.http_errors import HttpError, error_response, to_http_error
@@ -76,10 +78,18 @@ def streaming_export_routes(context: GatewayContext, db: Database) -> list[BaseR
         )
         return {"values": page.values, "cursor": page.cursor, "hasMore": page.has_more}
 
+    def column_names(_args: dict[str, Any]) -> dict[str, Any]:
+        return {"byComponent": table_column_names(db)}
+
+    def connection(_args: dict[str, Any]) -> Any:
+        return None  # the admin key was accepted: the connector can go on
+
     methods = ["GET", "POST"]
     return [
         Route("/api/list_snapshot", endpoint(snapshot), methods=methods),
         Route("/api/document_deltas", endpoint(deltas), methods=methods),
+        Route("/api/get_table_column_names", endpoint(column_names), methods=["GET"]),
+        Route("/api/test_streaming_export_connection", endpoint(connection), methods=["GET"]),
     ]
 
 

@@ -66,3 +66,30 @@ def test_component_rows_and_selections_over_http(served):
         assert [r["_id"] for r in got.json()["values"]] == [app]
         bad = client.post("/api/list_snapshot", json={"selection": {"_other": "sometimes"}})
         assert bad.status_code == 400 and bad.json()["code"] == "InvalidSelection"
+
+
+@pytest.mark.usefixtures("qualified_inserts")
+def test_table_column_names_by_component(served):
+    backend, url = served
+    backend.db.mutate(
+        lambda tx: [
+            tx.insert("limiter/rateLimits", {"v": 1, "name": "a"}),
+            tx.insert("limiter/rateLimits", {"w": 2}),
+            tx.insert("items", {"n": 1}),
+        ]
+    )
+    backend.db.mutate(lambda tx: tx.delete(tx.insert("workpool/empty", {"x": 1})))
+    admin = {"Authorization": f"Convex {backend.admin_key}"}
+    with httpx.Client(base_url=url, headers=admin, timeout=30) as client:
+        got = client.get("/api/get_table_column_names").json()
+        assert client.get("/api/test_streaming_export_connection").json() is None
+    assert got == {
+        "byComponent": {
+            "": [{"name": "items", "columns": ["_creationTime", "_id", "n"]}],
+            "limiter": [
+                {"name": "rateLimits", "columns": ["_creationTime", "_id", "name", "v", "w"]}
+            ],
+            "workpool": [{"name": "empty", "columns": ["_creationTime", "_id"]}],
+        }
+    }
+    assert httpx.get(url + "/api/get_table_column_names", timeout=30).status_code == 403
