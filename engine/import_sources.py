@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from engine.components import ROOT, qualified_table, split_table
 from engine.environment_variables import EnvChange, variables_from_export
 from engine.errors import InvalidValueError
 from engine.limits import LIMITS, Limits
@@ -37,7 +38,7 @@ from engine.snapshot_zip import (
     SCHEMA_ENTRY,
     STORAGE_FILE_PATTERN,
     STORAGE_FOLDER,
-    TABLES_ENTRY,
+    component_of_prefix,
 )
 from engine.system_tables import TABLES_TABLE, is_system_table
 from engine.values import field_name_problem, is_identifier
@@ -89,14 +90,19 @@ def open_source(
     fmt: str,
     table: str | None = None,
     limits: Limits = LIMITS,
+    component_path: str = ROOT,
 ) -> ImportSource:
-    """The tables of the import file ``data`` (a path or a seekable binary file)."""
+    """The tables of the import file ``data`` (a path or a seekable binary file), as
+    catalog names: a single table is ``table`` of the component at ``component_path``;
+    a ZIP's ``_components/<name>/`` folders are components under it (Convex's base
+    component path)."""
     if fmt == "zip":
-        return _zip_source(data)
+        return _zip_source(data, component_path)
     assert table is not None, "a single-table format needs a table"
     problem = table_name_problem(table)
     if problem:
         raise _err("ImportInvalidName", f"invalid table name {table}: {problem}")
+    table = qualified_table(component_path, table)
     path = data
     if fmt == "jsonl":
         return ImportSource((SourceTable(table, None, lambda: _jsonl_rows(path), False),), False)
@@ -208,7 +214,7 @@ def _csv_cell(cell: str) -> Any:
 # -- ZIP snapshots -----------------------------------------------------------------------
 
 
-def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
+def _zip_source(data: str | os.PathLike[str] | IO[bytes], base: str = ROOT) -> ImportSource:
     try:
         with zipfile.ZipFile(data) as zf:
             infos = zf.infolist()
@@ -216,8 +222,12 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
             sizes = {i.filename: i.file_size for i in infos}
             if len(set(names)) != len(names):
                 raise _err("InvalidZip", "invalid zip file: the same entry appears twice")
-            generated = _generated_schemas(zf, names)
-            listed = _tables_listing(zf) if TABLES_ENTRY in names else []
+            generated = _generated_schemas(zf, names, base)
+            listed = [
+                (qualified_table(_component_of(name, prefix, base), table), number)
+                for name, prefix in _listings(names)
+                for table, number in _tables_listing(zf, name)
+            ]
             schema = (
                 schema_text(parse_schema(zf.read(SCHEMA_ENTRY))) if SCHEMA_ENTRY in names else None
             )
@@ -232,12 +242,13 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
             if STORAGE_FILE_PATTERN.match(name):
                 storage.append(name)
             continue
-        prefix, table = found.group(1) or "", found.group(2)
-        if prefix:
-            raise _err(
-                "InvalidComponentName", f"{name}: importing into components is not supported"
-            )
+        component, table = _component_of(name, found.group(1) or "", base), found.group(2)
         if table == STORAGE_FOLDER:
+            if component:
+                raise _err(
+                    "InvalidComponentName",
+                    f"{name}: importing stored files into components is not supported",
+                )
             if sizes[name]:  # an export with file storage but no files has it empty
                 storage.append(name)
         elif not is_system_table(table):
@@ -245,10 +256,10 @@ def _zip_source(data: str | os.PathLike[str] | IO[bytes]) -> ImportSource:
                 raise _err(
                     "InvalidTableName", f"table name '{table}' invalid: {table_name_problem(table)}"
                 )
-            documents[table] = name
+            documents[qualified_table(component, table)] = name
     numbers = dict(listed)
     tables = []
-    for table in sorted(set(documents) | set(numbers)):
+    for table in sorted(set(documents) | set(numbers), key=split_table):
         entry = documents.get(table)
         rows = _zip_rows(data, entry) if entry else (lambda: iter(()))
         tables.append(SourceTable(table, numbers.get(table), rows, generated.get(table, False)))
@@ -265,12 +276,34 @@ def _zip_rows(data: Any, entry: str) -> Callable[[], Iterator[tuple[int, Any]]]:
     return rows
 
 
-def _generated_schemas(zf: zipfile.ZipFile, names: list[str]) -> dict[str, bool]:
-    """Per table: whether its rows are export JSON ("uniform")."""
+def _component_of(entry: str, prefix: str, base: str) -> str:
+    """The component an entry's folder names (``engine.snapshot_zip``) under ``base``,
+    checked."""
+    component = component_of_prefix(prefix)
+    for part in component.split("/") if component else ():
+        if not is_identifier(part):
+            raise _err("InvalidComponentName", f"component name '{part}' invalid: {entry}")
+    if not component:
+        return base
+    return component if base == ROOT else f"{base}/{component}"
+
+
+def _listings(names: list[str]) -> list[tuple[str, str]]:
+    """(entry, folder prefix) of every ``_tables/documents.jsonl`` (one per component)."""
+    found = []
+    for name in names:
+        match = DOCUMENTS_PATTERN.match(name)
+        if match is not None and match.group(2) == TABLES_TABLE:
+            found.append((name, match.group(1) or ""))
+    return found
+
+
+def _generated_schemas(zf: zipfile.ZipFile, names: list[str], base: str) -> dict[str, bool]:
+    """Per catalog table: whether its rows are export JSON ("uniform")."""
     found = {}
     for name in names:
         match = GENERATED_SCHEMA_PATTERN.match(name)
-        if match is None or match.group(1):
+        if match is None:
             continue
         first = zf.read(name).split(b"\n", 1)[0]
         try:
@@ -282,14 +315,15 @@ def _generated_schemas(zf: zipfile.ZipFile, names: list[str]) -> dict[str, bool]
                 "InvalidGeneratedSchema",
                 f'cannot parse {name}: only "uniform" generated schemas are supported',
             )
-        found[match.group(2)] = True
+        component = _component_of(name, match.group(1) or "", base)
+        found[qualified_table(component, match.group(2))] = True
     return found
 
 
-def _tables_listing(zf: zipfile.ZipFile) -> list[tuple[str, int]]:
-    """(name, number) of each user table ``_tables/documents.jsonl`` lists."""
+def _tables_listing(zf: zipfile.ZipFile, entry: str) -> list[tuple[str, int]]:
+    """(name, number) of each user table a ``_tables/documents.jsonl`` lists."""
     listed: list[tuple[str, int]] = []
-    with zf.open(TABLES_ENTRY) as f:
+    with zf.open(entry) as f:
         for lineno, row in _parse_lines(iter(f)):
             if not isinstance(row, dict):
                 raise _err("NotAnObject", f"Row {lineno} wasn't an object")

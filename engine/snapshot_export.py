@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from engine.blob_store import BlobStore
+from engine.component_tables import component_tables_at, components_at, iter_table_at
 from engine.database import Database
 from engine.file_storage import FILES_FOLDER
 from engine.schema_apply import schema_text
@@ -28,20 +29,20 @@ from engine.snapshot_zip import (
     SCHEMA_ENTRY,
     TABLES_ENTRY,
     UNIFORM_SCHEMA,
+    component_prefix,
     documents_entry,
     generated_schema_entry,
     put,
     write_lines,
 )
 from engine.storage_snapshot import write_storage
-from engine.streaming_export import iter_table_at, user_tables_at
 from engine.system_tables import ENVIRONMENT_VARIABLES_TABLE
 
 
 @dataclass(frozen=True)
 class ExportReport:
     ts: int
-    tables: tuple[tuple[str, int], ...]  # (table, documents), by table name
+    tables: tuple[tuple[str, int], ...]  # (catalog table name, documents), by component, table
     documents: int
 
 
@@ -85,19 +86,23 @@ def _blobs(db: Database) -> BlobStore:
 def write_snapshot_zip(
     out: IO[bytes], snapshot: Snapshot, include_storage: bool, blobs: BlobStore | None = None
 ) -> ExportReport:
-    tables = user_tables_at(snapshot)
+    tables = component_tables_at(snapshot)
     counts = []
     with zipfile.ZipFile(out, "w") as zf:
         put(zf, README_ENTRY, README_TEXT.encode())
-        listing = "".join(
-            json.dumps({"name": name, "id": number}, separators=(",", ":")) + "\n"
-            for name, number in sorted(tables, key=lambda t: t[1])
-        )
-        put(zf, TABLES_ENTRY, listing.encode())
-        for name, _ in tables:
-            docs = (doc for _, doc in iter_table_at(snapshot, name))
-            counts.append((name, write_lines(zf, documents_entry(name), docs)))
-            put(zf, generated_schema_entry(name), UNIFORM_SCHEMA)
+        for component in components_at(snapshot):
+            # Each component lists its own tables, by the names it knows them by.
+            listing = "".join(
+                json.dumps({"name": t.table, "id": t.number}, separators=(",", ":")) + "\n"
+                for t in sorted(tables, key=lambda t: t.number)
+                if t.component == component
+            )
+            put(zf, component_prefix(component) + TABLES_ENTRY, listing.encode())
+        for t in tables:
+            docs = (doc for _, doc in iter_table_at(snapshot, t.qualified))
+            entry = documents_entry(t.table, t.component)
+            counts.append((t.qualified, write_lines(zf, entry, docs)))
+            put(zf, generated_schema_entry(t.table, t.component), UNIFORM_SCHEMA)
         if include_storage and blobs is not None:
             write_storage(zf, snapshot, blobs)
         put(zf, SCHEMA_ENTRY, schema_text(snapshot.schema()).encode())

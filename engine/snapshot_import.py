@@ -3,8 +3,10 @@
 The writes are ordinary commits, so the import is in the log and everything
 downstream (replay, document deltas, the Kafka exporter) sees it: first the
 deletes ``replace``/``replaceAll`` make, in batches; then one commit creating
-the new tables and setting the snapshot's schema (reading all of ``_tables``,
-so a table created meanwhile is a conflict, not a clash); then each table's
+the new tables (and, for tables of a component the deployment does not know,
+its ``_components`` document, "unmounted" as Convex makes it) and setting the
+snapshot's schema (reading all of ``_tables``, so a table created meanwhile is
+a conflict, not a clash); then each table's
 documents in batches within the per-transaction limits (ids and
 ``_creationTime`` kept; a row without them gets fresh ones); then, for a
 snapshot, its stored files (``engine.storage_snapshot``: bytes durable first, then
@@ -27,6 +29,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.blob_store import BlobStore
+from engine.component_tables import (
+    ACTIVE,
+    UNMOUNTED,
+    component_document,
+    component_documents_at,
+    component_id,
+)
+from engine.components import ROOT, parent_path, split_table
 from engine.database import Database
 from engine.environment_variables import import_variables
 from engine.errors import ConflictError, InvalidValueError
@@ -41,7 +51,13 @@ from engine.schema_apply import schema_text
 from engine.snapshot_export import open_database
 from engine.storage_snapshot import store_files
 from engine.streaming_export import iter_table_at, user_tables_at
-from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, SYSTEM_TABLE_NUMBERS, TABLES_TABLE
+from engine.system_tables import (
+    COMPONENTS_TABLE,
+    SCHEMA_DOC_ID,
+    SCHEMAS_TABLE,
+    SYSTEM_TABLE_NUMBERS,
+    TABLES_TABLE,
+)
 from engine.transaction import PendingCommit
 from engine.values import value_size
 from log.entry import Write
@@ -194,10 +210,11 @@ def _setup_writes(db: Database, plan: ImportPlan) -> list[Write]:
     try:
         schema_ts = tx.snapshot.schema_version_ts()
         current_schema = schema_text(tx.snapshot.schema())
+        known_components = set(component_documents_at(tx.snapshot))
     finally:
         tx.close()
     now_ms = time.time_ns() / 1e6
-    writes = []
+    writes = _new_component_writes(plan, known_components, now_ms)
     tables_number = SYSTEM_TABLE_NUMBERS[TABLES_TABLE]
     for table in plan.tables:
         if not table.new:
@@ -212,10 +229,36 @@ def _setup_writes(db: Database, plan: ImportPlan) -> list[Write]:
     return writes
 
 
+def _new_component_writes(plan: ImportPlan, known: set[str], now_ms: float) -> list[Write]:
+    """``_components`` documents for the components the file has tables of and the
+    deployment does not know: created "unmounted" (and their parents), as Convex's
+    import does (``snapshot_import/prepare_component.rs``); a later push mounts them."""
+    wanted: set[str] = set()
+    for table in plan.tables:
+        path: str | None = split_table(table.name)[0]
+        if table.source is None or path == ROOT:
+            continue
+        while path is not None and path not in known:
+            wanted.add(path)
+            path = parent_path(path)
+    writes = []
+    for path in sorted(wanted):
+        state = ACTIVE if path == ROOT else UNMOUNTED
+        doc_id = component_id(path)
+        doc = {
+            "_id": doc_id,
+            "_creationTime": now_ms,
+            **component_document(path, path, state=state),
+        }
+        writes.append(Write(doc_id, COMPONENTS_TABLE, None, doc))
+    return writes
+
+
 def _commit_setup(db: Database, writes: list[Write], snapshot_ts: int) -> int:
     # Reading all of _tables makes a table created concurrently a conflict, not a clash.
     reads = ReadSetBuilder()
     reads.add(f"{TABLES_TABLE}.by_id", b"", None)
+    reads.add(f"{COMPONENTS_TABLE}.by_id", b"", None)
     reads.add_point(f"{SCHEMAS_TABLE}.by_id", encode_key([SCHEMA_DOC_ID]))
     try:
         return db.committer.commit(PendingCommit(snapshot_ts, reads.build(), tuple(writes)))

@@ -122,8 +122,11 @@ def list_imports(tx: Transaction) -> list[dict[str, Any]]:
     return sorted(docs, key=lambda d: d["_creationTime"], reverse=True)[:IMPORTS_KEPT]
 
 
-def create_import(db: Database, fmt: dict[str, Any], mode: str, object_key: str) -> str:
-    """A new import in state ``uploaded``; the oldest beyond ``IMPORTS_KEPT`` are deleted."""
+def create_import(
+    db: Database, fmt: dict[str, Any], mode: str, object_key: str, component_path: str = ""
+) -> str:
+    """A new import in state ``uploaded`` (into the component at ``component_path``, the
+    app's by default); the oldest beyond ``IMPORTS_KEPT`` are deleted."""
     import_id = _new_id(SNAPSHOT_IMPORTS_TABLE)
 
     def write(tx: Transaction) -> str:
@@ -137,7 +140,7 @@ def create_import(db: Database, fmt: dict[str, Any], mode: str, object_key: str)
                 "state": {"state": "uploaded"},
                 "format": fmt,
                 "mode": mode,
-                "component_path": None,
+                "component_path": component_path or None,
                 "object_key": object_key,
                 "member_id": None,
                 "checkpoints": None,

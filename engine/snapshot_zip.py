@@ -15,6 +15,14 @@ Entries, in this order (every entry deflated, dated 1980-01-01 00:00, mode 0644)
     _schema/schema.json                   ours: the schema in force (canonical JSON text)
     _environment_variables/documents.jsonl   ours: {"name", "value"} per variable, if any
 
+The tables of a component go under ``_components/<name>/`` per segment of its path
+(``_components/workpool/_components/batch/work/documents.jsonl``), each component
+with its own ``_tables/documents.jsonl`` listing its tables by their plain names,
+as Convex writes them (backend ``crates/exports/src/lib.rs``,
+``get_export_path_prefix``). Reading, a prefix of ``_components/<name>/`` pairs
+names the component; anything before them is ignored, as Convex's importer does
+(``crates/application/src/snapshot_import/parse.rs``).
+
 Convex's importer reads ``_tables``, ``<table>/documents.jsonl``,
 ``generated_schema.jsonl`` and ``_storage``; it skips documents of other system
 tables and files matching no pattern, so our two folders do not disturb it.
@@ -67,12 +75,32 @@ _ZIP_UNIX = 3
 _WRITE_CHUNK_BYTES = 1 << 20
 
 
-def documents_entry(table: str) -> str:
-    return f"{table}/{DOCUMENTS_FILE}"
+COMPONENTS_FOLDER = "_components"
+_COMPONENT_NAME_PATTERN = re.compile(r"^(.*/)?_components/([^/]+)/$")
 
 
-def generated_schema_entry(table: str) -> str:
-    return f"{table}/{GENERATED_SCHEMA_FILE}"
+def component_prefix(component_path: str) -> str:
+    """The folder of a component's entries ("" for the app)."""
+    if not component_path:
+        return ""
+    return "".join(f"{COMPONENTS_FOLDER}/{name}/" for name in component_path.split("/"))
+
+
+def component_of_prefix(prefix: str) -> str:
+    """The component path an entry's folder prefix names (the inverse of ``component_prefix``)."""
+    names = []
+    while (found := _COMPONENT_NAME_PATTERN.match(prefix)) is not None:
+        prefix = found.group(1) or ""
+        names.append(found.group(2))
+    return "/".join(reversed(names))
+
+
+def documents_entry(table: str, component_path: str = "") -> str:
+    return f"{component_prefix(component_path)}{table}/{DOCUMENTS_FILE}"
+
+
+def generated_schema_entry(table: str, component_path: str = "") -> str:
+    return f"{component_prefix(component_path)}{table}/{GENERATED_SCHEMA_FILE}"
 
 
 def storage_entry(storage_id: str, extension: str = "") -> str:

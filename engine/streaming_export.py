@@ -1,22 +1,23 @@
 """Streaming export (http-api §7): a paged snapshot, then the changes after it.
 
 A sync tool first pages through ``list_snapshot`` at one fixed ts, then follows
-``document_deltas`` from that ts for ever. Neither skips nor repeats a version
-while commits continue: every page of a snapshot reads at the same ts (older
-versions come from the MVCC history), and deltas follow the log, whose entries
-never change once written and become visible in ts order.
+``document_deltas`` from that ts for ever. Neither skips nor repeats a version while
+commits continue: every page of a snapshot reads at the same ts (older versions come
+from the MVCC history), and deltas follow the log, whose entries never change once
+written and become visible in ts order.
 
-Rows are flattened documents: the document's fields plus ``_component`` (always
-``""``: there are no components), ``_table`` and ``_ts`` (the commit ts of the
-version, int64 ns); delta rows also carry ``_deleted``, and a deleted row
-holds only ``_id``. With ``format=None`` rows hold Convex values (the engine's
-Python form); with a format name (http-api §3.4) they are JSON-able, the
-document encoded in that format and ``_ts`` kept a plain JSON integer, as the
-reference server writes it. System tables are never exported.
+Rows are flattened documents: the document's fields plus ``_component`` (the component's
+path, ``""`` for the app), ``_table`` (the table's name in that component) and ``_ts``
+(the commit ts of the version, int64 ns); delta rows also carry ``_deleted``, and a
+deleted row holds only ``_id``. With ``format=None`` rows hold Convex values (the
+engine's Python form); with a format name (http-api §3.4) they are JSON-able, the
+document encoded in that format and ``_ts`` kept a plain JSON integer, as the reference
+server writes it. System tables are never exported. What is read (one table, one
+component, a selection tree with columns) is ``engine.export_selection``.
 
-Cursors. The snapshot cursor is JSON text ``{"table": name, "id": last id}``,
-opaque to callers; it is valid only with the snapshot ts it came with. The
-deltas cursor is a ts: the next page holds versions with ts strictly greater.
+Cursors. The snapshot cursor is JSON text ``{"table": name, "id": last id}``, opaque to
+callers; it is valid only with the snapshot ts it came with. The deltas cursor is a ts:
+the next page holds versions with ts strictly greater.
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from engine.component_tables import component_tables_at, iter_table_at
+from engine.components import split_table
 from engine.convex_json import to_clean_json, to_convex_json, to_export_json
 from engine.database import Database, storage_handles
 from engine.errors import InvalidQueryError
-from engine.key_encoding import encode_key, prefix_successor
+from engine.export_selection import ExportSelection, export_selection
 from engine.limits import LIMITS
 from engine.snapshot import Snapshot
 from engine.system_tables import TABLES_TABLE, is_system_table
-from engine.values import is_identifier
 from log.entry import LogEntry
 
-COMPONENT = ""
 SNAPSHOT_PAGE_SIZE = 1024
 """Documents per ``list_snapshot`` page by default (the reference's page size)."""
 DELTAS_ROWS_MAX = 128
@@ -75,16 +76,20 @@ def list_snapshot(
     table: str | None = None,
     page_size: int = SNAPSHOT_PAGE_SIZE,
     format: str | None = None,
+    *,
+    component: str | None = None,
+    selection: Any = None,
 ) -> SnapshotPage:
     """One page of every user document at ``snapshot_ts``, by table name, then ``_id``.
 
     The first call passes neither ``snapshot_ts`` nor ``cursor`` and gets the
     newest ts; later calls pass back the returned snapshot and cursor until
-    ``has_more`` is false. ``table`` restricts the export to one table.
+    ``has_more`` is false. ``table`` (of ``component``, default the app's),
+    ``component`` alone or ``selection`` restrict what is read.
     """
     _check_page_size(page_size, "page_size")
     formatter = _formatter(format)
-    _check_table_filter(table)
+    chosen = export_selection(table, component, selection)
     if snapshot_ts is None and cursor is not None:
         raise InvalidQueryError(
             "list_snapshot: a cursor is only valid with the snapshot it was returned with; "
@@ -97,7 +102,7 @@ def list_snapshot(
     tx = db.begin(writable=False, ts=snapshot_ts)
     try:
         snapshot = tx.snapshot
-        rows = _rows_from(snapshot, user_tables_at(snapshot), table, start)
+        rows = _rows_from(snapshot, user_tables_at(snapshot), chosen, start)
         values: list[dict[str, Any]] = []
         last: tuple[str, str] | None = None
         has_more = False
@@ -105,7 +110,7 @@ def list_snapshot(
             if len(values) == page_size:
                 has_more = True
                 break
-            values.append(_snapshot_row(name, version_ts, doc, formatter))
+            values.append(_snapshot_row(name, version_ts, chosen, doc, formatter))
             last = (name, doc["_id"])
         ts = snapshot.ts
     finally:
@@ -119,40 +124,24 @@ def user_tables_at(snapshot: Snapshot) -> list[tuple[str, int]]:
     """(name, number) of every user table that exists at the snapshot, by name."""
     tables = []
     for _, doc in iter_table_at(snapshot, TABLES_TABLE):
-        if not is_system_table(doc["name"]):
+        if not is_system_table(split_table(doc["name"])[1]):
             tables.append((doc["name"], doc["number"]))
     return sorted(tables)
-
-
-def iter_table_at(
-    snapshot: Snapshot, table: str, after_id: str | None = None
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(version ts, document) of a table at the snapshot, in ``_id`` order."""
-    lo = b""
-    if after_id is not None:
-        # Past every key that starts with the id's key: history keys carry a version suffix.
-        after = prefix_successor(encode_key([after_id]))
-        if after is None:
-            return
-        lo = after
-    for _, storage_key in snapshot.scan(f"{table}.by_id", lo, None, False):
-        found = snapshot.get(storage_key)
-        if found is not None:
-            yield found
 
 
 def _rows_from(
     snapshot: Snapshot,
     tables: list[tuple[str, int]],
-    only: str | None,
+    chosen: ExportSelection,
     start: tuple[str, str] | None,
 ) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    names = [name for name, _ in tables if only is None or name == only]
+    names = [name for name, _ in tables if _selected(chosen, name)]
     if start is not None:
         start_table, _ = start
-        if only is not None and start_table != only:
+        if start_table not in names and _selected(chosen, start_table) is None:
             raise InvalidQueryError(
-                f"list_snapshot: the cursor is in table {start_table!r}, not {only!r}.",
+                f"list_snapshot: the cursor is in table {start_table!r}, which this "
+                "selection does not export.",
                 code="InvalidCursor",
             )
         if start_table not in names:
@@ -189,11 +178,25 @@ def _decode_snapshot_cursor(cursor: object) -> tuple[str, str]:
     return parsed["table"], parsed["id"]
 
 
+def _selected(chosen: ExportSelection, qualified: str) -> Any:
+    """The column selection of a catalog table, or None when it is not exported."""
+    component, table = split_table(qualified)
+    return chosen.columns(component, table)
+
+
 def _snapshot_row(
-    table: str, version_ts: int, doc: dict[str, Any], formatter: Callable[[Any], Any] | None
+    qualified: str,
+    version_ts: int,
+    chosen: ExportSelection,
+    doc: dict[str, Any],
+    formatter: Callable[[Any], Any] | None,
 ) -> dict[str, Any]:
+    component, table = split_table(qualified)
+    columns = chosen.columns(component, table)
+    assert columns is not None
+    doc = columns.filter(doc)
     fields = doc if formatter is None else formatter(doc)
-    return {"_component": COMPONENT, "_table": table, "_ts": version_ts, **fields}
+    return {"_component": component, "_table": table, "_ts": version_ts, **fields}
 
 
 # -- document_deltas -----------------------------------------------------------
@@ -205,6 +208,9 @@ def document_deltas(
     table: str | None = None,
     rows_max: int = DELTAS_ROWS_MAX,
     format: str | None = None,
+    *,
+    component: str | None = None,
+    selection: Any = None,
 ) -> DeltasPage:
     """The document versions committed after ``cursor_ts``, ordered by (ts, ``_id``).
 
@@ -221,7 +227,7 @@ def document_deltas(
     _check_ts(cursor_ts, "cursor")
     _check_page_size(rows_max, "rows_max")
     formatter = _formatter(format)
-    _check_table_filter(table)
+    chosen = export_selection(table, component, selection)
     env, log = storage_handles(db)
     latest = log.latest_ts()
     first = log.first_ts()
@@ -247,7 +253,7 @@ def document_deltas(
     with env.begin() as txn:  # ending the read transaction ends the log cursor too
         entries = log.read_range(cursor_ts + 1, latest, txn)
         for scanned, entry in enumerate(entries, start=1):
-            values.extend(_delta_rows(entry, table, formatter))
+            values.extend(_delta_rows(entry, chosen, formatter))
             if len(values) >= rows_max or scanned >= DELTAS_ENTRIES_SCANNED_MAX:
                 cursor = entry.ts
                 has_more = entry.ts < latest
@@ -256,17 +262,22 @@ def document_deltas(
 
 
 def _delta_rows(
-    entry: LogEntry, only: str | None, formatter: Callable[[Any], Any] | None
+    entry: LogEntry, chosen: ExportSelection, formatter: Callable[[Any], Any] | None
 ) -> list[dict[str, Any]]:
     rows = []
     for write in sorted(entry.writes, key=lambda w: w.id):
-        if is_system_table(write.table) or (only is not None and write.table != only):
+        if is_system_table(write.table):
             continue
-        head = {"_component": COMPONENT, "_table": write.table, "_ts": entry.ts}
+        component, table = split_table(write.table)
+        columns = chosen.columns(component, table)
+        if columns is None:
+            continue
+        head = {"_component": component, "_table": table, "_ts": entry.ts}
         if write.value is None:
             rows.append({**head, "_deleted": True, "_id": write.id})
         else:
-            fields = write.value if formatter is None else formatter(write.value)
+            doc = columns.filter(write.value)
+            fields = doc if formatter is None else formatter(doc)
             rows.append({**head, "_deleted": False, **fields})
     return rows
 
@@ -301,13 +312,32 @@ def _check_page_size(size: object, name: str) -> None:
         )
 
 
-def _check_table_filter(table: object) -> None:
-    if table is None:
-        return
-    if not isinstance(table, str) or not is_identifier(table):
-        raise InvalidQueryError(f"Invalid table name {table!r:.80}.", code="InvalidTableName")
-    if is_system_table(table):
-        raise InvalidQueryError(
-            f"System table {table} is not exported; name a user table.",
-            code="InvalidTableName",
-        )
+# -- get_table_column_names ----------------------------------------------------
+
+COLUMNS_SCANNED_MAX = 10_000
+"""Documents per table whose fields make its column list (Convex allows a partial list)."""
+_NO_SHAPE_COLUMNS = ["_creationTime", "_id"]
+
+
+def table_column_names(
+    db: Database, scanned_max: int = COLUMNS_SCANNED_MAX
+) -> dict[str, list[dict[str, Any]]]:
+    """``{component path: [{"name": table, "columns": [field, ...]}]}`` of every user
+    table now (Fivetran's ``/api/get_table_column_names``): the top-level fields of
+    its documents, sorted, or ``_creationTime`` and ``_id`` for an empty table, as
+    Convex derives them from the table's shape."""
+    tx = db.begin(writable=False)
+    try:
+        snapshot = tx.snapshot
+        out: dict[str, list[dict[str, Any]]] = {}
+        for t in component_tables_at(snapshot):
+            fields: set[str] = set()
+            for count, (_, doc) in enumerate(iter_table_at(snapshot, t.qualified)):
+                if count >= scanned_max:
+                    break
+                fields.update(doc)
+            columns = sorted(fields) if fields else list(_NO_SHAPE_COLUMNS)
+            out.setdefault(t.component, []).append({"name": t.table, "columns": columns})
+        return out
+    finally:
+        tx.close()

@@ -20,6 +20,11 @@ replay rebuilds them, and point-in-time reads see the schema of their time.
     _cron_jobs (521) one document per cron of the deployed crons.ts (engine.cron_jobs)
     _function_handles (522) no documents: a function handle's id is the fixed id of
               (component path, function path) in this table (``udf.function_handles``)
+    _components (523) one document per component instance, Convex's shape
+              (``engine.component_tables``): {"definitionId", "parent", "name", "args",
+              "env", "state": "active"|"unmounted", "httpPrefix"}; fixed id per path
+    _component_definitions (524) no documents: a definition's id (``definitionId``
+              above) is the fixed id of its definition path in this table
     _scheduled_functions (539) one document per scheduled function, in the shape of
               Convex's virtual table (engine.scheduled_jobs); 539 is Convex's number
 
@@ -50,6 +55,8 @@ CRON_JOBS_TABLE = "_cron_jobs"
 SCHEDULED_FUNCTIONS_TABLE = "_scheduled_functions"
 STORAGE_TABLE = "_storage"
 FUNCTION_HANDLES_TABLE = "_function_handles"
+COMPONENTS_TABLE = "_components"
+COMPONENT_DEFINITIONS_TABLE = "_component_definitions"
 
 SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     TABLES_TABLE: 513,
@@ -62,6 +69,8 @@ SYSTEM_TABLE_NUMBERS: dict[str, int] = {
     SNAPSHOT_IMPORTS_TABLE: 520,
     CRON_JOBS_TABLE: 521,
     FUNCTION_HANDLES_TABLE: 522,
+    COMPONENTS_TABLE: 523,
+    COMPONENT_DEFINITIONS_TABLE: 524,
     SCHEDULED_FUNCTIONS_TABLE: 539,
     STORAGE_TABLE: 540,
 }

@@ -143,6 +143,7 @@ def _takes_empty_args(args_json: str | None) -> bool:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from engine.component_tables import component_path_problem
     from gateway.cli_remote import run_function
 
     try:
@@ -153,13 +154,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not isinstance(fn_args, dict):
         print("error: ARGS_JSON must be a JSON object", file=sys.stderr)
         return 2
+    problem = component_path_problem(args.component)
+    if problem is not None:
+        print(f"error: --component {args.component!r}: {problem}", file=sys.stderr)
+        return 2
     # With --functions a new data folder is meant; without, a missing one is a typo.
     if args.functions is None:
         existing_data_folder(args.data)
     else:
         writable_data_folder(args.data)
     # Beside a running server, writes go through it (gateway/cli_remote.py).
-    outcome = run_function(args.data, args.function, fn_args, functions=args.functions, ts=args.ts)
+    outcome = run_function(
+        args.data,
+        args.function,
+        fn_args,
+        functions=args.functions,
+        ts=args.ts,
+        component_path=args.component,
+    )
     for line in outcome.log_lines:
         print(line, file=sys.stderr)
     if outcome.error is not None:
@@ -288,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default=DEFAULT_DATA, help="data folder")
     run.add_argument("--functions", default=None, help="deploy this folder first if it changed")
     run.add_argument("--ts", type=ts_argument, default=None, help=f"run a query at this {TS_HELP}")
+    run.add_argument(
+        "--component",
+        default="",
+        metavar="PATH",
+        help='run the function of this component instance (e.g. "limiter"; default: the app)',
+    )
     run.set_defaults(run=_cmd_run)
 
     ts = command("ts", "print the latest commit ts (ns, base64 and ISO-8601), for --ts")

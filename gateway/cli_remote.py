@@ -45,25 +45,33 @@ def run_function(
     *,
     functions: str | None = None,
     ts: int | None = None,
+    component_path: str = "",
 ) -> FunctionOutcome:
-    """Run one function against the data folder ``data`` (see the module docstring)."""
+    """Run one function (of the component at ``component_path``; the app's by default)
+    against the data folder ``data`` (see the module docstring)."""
     try:
         db = Database.open(data)
     except DataFolderBusyError:
-        return _run_beside_writer(data, path, args, functions, ts)
+        return _run_beside_writer(data, path, args, functions, ts, component_path)
     with db:
         executor = Executor(db)
         try:
             if functions is not None:
                 executor.deploy(functions)
-            _refuse_ts_for_writes(executor, path, ts)
-            return executor.run(FunctionCall(path, args, None, ADMIN, ts=ts))
+            _refuse_ts_for_writes(executor, path, ts, component_path)
+            call = FunctionCall(path, args, None, ADMIN, ts=ts, component_path=component_path)
+            return executor.run(call)
         finally:
             executor.close()
 
 
 def _run_beside_writer(
-    data: str, path: str, args: dict[str, Any], functions: str | None, ts: int | None
+    data: str,
+    path: str,
+    args: dict[str, Any],
+    functions: str | None,
+    ts: int | None,
+    component_path: str,
 ) -> FunctionOutcome:
     holder = read_holder(data)
     if functions is not None:
@@ -71,26 +79,31 @@ def _run_beside_writer(
     with Database.open(data, read_only=True) as db:
         executor = Executor(db)
         try:
-            kind = _kind_of(executor, path)
-            _refuse_ts_for_writes(executor, path, ts)
+            kind = _kind_of(executor, path, component_path)
+            _refuse_ts_for_writes(executor, path, ts, component_path)
             if kind in ("mutation", "action"):
-                return _call_through(data, holder, path, args)
+                return _call_through(data, holder, path, args, component_path)
             # A query, or a function that does not exist: answered here, read-only.
-            return executor.run(FunctionCall(path, args, None, ADMIN, ts=ts))
+            call = FunctionCall(path, args, None, ADMIN, ts=ts, component_path=component_path)
+            return executor.run(call)
         finally:
             executor.close()
 
 
-def _kind_of(executor: Executor, path: str) -> str | None:
+def _kind_of(executor: Executor, path: str, component_path: str = "") -> str | None:
     deployment = executor.deployment
+    if deployment is not None:
+        deployment = deployment.for_component(component_path)
     if deployment is None:
         return None
     info = deployment.function(*parse_udf_path(path))
     return None if info is None else info.kind
 
 
-def _refuse_ts_for_writes(executor: Executor, path: str, ts: int | None) -> None:
-    kind = _kind_of(executor, path)
+def _refuse_ts_for_writes(
+    executor: Executor, path: str, ts: int | None, component_path: str = ""
+) -> None:
+    kind = _kind_of(executor, path, component_path)
     if ts is not None and kind in ("mutation", "action"):
         raise HeadwaterError(
             f"--ts reads the past, so only a query can run at a ts; {path} is a {kind}, "
@@ -158,11 +171,12 @@ def _post(data: str, holder: LockHolder, route: str, body: bytes, content_type: 
 
 
 def _call_through(
-    data: str, holder: LockHolder, path: str, args: dict[str, Any]
+    data: str, holder: LockHolder, path: str, args: dict[str, Any], component_path: str = ""
 ) -> FunctionOutcome:
-    body = json.dumps(
-        {"path": path, "args": to_convex_json(args), "format": "convex_encoded_json"}
-    ).encode()
+    request = {"path": path, "args": to_convex_json(args), "format": "convex_encoded_json"}
+    if component_path:
+        request["componentPath"] = component_path
+    body = json.dumps(request).encode()
     reply = _post(data, holder, "/api/function", body, "application/json")
     logs = tuple(str(line) for line in reply.get("logLines", ()))
     if reply.get("status") == "success":

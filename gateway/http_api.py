@@ -2,7 +2,8 @@
 
     POST /api/query | /api/mutation | /api/action   {path, args, format?}
     GET  /api/query?path=…&args=<JSON>&format=…
-    POST /api/function                               admin only, any kind {path, args, format?}
+    POST /api/function                               admin only, any kind
+                                                     {path, args, format?, componentPath?}
     POST /api/run/<module/path>/<export>             {args, format?} any public kind
     POST /api/query_ts                               -> {"ts": <base64 LE u64>}
     POST /api/query_at_ts                            {path, args, ts, format?}
@@ -32,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from engine.component_tables import component_path_problem
 from engine.convex_json import from_convex_json
 from engine.errors import InvalidValueError, SnapshotOutOfRangeError
 from gateway.context import GatewayContext
@@ -142,6 +144,23 @@ def parse_call(body: dict[str, Any]) -> CallSpec:
     )
 
 
+def parse_component_path(raw: object) -> str:
+    """``componentPath`` of an admin call: absent or "" is the app (Convex's
+    ``ComponentPath::deserialize``: a bad name is 400 InvalidComponentPath)."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise bad_request(
+            "BadJsonBody",
+            "Failed to deserialize the JSON body into the target type: componentPath: "
+            f"invalid type: {type(raw).__name__}, expected a string",
+        )
+    problem = component_path_problem(raw)
+    if problem is not None:
+        raise bad_request("InvalidComponentPath", problem)
+    return raw
+
+
 def udf_response(outcome: FunctionOutcome, fmt: ValueFormat, request_id: str) -> dict[str, Any]:
     """The ``UdfResponse`` body of http-api §4.4."""
     if outcome.error is None:
@@ -248,13 +267,9 @@ class FunctionApi:
     async def any_function(self, request: Request) -> Response:
         caller = _Caller.of(request)
         body = parse_json_body(await request.body())
-        if body.get("componentPath") not in (None, ""):
-            raise bad_request(
-                "ComponentsNotSupported",
-                f"componentPath {body['componentPath']!r}: this deployment has only the root "
-                "component; leave componentPath empty.",
-            )
-        return await self._call(caller, parse_call(body), None, admin_only=True)
+        spec = parse_call(body)
+        component = parse_component_path(body.get("componentPath"))
+        return await self._call(caller, spec, None, admin_only=True, component_path=component)
 
     async def run_by_path(self, request: Request) -> Response:
         caller = _Caller.of(request)
@@ -291,12 +306,13 @@ class FunctionApi:
         *,
         admin_only: bool = False,
         ts: int | None = None,
+        component_path: str = "",
     ) -> Response:
         def work() -> FunctionOutcome:
             identity = self._identity(caller, admin_only=admin_only)
             if ts is not None:
                 self._check_readable(ts)
-            call = self._function_call(caller, spec, kind, identity, ts)
+            call = self._function_call(caller, spec, kind, identity, ts, component_path)
             return self.context.executor.run(call)
 
         outcome = await anyio.to_thread.run_sync(work)
@@ -363,6 +379,7 @@ class FunctionApi:
         kind: FunctionKind | None,
         identity: Identity,
         ts: int | None,
+        component_path: str = "",
     ) -> FunctionCall:
         return FunctionCall(
             path=spec.path,
@@ -371,6 +388,7 @@ class FunctionApi:
             identity=identity,
             ts=ts,
             request_id=caller.request_id,
+            component_path=component_path,
         )
 
 

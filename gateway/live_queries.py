@@ -88,10 +88,19 @@ class QueryKey:
     args: str  # canonical JSON text of the raw args array
     identity: str  # Identity.cache_key
     journal: str | None
+    component_path: str = ""  # the component whose function it is (admin callers only)
 
     @classmethod
-    def of(cls, udf_path: str, raw_args: list[Any], identity: Identity, journal: str | None):
-        return cls(canonical_udf_path(udf_path), args_key(raw_args), identity.cache_key, journal)
+    def of(
+        cls,
+        udf_path: str,
+        raw_args: list[Any],
+        identity: Identity,
+        journal: str | None,
+        component_path: str = "",
+    ):
+        path = canonical_udf_path(udf_path)
+        return cls(path, args_key(raw_args), identity.cache_key, journal, component_path)
 
 
 class LiveResult:
@@ -158,6 +167,7 @@ class LiveQuery:
         self.raw_args = raw_args
         self.identity = identity
         self.journal = key.journal
+        self.component_path = key.component_path
         self.token = token
         self.current: LiveResult | None = None
         self.runs: dict[int, _Run] = {}
@@ -203,6 +213,7 @@ class LiveQueryRegistry:
         identity: Identity,
         journal: str | None,
         subscriber: Subscriber,
+        component_path: str = "",
     ) -> LiveQuery:
         """Hold the live query for these parameters (shared when identical)."""
         if self._subscriptions >= self.subscriptions_max:
@@ -211,7 +222,7 @@ class LiveQueryRegistry:
                 f"{self.subscriptions_max} live query subscriptions; try again later.",
                 code="TooManySubscriptions",
             )
-        key = QueryKey.of(udf_path, raw_args, identity, journal)
+        key = QueryKey.of(udf_path, raw_args, identity, journal, component_path)
         query = self._queries.get(key)
         if query is None:
             token = anyio.lowlevel.current_token()
@@ -298,6 +309,7 @@ class LiveQueryRegistry:
                 ts=ts,
                 journal=query.journal,
                 request_id=request_id,
+                component_path=query.component_path,
             )
             outcome = self._executor.run(call)
         query.executions += 1
@@ -342,7 +354,7 @@ class LiveQueryRegistry:
         self._unregister(query)
         query.journal = journal
         key = query.key
-        query.key = QueryKey(key.udf_path, key.args, key.identity, journal)
+        query.key = QueryKey(key.udf_path, key.args, key.identity, journal, key.component_path)
         # Another query may hold that key already (it paged to the same end): both stay.
         query.registered = self._queries.setdefault(query.key, query) is query
 

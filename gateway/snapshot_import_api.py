@@ -42,7 +42,7 @@ from engine.snapshot_jobs import (
 )
 from gateway.admin_auth import require_admin
 from gateway.context import GatewayContext
-from gateway.http_api import parse_json_body
+from gateway.http_api import parse_component_path, parse_json_body
 from gateway.http_errors import bad_request, error_response, json_response
 from gateway.import_uploads import UploadStore
 from gateway.snapshot_worker import SnapshotWorker
@@ -73,10 +73,9 @@ class _Imports:
         mode = args.get("mode", "requireEmpty")
         if mode not in MODES:
             raise bad_request("InvalidImportMode", f"unknown import mode {mode!r}")
-        if args.get("componentPath"):
-            raise bad_request("InvalidComponentName", "Importing into components is not supported.")
+        component = parse_component_path(args.get("componentPath"))
         object_key = self.uploads.finish(token, _EXTENSIONS[fmt["format"]])
-        import_id = create_import(self.db, fmt, mode, object_key)
+        import_id = create_import(self.db, fmt, mode, object_key, component)
         self.worker.submit(lambda: self._check(import_id))
         return import_id
 
@@ -104,7 +103,8 @@ class _Imports:
         path = self.uploads.path(doc["object_key"])
         if not path.exists():
             raise HeadwaterError("Import took too long. Try again or contact Convex.")
-        source = open_source(path, fmt["format"], fmt.get("table"))
+        component = doc.get("component_path") or ""
+        source = open_source(path, fmt["format"], fmt.get("table"), component_path=component)
         return source, plan_import(self.db, source, doc["mode"])
 
     def perform(self, body: dict[str, Any]) -> None:

@@ -1,13 +1,18 @@
-"""Convex streaming export over HTTP (admin key): ``/api/list_snapshot``, ``/api/document_deltas``.
+"""Convex streaming export over HTTP (admin key): ``/api/list_snapshot``, ``/api/document_deltas``,
+``/api/get_table_column_names`` (``{"byComponent": {path: [{name, columns}]}}``) and
+``/api/test_streaming_export_connection``.
 
 Connectors built for Convex's streaming export (Fivetran, Airbyte) page
 through a snapshot at a fixed ts, then follow the change log from it. GET
-takes query parameters, POST the same fields as a JSON body. The engine
+takes query parameters, POST the same fields as a JSON body. What is read: all
+tables, ``tableName`` (+ ``component``), ``component`` alone, or ``selection``
+(a JSON object; on GET its JSON text), as ``engine.export_selection`` reads them. The engine
 functions (``engine.streaming_export``) do the work; this module only speaks HTTP.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from engine import Database, HeadwaterError
-from engine.streaming_export import document_deltas, list_snapshot
+from engine.streaming_export import document_deltas, list_snapshot, table_column_names
 from gateway.context import AuthenticationError, GatewayContext
 from gateway.http_api import parse_json_body
 from gateway.http_errors import HttpError, error_response, to_http_error
@@ -52,6 +57,8 @@ def streaming_export_routes(context: GatewayContext, db: Database) -> list[BaseR
             cursor=args.get("cursor"),
             table=args.get("tableName", args.get("table_name")),
             format=args.get("format", "json"),
+            component=args.get("component"),
+            selection=_selection(args.get("selection")),
         )
         return {
             "values": page.values,
@@ -66,13 +73,23 @@ def streaming_export_routes(context: GatewayContext, db: Database) -> list[BaseR
             _int(args.get("cursor"), "cursor"),
             table=args.get("tableName", args.get("table_name")),
             format=args.get("format", "json"),
+            component=args.get("component"),
+            selection=_selection(args.get("selection")),
         )
         return {"values": page.values, "cursor": page.cursor, "hasMore": page.has_more}
+
+    def column_names(_args: dict[str, Any]) -> dict[str, Any]:
+        return {"byComponent": table_column_names(db)}
+
+    def connection(_args: dict[str, Any]) -> Any:
+        return None  # the admin key was accepted: the connector can go on
 
     methods = ["GET", "POST"]
     return [
         Route("/api/list_snapshot", endpoint(snapshot), methods=methods),
         Route("/api/document_deltas", endpoint(deltas), methods=methods),
+        Route("/api/get_table_column_names", endpoint(column_names), methods=["GET"]),
+        Route("/api/test_streaming_export_connection", endpoint(connection), methods=["GET"]),
     ]
 
 
@@ -83,3 +100,15 @@ def _int(value: Any, name: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise HttpError(400, "BadQueryArgs", f"{name} must be an integer, got {value!r}") from None
+
+
+def _selection(value: Any) -> Any:
+    """A selection as POST sends it (an object) or GET (its JSON text)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise HttpError(
+            400, "InvalidSelection", "selection must be a JSON object (JSON text on GET)."
+        ) from None

@@ -64,7 +64,7 @@ from gateway.sync_messages import (
     session_request_id,
 )
 from gateway.sync_outbox import Outbox
-from gateway.sync_session import COMPONENTS_UNSUPPORTED, SyncSession
+from gateway.sync_session import COMPONENT_PATH_FORBIDDEN, SyncSession
 from gateway.sync_updates import SyncHubView, TransitionUpdates
 from udf.calls import FunctionCall, FunctionError, FunctionOutcome, Identity
 
@@ -301,10 +301,7 @@ class SyncConnection(TransitionUpdates):
     @staticmethod
     def _check_component(component_path: str | None, identity: Identity) -> None:
         if component_path and not identity.admin:
-            raise protocol_violation(
-                "Only admin or system users can call functions on non-root components directly",
-                "ComponentPathForbidden",
-            )
+            raise protocol_violation(COMPONENT_PATH_FORBIDDEN, "ComponentPathForbidden")
 
     # -- functions ----------------------------------------------------------------
 
@@ -312,8 +309,6 @@ class SyncConnection(TransitionUpdates):
         self, message: Mutation | Action, identity: Identity, session_id: str | None
     ) -> tuple[FunctionOutcome, str]:
         server_id = session_request_id(session_id, message.request_id)
-        if message.component_path:
-            return FunctionOutcome(error=FunctionError(COMPONENTS_UNSUPPORTED)), server_id
         try:
             args = decode_args(message.args, message.udf_path)
         except HeadwaterError as exc:
@@ -328,6 +323,7 @@ class SyncConnection(TransitionUpdates):
             idempotency_key=(session_id, message.request_id)
             if is_mutation and session_id is not None
             else None,
+            component_path=message.component_path or "",
         )
         return await anyio.to_thread.run_sync(self.executor.run, call), server_id
 

@@ -44,7 +44,11 @@ from gateway.sync_messages import (
 )
 from udf.calls import ANONYMOUS, FunctionError, FunctionOutcome, Identity
 
-COMPONENTS_UNSUPPORTED = "Calling functions of a component directly is not supported."
+COMPONENT_PATH_FORBIDDEN = (
+    "Only admin or system users can call functions on non-root components directly"
+)
+"""Convex's words (sync worker ``parse_admin_component_path``) for a componentPath
+from a client that is not an admin."""
 
 
 # --- results: rendered once, compared by digest --------------------------------------
@@ -92,6 +96,7 @@ class SessionQuery:
     last_digest: bytes | None = None  # of the last result sent; None until one is sent
     live: Any = None  # the shared live query held for it (owned by the endpoint)
     refused: EncodedResult | None = None  # shown instead of running it (a limit, ...)
+    component_path: str = ""  # the component whose query it is (admin only)
 
 
 @dataclass(frozen=True)
@@ -211,8 +216,10 @@ class SyncSession:
                     release.append(query)
                 continue
             query = SessionQuery(mod.query_id, mod.udf_path, mod.args, mod.journal)
-            if mod.component_path:
-                query.refused = failed_result(COMPONENTS_UNSUPPORTED)
+            query.component_path = mod.component_path or ""
+            identity = new_identity if new_identity is not None else self.identity
+            if query.component_path and not identity.admin:
+                query.refused = failed_result(COMPONENT_PATH_FORBIDDEN)
             elif len(self.queries) >= self.queries_max:
                 query.refused = failed_result(
                     f"TooManySubscriptions: a connection may subscribe to at most "

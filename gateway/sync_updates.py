@@ -166,7 +166,12 @@ class TransitionUpdates:
         for query in plan.subscribe:
             try:
                 query.live = self.registry.acquire(
-                    query.udf_path, query.args, plan.identity, query.journal, self.schedule_update
+                    query.udf_path,
+                    query.args,
+                    plan.identity,
+                    query.journal,
+                    self.schedule_update,
+                    component_path=query.component_path,
                 )
             except LimitExceededError as exc:
                 query.refused = failed_result(exc.message)

@@ -7,13 +7,17 @@ text, null for a delete (compacted topics then forget it); with
 delete being op "d" without a separate tombstone. Headers (ASCII decimal):
 
     ts            commit ts of the transaction (int64 ns)
-    table         the document's table (UTF-8)
+    table         the document's table, as its component names it (UTF-8)
+    component     the table's component path (UTF-8; "" for the app's tables)
     index, count  the write's position among the transaction's exported writes, and their number
     confirmed_ts  every transaction up to this ts was in the topic when this was sent
     offset        the partition offset this message was sent for
 
-The partition is murmur2(key) modulo the partition count, as in the Java
-client. Missing topics are created; an existing one is used as it is.
+Topics: one (``topic``), or with ``topic_per_table`` one per table:
+``<topic>.<table>`` for the app's, ``<topic>.<component path, "/" as ".">.<table>``
+for a component's (``headwater.limiter.rateLimits``); names have no dots, so no
+two tables share one. The partition is murmur2(key) modulo the partition count,
+as in the Java client. Missing topics are created; an existing one is used as it is.
 
 Exactly once. The exporter is its topics' only producer. It sends chunks of
 at most ``chunk_bytes_max``, appended while the producer lingers and flushed

@@ -4,6 +4,10 @@
   (one page; Convex keeps the pagination shape for old CLIs).
 - ``_system/cli/tableData``: one page of a table's documents by creation order
   (``order`` asc or desc), ``{page, isDone, continueCursor}``.
+
+Both read the tables of the component the call names (``npx convex data
+--component limiter`` sends its path as the query's componentPath), by the names
+that component knows them by; the app's by default.
 - ``_system/cli/modules:apiSpec``: each deployed function's identifier, kind,
   visibility and args/returns validators (``{"type": "any"}`` when undeclared),
   then each HTTP route, as Convex's system function lists them.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.components import ROOT, SEPARATOR, qualified_table, split_table
 from engine.convex_json import from_convex_json
 from engine.errors import HeadwaterError
 from engine.system_tables import DEPLOYMENT_DOC_ID, TABLES_TABLE, is_system_table
@@ -43,22 +48,28 @@ def _pagination(args: dict[str, Any]) -> tuple[str | None, int]:
     return cursor, int(num_items)
 
 
-def list_tables(tx: Transaction, args: dict[str, Any]) -> Any:
+def list_tables(tx: Transaction, args: dict[str, Any], component_path: str = ROOT) -> Any:
     _pagination(args)
+    tables = (split_table(doc["name"]) for doc in tx.query(TABLES_TABLE).collect())
     names = sorted(
-        doc["name"] for doc in tx.query(TABLES_TABLE).collect() if not is_system_table(doc["name"])
+        table
+        for component, table in tables
+        if component == component_path and not is_system_table(table)
     )
     return {"page": [{"name": name} for name in names], "isDone": True, "continueCursor": "end"}
 
 
-def table_data(tx: Transaction, args: dict[str, Any]) -> Any:
+def table_data(tx: Transaction, args: dict[str, Any], component_path: str = ROOT) -> Any:
     table, order = args.get("table"), args.get("order")
     if not isinstance(table, str):
         raise bad_args("`table` must be a string.")
     if order not in ("asc", "desc"):
         raise bad_args('`order` must be "asc" or "desc".')
     cursor, num_items = _pagination(args)
-    if is_system_table(table) or tx.table_number(table) is None:
+    if is_system_table(table) or SEPARATOR in table:
+        return {"page": [], "isDone": True, "continueCursor": "end"}
+    table = qualified_table(component_path, table)
+    if tx.table_number(table) is None:
         return {"page": [], "isDone": True, "continueCursor": "end"}
     limits = tx.limits
     result = (

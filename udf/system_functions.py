@@ -70,6 +70,13 @@ _QUERIES: dict[str, Callable[[Transaction, dict[str, Any]], Any]] = {
     "_system/cli/tableSize": _table_size,
 }
 _CLOUD_URL = "_system/cli/convexUrl:cloudUrl"
+# The queries that read the tables of the component the call names (componentPath).
+_IN_COMPONENT: dict[str, Callable[[Transaction, dict[str, Any], str], Any]] = {
+    "_system/cli/tables": system_data.list_tables,
+    "_system/cli/tables:default": system_data.list_tables,
+    "_system/cli/tableData": system_data.table_data,
+    "_system/cli/tableData:default": system_data.table_data,
+}
 
 
 def is_system_path(path: str) -> bool:
@@ -95,7 +102,10 @@ def run_system_query(
     except SnapshotOutOfRangeError as exc:
         return FunctionOutcome(error=FunctionError(exc.message))
     try:
-        value = handler(tx, call.args)
+        if path in _IN_COMPONENT:
+            value = _IN_COMPONENT[path](tx, call.args, call.component_path)
+        else:
+            value = handler(tx, call.args)
         return FunctionOutcome(value, None, (), tx.snapshot_ts, tx.read_set, None, "query")
     except HeadwaterError as exc:
         error = FunctionError(exc.message)

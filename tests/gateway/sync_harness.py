@@ -29,18 +29,21 @@ from gateway.context import AuthenticationError, GatewayContext, GatewaySettings
 from gateway.server import run_server_in_thread
 from gateway.sync_endpoint import SyncHub, sync_routes
 from gateway.sync_messages import ZERO_TS_TEXT, decode_ts
-from udf.calls import ANONYMOUS, Identity
+from udf.calls import ADMIN, ANONYMOUS, Identity
 
 SESSION = "6f1c2e7a-0b7d-4b33-9a51-2f0f6c1e9d10"
 OTHER_SESSION = "0b6f3f2e-5c1a-4d8e-9f00-123456789abc"
 
 
 class FakeAuthenticator:
-    """``good:<subject>`` is a valid user token; anything else is refused."""
+    """``good:<subject>`` is a valid user token, ``admin`` the admin key; anything else
+    is refused."""
 
     def from_sync_authenticate(self, token_type, value, impersonating):
         if token_type == "None":
             return ANONYMOUS
+        if token_type == "Admin" and value == "admin":
+            return ADMIN
         if token_type == "User" and value.startswith("good:"):
             subject = value.removeprefix("good:")
             user = {"tokenIdentifier": f"https://issuer|{subject}", "subject": subject}

@@ -127,3 +127,19 @@ def test_replay_rebuilds_and_reports_speed(app, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "entries/s" in done.stdout
     assert json.loads(headwater("run", "teams:byName", '{"name": "a"}', "--data", data).stdout)
+
+
+def test_run_refuses_a_bad_component_path(app, tmp_path):
+    data = str(tmp_path / "data")
+    bad = headwater("run", "lib:check", "--component", "rate-limiter", "--data", data)
+    assert bad.returncode == 2
+    assert "--component 'rate-limiter': Identifier rate-limiter has invalid character '-'" in (
+        bad.stderr
+    )
+
+
+@pytest.mark.skip(reason="needs component runtime")
+def test_run_calls_the_function_of_a_component(app, tmp_path):
+    data = str(tmp_path / "data")
+    ran = headwater("run", "lib:check", "{}", "--component", "limiter", "--data", data)
+    assert ran.returncode == 0, ran.stderr

@@ -310,3 +310,23 @@ def test_stored_files_go_through_export_and_import(tmp_path, fresh):
     internal = json.loads(metadata)["internalId"]
     with urllib.request.urlopen(f"{fresh.url}/api/storage/{internal}", timeout=30) as got:
         assert got.read() == data and got.headers["Content-Type"] == "image/png"
+
+
+def test_a_table_imported_into_a_component_is_that_components(fresh, tmp_path):
+    rows = tmp_path / "limits.jsonl"
+    rows.write_text('{"name": "send", "value": 1}\n{"name": "read", "value": 2}\n')
+    args = ("import", "--component", "limiter", "--table", "rateLimits", str(rows), "-y")
+    out = succeeded(npx_convex(fresh, *args))
+    assert "Added 2 documents" in out
+    assert succeeded(npx_convex(fresh, "data", "--component", "limiter")).split() == ["rateLimits"]
+    listed = npx_convex(fresh, "data", "rateLimits", "--component", "limiter", "--format", "jsonl")
+    assert sorted(json.loads(line)["name"] for line in succeeded(listed).split("\n") if line) == [
+        "read",
+        "send",
+    ]
+    # The app's own tables do not include it.
+    assert "rateLimits" not in npx_convex(fresh, "data").stdout
+    # A ZIP export puts it under the component's folder.
+    succeeded(npx_convex(fresh, "export", "--path", str(tmp_path / "c.zip")))
+    with zipfile.ZipFile(tmp_path / "c.zip") as zf:
+        assert "_components/limiter/rateLimits/documents.jsonl" in zf.namelist()

@@ -66,14 +66,15 @@ def issuer():
 def served(tmp_path_factory, issuer):
     db = Database.open(tmp_path_factory.mktemp("http") / "data")
     db.set_schema(CHAT_SCHEMA)
+    executor = PythonExecutor(db, functions())
     context = GatewayContext(
-        PythonExecutor(db, functions()),
+        executor,
         HeadwaterAuthenticator(KEY, issuer.auth_config()),
         GatewaySettings(instance_name="headwater", version="1.2.3"),
     )
     url, stop = run_server_in_thread(create_app(context))
     with httpx.Client(base_url=url, trust_env=False, timeout=10) as client:
-        yield types.SimpleNamespace(url=url, client=client, db=db)
+        yield types.SimpleNamespace(url=url, client=client, db=db, executor=executor)
     stop()
     db.close()
 
@@ -391,8 +392,30 @@ def test_function_endpoint_is_admin_only_and_runs_any_kind(client):
     ok(call(client, "function", "messages:send", {"channel": "fn", "body": "b"}, headers=ADMIN))
     assert ok(call(client, "function", "messages:clear", headers=ADMIN)).isdigit()
     assert ok(call(client, "function", "actions:shout", {"text": "a"}, headers=ADMIN)) == "A"
-    component = call(client, "function", "messages:list", componentPath="child", headers=ADMIN)
-    refused(component, 400, "ComponentsNotSupported")
+
+
+def test_function_endpoint_passes_the_component_path_of_an_admin_call(served):
+    # Running the component's function is the executor's part (component runtime);
+    # here: the path reaches it, a bad one is refused, a non-admin is refused first.
+    client, executor = served.client, served.executor
+    call(client, "function", "lib:check", {"n": 1}, componentPath="workpool/batch", headers=ADMIN)
+    assert executor.calls[-1].component_path == "workpool/batch"
+    assert executor.calls[-1].path == "lib:check" and executor.calls[-1].kind is None
+    call(client, "function", "messages:list", {"channel": "x"}, headers=ADMIN)
+    assert executor.calls[-1].component_path == ""
+    message = refused(
+        call(client, "function", "lib:check", componentPath="bad-name", headers=ADMIN),
+        400,
+        "InvalidComponentPath",
+    )
+    assert message == (
+        "Identifier bad-name has invalid character '-': Identifiers can only contain "
+        "alphanumeric characters or underscores"
+    )
+    refused(call(client, "function", "lib:check", componentPath="limiter"), 403, "BadDeployKey")
+    refused(
+        call(client, "function", "lib:check", componentPath=7, headers=ADMIN), 400, "BadJsonBody"
+    )
 
 
 def test_run_endpoint(client):

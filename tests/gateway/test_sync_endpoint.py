@@ -285,3 +285,26 @@ def test_query_removal_and_live_query_release(server, clients):
     t = c.expect("Transition")
     assert t["modifications"] == [{"type": "QueryRemoved", "queryId": q}]
     assert server.hub.statistics()["live_queries"] == 0
+
+
+def test_component_path_reaches_the_executor_for_an_admin_only(server, clients):
+    user = Client(clients, server).connect()
+    add = {"type": "Add", "queryId": 0, "udfPath": "messages:list", "args": [{}]}
+    user.modify([{**add, "componentPath": "limiter"}])
+    failed = user.expect("Transition")["modifications"][0]
+    assert failed["type"] == "QueryFailed"
+    assert failed["errorMessage"].endswith(
+        "Server Error\nOnly admin or system users can call functions on non-root components "
+        "directly\n"
+    )
+    admin = Client(clients, server).connect(OTHER_SESSION)
+    admin.send({"type": "Authenticate", "tokenType": "Admin", "value": "admin", "baseVersion": 0})
+    admin.expect("Transition")
+    admin.modify([{**add, "args": [{"channel": "c"}], "componentPath": "limiter"}])
+    admin.expect("Transition")
+    query = next(c for c in server.executor.calls if c.kind == "query" and c.identity.admin)
+    assert query.component_path == "limiter"
+    mutation = {"type": "Mutation", "requestId": 0, "udfPath": "messages:send"}
+    admin.send({**mutation, "args": [{"channel": "c", "body": "b"}], "componentPath": "limiter"})
+    admin.expect("MutationResponse")
+    assert server.executor.calls[-1].component_path == "limiter"

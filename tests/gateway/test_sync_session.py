@@ -20,7 +20,7 @@ from gateway.sync_messages import (
     serialize,
 )
 from gateway.sync_session import SyncSession, encode_query_outcome
-from udf.calls import ANONYMOUS, FunctionOutcome, Identity
+from udf.calls import ADMIN, ANONYMOUS, FunctionOutcome, Identity
 
 ALICE = Identity(user={"tokenIdentifier": "iss|alice", "subject": "alice"})
 SESSION = "6f1c2e7a-0b7d-4b33-9a51-2f0f6c1e9d10"
@@ -148,7 +148,7 @@ def test_queries_past_the_per_connection_limit_fail_without_running():
     assert "TooManySubscriptions" in failed["errorMessage"]
 
 
-def test_component_queries_fail_clearly():
+def test_component_queries_of_a_non_admin_fail_with_convex_text():
     session = SyncSession()
     session.modify_query_set(
         ModifyQuerySet(0, 1, (QueryAdd(0, "a:b", [{}], component_path="comp"),))
@@ -156,7 +156,20 @@ def test_component_queries_fail_clearly():
     plan = session.begin_update()
     assert plan.subscribe == ()
     transition = session.finish_update(plan, 5, {})
-    assert "not supported" in transition.modifications[0].result.body
+    assert (
+        "Only admin or system users can call functions on non-root components directly"
+        in transition.modifications[0].result.body
+    )
+
+
+def test_component_queries_of_an_admin_are_subscribed_with_their_component():
+    session = SyncSession()
+    session.identity = ADMIN
+    session.modify_query_set(
+        ModifyQuerySet(0, 1, (QueryAdd(0, "a:b", [{}], component_path="comp"),))
+    )
+    plan = session.begin_update()
+    assert [(q.udf_path, q.component_path) for q in plan.subscribe] == [("a:b", "comp")]
 
 
 def test_a_transition_never_goes_back_in_time():

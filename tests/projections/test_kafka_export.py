@@ -31,6 +31,7 @@ from projections.kafka_export import (
     messages_of,
     partition_of,
 )
+from tests.component_seeding import qualified_inserts  # noqa: F401
 
 # kafka-python 3.0 drops the socket of a failed connection attempt (to a stopped
 # broker) without closing it; the garbage collector then warns. Not our leak.
@@ -147,11 +148,42 @@ def test_messages_carry_the_transaction_and_skip_system_tables():
     assert headers == {
         "ts": b"7",
         "table": b"b",
+        "component": b"",
         "index": b"1",
         "count": b"2",
         "confirmed_ts": b"5",
         "offset": b"9",
     }
+
+
+def test_component_tables_name_their_component_and_get_their_own_topics():
+    entry = LogEntry(
+        7,
+        (
+            Write("id1", "limiter/rateLimits", None, {"_id": "id1"}),
+            Write("id2", "workpool/batch/work", None, {"_id": "id2"}),
+            Write("id3", "limiter/_storage", None, {"_id": "id3"}),  # a component's system table
+            Write("id4", "rateLimits", None, {"_id": "id4"}),
+        ),
+    )
+    per_table = KafkaExportConfig("127.0.0.1:1", topic="t", topic_per_table=True)
+    limit, work, app = messages_of(entry, per_table)
+    assert (limit.topic, limit.component, limit.table) == (
+        "t.limiter.rateLimits",
+        "limiter",
+        "rateLimits",
+    )
+    assert (work.topic, work.component, work.table) == (
+        "t.workpool.batch.work",
+        "workpool/batch",
+        "work",
+    )
+    assert (app.topic, app.component, app.table) == ("t.rateLimits", "", "rateLimits")
+    headers = dict(limit.headers(confirmed_ts=5, offset=0))
+    assert (headers["component"], headers["table"]) == (b"limiter", b"rateLimits")
+    single = messages_of(entry, KafkaExportConfig("127.0.0.1:1", topic="t"))
+    assert {m.topic for m in single} == {"t"}
+    assert [m.component for m in single] == ["limiter", "workpool/batch", ""]
 
 
 def test_partition_is_stable_and_spreads_keys():
@@ -258,6 +290,34 @@ def test_topic_per_table_with_debezium_envelope(broker, db):
     assert alpha[2]["before"]["v"] == 2.0 and alpha[2]["after"] is None
     assert beta[0]["after"]["v"] == {"$bytes": "AA=="}
     assert alpha[0]["source"]["table"] == "alpha" and alpha[0]["ts_ms"] > 0
+
+
+@pytest.mark.usefixtures("qualified_inserts")
+def test_component_tables_export_to_their_topics_with_a_component_header(broker, db):
+    with _exporter(db, broker.bootstrap, "comp", topic_per_table=True) as exporter:
+        ids = db.mutate(
+            lambda tx: [
+                tx.insert("limiter/rateLimits", {"v": 1.0}),
+                tx.insert("rateLimits", {"v": 2.0}),
+            ]
+        ).value
+        ts = db.mutate(lambda tx: tx.delete(ids[0])).ts
+        assert exporter.wait_exported(ts, 20), exporter.statistics()
+    limiter = read_topic(broker.bootstrap, "comp.limiter.rateLimits")
+    app = read_topic(broker.bootstrap, "comp.rateLimits")
+    assert [(r.key.decode(), dict(r.headers)["component"]) for r in limiter] == [
+        (ids[0], b"limiter"),
+        (ids[0], b"limiter"),
+    ]
+    assert limiter[1].value is None
+    assert [(r.key.decode(), dict(r.headers)["component"]) for r in app] == [(ids[1], b"")]
+    assert {dict(r.headers)["table"] for r in limiter + app} == {b"rateLimits"}
+    # Restarted, it finds the component topics among its own and sends nothing twice.
+    more = db.mutate(lambda tx: tx.insert("limiter/rateLimits", {"v": 3.0})).ts
+    with _exporter(db, broker.bootstrap, "comp", topic_per_table=True) as exporter:
+        assert exporter.wait_exported(more, 20), exporter.statistics()
+    assert len(read_topic(broker.bootstrap, "comp.limiter.rateLimits")) == 3
+    assert len(read_topic(broker.bootstrap, "comp.rateLimits")) == 1
 
 
 def test_a_topic_written_by_someone_else_is_refused(broker, db):
