@@ -113,3 +113,34 @@ def test_bundle_folder_gives_the_modules_and_the_component_parts(tmp_path):
     assert "schema.js" in built.paths and "a.js" in built.paths
     assert parts is not None and parts.app_dependencies == (COUNTER_DEFINITION,)
     assert [c.definition_path for c in parts.components] == [COUNTER_DEFINITION]
+
+
+def test_a_component_folder_inside_the_app_is_its_own_definition(tmp_path):
+    config = (
+        'import { defineApp } from "convex/server";\n'
+        'import local from "./localCounter/convex.config";\n'
+        "const app = defineApp();\napp.use(local);\nexport default app;\n"
+    )
+    local_config = (
+        'import { defineComponent } from "convex/server";\n'
+        'export default defineComponent("localCounter");\n'
+    )
+    local_lib = (
+        'import { queryGeneric } from "convex/server";\n'
+        'export const ping = queryGeneric({ args: {}, handler: async () => "pong" });\n'
+    )
+    functions = make_component_app(
+        tmp_path,
+        config=config,
+        modules={
+            "a.ts": "export {};\n",
+            "localCounter/convex.config.ts": local_config,
+            "localCounter/lib.ts": local_lib,
+        },
+    )
+    push = bundle_app(functions)
+    assert push.app_dependencies == ("localCounter",)
+    (local,) = push.components
+    assert local.definition_path == "localCounter"
+    assert [m.path for m in local.functions] == ["lib.js"]
+    assert [m.path for m in push.changed] == ["a.js"]  # the component's modules are its own
