@@ -59,6 +59,12 @@ export const add = mutationGeneric({
 });
 """
 
+# What a published component's build emits beside its convex.config.js.
+CONFIG_TYPES = """import type { ComponentDefinition } from "convex/server";
+declare const component: ComponentDefinition<any>;
+export default component;
+"""
+
 WRAPPER_CONFIG = """import { defineComponent } from "convex/server";
 import counter from "counter-pkg/convex.config";
 const component = defineComponent("wrapper");
@@ -128,13 +134,19 @@ def _component_package(modules: Path, name: str, files: dict[str, str], deps=())
         "version": "0.1.0",
         "type": "module",
         "exports": {
-            "./convex.config": {"import": "./dist/component/convex.config.js"},
-            "./convex.config.js": {"import": "./dist/component/convex.config.js"},
+            "./convex.config": {
+                "types": "./dist/component/convex.config.d.ts",
+                "import": "./dist/component/convex.config.js",
+            },
+            "./convex.config.js": {
+                "types": "./dist/component/convex.config.d.ts",
+                "import": "./dist/component/convex.config.js",
+            },
         },
         "peerDependencies": {"convex": "^1.48.0", **{d: "0.1.0" for d in deps}},
     }
     _write(package / "package.json", json.dumps(manifest, indent=2))
-    for file, text in files.items():
+    for file, text in {**files, "convex.config.d.ts": CONFIG_TYPES}.items():
         _write(package / "dist" / "component" / file, text)
 
 

@@ -4,13 +4,17 @@ typed from the push's analysis, as the official CLI's templates write it."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from udf.codegen import write_generated
 from udf.component_codegen import component_api_files, write_component_api
 from udf.errors import BundleError
+from udf.node import JS_DIR, node_executable
 
 sys.path.insert(0, str(Path(__file__).parent))  # the component app helper lives beside this file
 from component_project import COUNTER_DEFINITION, make_component_app  # noqa: E402
@@ -136,3 +140,54 @@ def test_a_child_without_analysis_fails_with_the_clis_message(tmp_path):
         BundleError, match=f"No analysis found for child component {COUNTER_DEFINITION}"
     ):
         component_api_files(functions, partial)
+
+
+def _tsc() -> str | None:
+    local = JS_DIR / "node_modules" / ".bin" / "tsc"
+    return str(local) if local.exists() else shutil.which("tsc")
+
+
+def _official_tsconfig() -> str:
+    """The tsconfig.json the CLI writes into convex/ (its own template)."""
+    template = JS_DIR / "node_modules/convex/dist/esm/cli/codegen_templates/tsconfig.js"
+    url = json.dumps(template.as_uri())
+    script = f"import({url}).then(m => process.stdout.write(m.tsconfigCodegen()))"
+    done = subprocess.run(
+        [node_executable(), "-e", script], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def test_app_code_calling_a_component_type_checks(tmp_path):
+    tsc = _tsc()
+    if tsc is None:
+        pytest.skip("typescript is not installed (js/node_modules/.bin/tsc)")
+    functions = make_component_app(tmp_path)
+    write_component_api(functions, START_PUSH)
+    (functions / "tsconfig.json").write_text(_official_tsconfig())
+    done = subprocess.run(
+        [tsc, "--noEmit", "-p", str(functions)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # A wrong argument to the component's function is a type error.
+    bad = (functions / "messages.ts").read_text().replace("count: 1", 'count: "one"')
+    (functions / "messages.ts").write_text(bad)
+    done = subprocess.run(
+        [tsc, "--noEmit", "-p", str(functions)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0
+    assert "messages.ts" in done.stdout and "not assignable to type 'number'" in done.stdout
+
+
+def test_the_untyped_generated_files_also_accept_component_calls(tmp_path):
+    """Without a push analysis (``headwater codegen``), ``components`` is the CLI's stub type."""
+    tsc = _tsc()
+    if tsc is None:
+        pytest.skip("typescript is not installed (js/node_modules/.bin/tsc)")
+    functions = make_component_app(tmp_path)
+    write_generated(functions)
+    (functions / "tsconfig.json").write_text(_official_tsconfig())
+    done = subprocess.run(
+        [tsc, "--noEmit", "-p", str(functions)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
