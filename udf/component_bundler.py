@@ -85,9 +85,36 @@ def bundle_folder(
     )
     built = Bundle(
         tuple(sorted(modules, key=lambda m: m.path)),
+        outside_inputs=outside_inputs(functions_dir, request),
         node_dependencies=request.node_dependencies,
     )
     return built, parts
+
+
+def outside_inputs(functions_dir: str | Path, request: PushRequest) -> tuple[str, ...]:
+    """Source files outside the functions folder the push's modules were bundled from,
+    packages left out (as ``udf.bundler`` reports them): read from the source maps,
+    whose ``sources`` are relative to each module's place in its definition folder."""
+    root = Path(functions_dir).resolve()
+    placed: list[tuple[Path, BundledModule | None]] = [
+        (root, m) for m in (*request.changed, request.schema, request.app_definition)
+    ]
+    for upload in request.components:
+        folder = root / upload.definition_path
+        for module in (upload.definition, upload.schema, *upload.functions):
+            placed.append((folder, module))
+    found: set[str] = set()
+    for folder, module in placed:
+        if module is None or module.source_map is None:
+            continue
+        base = (folder / module.path).parent
+        for source in json.loads(module.source_map).get("sources", ()):
+            path = Path(os.path.normpath(base / source))
+            if "node_modules" in path.parts or path.is_relative_to(root):
+                continue
+            if path.is_file():
+                found.add(str(path))
+    return tuple(sorted(found))
 
 
 def cli_push_request(functions_dir: str | Path, *, js_dir: str | Path = JS_DIR) -> dict[str, Any]:

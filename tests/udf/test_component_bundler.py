@@ -144,3 +144,18 @@ def test_a_component_folder_inside_the_app_is_its_own_definition(tmp_path):
     assert local.definition_path == "localCounter"
     assert [m.path for m in local.functions] == ["lib.js"]
     assert [m.path for m in push.changed] == ["a.js"]  # the component's modules are its own
+
+
+def test_files_outside_the_folder_are_reported_as_inputs(tmp_path):
+    functions = make_component_app(
+        tmp_path,
+        modules={
+            "a.ts": 'import { greet } from "../lib/greeting";\nexport const g = greet("you");\n'
+        },
+    )
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "greeting.ts").write_text(
+        "export function greet(name: string) {\n  return `hi ${name}`;\n}\n"
+    )
+    built, _ = bundle_folder(functions)
+    assert built.outside_inputs == (str((tmp_path / "lib" / "greeting.ts").resolve()),)
