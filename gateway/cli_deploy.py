@@ -47,7 +47,7 @@ def add_deploy_command(subparsers: Any, formatter: type[argparse.HelpFormatter])
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from gateway.push_client import PushRefused, push_modules
-    from udf.bundler import bundle
+    from udf.component_bundler import bundle_folder
     from udf.deployment import check_functions_dir, function_module_paths
 
     url = _server_url(args.url)
@@ -58,7 +58,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             "or actions): deploying it would remove every function of the server. "
             "Pass --allow-empty if that is what you want."
         )
-    built = bundle(args.dir)  # here, so imports from outside the folder resolve
+    # Here, so imports from outside the folder resolve; with convex.config, by the CLI.
+    built, components = bundle_folder(args.dir)
     try:
         result = push_modules(
             url,
@@ -66,6 +67,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             built.modules,
             allow_empty=args.allow_empty,
             node_dependencies=built.node_dependencies,
+            components=components,
         )
     except PushRefused as exc:
         if exc.status == 404:

@@ -195,18 +195,19 @@ def _call_through(
 
 def _deploy_through(data: str, holder: LockHolder, functions: str) -> None:
     from gateway.push_client import PushRefused, push_modules
-    from udf.bundler import bundle
+    from udf.component_bundler import bundle_folder
     from udf.deployment import check_functions_dir
 
     check_functions_dir(functions)
     url = _server_url(data, holder)
     try:
-        built = bundle(functions)
+        built, components = bundle_folder(functions)
         push_modules(
             url,
             _admin_key(data, holder),
             built.modules,
             node_dependencies=built.node_dependencies,
+            components=components,
         )
     except PushRefused as exc:
         raise HeadwaterError(

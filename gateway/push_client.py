@@ -18,6 +18,7 @@ from typing import Any
 import brotli
 
 from udf.bundler import BundledModule
+from udf.component_bundler import ComponentParts, definition_json, module_json
 from udf.node_packages import NodeDependency
 
 PUSH_TIMEOUT_S = 300
@@ -76,17 +77,6 @@ def call(
             raise PushRefused(exc.code, f"HTTP{exc.code}", raw.strip()[:200]) from None
 
 
-def _module_json(module: BundledModule) -> dict[str, Any]:
-    found: dict[str, Any] = {
-        "path": module.path,
-        "source": module.source,
-        "environment": module.environment,
-    }
-    if module.source_map is not None:
-        found["sourceMap"] = module.source_map
-    return found
-
-
 def held_hashes(url: str, admin_key: str) -> dict[tuple[str, str], str]:
     """The server's module hashes, by (path, environment): what need not be sent again."""
     held = call(url, admin_key, "/api/get_config_hashes", {"adminKey": admin_key})
@@ -100,9 +90,10 @@ def start_push_request(
     *,
     allow_empty: bool = False,
     node_dependencies: tuple[NodeDependency, ...] = (),
+    components: ComponentParts | None = None,
 ) -> tuple[dict[str, Any], list[BundledModule]]:
     """The start_push body for ``modules`` (those ``hashes`` hold go as hashes only),
-    and the modules it sends whole."""
+    and the modules it sends whole; ``components`` as the CLI sends them, whole."""
     changed = [m for m in modules if hashes.get((m.path, m.environment)) != m.sha256]
     unchanged = [
         {"path": m.path, "environment": m.environment, "sha256": m.sha256}
@@ -114,13 +105,15 @@ def start_push_request(
         "dryRun": False,
         "functions": "convex/",
         "appDefinition": {
-            "definition": None,
-            "dependencies": [],
+            "definition": None if components is None else module_json(components.app_definition),
+            "dependencies": [] if components is None else list(components.app_dependencies),
             "schema": None,
-            "changedModules": [_module_json(m) for m in changed],
+            "changedModules": [module_json(m) for m in changed],
             "unchangedModuleHashes": unchanged,
         },
-        "componentDefinitions": [],
+        "componentDefinitions": []
+        if components is None
+        else [definition_json(d) for d in components.components],
         "nodeDependencies": [d.to_json() for d in node_dependencies],
         "headwaterRefuseEmpty": not allow_empty,
     }
@@ -134,6 +127,7 @@ def push_modules(
     *,
     allow_empty: bool = False,
     node_dependencies: tuple[NodeDependency, ...] = (),
+    components: ComponentParts | None = None,
 ) -> PushResult:
     """Push a bundled module set; raises PushRefused (the server's code and message)."""
     request, changed = start_push_request(
@@ -142,6 +136,7 @@ def push_modules(
         held_hashes(url, admin_key),
         allow_empty=allow_empty,
         node_dependencies=node_dependencies,
+        components=components,
     )
     started = call(url, admin_key, "/api/deploy2/start_push", request, compress=True)
     _wait_for_schema(url, admin_key, started)

@@ -7,7 +7,8 @@ The folder has the Convex layout: ``*.ts``/``*.js`` modules, nested folders,
 Convex CLI: JS/TS sources only; not ``_generated/``, dotfiles, editor
 temp files, names with spaces, names with more than one dot (``*.d.ts``,
 ``*.test.ts``) except ``auth.config``; not TypeScript files without an import
-or export (not modules); not ``convex.config.ts`` nor component folders.
+or export (not modules); not ``convex.config.ts`` nor component folders (an app
+with ``convex.config`` is bundled by the Convex CLI: ``udf.component_bundler``).
 ``"use node"`` files are bundled for Node.js (environment ``node``), leaving the
 packages ``convex.json`` names in ``node.externalPackages`` as imports
 (``udf.node_packages``); their actions run in Node.js workers (``udf.node_runtime``).
@@ -117,7 +118,7 @@ def _skip_reason(rel: PurePosixPath, text: str | None) -> str | None:
     if "." in stem and stem not in _MULTI_DOT_ALLOWED:
         return "name has more than one dot (declaration, test or config file)"
     if base == _COMPONENT_CONFIG:
-        return "components are not supported"
+        return "component definition (bundled with the components, udf.component_bundler)"
     if text is not None and base.endswith((".ts", ".tsx")) and not _IS_MODULE.search(text):
         return "not a module (no import or export)"
     return None
@@ -146,7 +147,7 @@ def find_entry_points(functions_dir: str | Path) -> tuple[list[str], list[Skippe
             if name in (GENERATED_DIR, "node_modules") or name.startswith("."):
                 continue
             if (here / name / _COMPONENT_CONFIG).exists():
-                skipped.append(SkippedFile(str(rel), "component folders are not supported"))
+                skipped.append(SkippedFile(str(rel), "component folder (its own definition)"))
                 continue
             kept.append(name)
         dirnames[:] = kept

@@ -18,9 +18,10 @@ from pathlib import Path
 from engine import Database
 from engine.environment_variables import EnvChange
 from engine.limits import Limits
-from udf.bundler import BundledModule, bundle
+from udf.bundler import BundledModule
 from udf.call_validators import CallValidators
 from udf.calls import DeployReport
+from udf.component_bundler import ComponentParts, bundle_folder
 from udf.deployment import Deployment, check_functions_dir, check_not_emptying, source_hash
 from udf.environment import EnvironmentSnapshots, update_environment
 from udf.node_packages import NodeDependency
@@ -60,13 +61,14 @@ class ExecutorDeploys:
         that would remove every deployed function is refused unless ``allow_empty``.
         """
         check_functions_dir(functions_dir)
-        built = bundle(functions_dir)
+        built, components = bundle_folder(functions_dir)
         report = self.deploy_modules(
             built.modules,
             force=force,
             allow_empty=allow_empty,
             origin=str(functions_dir),
             node_dependencies=built.node_dependencies,
+            components=components,
         )
         return dataclasses.replace(report, outside_inputs=built.outside_inputs)
 
@@ -78,18 +80,28 @@ class ExecutorDeploys:
         allow_empty: bool = False,
         origin: str = "The pushed code",
         node_dependencies: tuple[NodeDependency, ...] = (),
+        components: ComponentParts | None = None,
     ) -> DeployReport:
         """Compile, analyse and store a module set (bundled here or pushed by the CLI)
         as one commit, unless it is the code in force already; ``origin`` names it in errors."""
         current = self._deployment
         if (
             not force
+            and components is None
             and current is not None
             and current.source_hash == source_hash(modules)
             and current.node_dependencies == node_dependencies
         ):
             return DeployReport([f.udf_path for f in current.analysis.functions], [], current.ts)
-        prepared = prepare_push(self, PushRequest(modules, node_dependencies=node_dependencies))
+        request = PushRequest(modules, node_dependencies=node_dependencies)
+        if components is not None:
+            request = dataclasses.replace(
+                request,
+                app_definition=components.app_definition,
+                app_dependencies=components.app_dependencies,
+                components=components.components,
+            )
+        prepared = prepare_push(self, request)
         if not allow_empty:
             check_not_emptying(prepared.analysis, current, origin)
         committed = commit_push(self, prepared)
