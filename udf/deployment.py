@@ -41,6 +41,7 @@ from udf.module_compiler import RunnableModule, compile_modules
 from udf.module_store import delete_modules, read_modules, stored_keys, write_modules
 from udf.node_packages import NodeDependency, parse_dependencies
 from udf.outcome import Analysis, FunctionInfo, HttpRoute
+from udf.system_components import write_component_documents
 
 # Reading a deployment's code is not a user function: the per-call read limits do not apply.
 _LOAD_LIMITS = dataclasses.replace(
@@ -260,6 +261,7 @@ def store_deployment(
     if tree is not None and tree.has_components:
         record["components"] = {"tree": tree.to_json(), "definitions": definitions}
     tx.write_system(DEPLOYMENT_TABLE, DEPLOYMENT_DOC_ID, record)
+    write_component_documents(tx, tree or ComponentTree.app_only())
     return removed
 
 

@@ -35,17 +35,6 @@ def test_the_start_push_body_is_the_official_clis(tmp_path):
     assert [m.path for m in sent] == ["messages.js"]
 
 
-def test_deploy_sends_the_components_to_the_push_endpoint(tmp_path):
-    functions = make_component_app(tmp_path / "app")
-    with Serve(tmp_path / "data") as server:
-        done = headwater(
-            "deploy", str(functions), "--url", server.url, "--admin-key", server.admin_key
-        )
-    # A server without component support names them in its refusal; one with it deploys.
-    assert done.returncode == 0 or "ComponentsNotSupported" in done.stderr, done.stderr
-
-
-@pytest.mark.skip("needs the component push endpoint")
 def test_deploy_of_an_app_with_components_reaches_the_push_endpoint(tmp_path):
     functions = make_component_app(tmp_path / "app")
     with Serve(tmp_path / "data") as server:
