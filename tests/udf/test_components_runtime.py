@@ -4,13 +4,16 @@ app in its transaction, isolation of tables and ids, references, handles, schedu
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from engine import Database
+from engine.cron_jobs import sync_cron_jobs
 from tests.component_deployment import install_components, instance
 from udf.calls import ADMIN, FunctionCall
+from udf.component_crons import all_cron_specs
 from udf.executor import Executor
 from udf.function_log import FunctionLog
 from udf.node import ensure_node_modules
@@ -165,3 +168,22 @@ def test_the_function_log_names_the_component(app: App) -> None:
         "counter",
     )
     assert (app_entry["identifier"], app_entry["componentPath"]) == ("calls:notes", None)
+
+
+def test_each_instance_runs_the_crons_of_its_definition(app: App) -> None:
+    deployment = app.ex.deployment
+    assert deployment is not None
+    specs = all_cron_specs(deployment)
+    assert sorted(specs) == ["counter/tick", "counter2/tick", "outer/inner/tick"]
+    assert specs["outer/inner/tick"]["componentPath"] == "outer/inner"
+    app.db.mutate(lambda tx: sync_cron_jobs(tx, specs, time.time() * 1000))
+    deadline = time.monotonic() + 10
+    instances = ("counter", "counter2", "outer/inner")
+    while time.monotonic() < deadline:
+        ticks = [app.ok("lib:get", {"name": "ticks"}, component=c) for c in instances]
+        if all(ticks):
+            break
+        time.sleep(0.2)
+    assert all(ticks), ticks
+    assert app.ok("calls:notes").count("ticks") == 0  # nothing of it reached the app
+    app.db.mutate(lambda tx: sync_cron_jobs(tx, {}, time.time() * 1000))
