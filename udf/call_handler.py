@@ -154,12 +154,21 @@ class CallHandler:
         if op in SCHEDULE_OPS or op in CANCEL_OPS:
             return self._schedule(op, args)
         if op == "1.0/actions/vectorSearch" and ctx.kind == "action":
-            return self._executor.vector_search(args)
+            return self._executor.vector_search(self._in_own_tables(args))
         if op in STORAGE_OPS:
             return self._executor.storage_syscalls(ctx.kind, self._tx).answer(op, args)
         if op in _NOT_YET:
             raise SyscallError(f"{_NOT_YET[op]} is not supported by Headwater yet ({op}).")
         raise SyscallError(f"Unknown async operation {op}")
+
+    def _in_own_tables(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A vector search's ``indexName`` on the calling component's table."""
+        query = args.get("query")
+        if not isinstance(query, dict) or not isinstance(query.get("indexName"), str):
+            return args
+        table, dot, index = query["indexName"].partition(".")
+        qualified = ComponentNamespace(self._context.component_path).table(table) + dot + index
+        return {**args, "query": {**query, "indexName": qualified}}
 
     def _schedule(self, op: str, args: dict[str, Any]) -> Any:
         from_action = op.startswith("1.0/actions/")

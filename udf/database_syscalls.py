@@ -44,6 +44,11 @@ class BufferedWriteFailed(Exception):
     write fails at its call, with the same error, as it would have the first time."""
 
 
+# Convex's PaginationUnsupportedInComponents (crates/isolate/src/environment/udf/async_syscall.rs).
+PAGINATION_IN_COMPONENTS = (
+    "paginate() is only supported in the app. Learn more at "
+    "https://docs.convex.dev/components/authoring#pagination"
+)
 # Documents sent ahead per round trip when a query has no smaller limit.
 QUERY_BATCH_DOCUMENTS_MAX = 128
 _WRITE_OPS = frozenset(
@@ -242,6 +247,8 @@ class DatabaseSyscalls:
         return self._streams.pop(args.get("queryId"), None) is not None  # type: ignore[arg-type]
 
     def _query_page(self, args: dict[str, Any]) -> Any:
+        if not self.namespace.is_app:
+            raise SyscallError(PAGINATION_IN_COMPONENTS)
         end_cursor = args.get("endCursor")
         result = paginate(
             self.tx,

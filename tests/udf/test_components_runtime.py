@@ -187,3 +187,12 @@ def test_each_instance_runs_the_crons_of_its_definition(app: App) -> None:
     assert all(ticks), ticks
     assert app.ok("calls:notes").count("ticks") == 0  # nothing of it reached the app
     app.db.mutate(lambda tx: sync_cron_jobs(tx, {}, time.time() * 1000))
+
+
+def test_an_action_calls_component_functions_each_in_its_own_transaction(app: App) -> None:
+    assert app.ok("calls:fromAction", {"name": "act", "by": 2.0}) == {"twice": 4, "read": 4}
+    assert app.ok("lib:get", {"name": "act"}, component="counter") == 0
+
+
+def test_pagination_is_refused_in_a_component(app: App) -> None:
+    assert "paginate() is only supported in the app" in app.error("calls:pageInComponent")
