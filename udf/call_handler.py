@@ -132,7 +132,8 @@ class CallHandler:
             return {"name": ctx.udf_path, "componentPath": ctx.component_path}
         if op == "1.0/createFunctionHandle":
             address = self._address(args, "createFunctionHandle")
-            return create_handle(address.component_path, address.udf_path)
+            deployment = self._executor.deployment
+            return create_handle(deployment, address.component_path, address.udf_path)
         if op == "1.0/getDeploymentMetadata":
             return {"name": self._executor.instance_name, "region": None, "class": "s16"}
         if op == "1.0/getRequestMetadata":

@@ -34,7 +34,7 @@ def resolve_address(
     """The function the syscall's ``name``/``reference``/``functionHandle`` names."""
     handle, name, reference = args.get("functionHandle"), args.get("name"), args.get("reference")
     if isinstance(handle, str):
-        return FunctionAddress(*resolve_handle(handle))
+        return FunctionAddress(*resolve_handle(deployment, handle))
     if isinstance(name, str) and reference is None:
         return FunctionAddress(caller_path, name)
     if isinstance(reference, str) and name is None:

@@ -2,15 +2,19 @@
 
 Convex's form (``crates/common/src/bootstrap_model/components/handles.rs``) is
 ``function://<id>#<name>``: ``<id>`` a document id in ``_function_handles``,
-``<name>`` the function's path. Convex stores one document per handle; here no
-document is stored: the id is a digest of (component path, function path), so
-the same function always gets the same handle, and the name part carries the
-component path and function path, which the id vouches for.
+``<name>`` the function's path (``lib:add``), advisory only: the id alone says
+which function. Convex stores one document per function; here no document is
+stored: the id is a digest of (component path, function path), so the same
+function always gets the same handle, and a handle is resolved by finding the
+deployed function whose id it is. A handle of a function that is not deployed
+(any more) is "Function handle not found", as Convex's ``FunctionHandlesModel``
+(crates/model/src/components/handles.rs) says.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from engine.errors import InvalidIdError
 from engine.ids import decode_id, encode_id
@@ -18,6 +22,7 @@ from engine.system_tables import FUNCTION_HANDLES_TABLE, SYSTEM_TABLE_NUMBERS
 from udf.errors import SyscallError
 
 PREFIX = "function://"
+NOT_FOUND = "Function handle not found"
 _TABLE_NUMBER = SYSTEM_TABLE_NUMBERS[FUNCTION_HANDLES_TABLE]
 
 
@@ -27,26 +32,38 @@ def handle_id(component_path: str, udf_path: str) -> str:
     return encode_id(_TABLE_NUMBER, digest[:16])
 
 
-def create_handle(component_path: str, udf_path: str) -> str:
-    """``function://<id>#<component path>/<udf path>`` (the name part is advisory in
-    Convex; here it also says which function the id stands for)."""
-    where = f"{component_path}/{udf_path}" if component_path else udf_path
-    return f"{PREFIX}{handle_id(component_path, udf_path)}#{where}"
+def create_handle(deployment: Any, component_path: str, udf_path: str) -> str:
+    """``function://<id>#<udf path>`` of a deployed function."""
+    info = _function(deployment, component_path, udf_path)
+    if info is None:
+        raise SyscallError(NOT_FOUND)
+    return f"{PREFIX}{handle_id(component_path, info.udf_path)}#{info.udf_path}"
 
 
-def resolve_handle(handle: object) -> tuple[str, str]:
-    """(component path, udf path) a handle names; Convex's error text otherwise."""
+def resolve_handle(deployment: Any, handle: object) -> tuple[str, str]:
+    """(component path, udf path) of the deployed function a handle names."""
     if not isinstance(handle, str) or not handle.startswith(PREFIX):
         raise SyscallError(f"Invalid function handle {handle}")
-    id_text, _, name = handle[len(PREFIX) :].partition("#")
+    id_text = handle[len(PREFIX) :].partition("#")[0]
     try:
         parsed = decode_id(id_text)
     except InvalidIdError as exc:
         raise SyscallError(f"Invalid function handle {handle}") from exc
-    # Module paths have folders too: find the split whose id matches.
-    for cut in [i for i, ch in enumerate(name) if ch == "/"] + [-1]:
-        component_path = name[:cut] if cut >= 0 else ""
-        udf_path = name[cut + 1 :]
-        if parsed.table_number == _TABLE_NUMBER and handle_id(component_path, udf_path) == id_text:
-            return component_path, udf_path
-    raise SyscallError(f"Invalid function handle {handle}")
+    if parsed.table_number != _TABLE_NUMBER or deployment is None:
+        raise SyscallError(NOT_FOUND)
+    for path in deployment.tree.instances:
+        code = deployment.for_component(path)
+        if code is None:
+            continue
+        for info in code.analysis.functions:
+            if info.kind != "httpAction" and handle_id(path, info.udf_path) == id_text:
+                return path, info.udf_path
+    raise SyscallError(NOT_FOUND)
+
+
+def _function(deployment: Any, component_path: str, udf_path: str) -> Any:
+    code = None if deployment is None else deployment.for_component(component_path)
+    if code is None:
+        return None
+    module, _, export = udf_path.partition(":")
+    return code.function(f"{module.removesuffix('.js')}.js", export or "default")

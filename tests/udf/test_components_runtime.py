@@ -123,14 +123,20 @@ def test_a_component_calls_its_own_child(app: App) -> None:
 
 def test_function_handles_call_across_components(app: App) -> None:
     handle = app.ok("calls:handleOfAdd")
-    assert handle.startswith("function://") and handle.endswith("#counter2/lib:add")
+    assert handle.startswith("function://") and handle.endswith("#lib:add")
     assert app.ok("calls:handleOfAdd") == handle  # one function, one handle
     assert app.ok("calls:callHandle", {"handle": handle, "name": "h", "by": 7.0}) == 7
     assert app.ok("lib:get", {"name": "h"}, component="counter2") == 7
-    forged = handle.replace("counter2", "counter")
-    assert "Invalid function handle" in app.error(
-        "calls:callHandle", {"handle": forged, "name": "h", "by": 1.0}
-    )
+    other = app.ok("calls:handleOf", {"which": "counter"})
+    assert other != handle and other.endswith("#lib:add")
+    assert app.ok("calls:callHandle", {"handle": other, "name": "h", "by": 1.0}) == 1
+    unknown = "function://" + app.ok("calls:bumpId") + "#lib:add"
+    for bad, words in (
+        (unknown, "Function handle not found"),
+        ("function://nope", "Invalid function handle"),
+    ):
+        error = app.error("calls:callHandle", {"handle": bad, "name": "h", "by": 1.0})
+        assert words in error
 
 
 def test_scheduling_a_component_function_and_a_handle(app: App) -> None:
