@@ -12,7 +12,7 @@ import pytest
 from engine import Database
 from engine.cron_jobs import sync_cron_jobs
 from tests.component_deployment import install_components, instance
-from udf.calls import ADMIN, FunctionCall
+from udf.calls import ADMIN, FunctionCall, Identity
 from udf.component_crons import all_cron_specs
 from udf.executor import Executor
 from udf.function_log import FunctionLog
@@ -202,3 +202,10 @@ def test_an_action_calls_component_functions_each_in_its_own_transaction(app: Ap
 
 def test_pagination_is_refused_in_a_component(app: App) -> None:
     assert "paginate() is only supported in the app" in app.error("calls:pageInComponent")
+
+
+def test_a_component_called_by_the_app_sees_the_caller_identity(app: App) -> None:
+    user = {"subject": "ada", "issuer": "https://issuer.test", "tokenIdentifier": "t|ada"}
+    call = FunctionCall("calls:whoamiInComponent", {}, "query", Identity(user=user))
+    assert app.ex.run(call).value == "ada"
+    assert app.ok("calls:whoamiInComponent") is None
