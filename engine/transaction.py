@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.catalog import Catalog
-from engine.components import split_table
 from engine.errors import (
     DocumentNotFoundError,
     InvalidIdError,
@@ -499,7 +498,7 @@ class Transaction:
 
 def _check_qualified_table_name(table: str) -> None:
     """A user table name, alone (the app's) or after its component's path."""
-    component, name = split_table(table) if isinstance(table, str) else ("", table)
+    component, sep, name = table.rpartition("/") if isinstance(table, str) else ("", "", table)
     check_table_name(name)
-    if component and not all(is_identifier(part) for part in component.split("/")):
+    if sep and not all(is_identifier(part) for part in component.split("/")):
         check_table_name(table)  # raises: the whole name is no valid table name
