@@ -180,6 +180,7 @@ class CallHandler:
         if op in SCHEDULE_OPS:
             address = self._address(args, "scheduler")
             args = {**args, "name": address.udf_path, "component": address.component_path}
+        args = {**args, "namespace": self._context.component_path}
         tx = None if from_action else self._tx
         return answer_scheduling(self._executor, op, args, tx)  # type: ignore[arg-type]
 

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from engine.components import ROOT, qualified_table, split_table
 from engine.errors import InvalidIdError
 from engine.ids import decode_id
+from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE
+
+# The field of a scheduled job naming the component that scheduled it (absent: the app).
+JOB_NAMESPACE_FIELD = "namespace"
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,28 @@ class ComponentNamespace:
         except InvalidIdError:
             return False
         return not self.owns(table_name_of(number))  # type: ignore[operator]
+
+    def scope_system_query(self, raw: Any) -> Any:
+        """A query of ``_scheduled_functions`` narrowed to the jobs this component
+        scheduled (Convex keeps them in each component's own system table)."""
+        source = raw.get("source") if isinstance(raw, dict) else None
+        if not isinstance(source, dict):
+            return raw
+        table = source.get("tableName") or str(source.get("indexName", "")).partition(".")[0]
+        if table != SCHEDULED_FUNCTIONS_TABLE:
+            return raw
+        mine = {"$undefined": None} if self.is_app else self.path
+        own = {"$eq": [{"$field": JOB_NAMESPACE_FIELD}, {"$literal": mine}]}
+        return {**raw, "operators": [{"filter": own}, *(raw.get("operators") or [])]}
+
+    def sees_system_document(self, doc_id: str, doc: Mapping[str, Any], tx: Any) -> bool:
+        """Whether a document read by id is this component's (a job of another is not)."""
+        if JOB_NAMESPACE_FIELD not in doc and self.is_app:
+            return True
+        table = tx.table_name(decode_id(doc_id).table_number)
+        if table != SCHEDULED_FUNCTIONS_TABLE:
+            return True
+        return doc.get(JOB_NAMESPACE_FIELD, ROOT) == self.path
 
 
 APP_NAMESPACE = ComponentNamespace(ROOT)

@@ -140,7 +140,9 @@ class DatabaseSyscalls:
             if exc.code == "InvalidTable":
                 raise
             raise SyscallError(f"Invalid argument `id` for `db.get`: {exc.message}") from exc
-        return None if doc is None else to_convex_json(doc)
+        if doc is None or not self.namespace.sees_system_document(doc_id, doc, self.tx):
+            return None
+        return to_convex_json(doc)
 
     def _insert(self, args: dict[str, Any]) -> Any:
         table = args.get("table")
@@ -206,6 +208,7 @@ class DatabaseSyscalls:
         return doc_id
 
     def _parse_query(self, raw: Any) -> Any:
+        raw = self.namespace.scope_system_query(raw)
         spec = parse_query(raw)
         if self.namespace.is_app:
             return spec

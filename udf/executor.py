@@ -67,6 +67,7 @@ from udf.storage_syscalls import StorageSyscalls
 from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
 
+NODE_IN_COMPONENTS = '"use node" actions of components are not supported by Headwater yet.'
 # A mutation given up on after its OCC retries: not the function's fault (the scheduler
 # tries such a job again later, as Convex retries conflicts of scheduled mutations).
 TOO_MANY_CONFLICTS = (
@@ -312,12 +313,10 @@ class Executor(ExecutorComponents, ExecutorDeploys):
         return failed(TOO_MANY_CONFLICTS)
 
     def _run_action(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
-        deployment = self._deployment
-        if (
-            deployment is not None
-            and not call.component_path
-            and info.module in deployment.node_paths
-        ):
+        deployment = self.component_deployment(call.component_path)
+        if deployment is not None and info.module in deployment.node_paths:
+            if call.component_path:
+                return failed(NODE_IN_COMPONENTS)
             return self._run_node_action(call, info, depth)
         with self._isolate(info, depth, call.component_path) as isolate:
             return self._invoke(isolate, call, info, depth, None, None)

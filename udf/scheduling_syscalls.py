@@ -100,7 +100,12 @@ def schedule_in(host: SchedulingHost, tx: Transaction, args: dict[str, Any], now
     _check_target(host, name, component)
     _count(host.limits, tx, value_size([fn_args]))
     doc_id, fields = jobs.new_job(
-        name, fn_args, float(scheduled_s) * 1000, now_ms=now_s * 1000, component=component
+        name,
+        fn_args,
+        float(scheduled_s) * 1000,
+        now_ms=now_s * 1000,
+        component=component,
+        namespace=args.get("namespace") or "",
     )
     tx.write_system(SCHEDULED_FUNCTIONS_TABLE, doc_id, fields)
     return doc_id
@@ -119,8 +124,8 @@ def cancel_in(tx: Transaction, args: dict[str, Any], now_ms: float) -> None:
     if table != SCHEDULED_FUNCTIONS_TABLE:
         raise SyscallError(_INVALID_JOB_ID)
     job = tx.get(doc_id)
-    if job is None:
-        return None
+    if job is None or job.get("namespace", "") != (args.get("namespace") or ""):
+        return None  # another component's job is no job of the caller's
     updated = jobs.canceled(job, now_ms)
     if updated is not None:
         tx.write_system(SCHEDULED_FUNCTIONS_TABLE, doc_id, updated)

@@ -209,3 +209,16 @@ def test_a_component_called_by_the_app_sees_the_caller_identity(app: App) -> Non
     call = FunctionCall("calls:whoamiInComponent", {}, "query", Identity(user=user))
     assert app.ex.run(call).value == "ada"
     assert app.ok("calls:whoamiInComponent") is None
+
+
+def test_a_component_sees_only_the_jobs_it_scheduled(app: App) -> None:
+    job = app.ok("calls:scheduleInComponent")
+    assert job in app.ok("lib:myJobs", {}, component="counter")
+    assert job not in app.ok("lib:myJobs", {}, component="counter2")
+    assert job not in app.ok("calls:appJobs")
+    assert app.ok("lib:jobById", {"id": job}, component="counter") == "lib.js:tick"
+    assert app.ok("lib:jobById", {"id": job}, component="counter2") is None
+    app.ok("calls:cancelJob", {"id": job})  # not the app's job: nothing happens
+    stored = app.db.query(lambda tx: tx.get(job)).value
+    assert stored["state"] == {"kind": "pending"}
+    assert (stored["component"], stored["namespace"]) == ("counter", "counter")
