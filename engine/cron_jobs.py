@@ -45,9 +45,13 @@ def cron_job_id(identifier: str) -> str:
     return keyed_system_id(CRON_JOBS_TABLE, f"cron:{identifier}")
 
 
-def parse_crons(crons_json: str | None) -> dict[str, dict[str, Any]]:
-    """``crons.js``'s export as ``{identifier: cronSpec}`` (``_cron_jobs``'s ``cronSpec``);
-    raises CronSpecError with Convex's words for a spec it refuses."""
+def parse_crons(crons_json: str | None, component_path: str = "") -> dict[str, dict[str, Any]]:
+    """``crons.js``'s export as ``{key: cronSpec}`` (``_cron_jobs``'s ``cronSpec``);
+    raises CronSpecError with Convex's words for a spec it refuses.
+
+    The crons of a component instance (``component_path``) run its functions: their
+    spec says so in ``componentPath`` and their key is ``"<path>/<identifier>"``
+    (identifiers have no ``/``), so every instance's crons share one ``_cron_jobs``."""
     if crons_json is None:
         return {}
     found = json.loads(crons_json)
@@ -55,7 +59,22 @@ def parse_crons(crons_json: str | None) -> dict[str, dict[str, Any]]:
         raise CronSpecError("Invalid JSON")
     for identifier in found:
         _check_identifier(identifier)
-    return {identifier: parse_spec(spec) for identifier, spec in found.items()}
+    specs = {}
+    for identifier, raw in found.items():
+        spec = parse_spec(raw)
+        if component_path:
+            spec["componentPath"] = component_path
+        specs[cron_key(component_path, identifier)] = spec
+    return specs
+
+
+def cron_key(component_path: str, identifier: str) -> str:
+    """A cron's key among every instance's crons (the app's: its identifier)."""
+    return f"{component_path}/{identifier}" if component_path else identifier
+
+
+def _job_key(job: dict[str, Any]) -> str:
+    return cron_key(job["cronSpec"].get("componentPath", ""), job["name"])
 
 
 def _check_identifier(identifier: str) -> None:
@@ -71,7 +90,8 @@ def _check_identifier(identifier: str) -> None:
 def check_targets(specs: dict[str, dict[str, Any]], kind_of: Any) -> None:
     """Every cron must name a mutation or an action of the same deploy (Convex's words);
     ``kind_of(module, export)`` is the function's kind or None."""
-    for identifier, spec in specs.items():
+    for key, spec in specs.items():
+        identifier = key.rpartition("/")[2]
         path = spec["udfPath"]
         module, _, export = path.partition(":")
         kind = kind_of(module, export)
@@ -95,15 +115,16 @@ def sync_cron_jobs(tx: Any, specs: dict[str, dict[str, Any]], now_ms: float) -> 
     """Make ``_cron_jobs`` hold exactly ``specs`` inside a deploy's transaction: new jobs
     get their first slot, changed ones a fresh one, unchanged ones keep theirs."""
     number = SYSTEM_TABLE_NUMBERS[CRON_JOBS_TABLE]
-    existing = {doc["name"]: doc for _, doc in tx.snapshot.iter_table(number)}
-    for identifier, job in existing.items():
-        if identifier not in specs:
+    existing = {_job_key(doc): doc for _, doc in tx.snapshot.iter_table(number)}
+    for key, job in existing.items():
+        if key not in specs:
             tx.write_system(CRON_JOBS_TABLE, job["_id"], None)
-    for identifier, spec in specs.items():
-        job = existing.get(identifier)
+    for key, spec in specs.items():
+        job = existing.get(key)
         if job is None:
+            identifier = key.rpartition("/")[2]
             tx.write_system(
-                CRON_JOBS_TABLE, cron_job_id(identifier), new_cron_job(identifier, spec, now_ms)
+                CRON_JOBS_TABLE, cron_job_id(key), new_cron_job(identifier, spec, now_ms)
             )
             continue
         changed = changed_cron_job(job, spec, now_ms)

@@ -62,8 +62,12 @@ def new_job(
     *,
     now_ms: float,
     random_bytes: Callable[[int], bytes] = os.urandom,
+    component: str = "",
+    namespace: str = "",
 ) -> tuple[str, dict[str, Any]]:
-    """A fresh pending job: its id and its fields (``_creationTime`` is the writer's)."""
+    """A fresh pending job: its id and its fields (``_creationTime`` is the writer's);
+    a function of a component instance has its path in ``component``; a job a component
+    scheduled belongs to it (``namespace``: only its functions see the job)."""
     doc_id = encode_id(SCHEDULED_FUNCTIONS_TABLE_NUMBER, new_internal_id(random_bytes, now_ms))
     fields = {
         "name": canonical_udf_path(name),
@@ -71,6 +75,10 @@ def new_job(
         "scheduledTime": float(scheduled_ms),
         "state": {"kind": PENDING},
     }
+    if component:
+        fields["component"] = component
+    if namespace:
+        fields["namespace"] = namespace
     return doc_id, fields
 
 

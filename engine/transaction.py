@@ -33,7 +33,14 @@ from engine.schema import Schema, parse_schema, validate_document
 from engine.snapshot import Snapshot
 from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, TABLES_TABLE, is_system_table
 from engine.table_query import TableQuery
-from engine.values import UNSET, check_document, check_table_name, copy_value, value_size
+from engine.values import (
+    UNSET,
+    check_document,
+    check_table_name,
+    copy_value,
+    is_identifier,
+    value_size,
+)
 from log.entry import Write
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
@@ -133,9 +140,10 @@ class Transaction:
 
     def insert(self, table: str, value: dict, *, reserved_id: str | None = None) -> str:
         """Insert a document; its id is fresh, or ``reserved_id``, one that
-        ``reserve_ids`` handed out for ``table`` in this transaction and no insert used yet."""
+        ``reserve_ids`` handed out for ``table`` in this transaction and no insert used yet.
+        ``table`` may be a component's qualified name (``"limiter/rateLimits"``)."""
         self._require_writable()
-        check_table_name(table)
+        _check_qualified_table_name(table)
         fields = self._user_fields(value, "insert")
         number = self._table_number_for_insert(table)
         if reserved_id is None:
@@ -486,3 +494,11 @@ class Transaction:
         candidate = max(self._begin_ms, math.nextafter(self._last_creation_ms, math.inf))
         self._last_creation_ms = candidate
         return candidate
+
+
+def _check_qualified_table_name(table: str) -> None:
+    """A user table name, alone (the app's) or after its component's path."""
+    component, sep, name = table.rpartition("/") if isinstance(table, str) else ("", "", table)
+    check_table_name(name)
+    if sep and not all(is_identifier(part) for part in component.split("/")):
+        check_table_name(table)  # raises: the whole name is no valid table name

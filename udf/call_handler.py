@@ -19,9 +19,12 @@ from engine.transaction import Transaction
 from udf import subtle_crypto
 from udf.call_errors import js_error_text
 from udf.calls import FunctionCall, FunctionKind, FunctionOutcome, Identity
+from udf.component_calls import FunctionAddress, resolve_address
+from udf.component_namespace import ComponentNamespace
 from udf.database_syscalls import DatabaseSyscalls
 from udf.errors import SyscallError
 from udf.fetch_client import FetchOps
+from udf.function_handles import create_handle
 from udf.scheduling_syscalls import CANCEL_OPS, SCHEDULE_OPS, answer_scheduling
 from udf.storage_syscalls import STORAGE_OPS, StorageSyscalls
 
@@ -31,7 +34,6 @@ NOT_IN_QUERIES = (
     "See https://docs.convex.dev/functions/actions for more details."
 )
 _NOT_YET = {
-    "1.0/createFunctionHandle": "Function handles",
     "1.0/signJwt": "Signing JWTs",
     "1.0/createServiceToken": "Service tokens",
     "1.0/getServiceUrl": "Service URLs",
@@ -60,6 +62,11 @@ class FunctionRunner(Protocol):
 
     def storage_syscalls(self, kind: str, tx: Transaction | None) -> StorageSyscalls: ...
 
+    @property
+    def deployment(self) -> Any:
+        """The deployment in force (its component tree resolves references)."""
+        ...
+
 
 @dataclass(frozen=True)
 class CallContext:
@@ -69,6 +76,7 @@ class CallContext:
     request_id: str
     depth: int  # 0 for a call from a client
     scheduled_job_id: str | None = None  # the scheduled job this call runs for, if any
+    component_path: str = ""  # the component instance whose function this is
 
 
 class CallHandler:
@@ -87,7 +95,12 @@ class CallHandler:
         self._database = (
             None
             if tx is None
-            else DatabaseSyscalls(tx, read_only=context.kind == "query", journal=journal)
+            else DatabaseSyscalls(
+                tx,
+                read_only=context.kind == "query",
+                journal=journal,
+                namespace=ComponentNamespace(context.component_path),
+            )
         )
 
     @property
@@ -116,7 +129,11 @@ class CallHandler:
                 raise SyscallError(ctx.identity.auth_error)
             return ctx.identity.user
         if op == "1.0/getFunctionMetadata":
-            return {"name": ctx.udf_path, "componentPath": ""}
+            return {"name": ctx.udf_path, "componentPath": ctx.component_path}
+        if op == "1.0/createFunctionHandle":
+            address = self._address(args, "createFunctionHandle")
+            deployment = self._executor.deployment
+            return create_handle(deployment, address.component_path, address.udf_path)
         if op == "1.0/getDeploymentMetadata":
             return {"name": self._executor.instance_name, "region": None, "class": "s16"}
         if op == "1.0/getRequestMetadata":
@@ -138,12 +155,21 @@ class CallHandler:
         if op in SCHEDULE_OPS or op in CANCEL_OPS:
             return self._schedule(op, args)
         if op == "1.0/actions/vectorSearch" and ctx.kind == "action":
-            return self._executor.vector_search(args)
+            return self._executor.vector_search(self._in_own_tables(args))
         if op in STORAGE_OPS:
             return self._executor.storage_syscalls(ctx.kind, self._tx).answer(op, args)
         if op in _NOT_YET:
             raise SyscallError(f"{_NOT_YET[op]} is not supported by Headwater yet ({op}).")
         raise SyscallError(f"Unknown async operation {op}")
+
+    def _in_own_tables(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A vector search's ``indexName`` on the calling component's table."""
+        query = args.get("query")
+        if not isinstance(query, dict) or not isinstance(query.get("indexName"), str):
+            return args
+        table, dot, index = query["indexName"].partition(".")
+        qualified = ComponentNamespace(self._context.component_path).table(table) + dot + index
+        return {**args, "query": {**query, "indexName": qualified}}
 
     def _schedule(self, op: str, args: dict[str, Any]) -> Any:
         from_action = op.startswith("1.0/actions/")
@@ -151,7 +177,17 @@ class CallHandler:
             not from_action and (self._tx is None or self._context.kind != "mutation")
         ):
             raise SyscallError(f"Unknown async operation {op}")
-        return answer_scheduling(self._executor, op, args, None if from_action else self._tx)  # type: ignore[arg-type]
+        if op in SCHEDULE_OPS:
+            address = self._address(args, "scheduler")
+            args = {**args, "name": address.udf_path, "component": address.component_path}
+        args = {**args, "namespace": self._context.component_path}
+        tx = None if from_action else self._tx
+        return answer_scheduling(self._executor, op, args, tx)  # type: ignore[arg-type]
+
+    def _address(self, args: dict[str, Any], syscall: str) -> FunctionAddress:
+        """The function a syscall names, resolved from this call's component."""
+        deployment = self._executor.deployment
+        return resolve_address(deployment, self._context.component_path, args, syscall)
 
     # -- fetch (actions only) ----------------------------------------------------------
 
@@ -172,23 +208,22 @@ class CallHandler:
     # -- nested calls ---------------------------------------------------------------
 
     def _nested_call(self, kind: FunctionKind, args: dict[str, Any]) -> FunctionCall:
-        path = args.get("name")
-        if not isinstance(path, str):
-            if "reference" in args or "functionHandle" in args:
-                raise SyscallError("Function handles and component references are not supported.")
+        if not any(isinstance(args.get(k), str) for k in ("name", "reference", "functionHandle")):
             raise SyscallError("A nested function call needs the function's name.")
+        address = self._address(args, "runUdf")
         raw_args = args.get("args", {})
         fn_args = from_convex_json(raw_args, path="args") if raw_args is not None else {}
         if not isinstance(fn_args, dict):
             raise SyscallError("A nested function call's arguments must be an object.")
         ctx = self._context
         return FunctionCall(
-            path,
+            address.udf_path,
             fn_args,
             kind,
             ctx.identity,
             request_id=ctx.request_id,
             scheduled_job_id=ctx.scheduled_job_id,
+            component_path=address.component_path,
         )
 
     def _run_nested_in_transaction(self, args: dict[str, Any]) -> Any:

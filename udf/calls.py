@@ -67,7 +67,7 @@ class FunctionCall:
     # (``function_log.SOURCE_SCHEDULER`` or ``SOURCE_CRON``), for the function log.
     scheduled_job_id: str | None = None
     started_by: str | None = None
-    component_path: str = ""
+    component_path: str = ""  # the component instance whose function runs ("" = the app)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from engine.convex_json import from_convex_json, to_convex_json
@@ -27,6 +28,7 @@ from engine.pagination import DIFFERENT_QUERY_CURSOR, paginate
 from engine.query_executor import QueryStream
 from engine.query_spec import parse_query
 from engine.transaction import Transaction
+from udf.component_namespace import APP_NAMESPACE, ComponentNamespace
 from udf.errors import SyscallError
 from udf.scheduling_syscalls import scheduled_so_far
 
@@ -42,6 +44,11 @@ class BufferedWriteFailed(Exception):
     write fails at its call, with the same error, as it would have the first time."""
 
 
+# Convex's PaginationUnsupportedInComponents (crates/isolate/src/environment/udf/async_syscall.rs).
+PAGINATION_IN_COMPONENTS = (
+    "paginate() is only supported in the app. Learn more at "
+    "https://docs.convex.dev/components/authoring#pagination"
+)
 # Documents sent ahead per round trip when a query has no smaller limit.
 QUERY_BATCH_DOCUMENTS_MAX = 128
 _WRITE_OPS = frozenset(
@@ -63,9 +70,15 @@ class DatabaseSyscalls:
     """Answers ``1.0/*`` database ops for one function call inside ``tx``."""
 
     def __init__(
-        self, tx: Transaction, *, read_only: bool = False, journal: str | None = None
+        self,
+        tx: Transaction,
+        *,
+        read_only: bool = False,
+        journal: str | None = None,
+        namespace: ComponentNamespace = APP_NAMESPACE,
     ) -> None:
         self.tx = tx
+        self.namespace = namespace  # the calling component's tables
         # A query run from a mutation (runQuery) shares its transaction but may not write.
         self.read_only = read_only or not tx.writable
         self._streams: dict[int, QueryStream] = {}
@@ -119,18 +132,23 @@ class DatabaseSyscalls:
 
     def _get(self, args: dict[str, Any]) -> Any:
         doc_id = args.get("id")
+        if self.namespace.foreign_id(doc_id, self.tx.table_name):
+            return None  # another component's table is no table here
         try:
-            doc = self.tx.get(doc_id, table=args.get("table"))  # type: ignore[arg-type]
+            doc = self.tx.get(doc_id, table=self._table_arg(args))  # type: ignore[arg-type]
         except InvalidIdError as exc:
             if exc.code == "InvalidTable":
                 raise
             raise SyscallError(f"Invalid argument `id` for `db.get`: {exc.message}") from exc
-        return None if doc is None else to_convex_json(doc)
+        if doc is None or not self.namespace.sees_system_document(doc_id, doc, self.tx):
+            return None
+        return to_convex_json(doc)
 
     def _insert(self, args: dict[str, Any]) -> Any:
         table = args.get("table")
         if not isinstance(table, str):
             raise SyscallError("Invalid argument `table` for `db.insert`: expected a string.")
+        table = self.namespace.table(table)
         value = from_convex_json(args.get("value"), path="value")
         if not isinstance(value, dict):
             raise SyscallError("Invalid argument `value` for `db.insert`: expected an object.")
@@ -146,6 +164,7 @@ class DatabaseSyscalls:
         table, reserved_id = args.get("table"), args.get("id")
         if not isinstance(table, str) or not isinstance(reserved_id, str):
             raise SyscallError("Invalid arguments for a buffered insert.")
+        table = self.namespace.table(table)
         value = from_convex_json(args.get("value"), path="value")
         if not isinstance(value, dict):
             raise SyscallError("Invalid argument `value` for `db.insert`: expected an object.")
@@ -159,19 +178,42 @@ class DatabaseSyscalls:
         fields = {
             key: from_convex_json(val, path=key, allow_undefined=True) for key, val in raw.items()
         }
-        doc = self.tx.patch(_id(args, "db.patch"), fields, table=args.get("table"))
+        doc_id = self._own_id(args, "db.patch", "Update")
+        doc = self.tx.patch(doc_id, fields, table=self._table_arg(args))
         return to_convex_json(doc)
 
     def _replace(self, args: dict[str, Any]) -> Any:
         value = from_convex_json(args.get("value"), path="value")
         if not isinstance(value, dict):
             raise SyscallError("Invalid argument `value` for `db.replace`: expected an object.")
-        doc = self.tx.replace(_id(args, "db.replace"), value, table=args.get("table"))
+        doc_id = self._own_id(args, "db.replace", "Update")
+        doc = self.tx.replace(doc_id, value, table=self._table_arg(args))
         return to_convex_json(doc)
 
     def _remove(self, args: dict[str, Any]) -> Any:
-        doc = self.tx.delete(_id(args, "db.delete"), table=args.get("table"))
+        doc_id = self._own_id(args, "db.delete", "Delete")
+        doc = self.tx.delete(doc_id, table=self._table_arg(args))
         return to_convex_json(doc)
+
+    def _table_arg(self, args: dict[str, Any]) -> Any:
+        table = args.get("table")
+        return None if table is None else self.namespace.table(table)
+
+    def _own_id(self, args: dict[str, Any], verb: str, action: str) -> str:
+        """The id of a write, refused as a nonexistent document when it is an id of
+        another component's table (Convex resolves ids in the caller's namespace)."""
+        doc_id = _id(args, verb)
+        if self.namespace.foreign_id(doc_id, self.tx.table_name):
+            raise SyscallError(f"{action} on nonexistent document ID {doc_id}")
+        return doc_id
+
+    def _parse_query(self, raw: Any) -> Any:
+        raw = self.namespace.scope_system_query(raw)
+        spec = parse_query(raw)
+        if self.namespace.is_app:
+            return spec
+        source = replace(spec.source, table=self.namespace.table(spec.source.table))
+        return replace(spec, source=source)
 
     # -- queries -------------------------------------------------------------------
 
@@ -181,7 +223,7 @@ class DatabaseSyscalls:
         if stream is None:
             if "query" not in args:
                 raise SyscallError(f"Query with id {query_id} not found.")
-            stream = QueryStream(self.tx, parse_query(args["query"]))
+            stream = QueryStream(self.tx, self._parse_query(args["query"]))
             self._streams[query_id] = stream  # type: ignore[index]
         if not args.get("batch"):
             doc = stream.next()
@@ -208,10 +250,12 @@ class DatabaseSyscalls:
         return self._streams.pop(args.get("queryId"), None) is not None  # type: ignore[arg-type]
 
     def _query_page(self, args: dict[str, Any]) -> Any:
+        if not self.namespace.is_app:
+            raise SyscallError(PAGINATION_IN_COMPONENTS)
         end_cursor = args.get("endCursor")
         result = paginate(
             self.tx,
-            parse_query(args.get("query")),
+            self._parse_query(args.get("query")),
             args.get("cursor"),
             _whole(args.get("pageSize")),  # type: ignore[arg-type]
             end_cursor=self.journal if end_cursor is None else end_cursor,
@@ -237,6 +281,7 @@ class DatabaseSyscalls:
         table = args.get("table")
         if not isinstance(table, str):
             raise SyscallError("Invalid argument `table` for count: expected a string.")
+        table = self.namespace.table(table)
         index_id = f"{table}.by_id"
         self.tx.count_index_range()
         self.tx.reads.add(index_id, b"", None)

@@ -33,11 +33,9 @@ from engine.errors import (
     SnapshotOutOfRangeError,
 )
 from engine.file_storage import FileStorage
-from engine.ids import decode_id
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import Attempt, attempts
 from engine.transaction import Transaction
-from udf.call_errors import not_found_any, not_found_public, wrong_kind
 from udf.call_handler import CallContext, CallHandler
 from udf.call_validators import CallValidators
 from udf.calls import (
@@ -47,6 +45,7 @@ from udf.calls import (
     FunctionOutcome,
     MutationHook,
 )
+from udf.component_namespace import ComponentNamespace
 from udf.database_syscalls import BufferedWriteFailed
 from udf.deployment import (
     Deployment,
@@ -54,6 +53,7 @@ from udf.deployment import (
 )
 from udf.environment import EnvironmentSnapshots
 from udf.errors import SyscallError
+from udf.executor_components import ExecutorComponents, failed, parse_udf_path
 from udf.executor_deploys import ExecutorDeploys
 from udf.fetch_client import FetchOps
 from udf.function_log import FunctionLog
@@ -67,6 +67,7 @@ from udf.storage_syscalls import StorageSyscalls
 from udf.system_functions import is_system_path, run_system_query
 from udf.v8_context import start_v8
 
+NODE_IN_COMPONENTS = '"use node" actions of components are not supported by Headwater yet.'
 # A mutation given up on after its OCC retries: not the function's fault (the scheduler
 # tries such a job again later, as Convex retries conflicts of scheduled mutations).
 TOO_MANY_CONFLICTS = (
@@ -75,19 +76,7 @@ TOO_MANY_CONFLICTS = (
 )
 
 
-def parse_udf_path(path: str) -> tuple[str, str]:
-    """``"messages:send"`` → ``("messages.js", "send")``; no export means ``default``."""
-    module, _, export = path.partition(":")
-    module = module.removesuffix(".js")
-    return f"{module}.js", export or "default"
-
-
-def display_path(module: str, export: str) -> str:
-    stem = module.removesuffix(".js")
-    return stem if export == "default" else f"{stem}:{export}"
-
-
-class Executor(ExecutorDeploys):
+class Executor(ExecutorComponents, ExecutorDeploys):
     def __init__(
         self, db: Database, *, instance_name: str = "headwater", limits: Limits = LIMITS
     ) -> None:
@@ -97,7 +86,7 @@ class Executor(ExecutorDeploys):
         self.limits = limits
         self._lock = threading.Lock()
         self._deployment: Deployment | None = load_deployment(db)
-        self._pools: dict[tuple[str, int], IsolatePool] = {}
+        self._pools: dict[tuple[str, str, int], IsolatePool] = {}
         self._validators = CallValidators(limits)
         self._on_deploy: list[Callable[[Deployment], None]] = []
         # Every execution a client or an action starts is appended here (serve reads it).
@@ -233,7 +222,7 @@ class Executor(ExecutorDeploys):
             assert resolved.error is not None
             raise SyscallError(resolved.error.message)
         info, _ = resolved
-        with self._isolate(info, depth) as isolate:
+        with self._isolate(info, depth, call.component_path) as isolate:
             if call.kind == "mutation":
                 savepoint = tx.savepoint()
                 outcome = self._invoke(
@@ -253,51 +242,19 @@ class Executor(ExecutorDeploys):
                     check_returns=False,
                 )
         if outcome.error is None:
-            problem = self._validators.returns_problem(info, outcome.value, tx.table_of_id)
+            lookup = self.local_table_of_id(call.component_path, tx.table_of_id)
+            problem = self._validators.returns_problem(info, outcome.value, lookup)
             if problem is not None:
                 raise SyscallError(problem)
         return outcome
 
-    def _resolve(
-        self, call: FunctionCall, depth: int, table_of_id: Callable[[str], str | None] | None = None
-    ) -> FunctionOutcome | tuple[FunctionInfo, Deployment]:
-        if depth > self.limits.nested_call_depth_max:
-            return _failed(
-                f"Nested function calls are limited to depth {self.limits.nested_call_depth_max}."
-            )
-        deployment = self._deployment
-        module, export = parse_udf_path(call.path)
-        shown = display_path(module, export)
-        info = None if deployment is None else deployment.function(module, export)
-        # An HTTP action is found by a typed call only to be refused as the wrong kind
-        # (crates/udf/src/validation.rs); /api/function never finds one (any_udf).
-        visible = (
-            info is not None
-            and (info.kind != "httpAction" or call.kind is not None)
-            and (info.visibility == "public" or call.identity.admin or depth > 0)
-        )
-        if info is None or deployment is None or not visible:
-            return _failed(not_found_public(shown) if call.kind else not_found_any(shown))
-        if call.kind is not None and call.kind != info.kind:
-            return _failed(wrong_kind(f"{module}:{export}", call.kind, info.kind))
-        problem = self._validators.args_problem(info, call.args, table_of_id or self._table_of_id)
-        if problem is not None:
-            return _failed(problem)
-        return info, deployment
-
-    def _table_of_id(self, id_string: str) -> str | None:
-        try:
-            return self.db.table_name(decode_id(id_string).table_number)
-        except HeadwaterError:
-            return None
-
     def _run_query(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
         # The isolate first, then the snapshot: waiting for an isolate must not age it.
-        with self._isolate(info, depth) as isolate:
+        with self._isolate(info, depth, call.component_path) as isolate:
             try:
                 tx = self.db.begin(writable=False, ts=call.ts)
             except SnapshotOutOfRangeError as exc:
-                return _failed(exc.message)
+                return failed(exc.message)
             try:
                 return self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts, read_set=True)
             finally:
@@ -321,7 +278,7 @@ class Executor(ExecutorDeploys):
             tx: Transaction | None = None
             try:
                 with self.db.contention.attempt(attempt.exclusive):
-                    with self._isolate(info, depth) as isolate:
+                    with self._isolate(info, depth, call.component_path) as isolate:
                         tx = self.db.begin(writable=True)
                         tx.reserving_ids = reserving_ids
                         replay = earlier_outcome(tx, call)
@@ -353,13 +310,15 @@ class Executor(ExecutorDeploys):
             return FunctionOutcome(
                 outcome.value, None, outcome.log_lines, ts, None, None, "mutation"
             )
-        return _failed(TOO_MANY_CONFLICTS)
+        return failed(TOO_MANY_CONFLICTS)
 
     def _run_action(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
-        deployment = self._deployment
+        deployment = self.component_deployment(call.component_path)
         if deployment is not None and info.module in deployment.node_paths:
+            if call.component_path:
+                return failed(NODE_IN_COMPONENTS)
             return self._run_node_action(call, info, depth)
-        with self._isolate(info, depth) as isolate:
+        with self._isolate(info, depth, call.component_path) as isolate:
             return self._invoke(isolate, call, info, depth, None, None)
 
     def action_isolate(self, depth: int = 0) -> Any:
@@ -384,10 +343,6 @@ class Executor(ExecutorDeploys):
         )
         return self._outcome(raw, info, self.db.latest_ts(), self._table_of_id)
 
-    def _isolate(self, info: FunctionInfo, depth: int) -> Any:
-        family = "action" if info.kind == "action" else "transactional"
-        return self._pool(family, depth).isolate()
-
     def _invoke(
         self,
         isolate: Isolate,
@@ -409,6 +364,7 @@ class Executor(ExecutorDeploys):
             call.request_id,
             depth,
             call.scheduled_job_id,
+            call.component_path,
         )
         # Only a subscription's own run gets its journal (nested queries start afresh).
         handler = CallHandler(self, context, tx, journal=call.journal if read_set else None)
@@ -427,10 +383,12 @@ class Executor(ExecutorDeploys):
             info.name,
             args_json,
             handler,
-            env=self._env.snapshot(tx),
+            env=self.component_env(call.component_path, tx),
             seed=seed,
             now_ms=now_ms,
-            table_numbers=self.db.table_numbers(),
+            table_numbers=ComponentNamespace(call.component_path).table_numbers(
+                self.db.table_numbers()
+            ),
             snapshot_ts=snapshot_ts,
             request_id=call.request_id,
             time_limit_s=time_max_ms / 1000,
@@ -439,7 +397,9 @@ class Executor(ExecutorDeploys):
             crypto_key=os.urandom(32) if is_action else None,
         )
         ts = snapshot_ts if snapshot_ts is not None else self.db.latest_ts()
-        table_of_id = self._table_of_id if tx is None else tx.table_of_id
+        table_of_id = self.local_table_of_id(
+            call.component_path, self._table_of_id if tx is None else tx.table_of_id
+        )
         outcome = self._outcome(raw, info, ts, table_of_id if check_returns else None)
         if read_set and tx is not None:
             return FunctionOutcome(
@@ -483,24 +443,6 @@ class Executor(ExecutorDeploys):
             return FunctionOutcome(None, FunctionError(problem), logs, ts, None, None, kind)
         return FunctionOutcome(value, None, logs, ts, None, None, kind)
 
-    def _pool(self, family: str, depth: int) -> IsolatePool:
-        deployment = self._deployment
-        assert deployment is not None
-        key = (family, depth)
-        with self._lock:
-            pool = self._pools.get(key)
-            if pool is None:
-                pool = self._pools[key] = IsolatePool(
-                    deployment.runnable,
-                    size=(
-                        self.limits.actions_concurrent_max
-                        if family == "action"
-                        else self.limits.isolates_per_level_max
-                    ),
-                    heap_bytes_max=self.limits.isolate_heap_bytes_max,
-                )
-        return pool
-
 
 def _call_now_ms(tx: Transaction) -> float:
     """What ``Date.now()`` says in a query or mutation: the wall clock when its
@@ -515,7 +457,3 @@ def _seed(path: str, args_json: str, snapshot_ts: int | None, *, random_seed: bo
         return int.from_bytes(os.urandom(8), "little")
     digest = hashlib.sha256(f"{path}\x00{args_json}".encode()).digest()
     return int.from_bytes(digest[:8], "little")
-
-
-def _failed(message: str) -> FunctionOutcome:
-    return FunctionOutcome(error=FunctionError(message))

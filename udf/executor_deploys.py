@@ -38,7 +38,7 @@ class ExecutorDeploys:
     limits: Limits
     _lock: threading.Lock
     _deployment: Deployment | None
-    _pools: dict[tuple[str, int], IsolatePool]
+    _pools: dict[tuple[str, str, int], IsolatePool]
     _validators: CallValidators
     _on_deploy: list[Callable[[Deployment], None]]
     _env: EnvironmentSnapshots

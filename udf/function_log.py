@@ -95,6 +95,7 @@ class FunctionLogEntry:
     request_id: str
     execution_id: str
     size_bytes: int = field(default=0, compare=False)
+    component_path: str | None = None  # a component instance's function (None: the app's)
 
     @property
     def ok(self) -> bool:
@@ -109,7 +110,7 @@ class FunctionLogEntry:
         return {
             "kind": "Completion",
             "udfType": self.udf_type,
-            "componentPath": None,
+            "componentPath": self.component_path,
             "identifier": self.identifier,
             "logLines": [
                 line.to_json(timestamp_ms) if structured else line.text for line in self.log_lines
@@ -199,6 +200,7 @@ class FunctionLog:
             request_id=call.request_id,
             started_s=started_s,
             execution_time_s=execution_time_s,
+            component_path=call.component_path or None,
         )
 
     def record_http_action(
@@ -234,6 +236,7 @@ class FunctionLog:
         request_id: str,
         started_s: float,
         execution_time_s: float,
+        component_path: str | None = None,
     ) -> FunctionLogEntry:
         lines = tuple(LogLine.parse(raw) for raw in raw_lines)
         size = 256 + len(identifier) + len(error or "") + sum(len(x.message) for x in lines)
@@ -252,6 +255,7 @@ class FunctionLog:
                 request_id=request_id,
                 execution_id=f"{self._next_execution:x}",
                 size_bytes=size,
+                component_path=component_path,
             )
             self._last_cursor_ms = cursor
             self._ring.append(entry)

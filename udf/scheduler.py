@@ -250,7 +250,8 @@ class Scheduler:
         if job is None or jobs.kind_of(job) != jobs.PENDING:
             return
         path = job["name"]
-        target = self._target(path)
+        component = job.get("component", "")
+        target = self._target(path, component)
         if target not in ("mutation", "action"):
             self._complete(job_id, jobs.FAILED, target)
             return
@@ -263,6 +264,7 @@ class Scheduler:
             request_id=_request_id(),
             scheduled_job_id=job_id,
             started_by=SOURCE_SCHEDULER,
+            component_path=component,
         )
         if target == "mutation":
             hook = _JobHook(job_id, call.request_id, self._clock_ms)
@@ -279,10 +281,13 @@ class Scheduler:
         outcome = self._executor.run_job(call, None)
         self._finish_action(job_id, outcome)
 
-    def _target(self, path: str) -> str:
-        """The target's kind ("mutation" | "action"), or why the job cannot run."""
+    def _target(self, path: str, component: str = "") -> str:
+        """The target's kind ("mutation" | "action"), or why the job cannot run; the
+        function is one of the component instance at ``component``."""
         module, _, export = path.partition(":")
         deployment = self._executor.deployment
+        if deployment is not None:
+            deployment = deployment.for_component(component)
         info = None if deployment is None else deployment.function(module, export)
         if info is None:
             return (
@@ -367,7 +372,7 @@ class Scheduler:
         if job is None or job["nextTs"] != slot:
             return
         spec = job["cronSpec"]
-        target = self._target(spec["udfPath"])
+        target = self._target(spec["udfPath"], spec.get("componentPath", ""))
         if target == "action":
             if self._take_slot(cron_id, slot):  # before the run: at most once
                 self._executor.run_job(self._cron_call(spec, "action"), None)
@@ -384,7 +389,13 @@ class Scheduler:
         args = from_convex_json(json.loads(spec["udfArgs"])[0])
         path = _display(spec["udfPath"])
         return FunctionCall(
-            path, args, kind, ADMIN, request_id=_request_id(), started_by=SOURCE_CRON
+            path,
+            args,
+            kind,
+            ADMIN,
+            request_id=_request_id(),
+            started_by=SOURCE_CRON,
+            component_path=spec.get("componentPath", ""),
         )
 
     def _take_slot(self, cron_id: str, slot: float) -> bool:

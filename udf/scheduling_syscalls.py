@@ -55,7 +55,10 @@ _COUNTS: weakref.WeakKeyDictionary[Transaction, _Scheduled] = weakref.WeakKeyDic
 
 
 def answer_scheduling(
-    host: SchedulingHost, op: str, args: dict[str, Any], tx: Transaction | None
+    host: SchedulingHost,
+    op: str,
+    args: dict[str, Any],
+    tx: Transaction | None,
 ) -> Any:
     """The answer to one scheduling syscall; ``tx`` is the mutation's (None in actions)."""
     if op in SCHEDULE_OPS:
@@ -93,9 +96,17 @@ def schedule_in(host: SchedulingHost, tx: Transaction, args: dict[str, Any], now
         raise SyscallError(exc.message) from exc
     if not isinstance(fn_args, dict):
         raise SyscallError("Invalid argument `args` for `scheduler`: expected an object.")
-    _check_target(host, name)
+    component = args.get("component") or ""
+    _check_target(host, name, component)
     _count(host.limits, tx, value_size([fn_args]))
-    doc_id, fields = jobs.new_job(name, fn_args, float(scheduled_s) * 1000, now_ms=now_s * 1000)
+    doc_id, fields = jobs.new_job(
+        name,
+        fn_args,
+        float(scheduled_s) * 1000,
+        now_ms=now_s * 1000,
+        component=component,
+        namespace=args.get("namespace") or "",
+    )
     tx.write_system(SCHEDULED_FUNCTIONS_TABLE, doc_id, fields)
     return doc_id
 
@@ -113,8 +124,8 @@ def cancel_in(tx: Transaction, args: dict[str, Any], now_ms: float) -> None:
     if table != SCHEDULED_FUNCTIONS_TABLE:
         raise SyscallError(_INVALID_JOB_ID)
     job = tx.get(doc_id)
-    if job is None:
-        return None
+    if job is None or job.get("namespace", "") != (args.get("namespace") or ""):
+        return None  # another component's job is no job of the caller's
     updated = jobs.canceled(job, now_ms)
     if updated is not None:
         tx.write_system(SCHEDULED_FUNCTIONS_TABLE, doc_id, updated)
@@ -125,16 +136,16 @@ def _target_name(args: dict[str, Any]) -> str:
     name = args.get("name")
     if isinstance(name, str):
         return name
-    if "reference" in args or "functionHandle" in args:
-        raise SyscallError("Function handles and component references are not supported.")
     raise SyscallError("Invalid argument `name` for `scheduler`: expected a function name.")
 
 
-def _check_target(host: SchedulingHost, name: str) -> None:
-    """The target must exist in the deployment now (it may be gone when the job runs)."""
+def _check_target(host: SchedulingHost, name: str, component: str = "") -> None:
+    """The target must exist in its instance now (it may be gone when the job runs)."""
     canonical = jobs.canonical_udf_path(name)
     module, _, export = canonical.partition(":")
     deployment = host.deployment
+    if deployment is not None:
+        deployment = deployment.for_component(component)
     if deployment is None or deployment.module(module) is None:
         raise SyscallError(f"Attempted to schedule function at nonexistent path: {module}")
     if deployment.function(module, export) is None:

@@ -322,3 +322,13 @@ def test_reserved_ids_never_outnumber_the_writes_left(tmp_path):
             return len(first), len(tx.reserve_ids("notes", 3))
 
         assert small.mutate(reserve).value == (3, 1)
+
+
+def test_a_component_table_is_inserted_into_under_its_qualified_name(db):
+    doc_id = insert(db, "workpool/batchWorker/jobs", {"n": 1})
+    assert get(db, doc_id)["n"] == 1
+    assert "workpool/batchWorker/jobs" in db.table_numbers()
+    for bad in ("limiter/_private", "lim-iter/counts", "limiter//counts", "/counts"):
+        with pytest.raises(InvalidValueError):
+            insert(db, bad, {"n": 1})
+    assert not any(name.endswith("counts") for name in db.table_numbers())
