@@ -73,8 +73,13 @@ def _qualify_table(table: TableSchema, component_path: str, qualified: str) -> T
 
 
 def _qualify_ids(validator: Any, component_path: str) -> Any:
-    """The validator with every ``v.id(table)`` naming the component's qualified table."""
+    """The validator with every ``v.id(table)`` naming the component's qualified table.
+
+    System tables (``v.id("_scheduled_functions")``, ``"_storage"``) are the
+    deployment's, shared by every component: their names stay as they are."""
     if isinstance(validator, VId):
+        if validator.table_name.startswith("_"):
+            return validator
         return VId(qualified_table(component_path, validator.table_name))
     if isinstance(validator, FieldValidator):
         return dataclasses.replace(

@@ -203,7 +203,9 @@ def _parse(obj: object, path: str, depth_left: int) -> Validator:
         return _parse_literal(_member(obj, "value", path), _join(path, "value"))
     if kind == "id":
         table = _member(obj, "tableName", path)
-        if not is_identifier(table):
+        # A component's table is named "<component path>/<table>" (engine.components)
+        # once its schema is placed in the deployment's catalog.
+        if not isinstance(table, str) or not all(is_identifier(p) for p in table.split("/")):
             raise _bad(path, f"v.id() needs an identifier table name, got {json_preview(table)}")
         return VId(table)
     if kind == "array":
