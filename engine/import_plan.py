@@ -119,7 +119,13 @@ def _plan(snapshot: Snapshot, source: ImportSource, mode: str, adopt_schema: boo
     owners = {number: name for name, number in current.items()}
     schema, new_schema_text = _schema_for(snapshot.schema(), source.schema_text, adopt_schema)
     numbers = _numbers(source, current, owners)
-    by_number = {number: name for name, number in numbers.items()} | owners
+    # Ids of system tables (a v.id("_storage") or v.id("_scheduled_functions") field)
+    # name them by their fixed numbers, whether or not the import brings them.
+    by_number = (
+        {number: name for name, number in SYSTEM_TABLE_NUMBERS.items()}
+        | {number: name for name, number in numbers.items()}
+        | owners
+    )
     sizes_total = 0
     parsed: dict[str, list[tuple[dict[str, Any], int]]] | None = {}
     plans = []

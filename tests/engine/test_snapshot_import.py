@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from engine.errors import InvalidValueError
-from engine.ids import decode_id
+from engine.errors import InvalidValueError, SchemaValidationError
+from engine.ids import decode_id, encode_id
 from engine.import_plan import plan_import
 from engine.import_sources import ImportFileError, open_source
 from engine.limits import Limits
@@ -152,3 +152,32 @@ def test_stored_files_without_their_metadata_or_bytes_are_refused(db):
         with pytest.raises(ImportFileError) as refused:
             plan_import(db, open_source(_zip_of(entries), "zip"), "requireEmpty")
         assert refused.value.code == code
+
+
+def test_ids_of_system_tables_the_import_does_not_bring_are_valid(db):
+    """A field holding a scheduled job's or a file's id (v.id of a system table)."""
+    ids_of = {"_scheduled_functions": 539, "_storage": 540}
+    fields = {
+        name.strip("_"): {"fieldType": {"type": "id", "tableName": name}, "optional": False}
+        for name in ids_of
+    }
+    db.set_schema(
+        {
+            "tables": [
+                {
+                    "tableName": "jobs",
+                    "indexes": [],
+                    "searchIndexes": [],
+                    "vectorIndexes": [],
+                    "documentType": {"type": "object", "value": fields},
+                }
+            ],
+            "schemaValidation": True,
+        }
+    )
+    row = {name.strip("_"): encode_id(n, bytes(range(16))) for name, n in ids_of.items()}
+    _import(db, json.dumps(row) + "\n", "jsonl", table="jobs")
+    assert _user(_docs(db, "jobs")[0]) == row
+    wrong = {"scheduled_functions": row["storage"], "storage": row["storage"]}
+    with pytest.raises(SchemaValidationError, match="does not match the table name"):
+        _import(db, json.dumps(wrong) + "\n", "jsonl", table="jobs", mode="replace")
