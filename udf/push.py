@@ -48,6 +48,7 @@ from engine.limits import LIMITS, Limits
 from engine.schema import Schema
 from engine.system_tables import DEPLOYMENT_DOC_ID
 from udf.bundler import ISOLATE, NODE, BundledModule
+from udf.component_crons import all_cron_specs
 from udf.component_push import (
     PreparedComponents,
     deployment_schema,
@@ -269,6 +270,17 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
     if prepared.check is not None:
         prepared.check.raise_if_failed()
     base_ts = None if prepared.base is None else prepared.base.ts
+    staged = Deployment(
+        prepared.modules,
+        prepared.analysis,
+        source_hash(prepared.modules),
+        0,  # the commit's ts, set once committed
+        prepared.runnable,
+        prepared.udf_server_version,
+        prepared.node_dependencies,
+        prepared.components.tree,
+        dict(prepared.components.definitions),
+    )
 
     def write(tx: Any) -> list[str]:
         if _deployment_ts(tx) != base_ts:
@@ -291,21 +303,16 @@ def commit_push(executor: Executor, prepared: PreparedPush) -> CommittedPush:
             tree=prepared.components.tree,
             component_definitions=prepared.components.definitions,
         )
-        # The crons of this deploy, in its own commit: they run from it on.
-        sync_cron_jobs(tx, parse_crons(prepared.analysis.crons_json), time.time() * 1000)
+        # The crons of this deploy (the app's and every component instance's), in its own
+        # commit: they run from it on.
+        sync_cron_jobs(tx, all_cron_specs(staged), time.time() * 1000)
         return removed
 
     result = executor.db.mutate(write)
-    deployment = Deployment(
-        prepared.modules,
-        prepared.analysis,
-        source_hash(prepared.modules),
-        result.ts,
-        prepared.runnable,
-        prepared.udf_server_version,
-        prepared.node_dependencies,
-        prepared.components.tree,
-        {
+    deployment = dataclasses.replace(
+        staged,
+        ts=result.ts,
+        component_definitions={
             path: dataclasses.replace(child, ts=result.ts)
             for path, child in prepared.components.definitions.items()
         },

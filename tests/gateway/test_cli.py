@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from component_project import make_component_app
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_APP = ROOT / "tests" / "udf" / "fixtures" / "store" / "convex"
@@ -138,8 +139,25 @@ def test_run_refuses_a_bad_component_path(app, tmp_path):
     )
 
 
-@pytest.mark.skip(reason="needs component runtime")
-def test_run_calls_the_function_of_a_component(app, tmp_path):
+def test_run_calls_the_function_of_a_component(tmp_path):
+    functions = make_component_app(tmp_path / "app")
     data = str(tmp_path / "data")
-    ran = headwater("run", "lib:check", "{}", "--component", "limiter", "--data", data)
-    assert ran.returncode == 0, ran.stderr
+    args = '{"name": "a", "count": 2}'
+    added = headwater(
+        "run",
+        "lib:add",
+        args,
+        "--component",
+        "counter",
+        "--data",
+        data,
+        "--functions",
+        str(functions),
+    )
+    assert added.returncode == 0, added.stderr
+    got = headwater("run", "lib:get", '{"name": "a"}', "--component", "counter", "--data", data)
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout) == 2
+    # The app has no such function: the component's are only reachable through --component.
+    app_side = headwater("run", "lib:get", '{"name": "a"}', "--data", data)
+    assert app_side.returncode != 0

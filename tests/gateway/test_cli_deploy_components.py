@@ -16,7 +16,6 @@ from gateway.push_client import start_push_request
 from udf.component_bundler import bundle_folder, cli_push_request
 
 sys.path.insert(0, str(Path(__file__).parent))  # the gateway test helpers live beside this file
-sys.path.insert(0, str(Path(__file__).parents[1] / "udf"))  # the component app helper
 from cli_process import Serve, headwater  # noqa: E402
 from component_project import COUNTER_DEFINITION, make_component_app  # noqa: E402
 

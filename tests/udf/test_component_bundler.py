@@ -9,17 +9,8 @@ the bundler's message naming the package.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-from udf.bundler import bundle
-from udf.component_bundler import bundle_app, bundle_folder, has_component_config
-from udf.errors import BundleError
-
-sys.path.insert(0, str(Path(__file__).parent))  # the component app helper lives beside this file
-from component_project import (  # noqa: E402
+from component_project import (
     APP_SCHEMA,
     COUNTER_DEFINITION,
     NESTED_CONFIG,
@@ -27,6 +18,10 @@ from component_project import (  # noqa: E402
     WRAPPER_DEFINITION,
     make_component_app,
 )
+
+from udf.bundler import bundle
+from udf.component_bundler import bundle_app, bundle_folder, has_component_config
+from udf.errors import BundleError
 
 pytestmark = pytest.mark.slow
 

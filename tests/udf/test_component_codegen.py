@@ -6,18 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from component_project import COUNTER_DEFINITION, make_component_app
 
 from udf.codegen import write_generated
 from udf.component_codegen import component_api_files, write_component_api
 from udf.errors import BundleError
 from udf.node import JS_DIR, node_executable
-
-sys.path.insert(0, str(Path(__file__).parent))  # the component app helper lives beside this file
-from component_project import COUNTER_DEFINITION, make_component_app  # noqa: E402
 
 NAME_ARG = {"name": {"fieldType": {"type": "string"}, "optional": False}}
 COUNT_ARG = {"count": {"fieldType": {"type": "number"}, "optional": False}}

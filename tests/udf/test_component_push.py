@@ -9,6 +9,7 @@ from component_configs import config
 
 from engine import Database, transaction
 from engine.errors import HeadwaterError, SchemaValidationError
+from engine.system_tables import CRON_JOBS_TABLE, SYSTEM_TABLE_NUMBERS
 from engine.values import check_table_name
 from gateway.push_shapes import schema_status
 from udf.bundler import bundle
@@ -231,3 +232,44 @@ def test_a_component_node_action_is_analysed_in_node(executor, code, tmp_path):
     child = push(executor, request).deployment.for_component("limiter")
     assert child.function("ping.js", "ping").kind == "action"
     assert load_deployment(executor.db).for_component("limiter").node_paths == {"ping.js"}
+
+
+LIMITER_CRONS = """
+import { cronJobs } from "convex/server";
+import { internal } from "./_generated/api";
+const crons = cronJobs();
+crons.interval("refill", { minutes: 1 }, internal.lib.refill, {});
+export default crons;
+"""
+REFILLING_LIB = """
+import { query, internalMutation } from "./_generated/server";
+import { v } from "convex/values";
+export const check = query({ args: { key: v.string() }, handler: async () => true });
+export const refill = internalMutation({ args: {}, handler: async () => null });
+"""
+
+
+def cron_jobs(ex):
+    tx = ex.db.begin(writable=False)
+    try:
+        return [doc for _, doc in tx.snapshot.iter_table(SYSTEM_TABLE_NUMBERS[CRON_JOBS_TABLE])]
+    finally:
+        tx.close()
+
+
+def test_a_push_schedules_the_crons_of_every_component_instance(executor, code, tmp_path):
+    limiter = functions_of(
+        tmp_path,
+        "cron_limiter",
+        {
+            "lib.ts": REFILLING_LIB,
+            "crons.ts": LIMITER_CRONS,
+            "schema.ts": LIMITER_SCHEMA % "v.string()",
+        },
+    )
+    push(executor, two_limiters(code, limiter))
+    jobs = cron_jobs(executor)
+    assert sorted(j["cronSpec"].get("componentPath") for j in jobs) == ["limiter", "second"]
+    # A push without the components drops their crons.
+    push(executor, PushRequest(code["app"]))
+    assert cron_jobs(executor) == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-JS_NODE_MODULES = Path(__file__).resolve().parents[2] / "js" / "node_modules"
+JS_NODE_MODULES = Path(__file__).resolve().parents[1] / "js" / "node_modules"
 
 COUNTER_CONFIG = """import { defineComponent } from "convex/server";
 export default defineComponent("counter");
