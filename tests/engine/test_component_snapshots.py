@@ -16,11 +16,8 @@ from engine.import_sources import ImportFileError, open_source
 from engine.snapshot_export import export_snapshot
 from engine.snapshot_import import import_snapshot, perform_import
 from engine.streaming_export import list_snapshot
-from tests.component_seeding import qualified_inserts  # noqa: F401
 from udf.component_tree import ComponentInstance, ComponentTree
 from udf.system_components import write_component_documents
-
-pytestmark = pytest.mark.usefixtures("qualified_inserts")
 
 
 def _seed(db):

@@ -15,11 +15,8 @@ from engine.component_tables import (
 )
 from engine.recovery import rebuild_projections
 from engine.streaming_export import document_deltas, list_snapshot
-from tests.component_seeding import qualified_inserts  # noqa: F401
 from udf.component_tree import ComponentInstance, ComponentTree, EnvArg
 from udf.system_components import write_component_documents
-
-pytestmark = pytest.mark.usefixtures("qualified_inserts")
 
 LIMITER_DEF = "../node_modules/@convex-dev/rate-limiter/dist/component"
 POOL_DEF = "../node_modules/@convex-dev/workpool/dist/component"

@@ -9,7 +9,6 @@ import pytest
 
 from gateway.backend import Backend
 from gateway.server import run_server_in_thread
-from tests.component_seeding import qualified_inserts  # noqa: F401
 
 
 @pytest.fixture
@@ -42,7 +41,6 @@ def test_snapshot_then_deltas_with_the_admin_key(served):
     assert refused.status_code == 403
 
 
-@pytest.mark.usefixtures("qualified_inserts")
 def test_component_rows_and_selections_over_http(served):
     backend, url = served
     db = backend.db
@@ -68,7 +66,6 @@ def test_component_rows_and_selections_over_http(served):
         assert bad.status_code == 400 and bad.json()["code"] == "InvalidSelection"
 
 
-@pytest.mark.usefixtures("qualified_inserts")
 def test_table_column_names_by_component(served):
     backend, url = served
     backend.db.mutate(

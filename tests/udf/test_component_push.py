@@ -7,10 +7,9 @@ import json
 import pytest
 from component_configs import config
 
-from engine import Database, transaction
+from engine import Database
 from engine.errors import HeadwaterError, SchemaValidationError
 from engine.system_tables import CRON_JOBS_TABLE, SYSTEM_TABLE_NUMBERS
-from engine.values import check_table_name
 from gateway.push_shapes import schema_status
 from udf.bundler import bundle
 from udf.component_tree import DefinitionUpload
@@ -180,20 +179,15 @@ def test_a_definition_cycle_is_refused(executor, code):
     refused(executor, request, "CyclicImport", "Found cyclic definition dependency")
 
 
-def insert_into_component(executor, monkeypatch, table, doc):
-    # A component's function writes its qualified table; until inserts take qualified
-    # names here, the check of the name is made to accept them as that change will.
-    monkeypatch.setattr(
-        transaction, "check_table_name", lambda name: [check_table_name(p) for p in name.split("/")]
-    )
+def insert_into_component(executor, table, doc):
     tx = executor.db.begin(writable=True)
     tx.insert(table, doc)
     executor.db.commit(tx)
 
 
-def test_data_violating_an_upgraded_component_schema_is_refused(executor, code, monkeypatch):
+def test_data_violating_an_upgraded_component_schema_is_refused(executor, code):
     push(executor, two_limiters(code))
-    insert_into_component(executor, monkeypatch, "second/tokens", {"key": "abc"})
+    insert_into_component(executor, "second/tokens", {"key": "abc"})
     with pytest.raises(SchemaValidationError) as caught:
         push(executor, two_limiters(code, code["strict"]))
     assert 'table "second/tokens"' in caught.value.message
