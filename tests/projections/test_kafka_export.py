@@ -31,7 +31,6 @@ from projections.kafka_export import (
     messages_of,
     partition_of,
 )
-from tests.component_seeding import qualified_inserts  # noqa: F401
 
 # kafka-python 3.0 drops the socket of a failed connection attempt (to a stopped
 # broker) without closing it; the garbage collector then warns. Not our leak.
@@ -292,7 +291,6 @@ def test_topic_per_table_with_debezium_envelope(broker, db):
     assert alpha[0]["source"]["table"] == "alpha" and alpha[0]["ts_ms"] > 0
 
 
-@pytest.mark.usefixtures("qualified_inserts")
 def test_component_tables_export_to_their_topics_with_a_component_header(broker, db):
     with _exporter(db, broker.bootstrap, "comp", topic_per_table=True) as exporter:
         ids = db.mutate(

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.component_seeding import qualified_inserts  # noqa: F401
 from udf.calls import ADMIN, FunctionCall
 from udf.system_functions import run_system_query
 
-pytestmark = pytest.mark.usefixtures("qualified_inserts")
 PAGE = {"paginationOpts": {"cursor": None, "numItems": 100}}
 
 
