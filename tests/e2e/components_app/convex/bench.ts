@@ -1,10 +1,11 @@
 // The components benchmark: `n` additions to a one-shard counter in one mutation,
-// once through the sharded-counter component (a component mutation per addition)
-// and once with the component's own code inlined on an app table.
+// through the sharded-counter component (a component mutation per addition), through
+// the same code deployed as an app mutation (called the same way, ctx.runMutation),
+// and with that code inlined.
 import { ShardedCounter } from "@convex-dev/sharded-counter";
 import { v } from "convex/values";
-import { components } from "./_generated/api";
-import { type MutationCtx, mutation } from "./_generated/server";
+import { components, internal } from "./_generated/api";
+import { internalMutation, type MutationCtx, mutation } from "./_generated/server";
 
 const counter = new ShardedCounter(components.shardedCounter, { shards: { bench: 1 } });
 
@@ -34,5 +35,19 @@ export const inApp = mutation({
   args: { n: v.number() },
   handler: async (ctx, { n }) => {
     for (let i = 0; i < n; i++) await addInApp(ctx, "bench", 1);
+  },
+});
+
+export const addInAppFunction = internalMutation({
+  args: { name: v.string(), count: v.number() },
+  handler: async (ctx, { name, count }) => await addInApp(ctx, name, count),
+});
+
+export const viaAppFunction = mutation({
+  args: { n: v.number() },
+  handler: async (ctx, { n }) => {
+    for (let i = 0; i < n; i++) {
+      await ctx.runMutation(internal.bench.addInAppFunction, { name: "bench", count: 1 });
+    }
   },
 });
