@@ -50,7 +50,8 @@ class CallFailed(Exception):
 
 def copy_app(root: Path) -> Path:
     """The app in a project folder of its own: its node_modules hard-linked (the CLI
-    names components by their path under the project, so no symlink to elsewhere)."""
+    names components by their path under the project, so no symlink to elsewhere),
+    without the committed ``convex/_generated`` (the deploy's codegen writes it)."""
     project = root / "project"
 
     def link_or_copy(src: str, dst: str) -> None:
@@ -60,6 +61,7 @@ def copy_app(root: Path) -> Path:
             shutil.copy2(src, dst)
 
     shutil.copytree(APP, project, symlinks=True, copy_function=link_or_copy)
+    shutil.rmtree(project / "convex" / "_generated")
     return project
 
 
@@ -128,6 +130,13 @@ def test_the_official_cli_deploys_the_components_and_generates_their_api(app):
     mutation(app, "counters:add", {"name": "redeploy", "n": 2})
     deploy(app)
     assert query(app, "counters:count", {"name": "redeploy"}) == 2
+
+
+def test_serve_functions_runs_the_app_with_its_components(tmp_path):
+    with Serve(tmp_path / "data", "--functions", str(APP / "convex")) as server:
+        mutation(server, "counters:add", {"name": "served", "n": 4})
+        assert query(server, "counters:count", {"name": "served"}) == 4
+        assert mutation(server, "limits:send", {"key": "served"})["ok"] is True
 
 
 # --- rate limiter ----------------------------------------------------------------------------
