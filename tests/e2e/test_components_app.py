@@ -322,6 +322,7 @@ def test_an_admin_call_with_a_component_path_needs_the_admin_key(app):
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
+    refused.value.close()  # the refusal holds the connection
     assert refused.value.code in (401, 403)
 
 
@@ -362,7 +363,8 @@ def test_export_then_import_carries_component_tables(app, tmp_path):
     snapshot = tmp_path / "snapshot.zip"
     done = npx_convex(app, "export", "--path", str(snapshot))
     assert done.returncode == 0, done.stdout + done.stderr
-    names = zipfile.ZipFile(snapshot).namelist()
+    with zipfile.ZipFile(snapshot) as archive:
+        names = archive.namelist()
     assert any(n.startswith("_components/shardedCounter/") for n in names), names
 
     # A second server gets the code from `headwater deploy`, then the data from the zip.
