@@ -183,6 +183,13 @@ def test_two_instances_of_one_component_keep_their_own_state(app):
     keyed = {(r["_component"], r.get("key")) for r in rows if r["_table"] == "rateLimits"}
     assert ("rateLimiter", "dave") in keyed and ("signupLimiter", "dave") in keyed
     assert not any(r["_table"] == "rateLimits" and r["_component"] == "" for r in rows)
+    # The official CLI lists one instance's table, not the other's nor the app's.
+    done = npx_convex(
+        app, "data", "--component", "signupLimiter", "rateLimits", "--format", "jsonl"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert {r.get("key") for r in listed} == {"dave"}, listed
 
 
 # --- aggregate -------------------------------------------------------------------------------
