@@ -7,10 +7,18 @@ DATA ?= headwater_data
 
 .PHONY: setup run test bench lint mutate
 
-setup: $(VENV)/.installed js/node_modules/.installed udf/js/gen/web_polyfills.js
+COMPONENTS_APP := tests/e2e/components_app
+
+setup: $(VENV)/.installed js/node_modules/.installed udf/js/gen/web_polyfills.js \
+	$(COMPONENTS_APP)/node_modules/.installed
 
 js/node_modules/.installed: js/package.json js/package-lock.json
 	cd js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The end-to-end app built from npm components (its own pinned convex and components).
+$(COMPONENTS_APP)/node_modules/.installed: $(COMPONENTS_APP)/package.json $(COMPONENTS_APP)/package-lock.json
+	cd $(COMPONENTS_APP) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The runtime's Web classes (streams, URL, Blob...), bundled from npm packages.

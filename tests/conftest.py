@@ -17,6 +17,9 @@ from schemas import CHAT_SCHEMA
 from engine import Database
 
 JS_PACKAGES = Path(__file__).resolve().parent.parent / "js" / "node_modules"
+COMPONENTS_APP_PACKAGES = (
+    Path(__file__).resolve().parent / "e2e" / "components_app" / "node_modules"
+)
 
 
 def missing_test_dependencies() -> list[str]:
@@ -31,6 +34,8 @@ def missing_test_dependencies() -> list[str]:
     ):
         if not needed.exists():
             missing.append(f"js/node_modules/{needed.relative_to(JS_PACKAGES)}")
+    if not (COMPONENTS_APP_PACKAGES / "@convex-dev" / "workpool").exists():
+        missing.append("tests/e2e/components_app/node_modules (its npm components)")
     if importlib.util.find_spec("convex") is None:
         missing.append("the PyPI package `convex`")
     return missing
