@@ -16,7 +16,7 @@ Entries, in this order (every entry deflated, dated 1980-01-01 00:00, mode 0644)
     _environment_variables/documents.jsonl   ours: {"name", "value"} per variable, if any
 
 The tables of a component go under ``_components/<name>/`` per segment of its path
-(``_components/workpool/_components/batch/work/documents.jsonl``), each component
+(``_components/workpool/_components/batch/tasks/documents.jsonl``), each component
 with its own ``_tables/documents.jsonl`` listing its tables by their plain names,
 as Convex writes them (backend ``crates/exports/src/lib.rs``,
 ``get_export_path_prefix``). Reading, a prefix of ``_components/<name>/`` pairs

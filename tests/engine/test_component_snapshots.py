@@ -25,7 +25,7 @@ def _seed(db):
         return {
             "app": tx.insert("messages", {"body": "hi"}),
             "limit": tx.insert("limiter/rateLimits", {"name": "send", "value": 1}),
-            "work": tx.insert("workpool/batch/work", {"fn": "x"}),
+            "tasks": tx.insert("workpool/batch/tasks", {"fn": "x"}),
         }
 
     return db.mutate(write).value
@@ -53,7 +53,7 @@ def test_export_puts_component_tables_under_components_folders(db):
     limit_rows = entries["_components/limiter/rateLimits/documents.jsonl"].decode().splitlines()
     assert [json.loads(r)["_id"] for r in limit_rows] == [ids["limit"]]
     assert "_components/limiter/rateLimits/generated_schema.jsonl" in entries
-    assert "_components/workpool/_components/batch/work/documents.jsonl" in entries
+    assert "_components/workpool/_components/batch/tasks/documents.jsonl" in entries
     # Each component lists its own tables by their plain names; the app's lists only its own.
     listing = entries["_components/limiter/_tables/documents.jsonl"].decode().splitlines()
     assert [json.loads(r)["name"] for r in listing] == ["rateLimits"]
@@ -69,9 +69,9 @@ def test_export_then_import_round_trips_component_tables(db, tmp_path):
         assert report.documents == 3
         for table, key in [("messages", "app"), ("limiter/rateLimits", "limit")]:
             assert [d["_id"] for d in _all(copy, table)] == [ids[key]]
-        assert _all(copy, "workpool/batch/work") == _all(db, "workpool/batch/work")
+        assert _all(copy, "workpool/batch/tasks") == _all(db, "workpool/batch/tasks")
         rows = list_snapshot(copy, component="workpool/batch").values
-        assert [(r["_component"], r["_table"]) for r in rows] == [("workpool/batch", "work")]
+        assert [(r["_component"], r["_table"]) for r in rows] == [("workpool/batch", "tasks")]
         # Exported again, every entry is the same (the copy also lists the now known,
         # table-less component "workpool").
         again, first = _entries(_export(copy)), _entries(data)
