@@ -4,7 +4,6 @@ typed from the push's analysis, as the official CLI's templates write it."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -138,9 +137,9 @@ def test_a_child_without_analysis_fails_with_the_clis_message(tmp_path):
         component_api_files(functions, partial)
 
 
-def _tsc() -> str | None:
-    local = JS_DIR / "node_modules" / ".bin" / "tsc"
-    return str(local) if local.exists() else shutil.which("tsc")
+def _tsc() -> str:
+    """js/'s TypeScript (a dev dependency ``make setup`` installs)."""
+    return str(JS_DIR / "node_modules" / ".bin" / "tsc")
 
 
 def _official_tsconfig() -> str:
@@ -156,8 +155,6 @@ def _official_tsconfig() -> str:
 
 def test_app_code_calling_a_component_type_checks(tmp_path):
     tsc = _tsc()
-    if tsc is None:
-        pytest.skip("typescript is not installed (js/node_modules/.bin/tsc)")
     functions = make_component_app(tmp_path)
     write_component_api(functions, START_PUSH)
     (functions / "tsconfig.json").write_text(_official_tsconfig())
@@ -178,8 +175,6 @@ def test_app_code_calling_a_component_type_checks(tmp_path):
 def test_the_untyped_generated_files_also_accept_component_calls(tmp_path):
     """Without a push analysis (``headwater codegen``), ``components`` is the CLI's stub type."""
     tsc = _tsc()
-    if tsc is None:
-        pytest.skip("typescript is not installed (js/node_modules/.bin/tsc)")
     functions = make_component_app(tmp_path)
     write_generated(functions)
     (functions / "tsconfig.json").write_text(_official_tsconfig())
