@@ -116,6 +116,22 @@ def _placeholders(value: Any, at: Path, found: list[Path]) -> Any:
     return value
 
 
+def index_range_stand_ins(query: Any) -> Any:
+    """Query JSON with each placeholder in an index range value as ``MAX_COMMIT_TS``, as
+    Convex reads it (crates/common/src/json/query.rs): ``q.eq(field, db.vars.commitTs)``
+    matches the documents this mutation wrote with the placeholder there."""
+    source = query.get("source") if type(query) is dict else None
+    if type(source) is not dict or type(source.get("range")) is not list:
+        return query
+    ranges = [
+        {**item, "value": _stand_in(item["value"], (), [])}
+        if type(item) is dict and "value" in item
+        else item
+        for item in source["range"]
+    ]
+    return {**query, "source": {**source, "range": ranges}}
+
+
 class PendingCommitTs:
     """Where a transaction's staged documents hold their commit ts placeholders."""
 

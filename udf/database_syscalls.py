@@ -22,7 +22,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from engine.commit_ts import COMMIT_TS_KEY, from_uncommitted_json, to_uncommitted_json
+from engine.commit_ts import (
+    COMMIT_TS_KEY,
+    from_uncommitted_json,
+    index_range_stand_ins,
+    to_uncommitted_json,
+)
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import ConflictError, HeadwaterError, InvalidIdError
 from engine.pagination import DIFFERENT_QUERY_CURSOR, paginate
@@ -221,6 +226,8 @@ class DatabaseSyscalls:
         return doc_id
 
     def _parse_query(self, raw: Any) -> Any:
+        if self._placeholders:
+            raw = index_range_stand_ins(raw)
         raw = self.namespace.scope_system_query(raw)
         spec = parse_query(raw)
         if self.namespace.is_app:

@@ -51,6 +51,7 @@ def test_jobs_enqueued_with_the_placeholder_carry_their_commit_ts_in_commit_orde
         assert out.value["readBack"] is True
         assert out.value["printed"] == "[unresolved commit timestamp]"
         assert out.value["lastInIndex"] is True
+        assert out.value["mine"] == [out.value["id"]]
         stamps.append(latest_ts(db))
     jobs = listed(ex)
     assert [job["name"] for job in jobs] == ["c", "a", "b"]
