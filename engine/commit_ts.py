@@ -17,6 +17,7 @@ the final Int64.
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -96,22 +97,22 @@ def _set_at(value: Any, at: Path, new: Any) -> Any:
     return value
 
 
-def _placeholders(value: Any, at: Path, found: list[Path]) -> Any:
-    """``value`` with each ``COMMIT_TS`` as ``MAX_COMMIT_TS`` (new containers only where
-    one was found), its path noted."""
+def _placeholders(value: Any, at: Path, found: list[Path], ts: int = MAX_COMMIT_TS) -> Any:
+    """``value`` with each ``COMMIT_TS`` as ``ts`` (new containers only where one was
+    found), its path noted."""
     if value is COMMIT_TS:
         found.append(at)
-        return MAX_COMMIT_TS
+        return ts
     if type(value) is dict:
         out = None
         for key, item in value.items():
-            new = _placeholders(item, (*at, key), found)
+            new = _placeholders(item, (*at, key), found, ts)
             if new is not item:
                 out = dict(value) if out is None else out
                 out[key] = new
         return value if out is None else out
     if type(value) is list:
-        items = [_placeholders(item, (*at, i), found) for i, item in enumerate(value)]
+        items = [_placeholders(item, (*at, i), found, ts) for i, item in enumerate(value)]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
@@ -130,6 +131,32 @@ def index_range_stand_ins(query: Any) -> Any:
         for item in source["range"]
     ]
     return {**query, "source": {**source, "range": ranges}}
+
+
+def max_view(value: Any) -> Any:
+    """``value`` as validators and size limits see it: each placeholder an Int64 max."""
+    return _placeholders(value, (), [])
+
+
+def resolve_value(value: Any, commit_ts: int) -> Any:
+    """``value`` with each placeholder as ``commit_ts``: a mutation's result once committed."""
+    return _placeholders(value, (), [], commit_ts)
+
+
+def uncommitted_json(value: Any) -> Any:
+    """Convex JSON of ``value``, ``{"$commitTs": null}`` at each placeholder."""
+    found: list[Path] = []
+    view = _placeholders(value, (), found)
+    return to_uncommitted_json(view, found) if found else to_convex_json(value)
+
+
+def loads_result(text: str, placeholders_allowed: bool) -> Any:
+    """A function's result text: a mutation's may hold placeholders (Convex resolves
+    them once it commits); any other's is plain Convex JSON."""
+    obj = json.loads(text)
+    if placeholders_allowed and COMMIT_TS_KEY in text:
+        return from_uncommitted_json(obj)
+    return from_convex_json(obj)
 
 
 class PendingCommitTs:

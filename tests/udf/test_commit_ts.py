@@ -95,3 +95,28 @@ def test_commit_ts_argument_takes_an_int64(app):
     assert out.value == "bigint"
     wrong = run(ex, "takes", {"at": 5.0}, "query")
     assert wrong.error is not None and "v.commitTs()" in wrong.error.message
+
+
+def test_a_mutation_returning_the_placeholder_gives_its_caller_the_commit_ts(app):
+    db, ex = app
+    out = run(ex, "enqueueAndTell", {"name": "told"})
+    assert out.error is None, out.error
+    ts = latest_ts(db)
+    assert out.ts == ts
+    assert out.value["at"] == ts
+    assert out.value["job"]["enqueued"] == ts
+    nested = run(ex, "enqueueTwice", {})
+    assert nested.error is None, nested.error
+    assert nested.value is True
+    assert [job["enqueued"] for job in listed(ex)] == [ts, latest_ts(db)]
+
+
+def test_a_resent_mutation_gets_the_same_resolved_commit_ts_back(app):
+    db, ex = app
+    key = ("0b5e8f36-3f7e-4f0e-9d8e-1c2a3b4c5d6e", 1)
+    call = FunctionCall("jobs:enqueueAndTell", {"name": "once"}, "mutation", idempotency_key=key)
+    first = ex.run(call)
+    again = ex.run(call)
+    assert first.error is None and again.error is None
+    assert first.value["at"] == again.value["at"] == first.ts == again.ts
+    assert len(listed(ex)) == 1
