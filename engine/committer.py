@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.catalog import Catalog
+from engine.commit_ts import resolve_writes
 from engine.errors import ConflictError, HeadwaterError, ReadOnlyError
 from engine.limits import LIMITS, Limits
 from engine.transaction import PendingCommit
@@ -179,7 +180,8 @@ class Committer:
                         future.set_exception(_conflict_error(conflict))
                         continue
                     ts = self.next_ts()
-                    entry = LogEntry(ts, pending.writes)
+                    writes = resolve_writes(pending.writes, pending.commit_ts_paths, ts)
+                    entry = LogEntry(ts, writes)
                     self._log.append_in(txn, [entry])
                     written = self._runner.apply_in(txn, entry)
                     self._last_ts = ts

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.catalog import Catalog
+from engine.commit_ts import PendingCommitTs
 from engine.errors import (
     DocumentNotFoundError,
     InvalidIdError,
@@ -59,6 +60,8 @@ class PendingCommit:
     snapshot_ts: int
     read_set: ReadSet
     writes: tuple[Write, ...]
+    # Where each written document holds a commit ts placeholder, by id (engine.commit_ts).
+    commit_ts_paths: Any = field(default_factory=dict)
 
 
 class Transaction:
@@ -81,6 +84,7 @@ class Transaction:
         self._last_creation_ms = 0.0
         self._reads = ReadSetBuilder()
         self._writes: dict[bytes, PendingWrite] = {}
+        self.commit_ts = PendingCommitTs()
         self._new_tables: dict[str, int] = {}
         self._streams: list[Any] = []
         self._schema: Schema | None = None
@@ -196,8 +200,8 @@ class Transaction:
                 merged.pop(key, None)
             else:
                 merged[key] = val
-        self._stage_update(doc_id, name, parsed, merged)
-        return copy_value(merged)
+        kept = [key for key in current if key not in fields]
+        return copy_value(self._stage_update(doc_id, name, parsed, merged, kept))
 
     def replace(self, doc_id: str, value: dict, *, table: str | None = None) -> dict:
         self._require_writable()
@@ -207,8 +211,7 @@ class Transaction:
         self._check_system_fields(value, current)
         fields = {k: v for k, v in value.items() if k not in SYSTEM_FIELDS and v is not UNSET}
         new = {"_id": current["_id"], "_creationTime": current["_creationTime"], **fields}
-        self._stage_update(doc_id, name, parsed, new)
-        return copy_value(new)
+        return copy_value(self._stage_update(doc_id, name, parsed, new))
 
     def delete(self, doc_id: str, *, table: str | None = None) -> dict:
         self._require_writable()
@@ -219,6 +222,7 @@ class Transaction:
             # Inserted by this transaction: deleting it leaves no trace.
             self._count_write(0)
             del self._writes[skey]
+            self.commit_ts.drop(doc_id)
         else:
             self._stage(doc_id, name, parsed, self._version_ts(skey), None)
         return current
@@ -231,11 +235,13 @@ class Transaction:
             self.documents_written,
             self.bytes_written,
             self._schema,
+            self.commit_ts.copy(),
         )
 
     def rollback_to(self, savepoint: tuple[Any, ...]) -> None:
         """Undo every write buffered since ``savepoint`` (reads stay in the read set)."""
-        writes, new_tables, documents_written, bytes_written, schema = savepoint
+        writes, new_tables, documents_written, bytes_written, schema, commit_ts = savepoint
+        self.commit_ts = commit_ts.copy()
         self._writes, self._new_tables = dict(writes), dict(new_tables)
         self.documents_written, self.bytes_written = documents_written, bytes_written
         self._schema = schema
@@ -244,7 +250,7 @@ class Transaction:
 
     def pending_commit(self) -> PendingCommit:
         writes = tuple(Write(w.doc_id, w.table, w.prev_ts, w.value) for w in self._writes.values())
-        return PendingCommit(self.snapshot_ts, self.read_set, writes)
+        return PendingCommit(self.snapshot_ts, self.read_set, writes, self.commit_ts.frozen())
 
     def has_writes(self) -> bool:
         return bool(self._writes)
@@ -408,23 +414,27 @@ class Transaction:
         found = self._snapshot.get(skey)
         return None if found is None else found[0]
 
-    def _stage_update(self, doc_id: str, table: str, parsed: DocumentId, doc: dict) -> None:
+    def _stage_update(self, doc_id: str, table: str, parsed: DocumentId, doc: dict, kept=()) -> Any:
         skey = parsed.storage_key()
-        self._stage(doc_id, table, parsed, self._version_ts(skey), doc)
+        return self._stage(doc_id, table, parsed, self._version_ts(skey), doc, kept)
 
     def _stage(
-        self, doc_id: str, table: str, parsed: DocumentId, prev_ts: int | None, doc: dict | None
-    ) -> None:
+        self, doc_id: str, table: str, parsed: DocumentId, prev_ts: int | None, doc: Any, kept=()
+    ) -> Any:
+        """Stage ``doc`` (None: a delete); ``kept``: fields a patch left as they were."""
         skey = parsed.storage_key()
-        size = 0
+        size, placeholders = 0, frozenset()
         if doc is not None:
+            doc, placeholders = self.commit_ts.view(doc_id, doc, kept)
             size = check_document(doc)
             validate_document(self.schema(), table, doc, table_of_id=self.table_of_id)
         self._count_write(size)
+        self.commit_ts.record(doc_id, placeholders)
         pending = self._writes.get(skey)
         if pending is not None:
             prev_ts = pending.prev_ts
         self._writes[skey] = PendingWrite(doc_id, table, skey, prev_ts, doc)
+        return doc
 
     def _count_write(self, size: int) -> None:
         """Count a user write of ``size`` bytes (0: a delete) against the limits; one

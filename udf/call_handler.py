@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from engine.commit_ts import uncommitted_json
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.transaction import Transaction
 from udf import subtle_crypto
@@ -249,7 +250,7 @@ def _result_or_raise(outcome: FunctionOutcome) -> Any:
     JsError text (message, frames, final newline) as the message, so the caller's own
     "Uncaught Error: " leads it, and a ConvexError's data kept."""
     if outcome.error is None:
-        return to_convex_json(outcome.value)
+        return uncommitted_json(outcome.value)
     data_json = None
     if outcome.error.is_convex_error:
         data_json = json.dumps(to_convex_json(outcome.error.data), separators=(",", ":"))

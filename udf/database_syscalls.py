@@ -22,6 +22,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from engine.commit_ts import (
+    COMMIT_TS_KEY,
+    from_uncommitted_json,
+    index_range_stand_ins,
+    to_uncommitted_json,
+)
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import ConflictError, HeadwaterError, InvalidIdError
 from engine.pagination import DIFFERENT_QUERY_CURSOR, paginate
@@ -84,7 +90,8 @@ class DatabaseSyscalls:
         self._streams: dict[int, QueryStream] = {}
         self.journal = journal  # of the previous run: its page's end
         self.next_journal: str | None = None  # of this run, once it paginated
-        self._ids_granted: dict[str, int] = {}  # by table, for the next grant's size
+        self._ids_granted: dict[str, int] = {}
+        self._placeholders = False  # by table, for the next grant's size
         self.ops: dict[str, Handler] = {
             "1.0/get": self._get,
             "1.0/insert": self._insert,
@@ -113,6 +120,8 @@ class DatabaseSyscalls:
             raise SyscallError(
                 "Cannot write to the database in a query: use a mutation for writes."
             )
+        # Only a write's value may hold the commit ts placeholder (engine.commit_ts).
+        self._placeholders = COMMIT_TS_KEY in args_json
         try:
             return _dump(self.ops[op](args))
         except ConflictError:
@@ -142,14 +151,14 @@ class DatabaseSyscalls:
             raise SyscallError(f"Invalid argument `id` for `db.get`: {exc.message}") from exc
         if doc is None or not self.namespace.sees_system_document(doc_id, doc, self.tx):
             return None
-        return to_convex_json(doc)
+        return self._doc_json(doc)
 
     def _insert(self, args: dict[str, Any]) -> Any:
         table = args.get("table")
         if not isinstance(table, str):
             raise SyscallError("Invalid argument `table` for `db.insert`: expected a string.")
         table = self.namespace.table(table)
-        value = from_convex_json(args.get("value"), path="value")
+        value = self._value(args.get("value"), "value")
         if not isinstance(value, dict):
             raise SyscallError("Invalid argument `value` for `db.insert`: expected an object.")
         doc_id = self.tx.insert(table, value)
@@ -165,7 +174,7 @@ class DatabaseSyscalls:
         if not isinstance(table, str) or not isinstance(reserved_id, str):
             raise SyscallError("Invalid arguments for a buffered insert.")
         table = self.namespace.table(table)
-        value = from_convex_json(args.get("value"), path="value")
+        value = self._value(args.get("value"), "value")
         if not isinstance(value, dict):
             raise SyscallError("Invalid argument `value` for `db.insert`: expected an object.")
         self.tx.insert(table, value, reserved_id=reserved_id)
@@ -175,25 +184,34 @@ class DatabaseSyscalls:
         raw = args.get("value")
         if not isinstance(raw, dict):
             raise SyscallError("Invalid argument `value` for `db.patch`: expected an object.")
-        fields = {
-            key: from_convex_json(val, path=key, allow_undefined=True) for key, val in raw.items()
-        }
+        fields = {key: self._value(val, key, allow_undefined=True) for key, val in raw.items()}
         doc_id = self._own_id(args, "db.patch", "Update")
         doc = self.tx.patch(doc_id, fields, table=self._table_arg(args))
-        return to_convex_json(doc)
+        return self._doc_json(doc)
 
     def _replace(self, args: dict[str, Any]) -> Any:
-        value = from_convex_json(args.get("value"), path="value")
+        value = self._value(args.get("value"), "value")
         if not isinstance(value, dict):
             raise SyscallError("Invalid argument `value` for `db.replace`: expected an object.")
         doc_id = self._own_id(args, "db.replace", "Update")
         doc = self.tx.replace(doc_id, value, table=self._table_arg(args))
-        return to_convex_json(doc)
+        return self._doc_json(doc)
 
     def _remove(self, args: dict[str, Any]) -> Any:
         doc_id = self._own_id(args, "db.delete", "Delete")
         doc = self.tx.delete(doc_id, table=self._table_arg(args))
-        return to_convex_json(doc)
+        return self._doc_json(doc)
+
+    def _value(self, raw: Any, path: str, *, allow_undefined: bool = False) -> Any:
+        if self._placeholders:
+            return from_uncommitted_json(raw, path=path, allow_undefined=allow_undefined)
+        return from_convex_json(raw, path=path, allow_undefined=allow_undefined)
+
+    def _doc_json(self, doc: dict) -> Any:
+        """A document as the function reads it: this mutation's own writes show their
+        commit ts placeholders, not the stand-in value."""
+        paths = self.tx.commit_ts.paths_of(doc["_id"])
+        return to_uncommitted_json(doc, paths) if paths else to_convex_json(doc)
 
     def _table_arg(self, args: dict[str, Any]) -> Any:
         table = args.get("table")
@@ -208,6 +226,8 @@ class DatabaseSyscalls:
         return doc_id
 
     def _parse_query(self, raw: Any) -> Any:
+        if self._placeholders:
+            raw = index_range_stand_ins(raw)
         raw = self.namespace.scope_system_query(raw)
         spec = parse_query(raw)
         if self.namespace.is_app:
@@ -230,7 +250,7 @@ class DatabaseSyscalls:
             if doc is None:
                 self._streams.pop(query_id, None)  # type: ignore[arg-type]
                 return {"value": None, "done": True}
-            return {"value": to_convex_json(doc), "done": False}
+            return {"value": self._doc_json(doc), "done": False}
         # The runtime asks for documents ahead: up to the query's own limit (so take,
         # first and unique read exactly what they return) or a batch.
         docs = []
@@ -238,7 +258,7 @@ class DatabaseSyscalls:
             doc = stream.next()
             if doc is None:
                 break
-            docs.append(to_convex_json(doc))
+            docs.append(self._doc_json(doc))
         exhausted = len(docs) < QUERY_BATCH_DOCUMENTS_MAX
         if exhausted:
             self._streams.pop(query_id, None)  # type: ignore[arg-type]
@@ -270,7 +290,7 @@ class DatabaseSyscalls:
             )
         self.next_journal = result.continue_cursor
         return {
-            "page": [to_convex_json(doc) for doc in result.page],
+            "page": [self._doc_json(doc) for doc in result.page],
             "isDone": result.is_done,
             "continueCursor": result.continue_cursor,
             "splitCursor": result.split_cursor,

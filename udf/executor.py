@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import Database
+from engine.commit_ts import loads_result, max_view, resolve_value
 from engine.convex_json import from_convex_json, to_convex_json
 from engine.errors import (
     ConflictError,
@@ -243,7 +244,7 @@ class Executor(ExecutorComponents, ExecutorDeploys):
                 )
         if outcome.error is None:
             lookup = self.local_table_of_id(call.component_path, tx.table_of_id)
-            problem = self._validators.returns_problem(info, outcome.value, lookup)
+            problem = self._validators.returns_problem(info, max_view(outcome.value), lookup)
             if problem is not None:
                 raise SyscallError(problem)
         return outcome
@@ -308,7 +309,13 @@ class Executor(ExecutorComponents, ExecutorDeploys):
                 if tx is not None:
                     tx.close()
             return FunctionOutcome(
-                outcome.value, None, outcome.log_lines, ts, None, None, "mutation"
+                resolve_value(outcome.value, ts),
+                None,
+                outcome.log_lines,
+                ts,
+                None,
+                None,
+                "mutation",
             )
         return failed(TOO_MANY_CONFLICTS)
 
@@ -430,14 +437,19 @@ class Executor(ExecutorComponents, ExecutorDeploys):
                 data = from_convex_json(json.loads(raw.error.data_json))
             error = FunctionError(raw.error.text, data, raw.error.is_convex_error)
             return FunctionOutcome(None, error, logs, ts, None, None, kind)
-        value = None if raw.result_json is None else from_convex_json(json.loads(raw.result_json))
-        too_large = return_value_problem(info.module, info.name, value, self.limits.value_bytes_max)
+        value = None
+        if raw.result_json is not None:
+            value = loads_result(raw.result_json, kind == "mutation")
+        checked = max_view(value)  # a mutation's placeholders as the Int64 they become
+        too_large = return_value_problem(
+            info.module, info.name, checked, self.limits.value_bytes_max
+        )
         if too_large is not None:
             return FunctionOutcome(None, FunctionError(too_large), logs, ts, None, None, kind)
         problem = (
             None
             if table_of_id is None
-            else self._validators.returns_problem(info, value, table_of_id)
+            else self._validators.returns_problem(info, checked, table_of_id)
         )
         if problem is not None:
             return FunctionOutcome(None, FunctionError(problem), logs, ts, None, None, kind)

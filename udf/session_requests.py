@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from engine.convex_json import from_convex_json, to_convex_json
+from engine.commit_ts import loads_result, resolve_value, uncommitted_json
 from engine.ids import decode_id
 from engine.system_tables import SESSION_REQUESTS_TABLE, keyed_system_id
 from engine.transaction import Transaction
@@ -27,7 +27,7 @@ def earlier_outcome(tx: Transaction, call: FunctionCall) -> FunctionOutcome | No
         return None
     version = tx.snapshot.get(decode_id(doc_id).storage_key())
     ts = version[0] if version is not None else tx.snapshot_ts
-    value = from_convex_json(json.loads(found["result"]))
+    value = resolve_value(loads_result(found["result"], True), ts)
     return FunctionOutcome(value, None, tuple(found["logLines"]), ts, None, None, "mutation")
 
 
@@ -40,7 +40,7 @@ def record_outcome(tx: Transaction, call: FunctionCall, outcome: FunctionOutcome
         {
             "sessionId": call.idempotency_key[0],
             "requestId": float(call.idempotency_key[1]),
-            "result": json.dumps(to_convex_json(outcome.value), separators=(",", ":")),
+            "result": json.dumps(uncommitted_json(outcome.value), separators=(",", ":")),
             "logLines": list(outcome.log_lines),
         },
     )
