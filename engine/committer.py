@@ -38,7 +38,7 @@ from engine.catalog import Catalog
 from engine.commit_ts import resolve_writes
 from engine.errors import ConflictError, HeadwaterError, ReadOnlyError
 from engine.limits import LIMITS, Limits
-from engine.transaction import PendingCommit
+from engine.pending_commit import PendingCommit
 from engine.write_log import WriteLog, Written
 from log.entry import LogEntry
 from log.lmdb_store import LmdbLog

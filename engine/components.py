@@ -15,6 +15,8 @@ the definition path (the app's: ``""``).
 
 from __future__ import annotations
 
+from engine.values import check_table_name, is_identifier
+
 ROOT = ""  # the app's component path and definition path
 SEPARATOR = "/"
 
@@ -55,3 +57,13 @@ def parent_path(path: str) -> str | None:
 def module_key(definition_path: str, module_path: str) -> str:
     """The natural key of a module in ``_modules`` (the app's modules keep their path)."""
     return module_path if definition_path == ROOT else f"{definition_path}//{module_path}"
+
+
+def check_qualified_table_name(table: str) -> None:
+    """A user table name, alone (the app's) or after its component's path."""
+    component, sep, name = (
+        table.rpartition(SEPARATOR) if isinstance(table, str) else ("", "", table)
+    )
+    check_table_name(name)
+    if sep and not all(is_identifier(part) for part in component.split(SEPARATOR)):
+        check_table_name(table)  # raises: the whole name is no valid table name

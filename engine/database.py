@@ -27,6 +27,7 @@ from engine.committer import Committer, wall_clock_ns
 from engine.errors import ConflictError, DataFolderBusyError, TooManyConflictsError
 from engine.limits import LIMITS, Limits
 from engine.occ_retry import ContentionGate, attempts
+from engine.pending_commit import PendingCommit
 from engine.read_set import ReadSet
 from engine.results import MutationResult, QueryResult
 from engine.retention import CompactionReport, compact
@@ -37,7 +38,7 @@ from engine.search import vector_search as search_vectors
 from engine.snapshot import SchemaCache, Snapshot
 from engine.subscription_manager import Subscription, SubscriptionManager
 from engine.system_tables import SCHEMA_DOC_ID, SCHEMAS_TABLE, SYSTEM_TABLE_NUMBERS, TABLES_TABLE
-from engine.transaction import PendingCommit, Transaction
+from engine.transaction import Transaction
 from log.entry import Write
 from log.folder_lock import FolderLock, read_holder
 from log.lmdb_store import LmdbLog, open_environment

@@ -45,6 +45,7 @@ from engine.ids import encode_id, new_internal_id
 from engine.import_plan import ImportPlan, TablePlan, plan_import, to_document
 from engine.import_sources import ImportSource, open_source
 from engine.key_encoding import encode_key
+from engine.pending_commit import PendingCommit
 from engine.read_set import ReadSet, ReadSetBuilder
 from engine.schema import Schema
 from engine.schema_apply import schema_text
@@ -58,7 +59,6 @@ from engine.system_tables import (
     SYSTEM_TABLE_NUMBERS,
     TABLES_TABLE,
 )
-from engine.transaction import PendingCommit
 from engine.values import value_size
 from log.entry import Write
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from engine.catalog import Catalog
 from engine.commit_ts import PendingCommitTs
+from engine.components import check_qualified_table_name
 from engine.errors import (
     DocumentNotFoundError,
     InvalidIdError,
@@ -28,6 +28,7 @@ from engine.errors import (
 from engine.ids import RANDOM_BYTES, DocumentId, decode_id, encode_id, new_internal_id
 from engine.key_encoding import encode_key
 from engine.limits import LIMITS, Limits, format_bytes
+from engine.pending_commit import PendingCommit
 from engine.read_context import PendingWrite
 from engine.read_set import ReadSet, ReadSetBuilder
 from engine.schema import Schema, parse_schema, validate_document
@@ -37,9 +38,7 @@ from engine.table_query import TableQuery
 from engine.values import (
     UNSET,
     check_document,
-    check_table_name,
     copy_value,
-    is_identifier,
     value_size,
 )
 from log.entry import Write
@@ -53,15 +52,6 @@ def by_id_index(table: str) -> str:
 
 def id_key(doc_id: str) -> bytes:
     return encode_key([doc_id])
-
-
-@dataclass(frozen=True)
-class PendingCommit:
-    snapshot_ts: int
-    read_set: ReadSet
-    writes: tuple[Write, ...]
-    # Where each written document holds a commit ts placeholder, by id (engine.commit_ts).
-    commit_ts_paths: Any = field(default_factory=dict)
 
 
 class Transaction:
@@ -147,7 +137,7 @@ class Transaction:
         ``reserve_ids`` handed out for ``table`` in this transaction and no insert used yet.
         ``table`` may be a component's qualified name (``"limiter/rateLimits"``)."""
         self._require_writable()
-        _check_qualified_table_name(table)
+        check_qualified_table_name(table)
         fields = self._user_fields(value, "insert")
         number = self._table_number_for_insert(table)
         if reserved_id is None:
@@ -504,11 +494,3 @@ class Transaction:
         candidate = max(self._begin_ms, math.nextafter(self._last_creation_ms, math.inf))
         self._last_creation_ms = candidate
         return candidate
-
-
-def _check_qualified_table_name(table: str) -> None:
-    """A user table name, alone (the app's) or after its component's path."""
-    component, sep, name = table.rpartition("/") if isinstance(table, str) else ("", "", table)
-    check_table_name(name)
-    if sep and not all(is_identifier(part) for part in component.split("/")):
-        check_table_name(table)  # raises: the whole name is no valid table name
