@@ -8,6 +8,7 @@ import json
 import zipfile
 
 import pytest
+from zip_files import zip_of
 
 from engine import Database
 from engine.component_tables import component_documents_at
@@ -110,24 +111,15 @@ def test_import_into_a_deployed_component_keeps_it_active(db, tmp_path):
     assert docs["workpool/batch"]["state"] == "unmounted"
 
 
-def _zip(entries: dict[str, str]) -> io.BytesIO:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, text in entries.items():
-            zf.writestr(name, text)
-    out.seek(0)
-    return out
-
-
 def test_a_folder_before_the_components_folders_is_ignored_as_convex_does(db):
-    data = _zip({"backup/_components/limiter/rateLimits/documents.jsonl": '{"v": 1}\n'})
+    data = zip_of({"backup/_components/limiter/rateLimits/documents.jsonl": '{"v": 1}\n'})
     import_snapshot(data, db)
     assert [d["v"] for d in _all(db, "limiter/rateLimits")] == [1]
 
 
 def test_a_bad_component_name_is_refused_before_anything_is_written(db):
     start = db.latest_ts()
-    data = _zip({"_components/bad-name/t/documents.jsonl": '{"v": 1}\n'})
+    data = zip_of({"_components/bad-name/t/documents.jsonl": '{"v": 1}\n'})
     with pytest.raises(ImportFileError) as err:
         import_snapshot(data, db)
     assert err.value.code == "InvalidComponentName"
@@ -135,7 +127,7 @@ def test_a_bad_component_name_is_refused_before_anything_is_written(db):
 
 
 def test_a_zip_imported_into_a_component_nests_its_components_under_it(db):
-    data = _zip(
+    data = zip_of(
         {
             "t/documents.jsonl": '{"v": 1}\n',
             "_components/child/u/documents.jsonl": '{"v": 2}\n',

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zip_files import zip_of
 
 from engine import (
     Database,
@@ -222,15 +223,6 @@ def test_a_different_schema_is_refused_without_replace(chat_db, tmp_path):
         assert _bytes_of(other) == snap
 
 
-def _zip(entries: dict[str, str]) -> io.BytesIO:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, text in entries.items():
-            zf.writestr(name, text)
-    out.seek(0)
-    return out
-
-
 ITEMS = '{"name":"items","id":10001}\n'
 
 
@@ -270,7 +262,7 @@ ITEMS = '{"name":"items","id":10001}\n'
 def test_malformed_snapshots_are_refused_before_anything_is_written(db, entries, error, words):
     start = db.latest_ts()
     with pytest.raises(error) as info:
-        import_snapshot(_zip(entries), db)
+        import_snapshot(zip_of(entries), db)
     assert words in str(info.value)
     assert db.latest_ts() == start
 
@@ -284,14 +276,14 @@ def test_documents_are_checked_against_ids_and_the_schema(chat_db, tmp_path):
     note = json.loads(entries["notes/documents.jsonl"])
     wrong_table = dict(entries, **{"notes/documents.jsonl": json.dumps(message) + "\n"})
     with pytest.raises(InvalidValueError, match="different deployment"):
-        import_snapshot(_zip(wrong_table), tmp_path / "a")
+        import_snapshot(zip_of(wrong_table), tmp_path / "a")
     twice = dict(entries, **{"notes/documents.jsonl": (json.dumps(note) + "\n") * 2})
     with pytest.raises(InvalidValueError, match="duplicate _id"):
-        import_snapshot(_zip(twice), tmp_path / "b")
+        import_snapshot(zip_of(twice), tmp_path / "b")
     invalid = dict(message, channel=5.0)
     broken = dict(entries, **{"messages/documents.jsonl": json.dumps(invalid) + "\n"})
     with pytest.raises(SchemaValidationError, match="schema"):
-        import_snapshot(_zip(broken), tmp_path / "c")
+        import_snapshot(zip_of(broken), tmp_path / "c")
 
 
 def test_not_a_zip_and_a_missing_folder_get_clear_errors(tmp_path):

@@ -8,6 +8,7 @@ import json
 import zipfile
 
 import pytest
+from zip_files import zip_of
 
 from engine.errors import InvalidValueError, SchemaValidationError
 from engine.ids import decode_id, encode_id
@@ -133,16 +134,8 @@ def test_a_bad_mode_is_refused(db):
         _import(db, "{}\n", "jsonl", mode="merge")
 
 
-def _zip_of(entries: dict[str, str]) -> io.BytesIO:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, text in entries.items():
-            zf.writestr(name, text)
-    return out
-
-
 def test_stored_files_without_their_metadata_or_bytes_are_refused(db):
-    empty = _zip_of({"_tables/documents.jsonl": "", "_storage/documents.jsonl": ""})
+    empty = zip_of({"_tables/documents.jsonl": "", "_storage/documents.jsonl": ""})
     source = open_source(empty, "zip")
     assert plan_import(db, source, "requireEmpty").tables == ()
     for entries, code in (
@@ -150,7 +143,7 @@ def test_stored_files_without_their_metadata_or_bytes_are_refused(db):
         ({"_storage/kg2abcd.png": "bytes"}, "InvalidStorageMetadata"),
     ):
         with pytest.raises(ImportFileError) as refused:
-            plan_import(db, open_source(_zip_of(entries), "zip"), "requireEmpty")
+            plan_import(db, open_source(zip_of(entries), "zip"), "requireEmpty")
         assert refused.value.code == code
 
 
