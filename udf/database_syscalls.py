@@ -90,8 +90,8 @@ class DatabaseSyscalls:
         self._streams: dict[int, QueryStream] = {}
         self.journal = journal  # of the previous run: its page's end
         self.next_journal: str | None = None  # of this run, once it paginated
-        self._ids_granted: dict[str, int] = {}
-        self._placeholders = False  # by table, for the next grant's size
+        self._ids_granted: dict[str, int] = {}  # by table, for the next grant's size
+        self._placeholders = False  # whether this op's args hold a commit ts placeholder
         self.ops: dict[str, Handler] = {
             "1.0/get": self._get,
             "1.0/insert": self._insert,
