@@ -9,8 +9,10 @@ DATA ?= headwater_data
 
 COMPONENTS_APP := tests/e2e/components_app
 
+DASHBOARD := js/dashboard
+
 setup: $(VENV)/.installed js/node_modules/.installed udf/js/gen/web_polyfills.js \
-	$(COMPONENTS_APP)/node_modules/.installed
+	$(COMPONENTS_APP)/node_modules/.installed $(DASHBOARD)/dist/index.html
 
 js/node_modules/.installed: js/package.json js/package-lock.json
 	cd js && npm ci --no-audit --no-fund --loglevel=error
@@ -20,6 +22,15 @@ js/node_modules/.installed: js/package.json js/package-lock.json
 $(COMPONENTS_APP)/node_modules/.installed: $(COMPONENTS_APP)/package.json $(COMPONENTS_APP)/package-lock.json
 	cd $(COMPONENTS_APP) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The web dashboard (React, built by Vite); `headwater serve` serves its dist/.
+$(DASHBOARD)/node_modules/.installed: $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(DASHBOARD)/dist/index.html: $(DASHBOARD)/node_modules/.installed $(DASHBOARD)/index.html \
+		$(DASHBOARD)/vite.config.ts $(DASHBOARD)/tsconfig.json $(shell find $(DASHBOARD)/src -type f)
+	cd $(DASHBOARD) && npm run --silent build
 
 # The runtime's Web classes (streams, URL, Blob...), bundled from npm packages.
 udf/js/gen/web_polyfills.js: js/node_modules/.installed js/runtime/build.mjs js/runtime/web_polyfills.mjs

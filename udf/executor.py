@@ -47,6 +47,7 @@ from udf.calls import (
     MutationHook,
 )
 from udf.component_namespace import ComponentNamespace
+from udf.dashboard_functions import DashboardContext, is_dashboard_path, run_dashboard_function
 from udf.database_syscalls import BufferedWriteFailed
 from udf.deployment import (
     Deployment,
@@ -96,6 +97,8 @@ class Executor(ExecutorComponents, ExecutorDeploys):
         self.cloud_url: str | None = None
         # The site origin HTTP actions are served at (`convexSiteUrl`), once known.
         self.site_url: str | None = None
+        # The dashboard's `_system/dashboard/...` functions; the gateway adds its gauges.
+        self.dashboard = DashboardContext(db, self)
         self._env = EnvironmentSnapshots(db)
         self._file_storage: FileStorage | None = None
         # "use node" actions: a pool of Node.js workers per deployment (udf.node_runtime).
@@ -176,6 +179,8 @@ class Executor(ExecutorComponents, ExecutorDeploys):
     ) -> FunctionOutcome:
         """A call in its own transaction (from a client, or from an action), recorded in
         the function log: exactly one entry per call, whatever its outcome."""
+        if depth == 0 and is_dashboard_path(call.path):
+            return run_dashboard_function(self.dashboard, call)
         if depth == 0 and is_system_path(call.path):
             return run_system_query(
                 self.db, call, self.cloud_url

@@ -1,0 +1,41 @@
+import { BrowserRouter, NavLink, Route, Routes } from "react-router-dom";
+import { TablesScreen } from "./screens/data/Tables";
+import { TableScreen } from "./screens/data/Table";
+import { LogScreen } from "./screens/data/Log";
+import { FunctionsScreen } from "./screens/ops/Functions";
+import { LogsScreen } from "./screens/ops/Logs";
+import { SchedulesScreen } from "./screens/ops/Schedules";
+import { FilesScreen } from "./screens/ops/Files";
+import { HealthScreen } from "./screens/ops/Health";
+
+// The screens, each under /dashboard/...; the login gate wraps them all.
+export function App() {
+  return (
+    <BrowserRouter basename="/dashboard">
+      <div className="layout">
+        <nav aria-label="Dashboard">
+          <NavLink to="/data">Data</NavLink>
+          <NavLink to="/log">Commit log</NavLink>
+          <NavLink to="/functions">Functions</NavLink>
+          <NavLink to="/logs">Logs</NavLink>
+          <NavLink to="/schedules">Schedules</NavLink>
+          <NavLink to="/files">Files</NavLink>
+          <NavLink to="/health">Health</NavLink>
+        </nav>
+        <main>
+          <Routes>
+            <Route path="/" element={<TablesScreen />} />
+            <Route path="/data" element={<TablesScreen />} />
+            <Route path="/data/:table" element={<TableScreen />} />
+            <Route path="/log" element={<LogScreen />} />
+            <Route path="/functions" element={<FunctionsScreen />} />
+            <Route path="/logs" element={<LogsScreen />} />
+            <Route path="/schedules" element={<SchedulesScreen />} />
+            <Route path="/files" element={<FilesScreen />} />
+            <Route path="/health" element={<HealthScreen />} />
+          </Routes>
+        </main>
+      </div>
+    </BrowserRouter>
+  );
+}

@@ -1,0 +1,3 @@
+export function TableScreen() {
+  return <h1>Table</h1>;
+}

@@ -1,0 +1,3 @@
+export function TablesScreen() {
+  return <h1>Tables</h1>;
+}

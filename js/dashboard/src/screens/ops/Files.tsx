@@ -1,0 +1,3 @@
+export function FilesScreen() {
+  return <h1>Files</h1>;
+}

@@ -1,0 +1,3 @@
+export function HealthScreen() {
+  return <h1>Health</h1>;
+}

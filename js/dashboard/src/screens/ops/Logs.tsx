@@ -1,0 +1,3 @@
+export function LogsScreen() {
+  return <h1>Logs</h1>;
+}
