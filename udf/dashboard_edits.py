@@ -57,7 +57,7 @@ def replace(_context: Any, tx: Transaction, args: dict[str, Any]) -> None:
     return None
 
 
-def delete(_context: Any, tx: Transaction, args: dict[str, Any]) -> int:
+def delete(_context: Any, tx: Transaction, args: dict[str, Any]) -> float:
     ids = args.get("ids")
     if not isinstance(ids, list) or not ids:
         raise bad_args("`ids` must be a non-empty array of document ids.")
@@ -66,4 +66,4 @@ def delete(_context: Any, tx: Transaction, args: dict[str, Any]) -> int:
     unique = list(dict.fromkeys(_id(args, value) for value in ids))
     for doc_id in unique:
         tx.delete(doc_id)
-    return len(unique)
+    return float(len(unique))

@@ -30,8 +30,8 @@ LOG_WRITES_MAX = 50
 COMMIT_WRITES_MAX = 1000
 
 
-def wall_time_ms(ts: int) -> int:
-    return ts // 1_000_000
+def wall_time_ms(ts: int) -> float:
+    return float(ts // 1_000_000)
 
 
 def _log(context: Any) -> Any:
@@ -101,7 +101,7 @@ def commit_log(context: Any, tx: Transaction, args: dict[str, Any]) -> list[dict
                 "wallTime": wall_time_ms(entry.ts),
                 "function": _origin(context, entry),
                 "writes": [_write_summary(w) for w in entry.writes[:LOG_WRITES_MAX]],
-                "writeCount": len(entry.writes),
+                "writeCount": float(len(entry.writes)),
             }
         )
     return listed
@@ -129,7 +129,7 @@ def commit(context: Any, tx: Transaction, args: dict[str, Any]) -> dict[str, Any
         "wallTime": wall_time_ms(entry.ts),
         "function": _origin(context, entry),
         "writes": writes,
-        "writeCount": len(entry.writes),
+        "writeCount": float(len(entry.writes)),
     }
 
 

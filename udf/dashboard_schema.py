@@ -93,7 +93,7 @@ def _vector_indexes(declared: TableSchema | None) -> list[dict[str, Any]]:
         {
             "name": i.name,
             "vectorField": i.vector_field,
-            "dimensions": i.dimensions,
+            "dimensions": float(i.dimensions),
             "filterFields": list(i.filter_fields),
         }
         for i in declared.vector_indexes

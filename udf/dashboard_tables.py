@@ -47,7 +47,7 @@ def list_tables(context: Any, tx: Transaction, args: dict[str, Any]) -> list[dic
                 "name": name,
                 "component": component,
                 "table": table,
-                "count": counts[name],
+                "count": float(counts[name]),
                 "hasSchema": name in schema.tables,
             }
         )
