@@ -352,6 +352,9 @@ def test_edits_are_validated_and_a_failure_writes_nothing(ex, team):
     assert text
     assert q(ex, "history", {"id": doc_id})[0]["value"] is not None
     assert refused(call(ex, "delete", {"ids": []}, "mutation")).startswith("`ids` must be")
+    assert refused(call(ex, "delete", {"ids": [doc_id] * 4097}, "mutation")) == (
+        "You can't delete more than 4096. Try selecting fewer documents instead.."
+    )
     assert "does not exist" in refused(
         call(ex, "insert", {"table": "nope", "component": "missing", "document": {}}, "mutation")
     )
