@@ -366,3 +366,17 @@ def test_only_admins_may_call_them(ex):
     for kind in ("query", None):
         text = refused(call(ex, "tables", {}, kind, identity=USER))
         assert "Could not find" in text and "_system/dashboard/data:tables" in text
+
+
+def test_a_mutation_an_action_runs_is_named_with_its_caller(ex, team):
+    outcome = ex.run(FunctionCall("items:report", {"team": team}, "action", USER))
+    assert outcome.error is None, outcome.error
+    (entry,) = q(ex, "log", {"limit": 1})
+    assert entry["function"] == {
+        "path": "items:add",
+        "kind": "mutation",
+        "identity": "user-7",
+        "caller": "action",
+    }
+    writes = q(ex, "commit", {"ts": entry["ts"]})["writes"]
+    assert outcome.value["id"] in [w["id"] for w in writes]
