@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.components import ROOT, qualified_table, split_table
+from engine.components import ROOT, SEPARATOR, qualified_table, split_table
 from engine.errors import HeadwaterError
 from engine.system_tables import is_system_table
 from engine.transaction import Transaction
@@ -65,7 +65,8 @@ def table_arg(tx: Transaction, args: dict[str, Any]) -> str:
         component = ROOT
     name = qualified_table(component, table)
     shown = table if component == ROOT else f"{component}/{table}"
-    if not table or tx.table_number(name) is None or not _visible(tx, name):
+    missing = not table or SEPARATOR in table or tx.table_number(name) is None
+    if missing or not _visible(tx, name):
         raise HeadwaterError(f'Table "{shown}" does not exist.', code="TableNotFound")
     return name
 

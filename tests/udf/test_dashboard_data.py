@@ -380,3 +380,26 @@ def test_a_mutation_an_action_runs_is_named_with_its_caller(ex, team):
     }
     writes = q(ex, "commit", {"ts": entry["ts"]})["writes"]
     assert outcome.value["id"] in [w["id"] for w in writes]
+
+
+def test_a_component_table_is_named_by_its_component(ex):
+    ex.db.mutate(lambda tx: tx.insert("limiter/rateLimits", {"v": 1.0}))
+    listed = [t for t in q(ex, "tables") if t["component"] == "limiter"]
+    assert listed == [
+        {
+            "name": "limiter/rateLimits",
+            "component": "limiter",
+            "table": "rateLimits",
+            "count": 1,
+            "hasSchema": False,
+        }
+    ]
+    args = {"table": "rateLimits", "component": "limiter", "numItems": 5}
+    assert [d["v"] for d in q(ex, "page", args)["page"]] == [1.0]
+    assert q(ex, "schema", {"table": "rateLimits", "component": "limiter"})["schemaTs"] == (
+        "rateLimits: defineTable({\n  v: v.float64(),\n}),"
+    )
+    text = refused(call(ex, "page", {"table": "limiter/rateLimits", "numItems": 5}))
+    assert text == 'Table "limiter/rateLimits" does not exist.'
+    text = refused(call(ex, "page", {"table": "rateLimits", "numItems": 5}))
+    assert text == 'Table "rateLimits" does not exist.'
