@@ -99,6 +99,13 @@ class Snapshot:
             return btree.scan_latest(self._txn, index_id, lo, hi, descending)
         return btree.scan_at(self._txn, index_id, lo, hi, descending, self.ts)
 
+    def count_index(self, index_id: str) -> int:
+        """How many entries an index holds at this snapshot (a key-only walk when latest)."""
+        btree = self._runner.btree
+        if self.is_latest:
+            return btree.count_index_latest(self._txn, index_id)
+        return sum(1 for _ in btree.scan_at(self._txn, index_id, b"", None, False, self.ts))
+
     def iter_table(self, table_number: int) -> Iterator[tuple[int, dict]]:
         """Every live document of a table at the newest ts (for schema checks)."""
         return self._runner.documents.iter_table_latest(self._txn, table_number)
