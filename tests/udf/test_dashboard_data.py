@@ -287,6 +287,8 @@ def test_history_lists_every_version_with_field_diffs(ex, team):
     past = q(ex, "history", {"id": doc_id, "atTs": str(middle)})
     assert len(past) == 2 and past[0]["value"]["title"] == "h2"
     assert "not a document id" in refused(call(ex, "history", {"id": "nope"}))
+    ghost = ex.db.mutate(lambda tx: tx.reserve_ids("items", 1)).value[0]  # never inserted
+    assert refused(call(ex, "history", {"id": ghost})) == f"No document has the id {ghost}."
 
 
 def test_log_and_commit_name_the_function_that_wrote(ex, team):
