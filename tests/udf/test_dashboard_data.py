@@ -7,6 +7,7 @@ sentence that changes nothing."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,19 @@ def test_a_component_table_is_named_by_its_component(ex):
     assert text == 'Table "limiter/rateLimits" does not exist.'
     text = refused(call(ex, "page", {"table": "rateLimits", "numItems": 5}))
     assert text == 'Table "rateLimits" does not exist.'
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [("tables", {}), ("page", {"table": "items", "numItems": 5}), ("schema", {"table": "items"})],
+)
+def test_tables_pages_and_schemas_are_live(ex, team, name, args):
+    outcome = call(ex, name, args)
+    assert outcome.error is None and outcome.read_set is not None
+    changed = threading.Event()
+    watch = ex.watch(outcome.read_set, outcome.ts, lambda _ts: changed.set())
+    try:
+        m(ex, "insert", {"table": "items", "document": item(team, "live")})
+        assert changed.wait(10)
+    finally:
+        watch.close()
