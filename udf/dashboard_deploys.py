@@ -25,7 +25,7 @@ from engine.ids import decode_id
 from engine.system_tables import DEPLOYMENT_DOC_ID, MODULES_TABLE, keyed_system_id
 from engine.transaction import Transaction
 from log.entry import LogEntry, Write
-from udf.dashboard_args import check_keys, limit_arg, wall_ms
+from udf.dashboard_ops_args import check_keys, limit_arg, wall_ms
 
 DEPLOYS_DEFAULT = 20
 DEPLOYS_MAX = 100

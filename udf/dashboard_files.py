@@ -13,7 +13,7 @@ from typing import Any
 from engine.file_storage import delete_file, uuid_of
 from engine.system_tables import STORAGE_TABLE
 from engine.transaction import Transaction
-from udf.dashboard_args import check_keys, string_arg
+from udf.dashboard_ops_args import check_keys, string_arg
 
 FILES_LISTED_MAX = 1000
 _DEFAULT_ORIGIN = "http://127.0.0.1:3210"  # as ctx.storage.getUrl outside `headwater serve`

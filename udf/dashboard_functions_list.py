@@ -16,7 +16,7 @@ from engine.convex_json import from_convex_json
 from engine.system_tables import DEPLOYMENT_DOC_ID
 from engine.transaction import Transaction
 from udf.component_tree import ComponentTree
-from udf.dashboard_args import check_keys
+from udf.dashboard_ops_args import check_keys
 from udf.deployment import analysis_from_json
 from udf.outcome import Analysis
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.database import storage_handles
 from engine.transaction import Transaction
-from udf.dashboard_args import check_keys
+from udf.dashboard_ops_args import check_keys
 
 RATE_WINDOW_S = 60
 LATENCY_SAMPLE = 1000  # the most recent executions the percentiles cover

@@ -24,7 +24,7 @@ from engine.errors import HeadwaterError, InvalidIdError
 from engine.ids import decode_id
 from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE
 from engine.transaction import Transaction
-from udf.dashboard_args import bad_args, check_keys, string_arg
+from udf.dashboard_ops_args import bad_args, check_keys, string_arg
 
 # The newest jobs the screen lists (finished jobs stay until their retention ends).
 JOBS_LISTED_MAX = 1000
