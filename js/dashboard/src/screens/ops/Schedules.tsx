@@ -1,3 +1,132 @@
+// The Schedules screen: scheduled functions (pending ones can be canceled) and crons.
+import "./ops.css";
+import { useState } from "react";
+import { useMutation, useQuery } from "convex/react";
+import { dashboardMutation, dashboardQuery } from "../../api";
+import { errorText, formatTime, showJson } from "./format";
+import type { Cron, ScheduledJob } from "./types";
+
+function stateName(state: ScheduledJob["state"]): string {
+  return typeof state === "string" ? state : state.kind;
+}
+
+export function scheduleText(schedule: unknown): string {
+  if (typeof schedule === "string") return schedule;
+  const spec = schedule as { type?: string; cronExpr?: string; seconds?: number | bigint } | null;
+  if (spec?.type === "cron" && spec.cronExpr) return `cron "${spec.cronExpr}"`;
+  if (spec?.type === "interval" && spec.seconds !== undefined) return `every ${spec.seconds} s`;
+  return showJson(schedule);
+}
+
 export function SchedulesScreen() {
-  return <h1>Schedules</h1>;
+  return (
+    <div className="ops-screen">
+      <h1>Schedules</h1>
+      <ScheduledFunctions />
+      <Crons />
+    </div>
+  );
+}
+
+function ScheduledFunctions() {
+  const jobs = useQuery(dashboardQuery("ops:scheduled"), {}) as ScheduledJob[] | undefined;
+  const cancelJob = useMutation(dashboardMutation("ops:cancelJob"));
+  const [problem, setProblem] = useState<string | null>(null);
+
+  async function cancel(id: string) {
+    setProblem(null);
+    try {
+      await cancelJob({ id });
+    } catch (error) {
+      setProblem(`Could not cancel ${id}: ${errorText(error)}`);
+    }
+  }
+
+  return (
+    <section aria-labelledby="scheduled-heading">
+      <h2 id="scheduled-heading">Scheduled functions</h2>
+      {problem && <p className="error" role="alert">{problem}</p>}
+      {jobs === undefined ? (
+        <p role="status">Loading scheduled functions…</p>
+      ) : jobs.length === 0 ? (
+        <p>No scheduled functions.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Function</th>
+              <th scope="col">Scheduled time</th>
+              <th scope="col">State</th>
+              <th scope="col">Arguments</th>
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {jobs.map((job) => {
+              const state = stateName(job.state);
+              const name = job.component ? `${job.component}/${job.name}` : job.name;
+              return (
+                <tr key={job.id}>
+                  <td>{name}</td>
+                  <td>{formatTime(job.scheduledTime)}</td>
+                  <td>{state}</td>
+                  <td>
+                    <code>{JSON.stringify(job.args, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))}</code>
+                  </td>
+                  <td>
+                    {state === "pending" && (
+                      <button type="button" onClick={() => void cancel(job.id)} aria-label={`Cancel ${name} (${job.id})`}>
+                        Cancel
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function Crons() {
+  const crons = useQuery(dashboardQuery("ops:crons"), {}) as Cron[] | undefined;
+  return (
+    <section aria-labelledby="crons-heading">
+      <h2 id="crons-heading">Cron jobs</h2>
+      {crons === undefined ? (
+        <p role="status">Loading cron jobs…</p>
+      ) : crons.length === 0 ? (
+        <p>No cron jobs (define them in convex/crons.ts).</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Function</th>
+              <th scope="col">Schedule</th>
+              <th scope="col">Next run</th>
+              <th scope="col">Last run</th>
+            </tr>
+          </thead>
+          <tbody>
+            {crons.map((cron) => (
+              <tr key={cron.name}>
+                <td>{cron.name}</td>
+                <td>{cron.functionName}</td>
+                <td>
+                  <code>{scheduleText(cron.schedule)}</code>
+                </td>
+                <td>{formatTime(cron.nextRun)}</td>
+                <td>{formatTime(cron.lastRun)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
 }
