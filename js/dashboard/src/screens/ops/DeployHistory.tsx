@@ -2,7 +2,7 @@
 // schema before and after when it changed.
 import { useQuery } from "convex/react";
 import { dashboardQuery } from "../../api";
-import { formatTime, showJson } from "./format";
+import { formatTime, num, showJson } from "./format";
 import type { Deploy } from "./types";
 
 function ModuleList({ label, modules }: { label: string; modules: string[] }) {
@@ -31,7 +31,7 @@ export function DeployHistory() {
             return (
               <li key={deploy.ts} className="card">
                 <h3>
-                  <time dateTime={new Date(deploy.wallTime).toISOString()}>
+                  <time dateTime={new Date(num(deploy.wallTime)).toISOString()}>
                     {formatTime(deploy.wallTime)}
                   </time>
                 </h3>
@@ -45,11 +45,19 @@ export function DeployHistory() {
                     <div className="side-by-side">
                       <div>
                         <h4>Before</h4>
-                        <pre>{deploy.schemaBefore === null ? "(no schema)" : showJson(deploy.schemaBefore)}</pre>
+                        <pre>
+                          {deploy.schemaBefore === null
+                            ? "(no schema)"
+                            : showJson(deploy.schemaBefore)}
+                        </pre>
                       </div>
                       <div>
                         <h4>After</h4>
-                        <pre>{deploy.schemaAfter === null ? "(no schema)" : showJson(deploy.schemaAfter)}</pre>
+                        <pre>
+                          {deploy.schemaAfter === null
+                            ? "(no schema)"
+                            : showJson(deploy.schemaAfter)}
+                        </pre>
                       </div>
                     </div>
                   </details>

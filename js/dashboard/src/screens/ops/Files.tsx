@@ -1,6 +1,7 @@
 // The Files screen: the stored files, each with a download link and a delete that
 // asks to confirm first.
 import "./ops.css";
+import { ErrorBoundary } from "./ErrorBoundary";
 import { useState } from "react";
 import { useMutation, useQuery } from "convex/react";
 import { dashboardMutation, dashboardQuery } from "../../api";
@@ -8,6 +9,17 @@ import { errorText, formatBytes, formatTime } from "./format";
 import type { StoredFile } from "./types";
 
 export function FilesScreen() {
+  return (
+    <div className="ops-screen">
+      <h1>Files</h1>
+      <ErrorBoundary label="the files">
+        <FilesScreenBody />
+      </ErrorBoundary>
+    </div>
+  );
+}
+
+function FilesScreenBody() {
   const files = useQuery(dashboardQuery("ops:files"), {}) as StoredFile[] | undefined;
   const deleteFile = useMutation(dashboardMutation("ops:deleteFile"));
   const [confirming, setConfirming] = useState<string | null>(null);
@@ -24,9 +36,12 @@ export function FilesScreen() {
   }
 
   return (
-    <div className="ops-screen">
-      <h1>Files</h1>
-      {problem && <p className="error" role="alert">{problem}</p>}
+    <>
+      {problem && (
+        <p className="error" role="alert">
+          {problem}
+        </p>
+      )}
       {files === undefined ? (
         <p role="status">Loading files…</p>
       ) : files.length === 0 ? (
@@ -62,7 +77,11 @@ export function FilesScreen() {
                   {confirming === file.storageId ? (
                     <span role="group" aria-label={`Confirm deleting ${file.storageId}`}>
                       Delete this file?{" "}
-                      <button type="button" className="danger" onClick={() => void remove(file.storageId)}>
+                      <button
+                        type="button"
+                        className="danger"
+                        onClick={() => void remove(file.storageId)}
+                      >
                         Confirm delete
                       </button>{" "}
                       <button type="button" onClick={() => setConfirming(null)}>
@@ -84,6 +103,6 @@ export function FilesScreen() {
           </tbody>
         </table>
       )}
-    </div>
+    </>
   );
 }

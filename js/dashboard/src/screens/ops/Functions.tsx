@@ -1,6 +1,7 @@
 // The Functions screen: every deployed function by module (kind, visibility, argument
 // validator), a panel to run the selected one, and the history of deploys.
 import "./ops.css";
+import { ErrorBoundary } from "./ErrorBoundary";
 import { useMemo, useState } from "react";
 import { useQuery } from "convex/react";
 import { dashboardQuery } from "../../api";
@@ -23,18 +24,32 @@ function byModule(functions: FunctionInfo[]): [string, FunctionInfo[]][] {
 }
 
 export function FunctionsScreen() {
+  return (
+    <div className="ops-screen">
+      <h1>Functions</h1>
+      <ErrorBoundary label="the functions">
+        <FunctionsScreenBody />
+      </ErrorBoundary>
+      <ErrorBoundary label="the deploy history">
+        <DeployHistory />
+      </ErrorBoundary>
+    </div>
+  );
+}
+
+function FunctionsScreenBody() {
   const functions = useQuery(dashboardQuery("ops:functions"), {}) as FunctionInfo[] | undefined;
   const [selected, setSelected] = useState<string | null>(null);
   const [filter, setFilter] = useState("");
   const shown = useMemo(
-    () => (functions ?? []).filter((fn) => fn.identifier.toLowerCase().includes(filter.toLowerCase())),
+    () =>
+      (functions ?? []).filter((fn) => fn.identifier.toLowerCase().includes(filter.toLowerCase())),
     [functions, filter],
   );
   const chosen = functions?.find((fn) => `${fn.component}|${fn.identifier}` === selected) ?? null;
 
   return (
-    <div className="ops-screen">
-      <h1>Functions</h1>
+    <>
       {functions === undefined ? (
         <p role="status">Loading functions…</p>
       ) : functions.length === 0 ? (
@@ -83,8 +98,7 @@ export function FunctionsScreen() {
           </section>
         </div>
       )}
-      <DeployHistory />
-    </div>
+    </>
   );
 }
 

@@ -3,13 +3,15 @@ import "./ops.css";
 import { useEffect, useState } from "react";
 import { useConvex } from "convex/react";
 import { dashboardQuery } from "../../api";
-import { errorText, formatBytes, formatTs } from "./format";
+import { ErrorBoundary } from "./ErrorBoundary";
+import { errorText, type Figure, formatBytes, formatTs, num } from "./format";
 import type { Health } from "./types";
 
 const REFRESH_MS = 2000;
 
-function ms(value: number | null): string {
-  return value === null || value === undefined ? "—" : `${value.toFixed(1)} ms`;
+function ms(figure: Figure | null): string {
+  const value = num(figure);
+  return value === null ? "—" : `${value.toFixed(1)} ms`;
 }
 
 export function HealthScreen() {
@@ -42,38 +44,59 @@ export function HealthScreen() {
   return (
     <div className="ops-screen">
       <h1>Health</h1>
-      {problem && <p className="error" role="alert">{problem}</p>}
+      {problem && (
+        <p className="error" role="alert">
+          {problem}
+        </p>
+      )}
       {health === null ? (
         <p role="status">Loading figures…</p>
       ) : (
-        <>
-          <dl className="figures" aria-label="Health figures">
-            <Figure label="Commits per second" value={health.commitsPerSecond.toFixed(2)} />
-            <Figure label="Function latency p50" value={ms(health.functionLatencyMs.p50)} />
-            <Figure label="Function latency p99" value={ms(health.functionLatencyMs.p99)} />
-            <Figure label="Connections" value={String(health.connections)} />
-            <Figure label="Subscriptions" value={String(health.subscriptions)} />
-            <Figure
-              label="Search indexes"
-              value={health.search.caughtUp ? "caught up" : `${health.search.lagCommits} commits behind`}
-            />
-            <Figure label="Data folder size" value={formatBytes(health.dataFolderBytes)} />
-            <Figure label="Newest commit" value={health.newestTs === "0" ? "—" : formatTs(health.newestTs)} />
-          </dl>
-          <h2>Kafka exporters</h2>
-          {health.kafka.length === 0 ? (
-            <p>No Kafka exporter is configured.</p>
-          ) : (
-            <dl className="figures" aria-label="Kafka exporters">
-              {health.kafka.map((exporter) => (
-                <Figure key={exporter.name} label={exporter.name} value={`${exporter.lagCommits} commits behind`} />
-              ))}
-            </dl>
-          )}
-          {updated && <p className="muted">Updated {updated.toLocaleTimeString()}, every 2 s.</p>}
-        </>
+        <ErrorBoundary label="the figures">
+          <Figures health={health} />
+        </ErrorBoundary>
       )}
+      {updated && <p className="muted">Updated {updated.toLocaleTimeString()}, every 2 s.</p>}
     </div>
+  );
+}
+
+function Figures({ health }: { health: Health }) {
+  return (
+    <>
+      <dl className="figures" aria-label="Health figures">
+        <Figure label="Commits per second" value={num(health.commitsPerSecond).toFixed(2)} />
+        <Figure label="Function latency p50" value={ms(health.functionLatencyMs.p50)} />
+        <Figure label="Function latency p99" value={ms(health.functionLatencyMs.p99)} />
+        <Figure label="Connections" value={String(health.connections)} />
+        <Figure label="Subscriptions" value={String(health.subscriptions)} />
+        <Figure
+          label="Search indexes"
+          value={
+            health.search.caughtUp ? "caught up" : `${health.search.lagCommits} commits behind`
+          }
+        />
+        <Figure label="Data folder size" value={formatBytes(health.dataFolderBytes)} />
+        <Figure
+          label="Newest commit"
+          value={health.newestTs === "0" ? "—" : formatTs(health.newestTs)}
+        />
+      </dl>
+      <h2>Kafka exporters</h2>
+      {health.kafka.length === 0 ? (
+        <p>No Kafka exporter is configured.</p>
+      ) : (
+        <dl className="figures" aria-label="Kafka exporters">
+          {health.kafka.map((exporter) => (
+            <Figure
+              key={exporter.name}
+              label={exporter.name}
+              value={`${exporter.lagCommits} commits behind`}
+            />
+          ))}
+        </dl>
+      )}
+    </>
   );
 }
 

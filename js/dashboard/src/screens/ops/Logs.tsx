@@ -32,7 +32,8 @@ export function LogsScreen() {
       <h1>Logs</h1>
       <div className="filters" role="search">
         <label>
-          Function <input type="search" value={text} onChange={(event) => setText(event.target.value)} />
+          Function{" "}
+          <input type="search" value={text} onChange={(event) => setText(event.target.value)} />
         </label>
         <label>
           Outcome{" "}
@@ -46,7 +47,11 @@ export function LogsScreen() {
           {shown.length} of {entries.length} executions (the newest {KEPT} are kept)
         </span>
       </div>
-      {problem && <p className="error" role="alert">{problem}</p>}
+      {problem && (
+        <p className="error" role="alert">
+          {problem}
+        </p>
+      )}
       {entries.length === 0 ? (
         <p role="status">Waiting for function executions…</p>
       ) : (
@@ -73,9 +78,13 @@ function LogRow({ entry }: { entry: LogEntry }) {
           {failed ? "failure" : "success"}
         </span>
         <span>{formatDuration(entry.executionTime * 1000)}</span>
-        {entry.caller && entry.caller !== "client" && <span className="muted">by {entry.caller}</span>}
+        {entry.caller && entry.caller !== "client" && (
+          <span className="muted">by {entry.caller}</span>
+        )}
       </div>
-      {entry.logLines.length > 0 && <pre className="log-lines">{entry.logLines.map(lineText).join("\n")}</pre>}
+      {entry.logLines.length > 0 && (
+        <pre className="log-lines">{entry.logLines.map(lineText).join("\n")}</pre>
+      )}
       {failed && <pre className="error">{entry.error}</pre>}
     </li>
   );

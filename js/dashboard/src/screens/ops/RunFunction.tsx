@@ -28,7 +28,7 @@ function parseArgs(text: string): Record<string, unknown> {
     throw new Error(`The arguments are not valid JSON: ${errorText(error)}`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new Error("The arguments must be a JSON object, e.g. {} or {\"name\": \"Ada\"}.");
+    throw new Error('The arguments must be a JSON object, e.g. {} or {"name": "Ada"}.');
   }
   return parsed as Record<string, unknown>;
 }
@@ -72,8 +72,14 @@ export function RunFunction({ fn }: { fn: FunctionInfo }) {
       if (answer.status === "success") {
         setResult({ ok: true, value: decoded(answer.value), logLines, durationMs });
       } else if (answer.status === "error") {
-        const data = answer.errorData === undefined ? "" : `\n${showJson(decoded(answer.errorData))}`;
-        setResult({ ok: false, error: `${answer.errorMessage ?? "Failed"}${data}`, logLines, durationMs });
+        const data =
+          answer.errorData === undefined ? "" : `\n${showJson(decoded(answer.errorData))}`;
+        setResult({
+          ok: false,
+          error: `${answer.errorMessage ?? "Failed"}${data}`,
+          logLines,
+          durationMs,
+        });
       } else {
         const error = `${answer.code ?? response.status}: ${answer.message ?? response.statusText}`;
         setResult({ ok: false, error, logLines, durationMs });
@@ -124,14 +130,20 @@ function RunOutput({ result }: { result: RunResult }) {
       ) : (
         <>
           <h4>Error</h4>
-          <pre className="error" aria-label="Error">{result.error}</pre>
+          <pre className="error" aria-label="Error">
+            {result.error}
+          </pre>
         </>
       )}
-      <h4>Log lines</h4>
-      {result.logLines.length === 0 ? (
-        <p className="muted">No console output.</p>
-      ) : (
-        <pre aria-label="Log lines">{result.logLines.join("\n")}</pre>
+      {result.durationMs !== null && (
+        <>
+          <h4>Log lines</h4>
+          {result.logLines.length === 0 ? (
+            <p className="muted">No console output.</p>
+          ) : (
+            <pre aria-label="Log lines">{result.logLines.join("\n")}</pre>
+          )}
+        </>
       )}
     </div>
   );

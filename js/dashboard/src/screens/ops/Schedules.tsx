@@ -1,5 +1,6 @@
 // The Schedules screen: scheduled functions (pending ones can be canceled) and crons.
 import "./ops.css";
+import { ErrorBoundary } from "./ErrorBoundary";
 import { useState } from "react";
 import { useMutation, useQuery } from "convex/react";
 import { dashboardMutation, dashboardQuery } from "../../api";
@@ -22,8 +23,12 @@ export function SchedulesScreen() {
   return (
     <div className="ops-screen">
       <h1>Schedules</h1>
-      <ScheduledFunctions />
-      <Crons />
+      <ErrorBoundary label="the scheduled functions">
+        <ScheduledFunctions />
+      </ErrorBoundary>
+      <ErrorBoundary label="the cron jobs">
+        <Crons />
+      </ErrorBoundary>
     </div>
   );
 }
@@ -45,7 +50,11 @@ function ScheduledFunctions() {
   return (
     <section aria-labelledby="scheduled-heading">
       <h2 id="scheduled-heading">Scheduled functions</h2>
-      {problem && <p className="error" role="alert">{problem}</p>}
+      {problem && (
+        <p className="error" role="alert">
+          {problem}
+        </p>
+      )}
       {jobs === undefined ? (
         <p role="status">Loading scheduled functions…</p>
       ) : jobs.length === 0 ? (
@@ -73,11 +82,17 @@ function ScheduledFunctions() {
                   <td>{formatTime(job.scheduledTime)}</td>
                   <td>{state}</td>
                   <td>
-                    <code>{JSON.stringify(job.args, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))}</code>
+                    <code>
+                      {JSON.stringify(job.args, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))}
+                    </code>
                   </td>
                   <td>
                     {state === "pending" && (
-                      <button type="button" onClick={() => void cancel(job.id)} aria-label={`Cancel ${name} (${job.id})`}>
+                      <button
+                        type="button"
+                        onClick={() => void cancel(job.id)}
+                        aria-label={`Cancel ${name} (${job.id})`}
+                      >
                         Cancel
                       </button>
                     )}

@@ -1,20 +1,33 @@
 // Small formatters the ops screens share: times, durations, sizes, JSON.
+// Integers from the server may arrive as bigint (Convex int64): every figure goes
+// through num() first.
 
-export function formatTime(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return "—";
-  const date = new Date(ms);
+export type Figure = number | bigint;
+
+export function num(value: Figure): number;
+export function num(value: Figure | null | undefined): number | null;
+export function num(value: Figure | null | undefined): number | null {
+  if (value === null || value === undefined) return null;
+  return typeof value === "bigint" ? Number(value) : value;
+}
+
+export function formatTime(ms: Figure | null | undefined): string {
+  const at = num(ms);
+  if (at === null) return "—";
+  const date = new Date(at);
   return `${date.toLocaleDateString()} ${date.toLocaleTimeString()}`;
 }
 
-export function formatDuration(ms: number): string {
+export function formatDuration(figure: Figure): string {
+  const ms = num(figure);
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 1000) return `${ms.toFixed(0)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
-export function formatBytes(bytes: number): string {
+export function formatBytes(bytes: Figure): string {
   const units = ["B", "KB", "MB", "GB", "TB"];
-  let value = bytes;
+  let value = num(bytes);
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {
     value /= 1024;
@@ -25,11 +38,13 @@ export function formatBytes(bytes: number): string {
 
 // JSON for display: bigints (int64 values) as their digits with an `n`.
 export function showJson(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_key, inner) => (typeof inner === "bigint" ? `${inner.toString()}n` : inner),
-    2,
-  ) ?? "undefined";
+  return (
+    JSON.stringify(
+      value,
+      (_key, inner) => (typeof inner === "bigint" ? `${inner.toString()}n` : inner),
+      2,
+    ) ?? "undefined"
+  );
 }
 
 // A commit timestamp (decimal string of nanoseconds) as a wall-clock time.

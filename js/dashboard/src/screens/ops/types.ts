@@ -1,4 +1,5 @@
 // The shapes the `_system/dashboard/ops:*` functions answer with.
+import type { Figure } from "./format";
 import type { ValidatorJson } from "./validators";
 
 export type FunctionInfo = {
@@ -14,7 +15,7 @@ export type FunctionInfo = {
 
 export type Deploy = {
   ts: string;
-  wallTime: number;
+  wallTime: Figure;
   modules: { added: string[]; removed: string[]; changed: string[] };
   schemaChanged: boolean;
   schemaBefore: unknown;
@@ -25,7 +26,7 @@ export type ScheduledJob = {
   id: string;
   name: string;
   args: unknown;
-  scheduledTime: number;
+  scheduledTime: Figure;
   state: string | { kind: string; [key: string]: unknown };
   component: string;
 };
@@ -33,27 +34,27 @@ export type ScheduledJob = {
 export type Cron = {
   name: string;
   schedule: unknown;
-  nextRun: number | null;
-  lastRun: number | null;
+  nextRun: Figure | null;
+  lastRun: Figure | null;
   functionName: string;
 };
 
 export type StoredFile = {
   storageId: string;
-  size: number;
+  size: Figure;
   contentType: string | null;
   sha256: string;
-  creationTime: number;
+  creationTime: Figure;
   url: string | null;
 };
 
 export type Health = {
-  commitsPerSecond: number;
-  functionLatencyMs: { p50: number | null; p99: number | null };
-  connections: number;
-  subscriptions: number;
-  kafka: { name: string; lagCommits: number }[];
-  search: { caughtUp: boolean; lagCommits: number };
-  dataFolderBytes: number;
+  commitsPerSecond: Figure;
+  functionLatencyMs: { p50: Figure | null; p99: Figure | null };
+  connections: Figure;
+  subscriptions: Figure;
+  kafka: { name: string; lagCommits: Figure }[];
+  search: { caughtUp: boolean; lagCommits: Figure };
+  dataFolderBytes: Figure;
   newestTs: string;
 };

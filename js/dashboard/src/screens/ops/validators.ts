@@ -21,7 +21,8 @@ const SIMPLE: Record<string, string> = {
 
 export function validatorText(validator: ValidatorJson | null | undefined): string {
   if (validator === null || validator === undefined) return "any arguments (no validator)";
-  if (validator.type === "object") return objectText(validator.value as Record<string, FieldJson>, 0);
+  if (validator.type === "object")
+    return objectText(validator.value as Record<string, FieldJson>, 0);
   return show(validator, 0);
 }
 
