@@ -79,6 +79,15 @@ class Snapshot:
             return docs.get_latest(self._txn, storage_key)
         return docs.get_at(self._txn, storage_key, self.ts)
 
+    def versions(self, storage_key: bytes) -> Iterator[tuple[int, dict | None]]:
+        """Every retained version of a document up to this snapshot, newest first
+        (version ts, document or None where it was deleted)."""
+        return self._runner.documents.versions(self._txn, storage_key, self.ts)
+
+    def version(self, storage_key: bytes, ts: int) -> dict | None:
+        """The document as written exactly at ``ts`` (None: deleted then, or not retained)."""
+        return self._runner.documents.version(self._txn, storage_key, ts)
+
     def scan(
         self, index_id: str, lo: bytes, hi: bytes | None, descending: bool
     ) -> Iterator[tuple[bytes, bytes]]:

@@ -130,6 +130,38 @@ class LmdbLog:
             return iter(())
         return self._iterate(start_ts, min(end_ts, TS_MAX), txn)
 
+    def read_backward(
+        self, before_ts: int, limit: int, txn: lmdb.Transaction | None = None
+    ) -> list[LogEntry]:
+        """At most ``limit`` entries with ``entry.ts < before_ts``, newest first."""
+        self._require_open()
+        check_read_ts(before_ts, limit)
+        if txn is None:
+            with self._env.begin() as own:
+                return self._backward(own, before_ts, limit)
+        return self._backward(txn, before_ts, limit)
+
+    def _backward(self, txn: lmdb.Transaction, before_ts: int, limit: int) -> list[LogEntry]:
+        found: list[LogEntry] = []
+        if limit <= 0 or before_ts <= TS_MIN:
+            return found
+        with txn.cursor(db=self._db) as cursor:
+            stop = _KEY.pack(min(before_ts, TS_MAX))
+            positioned = cursor.prev() if cursor.set_range(stop) else cursor.last()
+            while positioned and len(found) < limit:
+                key, value = cast("tuple[bytes, bytes]", cursor.item())
+                if key >= stop:  # before_ts beyond TS_MAX: the last key is TS_MAX itself
+                    positioned = cursor.prev()
+                    continue
+                entry = decode_entry(value)
+                if _KEY.pack(entry.ts) != key:
+                    raise IntegrityError(
+                        f"Log damaged: the entry stored under ts {_key_ts(key)} says ts {entry.ts}"
+                    )
+                found.append(entry)
+                positioned = cursor.prev()
+        return found
+
     def latest_ts(self, txn: lmdb.Transaction | None = None) -> int | None:
         self._require_open()
         if txn is None:

@@ -42,6 +42,10 @@ class LogStore(Protocol):
         """The entries with ``start_ts <= entry.ts <= end_ts``, in ts order."""
         ...
 
+    def read_backward(self, before_ts: int, limit: int) -> list[LogEntry]:
+        """At most ``limit`` entries with ``entry.ts < before_ts``, newest first."""
+        ...
+
     def latest_ts(self) -> int | None:
         """The ts of the newest entry, ``None`` when the log is empty."""
         ...
@@ -124,6 +128,13 @@ class MemoryLog:
             start = bisect.bisect_left(self._timestamps, start_ts)
             stop = bisect.bisect_right(self._timestamps, end_ts)
         return _slice_iterator(self._entries, start, stop)
+
+    def read_backward(self, before_ts: int, limit: int) -> list[LogEntry]:
+        self._require_open()
+        check_read_ts(before_ts, limit)
+        with self._lock:
+            stop = bisect.bisect_left(self._timestamps, before_ts)
+            return self._entries[max(0, stop - max(limit, 0)) : stop][::-1]
 
     def latest_ts(self) -> int | None:
         self._require_open()

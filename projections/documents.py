@@ -105,6 +105,17 @@ class DocumentStore:
         raw = txn.get(key + inverted_ts(ts), db=self._history)
         return None if raw is None else marshal.loads(raw)
 
+    def versions(self, txn: Any, key: bytes, ts: int) -> Iterator[tuple[int, dict | None]]:
+        """Every retained version of a document at or before ``ts``, newest first:
+        (version ts, document or None for a delete)."""
+        cursor = txn.cursor(db=self._history)
+        if not cursor.set_range(key + inverted_ts(ts)):
+            return
+        for found, raw in cursor:
+            if found[:STORAGE_KEY_BYTES] != key:
+                return
+            yield ts_from_inverted(found[STORAGE_KEY_BYTES:]), marshal.loads(raw)
+
     def iter_table_latest(self, txn: Any, table_number: int) -> Iterator[tuple[int, dict]]:
         """Every live document of a table, in id order: (version ts, document)."""
         prefix = struct.pack(">I", table_number)

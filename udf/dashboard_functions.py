@@ -22,6 +22,7 @@ from engine.transaction import Transaction
 from udf import dashboard_data, dashboard_ops
 from udf.call_errors import not_found_any, not_found_public
 from udf.calls import FunctionCall, FunctionError, FunctionOutcome
+from udf.commit_origins import dashboard_origin
 
 DASHBOARD_PREFIX = "_system/dashboard/"
 
@@ -58,6 +59,21 @@ def _read_ts(call: FunctionCall) -> int | None:
     )
 
 
+def _retained(db: Database, ts: int | None) -> int | None:
+    """``ts`` if a read there is possible, else which end of the history it is past."""
+    if ts is None:
+        return None
+    newest, oldest = db.latest_ts(), db.first_ts()
+    if ts > newest:
+        raise HeadwaterError(f"ts {ts} is newer than the newest commit {newest}.", code="BadArgs")
+    if oldest is not None and ts < oldest:
+        raise HeadwaterError(
+            f"ts {ts} is older than the oldest retained commit {oldest} (the retention window).",
+            code="BadArgs",
+        )
+    return ts
+
+
 def run_dashboard_function(context: DashboardContext, call: FunctionCall) -> FunctionOutcome:
     """Answer one ``_system/dashboard/`` call; unknown names and non-admins get Convex's
     "function not found" text, as other system functions do."""
@@ -77,7 +93,7 @@ def run_dashboard_function(context: DashboardContext, call: FunctionCall) -> Fun
 
 def _run_query(context: DashboardContext, handler: Handler, call: FunctionCall) -> FunctionOutcome:
     try:
-        tx = context.db.begin(writable=False, ts=_read_ts(call))
+        tx = context.db.begin(writable=False, ts=_retained(context.db, _read_ts(call)))
     except (SnapshotOutOfRangeError, HeadwaterError) as exc:
         return FunctionOutcome(error=FunctionError(exc.message), udf_type="query")
     try:
@@ -93,8 +109,18 @@ def _run_query(context: DashboardContext, handler: Handler, call: FunctionCall) 
 def _run_mutation(
     context: DashboardContext, handler: Handler, call: FunctionCall
 ) -> FunctionOutcome:
+    wrote: list[bool] = []
+
+    def body(tx: Transaction) -> Any:
+        value = handler(context, tx, call.args)
+        wrote[:] = [tx.has_writes()]
+        return value
+
     try:
-        result = context.db.mutate(lambda tx: handler(context, tx, call.args))
+        result = context.db.mutate(body)
     except HeadwaterError as exc:
         return FunctionOutcome(error=FunctionError(exc.message), udf_type="mutation")
+    origins = getattr(context.executor, "commit_origins", None)
+    if wrote and wrote[0] and origins is not None:  # labelled in the dashboard's log view
+        origins.record(result.ts, dashboard_origin(call.path.rpartition(":")[2]))
     return FunctionOutcome(result.value, None, (), result.ts, None, None, "mutation")

@@ -46,6 +46,7 @@ from udf.calls import (
     FunctionOutcome,
     MutationHook,
 )
+from udf.commit_origins import CommitOrigins
 from udf.component_namespace import ComponentNamespace
 from udf.dashboard_functions import DashboardContext, is_dashboard_path, run_dashboard_function
 from udf.database_syscalls import BufferedWriteFailed
@@ -99,6 +100,8 @@ class Executor(ExecutorComponents, ExecutorDeploys):
         self.site_url: str | None = None
         # The dashboard's `_system/dashboard/...` functions; the gateway adds its gauges.
         self.dashboard = DashboardContext(db, self)
+        # Which function made each recent commit (the dashboard's log and commit views).
+        self.commit_origins = CommitOrigins()
         self._env = EnvironmentSnapshots(db)
         self._file_storage: FileStorage | None = None
         # "use node" actions: a pool of Node.js workers per deployment (udf.node_runtime).
@@ -300,7 +303,10 @@ class Executor(ExecutorComponents, ExecutorDeploys):
                         if call.idempotency_key is not None:
                             record_outcome(tx, call, outcome)
                     # The isolate is free again while the commit waits for its fsync.
+                    wrote = tx.has_writes()
                     ts = self.db.commit(tx)
+                    if wrote:
+                        self.commit_origins.record_call(ts, call, nested=depth > 0)
             except BufferedWriteFailed:
                 if not reserving_ids:
                     raise

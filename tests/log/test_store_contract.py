@@ -100,6 +100,14 @@ def test_read_from_the_middle(filled: LogStore) -> None:
     assert tss(filled.read_from(TS_MAX)) == [TS_MAX]
 
 
+def test_read_backward_is_newest_first_before_the_bound(filled: LogStore) -> None:
+    assert tss(filled.read_backward(TIMESTAMPS[5], 3)) == TIMESTAMPS[2:5][::-1]
+    assert tss(filled.read_backward(TIMESTAMPS[5] + 1, 2)) == TIMESTAMPS[4:6][::-1]
+    assert tss(filled.read_backward(TS_MAX, 100)) == TIMESTAMPS[:-1][::-1]
+    assert tss(filled.read_backward(1, 10)) == []
+    assert tss(filled.read_backward(TIMESTAMPS[3], 0)) == []
+
+
 def test_read_from_after_the_end_is_empty(filled: LogStore) -> None:
     assert list(filled.read_from(TS_MAX + 1)) == []
     assert list(filled.read_from(1 << 70)) == []
