@@ -243,15 +243,17 @@ def _plain_routes(context: GatewayContext) -> list[BaseRoute]:
     ]
 
 
-def _sync_routes(context: GatewayContext) -> list[BaseRoute]:
-    """The WebSocket routes, when the sync endpoint module is part of this build."""
+def _sync_routes(context: GatewayContext) -> tuple[list[BaseRoute], Any]:
+    """The WebSocket routes and their hub, when the sync endpoint module is part of
+    this build (else no routes and no hub)."""
     try:
-        from gateway.sync_endpoint import sync_routes
+        from gateway.sync_endpoint import SyncHub, sync_routes
     except ModuleNotFoundError as exc:
         if exc.name != "gateway.sync_endpoint":
             raise  # the module exists but something it imports is missing: say so
-        return []
-    return list(sync_routes(context))
+        return [], None
+    hub = SyncHub(context)
+    return list(sync_routes(context, hub)), hub
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -286,11 +288,12 @@ def create_app(
         finally:
             app.state.ready = False
 
+    websocket_routes, hub = _sync_routes(context)
     app = Starlette(
         routes=[
             *_plain_routes(context),
             *http_api_routes(context),
-            *_sync_routes(context),
+            *websocket_routes,
             *extra_routes,
         ],
         middleware=[
@@ -309,5 +312,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.context = context
+    app.state.sync_hub = hub  # its live figures: the dashboard's health gauges
     app.state.ready = False
     return app

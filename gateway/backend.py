@@ -131,9 +131,9 @@ class Backend:
         upload_limit = {UPLOAD_PATH: executor.limits.storage_file_bytes_max}
         # HTTP actions: the site port's app, and the same under /http/ on the API port.
         site_app = HttpActionsApp(context, executor)
-        app = HttpPrefixMount(
-            create_app(context, extra_routes=routes, body_limits=upload_limit), site_app
-        )
+        api_app = create_app(context, extra_routes=routes, body_limits=upload_limit)
+        _register_gauges(executor, api_app.state.sync_hub)
+        app = HttpPrefixMount(api_app, site_app)
         backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
         backend.site_app = site_app
         backend._snapshots = snapshots
@@ -193,6 +193,18 @@ class Backend:
             self.scheduler.close()
         self.executor.close()
         self.db.close()
+
+
+def _register_gauges(executor: Executor, hub: Any) -> None:
+    """The dashboard's health screen reads what only the gateway knows: its sockets."""
+    if hub is None:
+        return
+
+    def sync() -> dict[str, Any]:
+        stats = hub.statistics()
+        return {"connections": stats["connections"], "subscriptions": stats["subscriptions"]}
+
+    executor.dashboard.gauges["sync"] = sync
 
 
 def _start_sweeping(executor: Executor) -> threading.Event:

@@ -374,3 +374,17 @@ def test_a_full_map_is_an_lmdb_error_and_appends_nothing(tmp_path: Path) -> None
         assert log.count() == 0
     finally:
         log.close()
+
+
+def test_lmdb_count_range_counts_the_entries_between_two_timestamps(tmp_path: Path) -> None:
+    log = LmdbLog.open(str(tmp_path / "data"), map_size=1 << 30)
+    try:
+        log.append([entry(ts) for ts in (10, 20, 30, 40, 50)])
+        assert log.count_range(20, 40) == 3  # both ends included
+        assert log.count_range(0, TS_MAX) == 5
+        assert log.count_range(21, 29) == 0
+        assert log.count_range(60, 70) == 0 and log.count_range(40, 20) == 0
+        assert log.count_range(10, 50, limit=2) == 2
+        assert log.count_range(-5, 15) == 1
+    finally:
+        log.close()
