@@ -11,7 +11,8 @@ import type { FunctionInfo } from "./types";
 import { validatorText } from "./validators";
 
 function moduleKey(fn: FunctionInfo): string {
-  return fn.component ? `${fn.component}/${fn.module}` : fn.module;
+  const module = fn.module.replace(/\.js$/, "");
+  return fn.component ? `${fn.component}/${module}` : module;
 }
 
 function byModule(functions: FunctionInfo[]): [string, FunctionInfo[]][] {

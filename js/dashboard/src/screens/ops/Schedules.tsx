@@ -4,7 +4,7 @@ import { ErrorBoundary } from "./ErrorBoundary";
 import { useState } from "react";
 import { useMutation, useQuery } from "convex/react";
 import { dashboardMutation, dashboardQuery } from "../../api";
-import { errorText, formatTime, showJson } from "./format";
+import { displayPath, errorText, type Figure, formatTime, num, showJson } from "./format";
 import type { Cron, ScheduledJob } from "./types";
 
 function stateName(state: ScheduledJob["state"]): string {
@@ -13,11 +13,22 @@ function stateName(state: ScheduledJob["state"]): string {
 
 export function scheduleText(schedule: unknown): string {
   if (typeof schedule === "string") return schedule;
-  const spec = schedule as { type?: string; cronExpr?: string; seconds?: number | bigint } | null;
+  const spec = schedule as { type?: string; cronExpr?: string; seconds?: Figure } | null;
   if (spec?.type === "cron" && spec.cronExpr) return `cron "${spec.cronExpr}"`;
-  if (spec?.type === "interval" && spec.seconds !== undefined) return `every ${spec.seconds} s`;
+  if (spec?.type === "interval" && spec.seconds !== undefined)
+    return `every ${every(num(spec.seconds))}`;
   return showJson(schedule);
 }
+
+function every(seconds: number): string {
+  const plural = (n: number, unit: string) => (n === 1 ? unit : `${n} ${unit}s`);
+  if (seconds % 3600 === 0) return plural(seconds / 3600, "hour");
+  if (seconds % 60 === 0) return plural(seconds / 60, "minute");
+  return plural(seconds, "second");
+}
+
+// A job that has not finished yet can be canceled (a running one stops being retried).
+const CANCELABLE = new Set(["pending", "inProgress"]);
 
 export function SchedulesScreen() {
   return (
@@ -75,19 +86,24 @@ function ScheduledFunctions() {
           <tbody>
             {jobs.map((job) => {
               const state = stateName(job.state);
-              const name = job.component ? `${job.component}/${job.name}` : job.name;
+              const name = job.component
+                ? `${job.component}/${displayPath(job.name)}`
+                : displayPath(job.name);
               return (
                 <tr key={job.id}>
                   <td>{name}</td>
                   <td>{formatTime(job.scheduledTime)}</td>
-                  <td>{state}</td>
+                  <td>
+                    {state}
+                    {job.error && <div className="error">{job.error}</div>}
+                  </td>
                   <td>
                     <code>
                       {JSON.stringify(job.args, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))}
                     </code>
                   </td>
                   <td>
-                    {state === "pending" && (
+                    {CANCELABLE.has(state) && (
                       <button
                         type="button"
                         onClick={() => void cancel(job.id)}
@@ -131,7 +147,7 @@ function Crons() {
             {crons.map((cron) => (
               <tr key={cron.name}>
                 <td>{cron.name}</td>
-                <td>{cron.functionName}</td>
+                <td>{displayPath(cron.functionName)}</td>
                 <td>
                   <code>{scheduleText(cron.schedule)}</code>
                 </td>

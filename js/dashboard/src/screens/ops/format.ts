@@ -55,3 +55,10 @@ export function formatTs(ts: string): string {
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+// A function path as users write it: `tasks.js:add` → `tasks:add` (`default` dropped).
+export function displayPath(path: string): string {
+  const [module, name] = path.split(":");
+  const bare = module.replace(/\.js$/, "");
+  return name === undefined || name === "default" ? bare : `${bare}:${name}`;
+}

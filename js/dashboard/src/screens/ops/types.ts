@@ -29,6 +29,7 @@ export type ScheduledJob = {
   scheduledTime: Figure;
   state: string | { kind: string; [key: string]: unknown };
   component: string;
+  error?: string;
 };
 
 export type Cron = {
