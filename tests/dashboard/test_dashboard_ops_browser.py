@@ -6,10 +6,12 @@ an hour ahead, a cron, files stored by an action)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,11 +24,23 @@ from cli_process import Serve, free_port  # noqa: E402
 pytestmark = pytest.mark.slow
 
 APP = Path(__file__).resolve().parent / "ops_app" / "convex"
+# The README's pictures are taken again only when asked: UPDATE_SCREENSHOTS=1.
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
+def readme_screenshot(page, name: str) -> None:
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / name))
+
+
+@dataclass
+class OpsDashboard(Dashboard):
+    functions: Path = Path()  # the deployed folder, watched by the server
+
+
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsDashboard]:
     """`headwater serve` with the dashboard, deploying the ops app (overrides conftest's)."""
     folder = tmp_path_factory.mktemp("dashboard-ops")
     functions = folder / "convex"
@@ -42,11 +56,12 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         str(dashboard_port),
     )
     try:
-        yield Dashboard(
+        yield OpsDashboard(
             api_url=server.url,
             dashboard_url=f"http://127.0.0.1:{dashboard_port}/dashboard/",
             admin_key=server.admin_key,
             server=server,
+            functions=functions,
         )
     finally:
         server.stop()
@@ -74,8 +89,7 @@ def test_running_an_internal_query_shows_result_log_lines_and_duration(page, das
     assert re.search(r"in \d+(\.\d+)? (ms|s)", shown)
     assert '"doubled": 42' in page.get_by_label("Result value").inner_text()
     assert page.get_by_label("Log lines").inner_text() == "[LOG] 'doubling' 21"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "dashboard-functions.png"))
+    readme_screenshot(page, "dashboard-functions.png")
 
 
 def test_running_a_mutation_writes_and_a_failure_shows_its_error(page, dashboard):
@@ -89,6 +103,14 @@ def test_running_a_mutation_writes_and_a_failure_shows_its_error(page, dashboard
     assert shown.startswith("Failure in ")
     assert "this task always fails" in page.get_by_label("Error", exact=True).inner_text()
     assert "[WARN] 'about to fail'" in page.get_by_label("Log lines").inner_text()
+
+
+def test_running_an_action_shows_what_it_returns(page, dashboard):
+    login(page, dashboard, "functions")
+    shown = _run(page, "save", '{"text": "saved by an action"}', "Run action")
+    assert shown.startswith("Success")
+    storage_id = page.get_by_label("Result value").inner_text().strip().strip('"')
+    assert storage_id in [f["_id"] for f in dashboard.query("files:list")]
 
 
 def test_bad_arguments_are_refused_with_a_clear_error_and_change_nothing(page, dashboard):
@@ -140,8 +162,7 @@ def test_a_mutation_by_another_client_appears_live_in_logs(page, dashboard):
     entry.wait_for()
     assert executions.locator("li", has_text="this task always fails").count() == 0
     page.get_by_label("Function", exact=True).fill("")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "dashboard-logs.png"))
+    readme_screenshot(page, "dashboard-logs.png")
 
 
 def test_leaving_logs_ends_the_poll_without_errors(page, dashboard):
@@ -207,3 +228,31 @@ def test_health_shows_the_figures_and_refreshes(page, dashboard):
     page.wait_for_function(
         "el => Number(el.innerText) > 0", arg=rate.element_handle(), timeout=WAIT_MS
     )
+
+
+def test_a_deploy_appears_live_with_its_modules_and_schema(page, dashboard):
+    login(page, dashboard, "functions")
+    history = page.get_by_role("region", name="Deploy history")
+    history.get_by_text("Added:").first.wait_for()
+    deploys = history.locator("li.card").count()
+    (dashboard.functions / "notes.ts").write_text(NOTES)
+    schema = dashboard.functions / "schema.ts"
+    schema.write_text(
+        schema.read_text().replace("tasks:", "notes: defineTable({ body: v.string() }),\n  tasks:")
+    )
+    newest = history.locator("li.card").first
+    newest.get_by_text("Added: notes").wait_for(timeout=15_000)  # the server polls the folder
+    assert history.locator("li.card").count() == deploys + 1
+    newest.get_by_text("Schema changed").click()
+    before, after = newest.locator("details pre").all_inner_texts()
+    assert "notes" not in before and "notes" in after
+    page.get_by_role("button", name=re.compile(r"^recent\b")).wait_for()  # the list is live too
+
+
+NOTES = """import { query } from "./_generated/server";
+
+export const recent = query({
+  args: {},
+  handler: async (ctx) => await ctx.db.query("notes").take(5),
+});
+"""
