@@ -165,3 +165,32 @@ def test_a_documents_history_lists_its_versions_with_the_changes(page, dashboard
     assert newest.get_by_role("cell").nth(1).inner_text() == "1"
     assert newest.get_by_role("cell").nth(2).inner_text() == "2"
     assert "a storied message" in versions.nth(2).inner_text()
+
+
+def test_the_schema_panel_shows_validator_indexes_and_schema_ts(page, dashboard):
+    send(dashboard, "schema", "shaped")
+    login(page, dashboard, "data/messages")
+    page.get_by_role("button", name="Schema").click()
+    panel = page.get_by_role("region", name="Schema")
+    panel.get_by_role("cell", name="by_author").wait_for()
+    assert "ready" in panel.get_by_role("row").filter(has_text="by_author").inner_text()
+    snippet = panel.get_by_label("schema.ts").inner_text()
+    assert "defineTable" in snippet and "v.string()" in snippet and "author" in snippet
+    assert panel.get_by_role("button", name="Copy schema.ts").is_enabled()
+
+
+def test_sorting_by_an_index_and_loading_more(page, dashboard):
+    for i in range(55):
+        dashboard.mutation("channels:create", {"name": f"channel {i:02d}"})
+    login(page, dashboard, "data/channels")
+    rows = page.get_by_role("table", name="Documents").get_by_role("row")
+    rows.filter(has_text="channel 54").wait_for()
+    assert rows.count() == 51  # the header and the first page of 50, newest first
+    page.get_by_role("button", name="Load more").click()
+    rows.filter(has_text="channel 00").wait_for()
+    assert page.get_by_text("documents, all loaded").is_visible()
+    page.get_by_label("Order").select_option("asc")
+    page.wait_for_function(
+        "() => document.querySelectorAll('table[aria-label=Documents] tbody tr')[0]"
+        ".innerText.includes('channel 00')"
+    )
