@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.components import ROOT, qualified_table, split_table
+from engine.components import ROOT, SEPARATOR, qualified_table
 from engine.errors import HeadwaterError
 from engine.system_tables import is_system_table
 from engine.transaction import Transaction
+
+# System tables whose documents a user may browse (stored files, scheduled functions).
+BROWSABLE_SYSTEM_TABLES = ("_storage", "_scheduled_functions")
 
 
 def bad_args(message: str) -> HeadwaterError:
@@ -60,20 +63,12 @@ def table_arg(tx: Transaction, args: dict[str, Any]) -> str:
     """The catalog name of the table the call names (``table`` in ``component``), which
     must exist at the snapshot: else 'Table "x" does not exist.'"""
     table = string_arg(args, "table")
-    component = string_arg(args, "component", default=ROOT) if "component" in args else ROOT
-    if args.get("component") is None:
-        component = ROOT
+    component = ROOT if args.get("component") is None else string_arg(args, "component")
     name = qualified_table(component, table)
-    shown = table if component == ROOT else f"{component}/{table}"
-    if not table or tx.table_number(name) is None or not _visible(tx, name):
-        raise HeadwaterError(f'Table "{shown}" does not exist.', code="TableNotFound")
+    missing = not table or SEPARATOR in table or tx.table_number(name) is None
+    if missing or (is_system_table(table) and table not in BROWSABLE_SYSTEM_TABLES):
+        raise HeadwaterError(f'Table "{name}" does not exist.', code="TableNotFound")
     return name
-
-
-def _visible(tx: Transaction, name: str) -> bool:
-    """User tables exist from their creation on; system tables only where documents are."""
-    _, local = split_table(name)
-    return not is_system_table(local) or local in ("_storage", "_scheduled_functions")
 
 
 def _kind(value: object) -> str:

@@ -62,7 +62,10 @@ def delete(_context: Any, tx: Transaction, args: dict[str, Any]) -> float:
     if not isinstance(ids, list) or not ids:
         raise bad_args("`ids` must be a non-empty array of document ids.")
     if len(ids) > DELETE_IDS_MAX:
-        raise bad_args(f"At most {DELETE_IDS_MAX} documents may be deleted at once.")
+        # Convex's dashboard text (system-udfs `_system/frontend/deleteDocuments`).
+        raise bad_args(
+            f"You can't delete more than {DELETE_IDS_MAX}. Try selecting fewer documents instead.."
+        )
     unique = list(dict.fromkeys(_id(args, value) for value in ids))
     for doc_id in unique:
         tx.delete(doc_id)

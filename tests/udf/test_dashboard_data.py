@@ -352,6 +352,9 @@ def test_edits_are_validated_and_a_failure_writes_nothing(ex, team):
     assert text
     assert q(ex, "history", {"id": doc_id})[0]["value"] is not None
     assert refused(call(ex, "delete", {"ids": []}, "mutation")).startswith("`ids` must be")
+    assert refused(call(ex, "delete", {"ids": [doc_id] * 4097}, "mutation")) == (
+        "You can't delete more than 4096. Try selecting fewer documents instead.."
+    )
     assert "does not exist" in refused(
         call(ex, "insert", {"table": "nope", "component": "missing", "document": {}}, "mutation")
     )
@@ -363,3 +366,40 @@ def test_only_admins_may_call_them(ex):
     for kind in ("query", None):
         text = refused(call(ex, "tables", {}, kind, identity=USER))
         assert "Could not find" in text and "_system/dashboard/data:tables" in text
+
+
+def test_a_mutation_an_action_runs_is_named_with_its_caller(ex, team):
+    outcome = ex.run(FunctionCall("items:report", {"team": team}, "action", USER))
+    assert outcome.error is None, outcome.error
+    (entry,) = q(ex, "log", {"limit": 1})
+    assert entry["function"] == {
+        "path": "items:add",
+        "kind": "mutation",
+        "identity": "user-7",
+        "caller": "action",
+    }
+    writes = q(ex, "commit", {"ts": entry["ts"]})["writes"]
+    assert outcome.value["id"] in [w["id"] for w in writes]
+
+
+def test_a_component_table_is_named_by_its_component(ex):
+    ex.db.mutate(lambda tx: tx.insert("limiter/rateLimits", {"v": 1.0}))
+    listed = [t for t in q(ex, "tables") if t["component"] == "limiter"]
+    assert listed == [
+        {
+            "name": "limiter/rateLimits",
+            "component": "limiter",
+            "table": "rateLimits",
+            "count": 1,
+            "hasSchema": False,
+        }
+    ]
+    args = {"table": "rateLimits", "component": "limiter", "numItems": 5}
+    assert [d["v"] for d in q(ex, "page", args)["page"]] == [1.0]
+    assert q(ex, "schema", {"table": "rateLimits", "component": "limiter"})["schemaTs"] == (
+        "rateLimits: defineTable({\n  v: v.float64(),\n}),"
+    )
+    text = refused(call(ex, "page", {"table": "limiter/rateLimits", "numItems": 5}))
+    assert text == 'Table "limiter/rateLimits" does not exist.'
+    text = refused(call(ex, "page", {"table": "rateLimits", "numItems": 5}))
+    assert text == 'Table "rateLimits" does not exist.'

@@ -14,6 +14,7 @@ type Range = { oldestTs: string; newestTs: string };
 export type TimeTravel = {
   atTs: string | undefined; // the ts to read at (undefined: live)
   outside: string | null; // why atTs cannot be read, if it cannot
+  pending: boolean; // atTs given, the window not known yet
   range: Range | undefined;
   setTs: (ts: string | null) => void;
 };
@@ -48,12 +49,14 @@ export function useTimeTravel(): TimeTravel {
     else next.set("ts", ts);
     setParams(next);
   };
-  return { atTs: outside === null ? atTs : undefined, outside, range, setTs };
+  // A past ts is read once the window is known to hold it.
+  const pending = atTs !== undefined && range === undefined;
+  return { atTs: outside === null ? atTs : undefined, outside, pending, range, setTs };
 }
 
 // Whether a screen may query: not while the URL's ts is outside the window.
 export function readable(travel: TimeTravel): boolean {
-  return travel.outside === null;
+  return travel.outside === null && !travel.pending;
 }
 
 function toLocalInput(date: Date): string {
@@ -68,7 +71,7 @@ export function TimeTravelControl({ travel }: { travel: TimeTravel }) {
   const client = useConvex();
   const [error, setError] = useState<string | null>(null);
   const { range, atTs, setTs } = travel;
-  const live = atTs === undefined && travel.outside === null;
+  const live = atTs === undefined && travel.outside === null && !travel.pending;
   const oldest = range ? BigInt(range.oldestTs) : 0n;
   const newest = range ? BigInt(range.newestTs) : 0n;
   const span = newest - oldest;
@@ -133,8 +136,9 @@ export function TimeTravelControl({ travel }: { travel: TimeTravel }) {
           onChange={(e) => {
             const ms = new Date(e.target.value).getTime();
             if (Number.isNaN(ms)) return;
-            // The whole chosen second: its commits are included.
-            setTs((BigInt(ms) * 1_000_000n + 999_999_999n).toString());
+            // The whole chosen second: its commits are included; now or later is live.
+            const ts = BigInt(ms) * 1_000_000n + 999_999_999n;
+            setTs(range && ts >= BigInt(range.newestTs) ? null : ts.toString());
           }}
         />
       </label>

@@ -36,12 +36,14 @@ export function SchemaPanel(props: { table: string; component?: string; atTs?: s
       <Alert>{schema.error}</Alert>
       {data && (
         <>
-          <h3>Validator</h3>
-          {data.document === null ? (
-            <p>No validator: any document is accepted.</p>
-          ) : (
-            <pre className="json">{JSON.stringify(data.document, null, 2)}</pre>
-          )}
+          <h3>schema.ts</h3>
+          <pre className="json" aria-label="schema.ts">
+            {data.schemaTs}
+          </pre>
+          <button type="button" onClick={() => void copy(data.schemaTs)}>
+            Copy schema.ts
+          </button>
+          {copied && <span className="muted"> {copied}</span>}
           <h3>Indexes</h3>
           <table className="grid">
             <thead>
@@ -64,24 +66,27 @@ export function SchemaPanel(props: { table: string; component?: string; atTs?: s
               ))}
             </tbody>
           </table>
+          {data.indexes.length === 0 && <p className="muted">No indexes beyond the built-in ones.</p>}
           {(data.searchIndexes.length > 0 || data.vectorIndexes.length > 0) && (
-            <>
-              <h3>Search and vector indexes</h3>
+            <details>
+              <summary>Search and vector indexes</summary>
               <pre className="json">
                 {JSON.stringify([...data.searchIndexes, ...data.vectorIndexes], null, 2)}
               </pre>
-            </>
+            </details>
           )}
-          <h3>Inferred from the documents</h3>
-          <pre className="json">{JSON.stringify(data.inferred, null, 2)}</pre>
-          <h3>schema.ts</h3>
-          <pre className="json" aria-label="schema.ts">
-            {data.schemaTs}
-          </pre>
-          <button type="button" onClick={() => void copy(data.schemaTs)}>
-            Copy schema.ts
-          </button>
-          {copied && <span className="muted"> {copied}</span>}
+          <details>
+            <summary>Validator (JSON)</summary>
+            {data.document === null ? (
+              <p>No validator: any document is accepted.</p>
+            ) : (
+              <pre className="json">{JSON.stringify(data.document, null, 2)}</pre>
+            )}
+          </details>
+          <details>
+            <summary>Shape inferred from the documents (JSON)</summary>
+            <pre className="json">{JSON.stringify(data.inferred, null, 2)}</pre>
+          </details>
         </>
       )}
     </section>
