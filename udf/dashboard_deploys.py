@@ -6,7 +6,9 @@ versions: each log entry's write names the commit of the version it replaced
 (``prev_ts``), and the log keeps every version whole. Walking the chain reads one
 entry per deploy; nothing is indexed or kept for it. Each deploy reports the
 modules it added, removed and changed (a module whose pushed hash differs from the
-version it replaced) and the app's schema before and after. The bundler's shared
+version it replaced) and the app's schema before and after. A commit that rewrote
+the document without deploying (an environment variable that ``auth.config`` reads
+changed) is walked through but not listed. The bundler's shared
 chunks (``_deps/``) are left out: their names change with every bundling and they
 are no module a user wrote; a module that imports a renamed chunk counts as changed.
 """
@@ -47,7 +49,8 @@ def list_deploys(context: Any, tx: Transaction, args: dict[str, Any]) -> list[di
         if entry is None or write is None or write.value is None:
             break  # the log no longer holds this version
         before = _deployment_at(entries, write.prev_ts)
-        deploys.append(_describe(entries, entry, before, write.value))
+        if _is_deploy(entry, before, write.value):
+            deploys.append(_describe(entries, entry, before, write.value))
         ts = write.prev_ts
     return deploys
 
@@ -68,6 +71,14 @@ class _Entries:
 
 def _write_of(entry: LogEntry, doc_id: str) -> Write | None:
     return next((w for w in entry.writes if w.id == doc_id), None)
+
+
+def _is_deploy(entry: LogEntry, before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    """A deploy writes its modules; a variable change that re-analysed ``auth.config``
+    rewrites only the ``_deployment`` document (same code: no deploy)."""
+    if before is None or before.get("sourceHash") != after.get("sourceHash"):
+        return True
+    return any(w.table == MODULES_TABLE for w in entry.writes)
 
 
 def _deployment_at(entries: _Entries, ts: int | None) -> dict[str, Any] | None:

@@ -161,3 +161,30 @@ def test_a_preflight_from_the_dashboard_is_allowed(served):
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == DASHBOARD_ORIGIN
     assert response.headers["access-control-allow-headers"] == "authorization,convex-client"
+
+
+def test_an_admin_socket_subscribes_to_the_ops_functions_as_the_dashboard_does(served):
+    backend, client = served
+    ws_url = str(client.base_url).replace("http://", "ws://") + "/api/1.48.0/sync"
+    with connect(ws_url, proxy=None, open_timeout=5, ping_interval=None) as ws:
+        ws.send(json.dumps({"type": "Connect", "sessionId": SESSION, "connectionCount": 0}))
+        admin = {"type": "Authenticate", "tokenType": "Admin", "value": backend.admin_key}
+        ws.send(json.dumps({**admin, "baseVersion": 0}))
+        adds = [
+            {"type": "Add", "queryId": i, "udfPath": f"_system/dashboard/ops:{name}", "args": [{}]}
+            for i, name in enumerate(("functions", "deploys", "crons", "health"))
+        ]
+        modify = {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1}
+        ws.send(json.dumps({**modify, "modifications": adds}))
+        values: dict[int, object] = {}
+        deadline = time.monotonic() + 10
+        while len(values) < len(adds):
+            message = json.loads(ws.recv(max(0.1, deadline - time.monotonic())))
+            for change in message.get("modifications", []):
+                assert change["type"] == "QueryUpdated", change
+                values[change["queryId"]] = change["value"]
+    functions, deploys, crons, figures = (values[i] for i in range(4))
+    assert {"notes:add", "notes:count", "notes:explode"} <= {f["identifier"] for f in functions}
+    assert deploys and deploys[0]["modules"]["added"] == ["notes.js"]
+    assert crons == []
+    assert figures["connections"] >= 1

@@ -535,10 +535,12 @@ def test_sync_routes_are_mounted_when_the_module_exists(served, monkeypatch):
         await websocket.close()
 
     fake = types.ModuleType("gateway.sync_endpoint")
-    fake.sync_routes = lambda context: [WebSocketRoute("/api/sync", endpoint)]
+    fake.SyncHub = lambda context: "the hub"
+    fake.sync_routes = lambda context, hub: [WebSocketRoute("/api/sync", endpoint)]
     monkeypatch.setitem(sys.modules, "gateway.sync_endpoint", fake)
     app = create_app(GatewayContext(PythonExecutor(served.db, {}), HeadwaterAuthenticator(KEY)))
     assert "/api/sync" in [getattr(r, "path", None) for r in app.routes]
+    assert app.state.sync_hub == "the hub"  # its figures feed the dashboard's gauges
 
 
 # --- the official clients ------------------------------------------------------------------

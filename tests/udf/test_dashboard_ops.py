@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from engine.environment_variables import EnvChange
 from engine.ids import encode_id
 from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE_NUMBER
 from tests.udf.dashboard_app import ANONYMOUS_CALLER, DashboardApp
@@ -140,6 +141,21 @@ def test_deploys_at_a_past_commit_end_at_that_commit(app):
     first_ts = app.ok("ops:deploys")[0]["ts"]
     app.redeploy({"extra.ts": _EXTRA})
     assert [d["ts"] for d in app.ok("ops:deploys", {"atTs": first_ts})] == [first_ts]
+
+
+def test_a_variable_change_that_re_evaluates_auth_config_is_no_deploy(app):
+    app.ex.update_environment_variables([EnvChange("AUTH_DOMAIN", "https://one.test")])
+    app.redeploy({"auth.config.ts": _AUTH_CONFIG})
+    deployed = [d["ts"] for d in app.ok("ops:deploys")]
+    app.ex.update_environment_variables([EnvChange("AUTH_DOMAIN", "https://two.test")])
+    assert "two.test" in app.ex.deployment.analysis.auth_config_json  # it was rewritten
+    assert [d["ts"] for d in app.ok("ops:deploys")] == deployed
+
+
+_AUTH_CONFIG = """export default {
+  providers: [{ domain: process.env.AUTH_DOMAIN, applicationID: "convex" }],
+};
+"""
 
 
 # -- scheduled functions and crons ----------------------------------------------------
