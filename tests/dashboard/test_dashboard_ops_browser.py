@@ -24,14 +24,15 @@ from cli_process import Serve, free_port  # noqa: E402
 pytestmark = pytest.mark.slow
 
 APP = Path(__file__).resolve().parent / "ops_app" / "convex"
-# The README's pictures are taken again only when asked: UPDATE_SCREENSHOTS=1.
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 def readme_screenshot(page, name: str) -> None:
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / name))
+    """The README's pictures: into DASHBOARD_SCREENSHOTS (docs/screenshots for the
+    README) when it is set, else beside the other test artifacts."""
+    chosen = os.environ.get("DASHBOARD_SCREENSHOTS")
+    folder = ROOT / chosen if chosen else ROOT / "test-artifacts" / "dashboard" / "readme"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name))
 
 
 @dataclass
@@ -162,7 +163,7 @@ def test_a_mutation_by_another_client_appears_live_in_logs(page, dashboard):
     entry.wait_for()
     assert executions.locator("li", has_text="this task always fails").count() == 0
     page.get_by_label("Function", exact=True).fill("")
-    readme_screenshot(page, "dashboard-logs.png")
+    readme_screenshot(page, "dashboard-function-logs.png")
 
 
 def test_leaving_logs_ends_the_poll_without_errors(page, dashboard):
