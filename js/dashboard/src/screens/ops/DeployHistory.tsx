@@ -1,7 +1,7 @@
 // The deploys, newest first: which modules each added, removed or changed, and the
 // schema before and after when it changed.
-import { useQuery } from "convex/react";
-import { dashboardQuery } from "../../api";
+import { Alert } from "../../components/errors";
+import { useDashboardQuery } from "../../components/useDashboardQuery";
 import { formatTime, num, showJson } from "./format";
 import type { Deploy } from "./types";
 
@@ -15,11 +15,13 @@ function ModuleList({ label, modules }: { label: string; modules: string[] }) {
 }
 
 export function DeployHistory() {
-  const deploys = useQuery(dashboardQuery("ops:deploys"), { limit: 20 }) as Deploy[] | undefined;
+  const { data: deploys, error } = useDashboardQuery<Deploy[]>("ops:deploys", { limit: 20 });
   return (
     <section aria-label="Deploy history" className="deploy-history">
       <h2>Deploy history</h2>
-      {deploys === undefined ? (
+      {error !== null ? (
+        <Alert>Could not load the deploy history: {error}</Alert>
+      ) : deploys === undefined ? (
         <p role="status">Loading deploys…</p>
       ) : deploys.length === 0 ? (
         <p>No deploys yet.</p>

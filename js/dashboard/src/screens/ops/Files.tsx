@@ -1,10 +1,11 @@
 // The Files screen: the stored files, each with a download link and a delete that
 // asks to confirm first.
 import "./ops.css";
-import { ErrorBoundary } from "./ErrorBoundary";
 import { useState } from "react";
-import { useMutation, useQuery } from "convex/react";
-import { dashboardMutation, dashboardQuery } from "../../api";
+import { useMutation } from "convex/react";
+import { dashboardMutation } from "../../api";
+import { Alert } from "../../components/errors";
+import { useDashboardQuery } from "../../components/useDashboardQuery";
 import { errorText, formatBytes, formatTime } from "./format";
 import type { StoredFile } from "./types";
 
@@ -12,15 +13,13 @@ export function FilesScreen() {
   return (
     <div className="ops-screen">
       <h1>Files</h1>
-      <ErrorBoundary label="the files">
-        <FilesScreenBody />
-      </ErrorBoundary>
+      <FilesScreenBody />
     </div>
   );
 }
 
 function FilesScreenBody() {
-  const files = useQuery(dashboardQuery("ops:files"), {}) as StoredFile[] | undefined;
+  const { data: files, error } = useDashboardQuery<StoredFile[]>("ops:files", {});
   const deleteFile = useMutation(dashboardMutation("ops:deleteFile"));
   const [confirming, setConfirming] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
@@ -37,12 +36,10 @@ function FilesScreenBody() {
 
   return (
     <>
-      {problem && (
-        <p className="error" role="alert">
-          {problem}
-        </p>
-      )}
-      {files === undefined ? (
+      <Alert>{problem}</Alert>
+      {error !== null ? (
+        <Alert>Could not load the files: {error}</Alert>
+      ) : files === undefined ? (
         <p role="status">Loading files…</p>
       ) : files.length === 0 ? (
         <p>No stored files.</p>

@@ -1,10 +1,9 @@
 // The Functions screen: every deployed function by module (kind, visibility, argument
 // validator), a panel to run the selected one, and the history of deploys.
 import "./ops.css";
-import { ErrorBoundary } from "./ErrorBoundary";
 import { useMemo, useState } from "react";
-import { useQuery } from "convex/react";
-import { dashboardQuery } from "../../api";
+import { Alert } from "../../components/errors";
+import { useDashboardQuery } from "../../components/useDashboardQuery";
 import { DeployHistory } from "./DeployHistory";
 import { RunFunction } from "./RunFunction";
 import type { FunctionInfo } from "./types";
@@ -28,18 +27,14 @@ export function FunctionsScreen() {
   return (
     <div className="ops-screen">
       <h1>Functions</h1>
-      <ErrorBoundary label="the functions">
-        <FunctionsScreenBody />
-      </ErrorBoundary>
-      <ErrorBoundary label="the deploy history">
-        <DeployHistory />
-      </ErrorBoundary>
+      <FunctionsScreenBody />
+      <DeployHistory />
     </div>
   );
 }
 
 function FunctionsScreenBody() {
-  const functions = useQuery(dashboardQuery("ops:functions"), {}) as FunctionInfo[] | undefined;
+  const { data: functions, error } = useDashboardQuery<FunctionInfo[]>("ops:functions", {});
   const [selected, setSelected] = useState<string | null>(null);
   const [filter, setFilter] = useState("");
   const shown = useMemo(
@@ -51,7 +46,9 @@ function FunctionsScreenBody() {
 
   return (
     <>
-      {functions === undefined ? (
+      {error !== null ? (
+        <Alert>Could not load the functions: {error}</Alert>
+      ) : functions === undefined ? (
         <p role="status">Loading functions…</p>
       ) : functions.length === 0 ? (
         <p>No functions are deployed yet. Push some with `npx convex deploy`.</p>

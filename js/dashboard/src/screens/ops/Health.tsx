@@ -2,8 +2,8 @@
 import "./ops.css";
 import { useEffect, useState } from "react";
 import { useConvex } from "convex/react";
+import { Alert } from "../../components/errors";
 import { dashboardQuery } from "../../api";
-import { ErrorBoundary } from "./ErrorBoundary";
 import { errorText, type Figure, formatBytes, formatTs, num } from "./format";
 import type { Health } from "./types";
 
@@ -44,18 +44,8 @@ export function HealthScreen() {
   return (
     <div className="ops-screen">
       <h1>Health</h1>
-      {problem && (
-        <p className="error" role="alert">
-          {problem}
-        </p>
-      )}
-      {health === null ? (
-        <p role="status">Loading figures…</p>
-      ) : (
-        <ErrorBoundary label="the figures">
-          <Figures health={health} />
-        </ErrorBoundary>
-      )}
+      <Alert>{problem}</Alert>
+      {health === null ? <p role="status">Loading figures…</p> : <Figures health={health} />}
       {updated && <p className="muted">Updated {updated.toLocaleTimeString()}, every 2 s.</p>}
     </div>
   );

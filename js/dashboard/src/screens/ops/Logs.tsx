@@ -2,6 +2,7 @@
 // console lines and error; filtered by function name and outcome.
 import "./ops.css";
 import { useState } from "react";
+import { Alert } from "../../components/errors";
 import { formatDuration, formatTime } from "./format";
 import { type LogEntry, type LogLineJson, useFunctionLogs } from "./logStream";
 
@@ -47,11 +48,7 @@ export function LogsScreen() {
           {shown.length} of {entries.length} executions (the newest {KEPT} are kept)
         </span>
       </div>
-      {problem && (
-        <p className="error" role="alert">
-          {problem}
-        </p>
-      )}
+      <Alert>{problem}</Alert>
       {entries.length === 0 ? (
         <p role="status">Waiting for function executions…</p>
       ) : (

@@ -1,9 +1,10 @@
 // The Schedules screen: scheduled functions (pending ones can be canceled) and crons.
 import "./ops.css";
-import { ErrorBoundary } from "./ErrorBoundary";
 import { useState } from "react";
-import { useMutation, useQuery } from "convex/react";
-import { dashboardMutation, dashboardQuery } from "../../api";
+import { useMutation } from "convex/react";
+import { dashboardMutation } from "../../api";
+import { Alert } from "../../components/errors";
+import { useDashboardQuery } from "../../components/useDashboardQuery";
 import { displayPath, errorText, type Figure, formatTime, num, showJson } from "./format";
 import type { Cron, ScheduledJob } from "./types";
 
@@ -34,18 +35,14 @@ export function SchedulesScreen() {
   return (
     <div className="ops-screen">
       <h1>Schedules</h1>
-      <ErrorBoundary label="the scheduled functions">
-        <ScheduledFunctions />
-      </ErrorBoundary>
-      <ErrorBoundary label="the cron jobs">
-        <Crons />
-      </ErrorBoundary>
+      <ScheduledFunctions />
+      <Crons />
     </div>
   );
 }
 
 function ScheduledFunctions() {
-  const jobs = useQuery(dashboardQuery("ops:scheduled"), {}) as ScheduledJob[] | undefined;
+  const { data: jobs, error } = useDashboardQuery<ScheduledJob[]>("ops:scheduled", {});
   const cancelJob = useMutation(dashboardMutation("ops:cancelJob"));
   const [problem, setProblem] = useState<string | null>(null);
 
@@ -61,12 +58,10 @@ function ScheduledFunctions() {
   return (
     <section aria-labelledby="scheduled-heading">
       <h2 id="scheduled-heading">Scheduled functions</h2>
-      {problem && (
-        <p className="error" role="alert">
-          {problem}
-        </p>
-      )}
-      {jobs === undefined ? (
+      <Alert>{problem}</Alert>
+      {error !== null ? (
+        <Alert>Could not load the scheduled functions: {error}</Alert>
+      ) : jobs === undefined ? (
         <p role="status">Loading scheduled functions…</p>
       ) : jobs.length === 0 ? (
         <p>No scheduled functions.</p>
@@ -124,11 +119,13 @@ function ScheduledFunctions() {
 }
 
 function Crons() {
-  const crons = useQuery(dashboardQuery("ops:crons"), {}) as Cron[] | undefined;
+  const { data: crons, error } = useDashboardQuery<Cron[]>("ops:crons", {});
   return (
     <section aria-labelledby="crons-heading">
       <h2 id="crons-heading">Cron jobs</h2>
-      {crons === undefined ? (
+      {error !== null ? (
+        <Alert>Could not load the cron jobs: {error}</Alert>
+      ) : crons === undefined ? (
         <p role="status">Loading cron jobs…</p>
       ) : crons.length === 0 ? (
         <p>No cron jobs (define them in convex/crons.ts).</p>

@@ -52,9 +52,8 @@ export function formatTs(ts: string): string {
   return formatTime(Number(BigInt(ts) / 1_000_000n));
 }
 
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+// A server's error without the client's request-id wrapping (shared with the data screens).
+export { errorText } from "../../components/errors";
 
 // A function path as users write it: `tasks.js:add` → `tasks:add` (`default` dropped).
 export function displayPath(path: string): string {
