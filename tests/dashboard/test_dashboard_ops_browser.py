@@ -93,6 +93,21 @@ def test_running_an_internal_query_shows_result_log_lines_and_duration(page, das
     readme_screenshot(page, "dashboard-functions.png")
 
 
+def test_a_function_runs_from_the_keyboard_alone(page, dashboard):
+    login(page, dashboard, "functions")
+    page.get_by_label("Filter functions").focus()
+    page.keyboard.type("double")
+    page.keyboard.press("Tab")  # the one function left
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # the arguments
+    page.keyboard.press("Control+A")
+    page.keyboard.type('{"n": 2.5}')
+    page.keyboard.press("Tab")  # Run
+    page.keyboard.press("Enter")
+    page.get_by_role("status", name="Run result").wait_for()
+    assert '"doubled": 5' in page.get_by_label("Result value").inner_text()
+
+
 def test_running_a_mutation_writes_and_a_failure_shows_its_error(page, dashboard):
     login(page, dashboard, "functions")
     shown = _run(page, "add", '{"text": "from the dashboard"}', "Run mutation")
@@ -183,6 +198,8 @@ def test_canceling_a_scheduled_job(page, dashboard):
     row = page.locator("tr", has=page.get_by_text('{"text":"in an hour"}'))
     row.get_by_text("canceled").wait_for()
     assert cancel.count() == 0
+    jobs = dashboard.query("_system/dashboard/ops:scheduled")
+    assert [j["state"] for j in jobs if j["id"] == job] == ["canceled"]
     crons = page.get_by_role("region", name="Cron jobs").inner_text()
     assert "nightly" in crons and 'cron "0 3 * * *"' in crons and "tasks:addInternal" in crons
 
@@ -193,10 +210,13 @@ def test_deleting_a_file_asks_first(page, dashboard):
     login(page, dashboard, "files")
     page.get_by_role("button", name=f"Delete {doomed}").click()
     page.get_by_role("button", name="Keep").click()  # changing one's mind deletes nothing
+    assert doomed in [f["_id"] for f in dashboard.query("files:list")]
     page.get_by_role("button", name=f"Delete {doomed}").click()
     page.get_by_role("button", name="Confirm delete").click()
     page.get_by_text(doomed).wait_for(state="detached")
     assert page.get_by_text(kept).is_visible()
+    stored = [f["_id"] for f in dashboard.query("files:list")]
+    assert kept in stored and doomed not in stored
     assert "text/plain" in page.locator("tr", has=page.get_by_text(kept)).inner_text()
     link = page.get_by_role("link", name=f"Download {kept}")
     assert link.get_attribute("href").startswith(dashboard.api_url + "/api/storage/")
