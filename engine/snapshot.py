@@ -4,7 +4,9 @@ A transaction at the newest ts reads the ``*_latest`` databases inside an
 LMDB read transaction: LMDB's own snapshot isolation makes that view exactly
 the state at the newest ts the log holds in that LMDB snapshot, because the
 log entry and the projections are committed in one LMDB transaction. A
-point-in-time read at an older ts walks the versioned ``*_history`` databases.
+point-in-time read at an older ts walks the versioned ``*_history`` databases
+(a document read first looks at its live version: when that is no newer than the
+ts, it is the version visible then, one lookup instead of a history seek).
 Either way every read inside one transaction sees exactly one ts.
 """
 
@@ -75,8 +77,9 @@ class Snapshot:
     def get(self, storage_key: bytes) -> tuple[int, dict] | None:
         """(version ts, document) visible at this snapshot."""
         docs = self._runner.documents
-        if self.is_latest:
-            return docs.get_latest(self._txn, storage_key)
+        latest = docs.get_latest(self._txn, storage_key)
+        if self.is_latest or (latest is not None and latest[0] <= self.ts):
+            return latest  # no version since this ts: the live one is the one visible then
         return docs.get_at(self._txn, storage_key, self.ts)
 
     def versions(self, storage_key: bytes) -> Iterator[tuple[int, dict | None]]:
@@ -95,6 +98,13 @@ class Snapshot:
         if self.is_latest:
             return btree.scan_latest(self._txn, index_id, lo, hi, descending)
         return btree.scan_at(self._txn, index_id, lo, hi, descending, self.ts)
+
+    def count_index(self, index_id: str) -> int:
+        """How many entries an index holds at this snapshot (a key-only walk when latest)."""
+        btree = self._runner.btree
+        if self.is_latest:
+            return btree.count_index_latest(self._txn, index_id)
+        return sum(1 for _ in btree.scan_at(self._txn, index_id, b"", None, False, self.ts))
 
     def iter_table(self, table_number: int) -> Iterator[tuple[int, dict]]:
         """Every live document of a table at the newest ts (for schema checks)."""

@@ -284,6 +284,20 @@ class BtreeIndexes:
         if current is not None and visible is not None and visible[:1] == PRESENT:
             yield current[n:], visible[1 : 1 + STORAGE_KEY_BYTES]
 
+    def count_index_latest(self, txn: Any, index_id: str) -> int:
+        """How many live entries one index has (a key-only cursor walk)."""
+        prefix = index_prefix(index_id)
+        stop = _upper(prefix, None)
+        cursor = txn.cursor(db=self._latest)
+        if not cursor.set_range(prefix):
+            return 0
+        count = 0
+        for key in cursor.iternext(keys=True, values=False):
+            if key >= stop:
+                break
+            count += 1
+        return count
+
     def count_latest(self, txn: Any) -> int:
         return int(txn.stat(self._latest)["entries"])
 

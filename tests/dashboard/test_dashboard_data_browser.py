@@ -194,3 +194,29 @@ def test_sorting_by_an_index_and_loading_more(page, dashboard):
         "() => document.querySelectorAll('table[aria-label=Documents] tbody tr')[0]"
         ".innerText.includes('channel 00')"
     )
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+    .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label'))
+    .map(el => el.outerHTML)"""
+
+
+def test_every_input_has_a_label_and_keyboard_focus_shows(page, dashboard):
+    send(dashboard, "keys", "reachable by keyboard")
+    login(page, dashboard, "data/messages")
+    page.get_by_role("table", name="Documents").get_by_role("row").nth(1).wait_for()
+    page.get_by_role("button", name="Add filter").click()
+    page.get_by_role("button", name="Add document").click()
+    page.get_by_role("button", name="Schema").click()
+    page.get_by_role("region", name="Schema").get_by_role("button").first.wait_for()
+    assert page.evaluate(UNLABELLED) == []
+    assert page.locator("[onclick], div[role=button], a:not([href])").count() == 0
+    page.locator("body").focus()
+    page.keyboard.press("Tab")
+    outline = page.evaluate(
+        "() => getComputedStyle(document.activeElement).outlineStyle"
+        " + ' ' + getComputedStyle(document.activeElement).outlineWidth"
+    )
+    assert outline.split()[0] != "none" and outline.split()[1] != "0px", outline
+    page.set_viewport_size({"width": 1366, "height": 768})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1366

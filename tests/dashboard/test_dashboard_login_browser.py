@@ -52,3 +52,10 @@ def test_the_fragment_logs_in_and_leaves_the_address_bar(page, dashboard):
     page.get_by_role("link", name="channels").wait_for()
     assert page.url == dashboard.dashboard_url + "data"
     assert dashboard.admin_key not in page.url
+
+
+def test_an_unknown_dashboard_page_says_so(page, dashboard):
+    login(page, dashboard, "no/such/page")
+    page.get_by_role("heading", name="No such page").wait_for()
+    page.get_by_role("link", name="See the data").click()
+    page.get_by_role("heading", name="Data").wait_for()

@@ -113,3 +113,15 @@ def test_the_log_pages_to_older_commits(page, dashboard):
     page.get_by_role("button", name="Newer").click()
     page.wait_for_function("() => !document.body.innerText.includes('Newer')")
     assert rows.nth(1).inner_text() == newest
+
+
+def test_the_log_at_a_past_ts_starts_at_that_commit(page, dashboard):
+    dashboard.mutation("channels:create", {"name": "before the cut"})
+    cut = newest_ts(dashboard)
+    dashboard.mutation("channels:create", {"name": "after the cut"})
+    login(page, dashboard, f"log?ts={cut}")
+    first = page.get_by_role("table", name="Commits").get_by_role("row").nth(1)
+    first.filter(has_text=cut).wait_for()
+    assert "channels:create" in first.inner_text()
+    page.get_by_role("button", name="Live").click()
+    first.filter(has_not_text=cut).wait_for()

@@ -94,7 +94,7 @@ def test_tables_list_user_tables_with_counts_and_schema_flags(ex, team):
     assert {t["name"]: t["count"] for t in q(ex, "tables")}["items"] == before + 1
 
 
-def test_counts_at_a_past_ts_are_the_counts_then(ex, team):
+def test_counts_at_a_past_ts_are_the_counts_then(ex, team, monkeypatch):
     before = newest_ts(ex)
     counts_then = {t["name"]: t["count"] for t in q(ex, "tables", {"atTs": str(before)})}
     ids = [m(ex, "insert", {"table": "items", "document": item(team)}) for _ in range(2)]
@@ -103,6 +103,11 @@ def test_counts_at_a_past_ts_are_the_counts_then(ex, team):
     assert now["items"] == counts_then["items"] + 1
     again = {t["name"]: t["count"] for t in q(ex, "tables", {"atTs": str(before)})}
     assert again == counts_then
+    from udf import dashboard_counts
+
+    monkeypatch.setattr(dashboard_counts, "_BACK_WRITES_MAX", 0)  # counted at that ts instead
+    counted = {t["name"]: t["count"] for t in q(ex, "tables", {"atTs": str(before)})}
+    assert counted == counts_then
 
 
 def test_page_orders_by_creation_desc_by_default_and_pages_without_gaps(ex, team):

@@ -21,6 +21,17 @@ export function App() {
   );
 }
 
+function NotFound() {
+  return (
+    <>
+      <h1>No such page</h1>
+      <p>
+        <NavLink to="/data">See the data</NavLink>
+      </p>
+    </>
+  );
+}
+
 function Layout() {
   const session = useSession();
   const { search } = useLocation();
@@ -56,6 +67,7 @@ function Layout() {
           <Route path="/schedules" element={<SchedulesScreen />} />
           <Route path="/files" element={<FilesScreen />} />
           <Route path="/health" element={<HealthScreen />} />
+          <Route path="*" element={<NotFound />} />
         </Routes>
       </main>
     </div>

@@ -81,6 +81,13 @@ export function LoginGate({ children }: { children: ReactNode }) {
       </Connected>
     );
   }
+  if (checking && message === null && storedKey() !== null) {
+    return (
+      <main className="login">
+        <p aria-live="polite">Connecting to the deployment…</p>
+      </main>
+    );
+  }
   return (
     <LoginForm
       disabled={checking || deploymentUrl === null}

@@ -3,6 +3,7 @@
 import { useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { Alert } from "../../components/errors";
+import { TimeTravelControl, useTimeTravel } from "../../components/TimeTravel";
 import { useDashboardQuery } from "../../components/useDashboardQuery";
 import { formatTime, JsonBlock } from "../../components/values";
 import { tableLink } from "./Tables";
@@ -22,8 +23,12 @@ function describe(fn: Fn): string {
 
 export function LogScreen() {
   const [params, setParams] = useSearchParams();
-  const [before, setBefore] = useState<string[]>([]); // the pages left, for "Newer"
-  const beforeTs = before[before.length - 1];
+  const travel = useTimeTravel();
+  // With a time travel ts the log starts at that commit.
+  const start = travel.atTs === undefined ? undefined : (BigInt(travel.atTs) + 1n).toString();
+  const [before, setBefore] = useState<{ start?: string; pages: string[] }>({ pages: [] });
+  const pages = before.start === start ? before.pages : [];
+  const beforeTs = pages.length ? pages[pages.length - 1] : start;
   const log = useDashboardQuery<Entry[]>("data:log", { beforeTs, limit: LIMIT });
   const open = params.get("commit");
   const openCommit = (ts: string | null) => {
@@ -36,6 +41,7 @@ export function LogScreen() {
   return (
     <>
       <h1>Commit log</h1>
+      <TimeTravelControl travel={travel} />
       <Alert>{log.error}</Alert>
       {open && <CommitView ts={open} onClose={() => openCommit(null)} />}
       <table className="grid log" aria-label="Commits">
@@ -73,13 +79,16 @@ export function LogScreen() {
       </table>
       {entries.length === 0 && !log.loading && <p>No commits.</p>}
       <div className="actions">
-        {before.length > 0 && (
-          <button type="button" onClick={() => setBefore(before.slice(0, -1))}>
+        {pages.length > 0 && (
+          <button type="button" onClick={() => setBefore({ start, pages: pages.slice(0, -1) })}>
             Newer
           </button>
         )}
         {entries.length === LIMIT && (
-          <button type="button" onClick={() => setBefore([...before, entries[entries.length - 1].ts])}>
+          <button
+            type="button"
+            onClick={() => setBefore({ start, pages: [...pages, entries[entries.length - 1].ts] })}
+          >
             Older
           </button>
         )}
