@@ -77,6 +77,7 @@ function FilesScreenBody() {
                       <button
                         type="button"
                         className="danger"
+                        autoFocus
                         onClick={() => void remove(file.storageId)}
                       >
                         Confirm delete

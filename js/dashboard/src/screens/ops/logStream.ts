@@ -1,6 +1,6 @@
 // Follows the function log: long polls of `GET /api/stream_function_logs?cursor=C`
 // (admin key), newest first, at most `limit` entries; the poll stops on unmount.
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { adminFetch, useSession } from "../../session";
 import { errorText } from "./format";
 
@@ -38,20 +38,29 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 
 export function useFunctionLogs(limit: number): { entries: LogEntry[]; problem: string | null } {
   const session = useSession();
+  // The stream restarts only when the deployment or key changes, not on every render.
+  const current = useRef(session);
+  current.current = session;
+  const { deploymentUrl, adminKey } = session;
   const [entries, setEntries] = useState<LogEntry[]>([]);
   const [problem, setProblem] = useState<string | null>(null);
 
   useEffect(() => {
     const stop = new AbortController();
     const { signal } = stop;
+    setEntries([]); // a new follow starts from the oldest kept entry again
     async function follow() {
       let cursor = 0;
       while (!signal.aborted) {
         try {
-          const response = await adminFetch(session, `/api/stream_function_logs?cursor=${cursor}`, {
-            signal,
-            headers: { "Convex-Client": "dashboard-0.1.0" },
-          });
+          const response = await adminFetch(
+            current.current,
+            `/api/stream_function_logs?cursor=${cursor}`,
+            {
+              signal,
+              headers: { "Convex-Client": "dashboard-0.1.0" },
+            },
+          );
           const body = (await response.json()) as {
             entries?: LogEntry[];
             newCursor?: number;
@@ -73,7 +82,7 @@ export function useFunctionLogs(limit: number): { entries: LogEntry[]; problem: 
     }
     void follow();
     return () => stop.abort();
-  }, [session, limit]);
+  }, [deploymentUrl, adminKey, limit]);
 
   return { entries, problem };
 }
