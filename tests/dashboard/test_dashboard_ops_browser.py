@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,6 +180,17 @@ def test_a_mutation_by_another_client_appears_live_in_logs(page, dashboard):
     assert executions.locator("li", has_text="this task always fails").count() == 0
     page.get_by_label("Function", exact=True).fill("")
     readme_screenshot(page, "dashboard-function-logs.png")
+
+
+def test_logs_keep_the_newest_500_executions(page, dashboard):
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: dashboard.query("tasks:double", {"n": n}), range(510)))
+    dashboard.mutation("tasks:add", {"text": "the newest"})
+    login(page, dashboard, "logs")
+    page.get_by_text("500 of 500 executions").wait_for()
+    executions = page.get_by_role("list", name="Function executions")
+    assert "the newest" in executions.locator("li").first.inner_text()
+    assert executions.locator("li").count() == 500
 
 
 def test_leaving_logs_ends_the_poll_without_errors(page, dashboard):
