@@ -6,6 +6,7 @@ an hour ahead, a cron, files stored by an action)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -85,6 +86,8 @@ def test_running_an_internal_query_shows_result_log_lines_and_duration(page, das
     assert "n: v.float64()" in validator
     assert "note: v.optional(v.string())" in validator
     assert "internal" in page.get_by_role("region", name="Function detail").inner_text()
+    # The arguments start as the required fields with plain values (`note` is optional).
+    assert json.loads(page.get_by_label("Arguments (Convex JSON)").input_value()) == {"n": 0}
 
     shown = _run(page, "double", '{"n": 21}', "Run query")
     assert shown.startswith("Success in ")

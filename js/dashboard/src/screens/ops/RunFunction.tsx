@@ -5,6 +5,7 @@ import { jsonToConvex } from "convex/values";
 import { adminFetch, useSession } from "../../session";
 import { errorText, formatDuration, showJson } from "./format";
 import type { FunctionInfo } from "./types";
+import { exampleArgs } from "./validators";
 
 type RunResult =
   | { ok: true; value: unknown; logLines: string[]; durationMs: number }
@@ -43,7 +44,7 @@ function decoded(value: unknown): unknown {
 
 export function RunFunction({ fn }: { fn: FunctionInfo }) {
   const session = useSession();
-  const [argsText, setArgsText] = useState("{}");
+  const [argsText, setArgsText] = useState(() => JSON.stringify(exampleArgs(fn.args), null, 2));
   const [running, setRunning] = useState(false);
   const [result, setResult] = useState<RunResult | null>(null);
 

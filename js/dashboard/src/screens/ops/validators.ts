@@ -59,3 +59,45 @@ function objectText(fields: Record<string, FieldJson>, depth: number): string {
   const lines = names.map((name) => `${pad}${name}: ${field(fields[name], depth)},`);
   return `{\n${lines.join("\n")}\n${"  ".repeat(depth)}}`;
 }
+
+// Arguments to start from, as Convex JSON: every required field with a plain value of
+// its type (optional fields left out), so a run needs only the values changed.
+export function exampleArgs(validator: ValidatorJson | null | undefined): unknown {
+  if (validator === null || validator === undefined) return {};
+  return example(validator);
+}
+
+function example(validator: ValidatorJson): unknown {
+  switch (validator.type) {
+    case "string":
+    case "id":
+      return "";
+    case "number":
+      return 0;
+    case "bigint":
+      return { $integer: "AAAAAAAAAAA=" }; // 0n
+    case "boolean":
+      return false;
+    case "bytes":
+      return { $bytes: "" };
+    case "literal":
+      return validator.value;
+    case "array":
+      return [];
+    case "record":
+      return {};
+    case "union": {
+      const options = validator.value as ValidatorJson[];
+      return options.length > 0 ? example(options[0]) : null;
+    }
+    case "object": {
+      const out: Record<string, unknown> = {};
+      for (const [name, field] of Object.entries(validator.value as Record<string, FieldJson>)) {
+        if (!field.optional) out[name] = example(field.fieldType);
+      }
+      return out;
+    }
+    default:
+      return null;
+  }
+}
