@@ -5,7 +5,8 @@ The dashboard is a client of the API port like any other (the official ``convex`
 client with the admin key), so this app serves files only:
 
     GET /                         302 to /dashboard/
-    GET /dashboard/config.json    {"deploymentUrl": <the API URL>}, never cached
+    GET /dashboard/config.json    {"deploymentUrl": <the API URL>}, never cached (bound to
+                                  every address, by the host name the browser used)
     GET /dashboard/assets/<file>  hashed build output, cached for a year (immutable)
     GET /dashboard, /dashboard/…  index.html (client-side routes), never cached
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -44,9 +46,8 @@ def dashboard_app(deployment_url: Callable[[], str], dist: Path = DIST) -> Starl
         return RedirectResponse("/dashboard/", status_code=302)
 
     async def config(request: Request) -> Response:
-        return JSONResponse(
-            {"deploymentUrl": deployment_url()}, headers={"Cache-Control": NO_CACHE}
-        )
+        url = _reachable(deployment_url(), request.url.hostname)
+        return JSONResponse({"deploymentUrl": url}, headers={"Cache-Control": NO_CACHE})
 
     async def asset(request: Request) -> Response:
         if not (dist / "index.html").is_file():
@@ -71,6 +72,16 @@ def dashboard_app(deployment_url: Callable[[], str], dist: Path = DIST) -> Starl
             Route("/dashboard/{path:path}", page),
         ]
     )
+
+
+def _reachable(api_url: str, dashboard_host: str | None) -> str:
+    """The API URL as the browser can reach it: a server bound to every address
+    (0.0.0.0, ::) is reached by the host name the browser used for the dashboard."""
+    parts = urlsplit(api_url)
+    if parts.hostname not in ("0.0.0.0", "::") or not dashboard_host:
+        return api_url
+    host = f"[{dashboard_host}]" if ":" in dashboard_host else dashboard_host
+    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}"))
 
 
 def _not_built() -> Response:

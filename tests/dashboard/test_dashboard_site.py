@@ -36,13 +36,14 @@ def dist(tmp_path: Path) -> Path:
 class Client:
     """Requests straight into the ASGI app (no socket)."""
 
-    def __init__(self, dist: Path) -> None:
-        self.app = dashboard_app(lambda: API_URL, dist)
+    def __init__(self, dist: Path, api_url: str = API_URL, host: str = "dash") -> None:
+        self.app = dashboard_app(lambda: api_url, dist)
+        self.base = f"http://{host}"
 
     def get(self, path: str) -> httpx.Response:
         async def one() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://dash") as http:
+            async with httpx.AsyncClient(transport=transport, base_url=self.base) as http:
                 response = await http.get(path)
                 await response.aread()
                 return response
@@ -93,6 +94,13 @@ def test_config_names_the_deployment(dist):
     assert response.status_code == 200
     assert response.json() == {"deploymentUrl": API_URL}
     assert response.headers["cache-control"] == "no-cache"
+
+
+def test_a_server_on_every_address_is_named_as_the_browser_reached_it(dist):
+    every = Client(dist, "http://0.0.0.0:3210", host="box.lan:6791")
+    assert every.get("/dashboard/config.json").json() == {"deploymentUrl": "http://box.lan:3210"}
+    v6 = Client(dist, "http://[::]:3210", host="[fd00::1]:6791")
+    assert v6.get("/dashboard/config.json").json() == {"deploymentUrl": "http://[fd00::1]:3210"}
 
 
 def test_a_missing_asset_or_a_path_outside_assets_is_not_found(dist):

@@ -9,6 +9,7 @@ import json
 
 import pytest
 from dashboard_pages import login
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +66,7 @@ def test_the_slider_and_the_date_picker_move_the_time(page, dashboard):
     oldest = dashboard.query("_system/dashboard/data:range")["oldestTs"]
     login(page, dashboard, "data")
     slider = page.get_by_label("Point in time")
+    expect(slider).to_be_enabled()  # once the history window is known
     slider.focus()
     page.keyboard.press("Home")
     page.wait_for_url(f"**ts={oldest}")
