@@ -11,8 +11,13 @@ COMPONENTS_APP := tests/e2e/components_app
 
 DASHBOARD := js/dashboard
 
+# apt-get as root, else through sudo when there is one.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
 setup: $(VENV)/.installed js/node_modules/.installed udf/js/gen/web_polyfills.js \
 	$(COMPONENTS_APP)/node_modules/.installed $(DASHBOARD)/dist/index.html
+	@# The dashboard's browser tests drive Debian's Chromium (never a downloaded build).
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 js/node_modules/.installed: js/package.json js/package-lock.json
 	cd js && npm ci --no-audit --no-fund --loglevel=error

@@ -1,6 +1,7 @@
 """The ``headwater`` command line.
 
-headwater serve [--data DIR] [--host H] [--port P] [--site-port P] [--admin-key K] [--functions DIR]
+headwater serve [--data DIR] [--host H] [--port P] [--site-port P] [--dashboard-port P]
+                [--admin-key K] [--functions DIR]
                 [--log-format text|json|none]   (function executions on stderr)
 headwater deploy DIR --url URL --admin-key KEY [--allow-empty]   (see gateway/cli_deploy.py)
 headwater env set|get|list|remove ...   (see gateway/cli_env.py)
@@ -45,10 +46,12 @@ from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 DEFAULT_DATA = "headwater_data"
 DEFAULT_PORT = 3210
 DEFAULT_SITE_PORT = 3211  # HTTP actions (the site origin), as Convex self-hosted serves it
+DEFAULT_DASHBOARD_PORT = 6791  # the web dashboard, as Convex self-hosted serves its own
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.backend import Backend
+    from gateway.dashboard_site import dashboard_app
     from gateway.function_log_printer import print_function_log
     from gateway.memory_release import tune_allocator
     from gateway.server import Site, serve
@@ -62,7 +65,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     check_port_free(args.host, args.port)
     site_port = _site_port(args)
     if site_port:
-        check_port_free(args.host, site_port)
+        check_port_free(args.host, site_port, "--site-port")
+    dashboard_port = _dashboard_port(args)  # None: no dashboard; 0: a free port
+    if dashboard_port:
+        check_port_free(args.host, dashboard_port, "--dashboard-port")
     retention_ns = None if args.retention_hours is None else int(args.retention_hours * 3600e9)
     backend = Backend.open(
         args.data,
@@ -76,12 +82,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def site_ready(url: str) -> None:
         backend.executor.site_url = url
 
+    urls = {"api": "", "dashboard": ""}
+
+    def dashboard_ready(url: str) -> None:
+        urls["dashboard"] = url
+
     def ready(url: str) -> None:
         backend.db.publish_url(url)  # `headwater run` beside us sends its writes here
         backend.executor.cloud_url = url
+        urls["api"] = url
         print(f"Headwater is serving {args.data} at {url}", flush=True)
         print(f"HTTP actions (convex/http.ts) at {backend.executor.site_url}", flush=True)
         print(f"Admin key: {backend.admin_key}", flush=True)
+        if urls["dashboard"]:
+            print(
+                f"Dashboard: {urls['dashboard']}/dashboard/#admin_key={backend.admin_key}",
+                flush=True,
+            )
         deployment = backend.executor.deployment
         functions = [] if deployment is None else list(deployment.analysis.functions)
         if functions:
@@ -95,7 +112,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             on_ready=ready,
             on_stop=backend.long_polls.stop,
-            site=Site(backend.site_app, site_port, site_ready),
+            sites=[
+                Site(backend.site_app, site_port, site_ready),
+                *(
+                    [Site(dashboard_app(lambda: urls["api"]), dashboard_port, dashboard_ready)]
+                    if dashboard_port is not None
+                    else []
+                ),
+            ],
         )
     finally:
         backend.close()
@@ -108,6 +132,14 @@ def _site_port(args: argparse.Namespace) -> int:
     if args.site_port is not None:
         return int(args.site_port)
     return DEFAULT_SITE_PORT if args.port == DEFAULT_PORT else 0
+
+
+def _dashboard_port(args: argparse.Namespace) -> int | None:
+    """``--dashboard-port`` (0: None, no dashboard), else 6791 beside the default API
+    port, else a free one (0): two servers on other ports never fight over 6791."""
+    if args.dashboard_port is not None:
+        return int(args.dashboard_port) or None
+    return DEFAULT_DASHBOARD_PORT if args.port == DEFAULT_PORT else 0
 
 
 def _try_line(url: str, functions: list[Any]) -> str:
@@ -271,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="port for HTTP actions, the deployment's site URL (default: 3211 with the "
         "default --port, else a free one; 0: a free one); also served under /http/",
+    )
+    serve.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=None,
+        help="port for the web dashboard at /dashboard/ (default: 6791 with the default "
+        "--port, else a free one; 0: no dashboard)",
     )
     serve.add_argument(
         "--admin-key", default=None, help="use this admin key (default: the stored or a new one)"

@@ -66,7 +66,7 @@ def _nearest_existing_parent(folder: Path) -> Path:
     return Path("/")
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
     """Refuse at once a port another process listens on (before the slow start-up)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -74,17 +74,17 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise CliError(_bind_message(host, port, exc)) from exc
+            raise CliError(_bind_message(host, port, exc, option)) from exc
 
 
-def _bind_message(host: str, port: int, exc: OSError) -> str:
+def _bind_message(host: str, port: int, exc: OSError, option: str) -> str:
     if exc.errno == errno.EADDRINUSE:
         return (
             f"Port {port} on {host} is in use (another server?): stop it, "
-            "or choose another port with --port."
+            f"or choose another port with {option}."
         )
     if exc.errno == errno.EACCES:
-        return f"Port {port} needs privileges: choose a port above 1023 with --port."
+        return f"Port {port} needs privileges: choose a port above 1023 with {option}."
     return f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
 
 

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -144,12 +144,12 @@ async def serve_async(
     graceful_timeout_s: float = GRACEFUL_TIMEOUT_S,
     handle_signals: bool = True,
     on_stop: Callable[[], None] | None = None,
-    site: Site | None = None,
+    sites: Sequence[Site] = (),
 ) -> None:
     """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` returns), then drain;
     ``on_stop()`` runs (on the event loop) as the drain begins, to end long polls.
-    ``site``: a second app on its own port (HTTP actions), bound and announced
-    before the main one, stopped with it."""
+    ``sites``: more apps, each on its own port (HTTP actions, the dashboard), bound
+    and announced in order before the main one, stopped with it."""
     stop = trio.Event()
 
     async def stop_when_asked() -> None:
@@ -184,7 +184,7 @@ async def serve_async(
             if shutdown_trigger is not None:
                 helpers.start_soon(stop_on_trigger)
             async with trio.open_nursery() as server:
-                if site is not None:
+                for site in sites:
                     site_config = _config(host, site.port, graceful_timeout_s)
                     site_wrapped = AccessLogMiddleware(site.app)
                     site_binds = await server.start(
@@ -209,7 +209,8 @@ async def serve_async(
 
 @dataclass(frozen=True)
 class Site:
-    """A second app served beside the main one (the HTTP actions' site origin)."""
+    """Another app served beside the main one on its own port (the HTTP actions' site
+    origin, the dashboard)."""
 
     app: ASGIApp
     port: int  # 0: a free one
@@ -224,7 +225,7 @@ def serve(
     on_ready: Callable[[str], None] | None = None,
     graceful_timeout_s: float = GRACEFUL_TIMEOUT_S,
     on_stop: Callable[[], None] | None = None,
-    site: Site | None = None,
+    sites: Sequence[Site] = (),
 ) -> None:
     """Run the server in this (main) thread until SIGINT/SIGTERM; returns after the drain."""
     _log_to_stderr()
@@ -237,7 +238,7 @@ def serve(
             on_ready=on_ready,
             graceful_timeout_s=graceful_timeout_s,
             on_stop=on_stop,
-            site=site,
+            sites=sites,
         )
     )
 

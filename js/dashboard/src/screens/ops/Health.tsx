@@ -1,3 +1,100 @@
+// The Health screen: the deployment's live figures (`ops:health`), asked every 2 s.
+import "./ops.css";
+import { useEffect, useState } from "react";
+import { useConvex } from "convex/react";
+import { Alert } from "../../components/errors";
+import { dashboardQuery } from "../../api";
+import { errorText, type Figure, formatBytes, formatTs, num } from "./format";
+import type { Health } from "./types";
+
+const REFRESH_MS = 2000;
+
+function ms(figure: Figure | null): string {
+  const value = num(figure);
+  return value === null ? "—" : `${value.toFixed(1)} ms`;
+}
+
 export function HealthScreen() {
-  return <h1>Health</h1>;
+  const convex = useConvex();
+  const [health, setHealth] = useState<Health | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [updated, setUpdated] = useState<Date | null>(null);
+
+  useEffect(() => {
+    let live = true;
+    async function refresh() {
+      try {
+        const figures = (await convex.query(dashboardQuery("ops:health"), {})) as Health;
+        if (!live) return;
+        setHealth(figures);
+        setUpdated(new Date());
+        setProblem(null);
+      } catch (error) {
+        if (live) setProblem(errorText(error));
+      }
+    }
+    void refresh();
+    const timer = setInterval(() => void refresh(), REFRESH_MS);
+    return () => {
+      live = false;
+      clearInterval(timer);
+    };
+  }, [convex]);
+
+  return (
+    <div className="ops-screen">
+      <h1>Health</h1>
+      <Alert>{problem}</Alert>
+      {health === null ? <p role="status">Loading figures…</p> : <Figures health={health} />}
+      {updated && <p className="muted">Updated {updated.toLocaleTimeString()}, every 2 s.</p>}
+    </div>
+  );
+}
+
+function Figures({ health }: { health: Health }) {
+  return (
+    <>
+      <dl className="figures" aria-label="Health figures">
+        <Figure label="Commits per second" value={num(health.commitsPerSecond).toFixed(2)} />
+        <Figure label="Function latency p50" value={ms(health.functionLatencyMs.p50)} />
+        <Figure label="Function latency p99" value={ms(health.functionLatencyMs.p99)} />
+        <Figure label="Connections" value={String(health.connections)} />
+        <Figure label="Subscriptions" value={String(health.subscriptions)} />
+        <Figure
+          label="Search indexes"
+          value={
+            health.search.caughtUp ? "caught up" : `${health.search.lagCommits} commits behind`
+          }
+        />
+        <Figure label="Data folder size" value={formatBytes(health.dataFolderBytes)} />
+        <Figure
+          label="Newest commit"
+          value={health.newestTs === "0" ? "—" : formatTs(health.newestTs)}
+        />
+      </dl>
+      <h2>Kafka exporters</h2>
+      {health.kafka.length === 0 ? (
+        <p>No Kafka exporter is configured.</p>
+      ) : (
+        <dl className="figures" aria-label="Kafka exporters">
+          {health.kafka.map((exporter) => (
+            <Figure
+              key={exporter.name}
+              label={exporter.name}
+              value={`${exporter.lagCommits} commits behind`}
+            />
+          ))}
+        </dl>
+      )}
+    </>
+  );
+}
+
+function Figure({ label, value }: { label: string; value: string }) {
+  return (
+    <div className="figure">
+      <dt>{label}</dt>
+      <dd>{value}</dd>
+    </div>
+  );
 }

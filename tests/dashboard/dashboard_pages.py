@@ -1,0 +1,52 @@
+"""What the dashboard's browser tests share: the served deployment (with calls through
+its HTTP API as the admin) and logging in."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+WAIT_MS = 8_000  # the longest any one step may take in the browser
+
+
+@dataclass
+class Dashboard:
+    """A running `headwater serve` with its dashboard."""
+
+    api_url: str  # the deployment (HTTP API and sync)
+    dashboard_url: str  # e.g. http://127.0.0.1:PORT/dashboard/
+    admin_key: str
+    server: Any  # cli_process.Serve
+
+    def call(self, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
+        """Run a function through the HTTP API as the admin (internal ones too);
+        returns its value (Convex JSON), raises on an error answer."""
+        body = json.dumps({"path": path, "args": args or {}, "format": "json"}).encode()
+        request = urllib.request.Request(
+            f"{self.api_url}/api/{kind}",
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Convex {self.admin_key}",
+            },
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=15) as response:
+            answer = json.loads(response.read())
+        if answer.get("status") != "success":
+            raise AssertionError(f"{path} failed: {answer}")
+        return answer["value"]
+
+    def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return self.call("mutation", path, args)
+
+    def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return self.call("query", path, args)
+
+
+def login(page: Any, dashboard: Dashboard, path: str = "data") -> None:
+    """Open the dashboard with the key in the URL fragment and wait for the navigation."""
+    page.goto(f"{dashboard.dashboard_url}{path}#admin_key={dashboard.admin_key}")
+    page.get_by_role("button", name="Log out").wait_for()
