@@ -109,7 +109,8 @@ class ExecutorComponents:
         lookup = self.local_table_of_id(call.component_path, table_of_id or self._table_of_id)
         problem = self._validators.args_problem(info, call.args, lookup)
         if problem is not None:
-            return failed(problem)
+            # The function was found: the log names its kind even for an /api/function call.
+            return FunctionOutcome(error=FunctionError(problem), udf_type=info.kind)
         return info, deployment
 
     @staticmethod

@@ -12,6 +12,7 @@ from engine.environment_variables import EnvChange
 from engine.ids import encode_id
 from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE_NUMBER
 from tests.udf.dashboard_app import ANONYMOUS_CALLER, DashboardApp
+from udf.calls import ADMIN, FunctionCall
 
 
 @pytest.fixture
@@ -246,3 +247,12 @@ def _uuid(storage_id: str) -> str:
     from engine.file_storage import uuid_of
 
     return uuid_of(storage_id)
+
+
+def test_a_call_its_arguments_refuse_is_logged_with_the_functions_own_kind(app):
+    # /api/function (kind unknown to the caller) of a mutation with a bad argument:
+    # the log names it a mutation, as the dashboard's Logs screen shows it.
+    outcome = app.ex.run(FunctionCall("notes:addLater", {"delayMs": "soon"}, None, identity=ADMIN))
+    assert outcome.error is not None and "delayMs" in outcome.error.message
+    entries, _ = app.ex.function_log.entries_after(0)
+    assert [(e.identifier, e.udf_type) for e in entries][-1] == ("notes:addLater", "Mutation")
