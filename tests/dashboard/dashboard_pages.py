@@ -15,7 +15,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 from cli_process import Serve, free_port  # noqa: E402
 
-WAIT_MS = 8_000  # the longest any one step may take in the browser
+WAIT_MS = 15_000  # the longest any one step may take in the browser (a busy machine)
 
 
 @dataclass

@@ -65,8 +65,8 @@ def test_a_filter_keeps_the_matching_documents(page, dashboard):
     page.get_by_label("Value (Convex JSON)").fill('"filter-ann"')
     page.get_by_role("button", name="Apply filters").click()
     rows.get_by_role("row").filter(has_text="dropped").wait_for(state="detached")
-    assert rows.get_by_role("row").filter(has_text="kept").count() == 1
-    assert rows.get_by_role("row").count() == 2  # the header and the one document
+    expect(rows.get_by_role("row").filter(has_text="kept")).to_have_count(1)
+    expect(rows.get_by_role("row")).to_have_count(2)  # the header and the one document
 
 
 def test_a_filter_value_that_is_not_json_is_explained(page, dashboard):
