@@ -60,7 +60,7 @@ def table_schema(_context: Any, tx: Transaction, args: dict[str, Any]) -> dict[s
         "searchIndexes": _search_indexes(declared),
         "vectorIndexes": _vector_indexes(declared),
         "inferred": None if inferred is None else validator_to_json(inferred),
-        "schemaTs": schema_ts(split_table(table)[1], declared, inferred),
+        "schemaTs": _local_ids(schema_ts(split_table(table)[1], declared, inferred), table),
     }
 
 
@@ -212,6 +212,12 @@ def schema_ts(name: str, declared: TableSchema | None, inferred: VObject | None)
             }
             text += f"\n  .vectorIndex({json.dumps(vec.name)}, {_object(options)})"
     return text + ","
+
+
+def _local_ids(text: str, table: str) -> str:
+    """A component's schema names its own tables plainly (`v.id("tokens")`)."""
+    component = split_table(table)[0]
+    return text.replace(f'v.id("{component}/', 'v.id("') if component else text
 
 
 def _object(options: dict[str, Any]) -> str:

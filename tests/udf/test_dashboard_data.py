@@ -7,6 +7,7 @@ sentence that changes nothing."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -287,6 +288,8 @@ def test_history_lists_every_version_with_field_diffs(ex, team):
     past = q(ex, "history", {"id": doc_id, "atTs": str(middle)})
     assert len(past) == 2 and past[0]["value"]["title"] == "h2"
     assert "not a document id" in refused(call(ex, "history", {"id": "nope"}))
+    ghost = ex.db.mutate(lambda tx: tx.reserve_ids("items", 1)).value[0]  # never inserted
+    assert refused(call(ex, "history", {"id": ghost})) == f"No document has the id {ghost}."
 
 
 def test_log_and_commit_name_the_function_that_wrote(ex, team):
@@ -408,3 +411,19 @@ def test_a_component_table_is_named_by_its_component(ex):
     assert text == 'Table "limiter/rateLimits" does not exist.'
     text = refused(call(ex, "page", {"table": "rateLimits", "numItems": 5}))
     assert text == 'Table "rateLimits" does not exist.'
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [("tables", {}), ("page", {"table": "items", "numItems": 5}), ("schema", {"table": "items"})],
+)
+def test_tables_pages_and_schemas_are_live(ex, team, name, args):
+    outcome = call(ex, name, args)
+    assert outcome.error is None and outcome.read_set is not None
+    changed = threading.Event()
+    watch = ex.watch(outcome.read_set, outcome.ts, lambda _ts: changed.set())
+    try:
+        m(ex, "insert", {"table": "items", "document": item(team, "live")})
+        assert changed.wait(10)
+    finally:
+        watch.close()
