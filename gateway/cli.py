@@ -105,6 +105,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"Functions: {', '.join(f.udf_path for f in functions)}", flush=True)
         print(_try_line(url, functions), flush=True)
 
+    sites = [Site(backend.site_app, site_port, site_ready)]
+    if dashboard_port is not None:
+        sites.append(Site(dashboard_app(lambda: urls["api"]), dashboard_port, dashboard_ready))
     try:
         serve(
             backend.app,
@@ -112,14 +115,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             on_ready=ready,
             on_stop=backend.long_polls.stop,
-            sites=[
-                Site(backend.site_app, site_port, site_ready),
-                *(
-                    [Site(dashboard_app(lambda: urls["api"]), dashboard_port, dashboard_ready)]
-                    if dashboard_port is not None
-                    else []
-                ),
-            ],
+            sites=sites,
         )
     finally:
         backend.close()

@@ -19,10 +19,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "gateway"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cli_process import Serve, free_port  # noqa: E402
-from dashboard_pages import WAIT_MS, Dashboard  # noqa: E402
+from dashboard_pages import WAIT_MS, Dashboard, serve_dashboard  # noqa: E402
 
 APP = Path(__file__).resolve().parent / "app" / "convex"
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
@@ -42,28 +40,13 @@ VIEWPORT = {"width": 1366, "height": 768}
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """The small app of ``app/convex`` (a schema, two tables, public and internal
+    functions, console lines), served with a fresh data folder."""
     folder = tmp_path_factory.mktemp("dashboard")
     functions = folder / "convex"
     shutil.copytree(APP, functions, ignore=shutil.ignore_patterns("_generated"))
-    dashboard_port = free_port()
-    server = Serve(
-        folder / "data",
-        "--functions",
-        str(functions),
-        "--site-port",
-        str(free_port()),
-        "--dashboard-port",
-        str(dashboard_port),
-    )
-    try:
-        yield Dashboard(
-            api_url=server.url,
-            dashboard_url=f"http://127.0.0.1:{dashboard_port}/dashboard/",
-            admin_key=server.admin_key,
-            server=server,
-        )
-    finally:
-        server.stop()
+    with serve_dashboard(folder / "data", functions) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

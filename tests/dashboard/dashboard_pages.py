@@ -4,11 +4,18 @@ its HTTP API as the admin) and logging in."""
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-WAIT_MS = 8_000  # the longest any one step may take in the browser
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
+from cli_process import Serve, free_port  # noqa: E402
+
+WAIT_MS = 15_000  # the longest any one step may take in the browser (a busy machine)
 
 
 @dataclass
@@ -18,7 +25,7 @@ class Dashboard:
     api_url: str  # the deployment (HTTP API and sync)
     dashboard_url: str  # e.g. http://127.0.0.1:PORT/dashboard/
     admin_key: str
-    server: Any  # cli_process.Serve
+    server: Serve
 
     def call(self, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
         """Run a function through the HTTP API as the admin (internal ones too);
@@ -50,3 +57,28 @@ def login(page: Any, dashboard: Dashboard, path: str = "data") -> None:
     """Open the dashboard with the key in the URL fragment and wait for the navigation."""
     page.goto(f"{dashboard.dashboard_url}{path}#admin_key={dashboard.admin_key}")
     page.get_by_role("button", name="Log out").wait_for()
+
+
+@contextmanager
+def serve_dashboard(data: Path, functions: Path) -> Iterator[Dashboard]:
+    """`headwater serve` of ``functions`` on free ports (API, site, dashboard)."""
+    dashboard_port = free_port()
+    server = Serve(
+        data,
+        "--functions",
+        str(functions),
+        "--site-port",
+        str(free_port()),
+        "--dashboard-port",
+        str(dashboard_port),
+        startup_timeout_s=180,
+    )
+    try:
+        yield Dashboard(
+            api_url=server.url,
+            dashboard_url=f"http://127.0.0.1:{dashboard_port}/dashboard/",
+            admin_key=server.admin_key,
+            server=server,
+        )
+    finally:
+        server.stop()

@@ -53,6 +53,19 @@ def test_the_table_changes_live_while_another_client_writes(page, dashboard):
     expect(row.get_by_role("cell").nth(4)).to_have_text("1")
 
 
+def test_a_write_from_the_python_client_appears_without_reload(page, dashboard):
+    from convex import ConvexClient
+
+    send(dashboard, "http", "sent over HTTP first")
+    login(page, dashboard, "data/messages")
+    rows = page.get_by_role("table", name="Documents")
+    rows.get_by_role("row").filter(has_text="sent over HTTP first").wait_for()
+    ConvexClient(dashboard.api_url).mutation(
+        "messages:send", {"author": "python", "body": "sent by the PyPI client"}
+    )
+    rows.get_by_role("row").filter(has_text="sent by the PyPI client").wait_for()
+
+
 def test_a_filter_keeps_the_matching_documents(page, dashboard):
     send(dashboard, "filter-ann", "kept")
     send(dashboard, "filter-bob", "dropped")
@@ -65,8 +78,8 @@ def test_a_filter_keeps_the_matching_documents(page, dashboard):
     page.get_by_label("Value (Convex JSON)").fill('"filter-ann"')
     page.get_by_role("button", name="Apply filters").click()
     rows.get_by_role("row").filter(has_text="dropped").wait_for(state="detached")
-    assert rows.get_by_role("row").filter(has_text="kept").count() == 1
-    assert rows.get_by_role("row").count() == 2  # the header and the one document
+    expect(rows.get_by_role("row").filter(has_text="kept")).to_have_count(1)
+    expect(rows.get_by_role("row")).to_have_count(2)  # the header and the one document
 
 
 def test_a_filter_value_that_is_not_json_is_explained(page, dashboard):

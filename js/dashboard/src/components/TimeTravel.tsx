@@ -15,6 +15,7 @@ export type TimeTravel = {
   atTs: string | undefined; // the ts to read at (undefined: live)
   outside: string | null; // why atTs cannot be read, if it cannot
   pending: boolean; // atTs given, the window not known yet
+  requested: string | null; // the URL's ts as written (even when it cannot be read)
   range: Range | undefined;
   setTs: (ts: string | null) => void;
 };
@@ -51,7 +52,14 @@ export function useTimeTravel(): TimeTravel {
   };
   // A past ts is read once the window is known to hold it.
   const pending = atTs !== undefined && range === undefined;
-  return { atTs: outside === null ? atTs : undefined, outside, pending, range, setTs };
+  return {
+    atTs: outside === null ? atTs : undefined,
+    outside,
+    pending,
+    requested: raw,
+    range,
+    setTs,
+  };
 }
 
 // Whether a screen may query: not while the URL's ts is outside the window.
@@ -129,10 +137,19 @@ export function TimeTravelControl({ travel }: { travel: TimeTravel }) {
       </label>
       <label>
         <span>Date and time</span>
+        {/* Uncontrolled (typing is not fought by live updates); shown afresh whenever
+            the URL's ts changes. */}
         <input
+          key={travel.requested ?? "live"}
           type="datetime-local"
           step={1}
-          value={toLocalInput(atTs ? tsToDate(atTs) : range ? tsToDate(range.newestTs) : new Date())}
+          defaultValue={toLocalInput(
+            travel.requested && /^\d+$/.test(travel.requested)
+              ? tsToDate(travel.requested)
+              : range
+                ? tsToDate(range.newestTs)
+                : new Date(),
+          )}
           onChange={(e) => {
             const ms = new Date(e.target.value).getTime();
             if (Number.isNaN(ms)) return;

@@ -151,7 +151,8 @@ export function TableScreen() {
       {historyOf && (
         <DocumentHistory id={historyOf} atTs={travel.atTs} onClose={() => setHistoryOf(null)} />
       )}
-      {ok && !pageError && (
+      {ok && !pageError && pages[0]?.data === undefined && <p className="muted">Loading…</p>}
+      {ok && !pageError && pages[0]?.data !== undefined && (
         <DocumentRows
           docs={docs}
           readOnly={past}
