@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.components import ROOT, SEPARATOR, qualified_table
 from engine.errors import HeadwaterError
-from engine.system_tables import is_system_table
+from engine.system_tables import TABLES_TABLE, is_system_table
 from engine.transaction import Transaction
 
 # System tables whose documents a user may browse (stored files, scheduled functions).
@@ -65,9 +65,16 @@ def table_arg(tx: Transaction, args: dict[str, Any]) -> str:
     table = string_arg(args, "table")
     component = ROOT if args.get("component") is None else string_arg(args, "component")
     name = qualified_table(component, table)
-    missing = not table or SEPARATOR in table or tx.table_number(name) is None
-    if missing or (is_system_table(table) and table not in BROWSABLE_SYSTEM_TABLES):
+    malformed = not table or SEPARATOR in table
+    hidden = is_system_table(table) and table not in BROWSABLE_SYSTEM_TABLES
+    if malformed or hidden:
         raise HeadwaterError(f'Table "{name}" does not exist.', code="TableNotFound")
+    if tx.table_number(name) is None:
+        # Read the table list, so a subscription re-runs when the table appears; a
+        # table the schema declares exists (empty) before its first document.
+        tx.query(TABLES_TABLE).collect()
+        if name not in tx.snapshot_schema().tables:
+            raise HeadwaterError(f'Table "{name}" does not exist.', code="TableNotFound")
     return name
 
 

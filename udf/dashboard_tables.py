@@ -51,8 +51,10 @@ def list_tables(context: Any, tx: Transaction, args: dict[str, Any]) -> list[dic
     qualified = [name for _, name in names]
     counts = table_counts(context.db).counts(tx, qualified)
     schema = tx.snapshot_schema()
+    # Tables the schema declares that have no document yet are listed, empty.
+    declared = [(split_table(name), name) for name in schema.tables if name not in counts]
     listed = []
-    for (component, table), name in names:
+    for (component, table), name in sorted(names + declared):
         # Any write to the table changes its count: the whole id index is read.
         tx.reads.add(f"{name}.by_id", b"", None)
         listed.append(
@@ -60,7 +62,7 @@ def list_tables(context: Any, tx: Transaction, args: dict[str, Any]) -> list[dic
                 "name": name,
                 "component": component,
                 "table": table,
-                "count": float(counts[name]),
+                "count": float(counts.get(name, 0)),
                 "hasSchema": name in schema.tables,
             }
         )

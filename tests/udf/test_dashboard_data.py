@@ -243,6 +243,7 @@ def test_a_selective_filter_stops_at_the_scan_budget(ex, team, monkeypatch):
 
 
 def test_schema_declared_inferred_and_a_schema_ts_snippet(ex, team):
+    m(ex, "insert", {"table": "items", "document": item(team, "shape")})  # one to infer from
     schema = q(ex, "schema", {"table": "items"})
     assert schema["document"]["type"] == "object"
     assert {i["name"]: i["fields"] for i in schema["indexes"]} == {
@@ -427,3 +428,35 @@ def test_tables_pages_and_schemas_are_live(ex, team, name, args):
         assert changed.wait(10)
     finally:
         watch.close()
+
+
+def test_a_declared_table_without_documents_is_listed_empty_and_its_page_comes_alive(tmp_path):
+    app = tmp_path / "convex"
+    app.mkdir()
+    (app / "schema.ts").write_text(
+        'import { defineSchema, defineTable } from "convex/server";\n'
+        'import { v } from "convex/values";\n'
+        "export default defineSchema({ notes: defineTable({ body: v.string() }) });\n"
+    )
+    db = Database.open(tmp_path / "data")
+    fresh = Executor(db)
+    try:
+        fresh.deploy(app)
+        assert [(t["name"], t["count"]) for t in q(fresh, "tables")] == [("notes", 0.0)]
+        args = {"table": "notes", "numItems": 5}
+        outcome = call(fresh, "page", args)
+        assert ok(outcome)["page"] == [] and ok(outcome)["isDone"] is True
+        changed = threading.Event()
+        watch = fresh.watch(outcome.read_set, outcome.ts, lambda _ts: changed.set())
+        try:
+            m(fresh, "insert", {"table": "notes", "document": {"body": "first"}})
+            assert changed.wait(10)  # the first document creates the table: the page re-runs
+        finally:
+            watch.close()
+        assert [d["body"] for d in q(fresh, "page", args)["page"]] == ["first"]
+        assert refused(call(fresh, "page", {"table": "nope", "numItems": 5})) == (
+            'Table "nope" does not exist.'
+        )
+    finally:
+        fresh.close()
+        db.close()
