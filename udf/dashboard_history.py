@@ -7,8 +7,9 @@ the wire as decimal strings; ``wallTime`` is the commit ts in milliseconds (the
 committer assigns ts from the wall clock). A commit's ``function`` is what
 ``udf.commit_origins`` knows about it, or None.
 
-Caveats: the log and commit views are not live (a commit touches no read set of
-theirs); the UI re-reads them. A commit lists at most ``COMMIT_WRITES_MAX`` writes.
+The range and the newest page of the log are live: they read every table's whole id
+range (``watch_every_commit``), so any commit re-runs their subscriptions. A commit
+lists at most ``COMMIT_WRITES_MAX`` writes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from engine.components import split_table
 from engine.database import storage_handles
 from engine.errors import HeadwaterError, InvalidIdError
 from engine.ids import decode_id
+from engine.system_tables import SYSTEM_TABLE_NUMBERS, TABLES_TABLE
 from engine.transaction import Transaction
 from engine.values import UNSET, values_equal
 from log.entry import LogEntry, Write
@@ -42,7 +44,17 @@ def _origins(context: Any) -> Any:
     return getattr(context.executor, "commit_origins", None)
 
 
+def watch_every_commit(tx: Transaction) -> None:
+    """Make the call's read set cover every document of every table (system ones too,
+    and ``_tables`` for tables yet to come): every commit writes one, so a subscription
+    to the call re-runs after each commit."""
+    names = {doc["name"] for doc in tx.query(TABLES_TABLE).collect()}
+    for name in names | set(SYSTEM_TABLE_NUMBERS):
+        tx.reads.add(f"{name}.by_id", b"", None)
+
+
 def time_range(context: Any, tx: Transaction, _args: dict[str, Any]) -> dict[str, str]:
+    watch_every_commit(tx)
     oldest = context.db.first_ts()
     return {
         "oldestTs": str(oldest if oldest is not None else tx.snapshot_ts),
@@ -60,6 +72,7 @@ def neighbour_ts(context: Any, tx: Transaction, args: dict[str, Any]) -> str | N
         oldest = context.db.first_ts() or 0
         return str(found[0].ts) if found and found[0].ts >= oldest else None
     if direction == "next":
+        watch_every_commit(tx)  # "none yet" turns into the next commit when one lands
         if ts >= tx.snapshot_ts:
             return None
         entries = log.read_range(ts + 1, tx.snapshot_ts)
@@ -91,6 +104,8 @@ def commit_log(context: Any, tx: Transaction, args: dict[str, Any]) -> list[dict
     limit = count_arg(args, "limit", LOG_ITEMS_MAX, default=LOG_ITEMS_MAX)
     bound = tx.snapshot_ts + 1 if before is None else min(before, tx.snapshot_ts + 1)
     oldest = context.db.first_ts() or 0
+    if before is None:
+        watch_every_commit(tx)  # the newest page shows each new commit as it lands
     listed = []
     for entry in _log(context).read_backward(bound, limit):
         if entry.ts < oldest:

@@ -460,3 +460,19 @@ def test_a_declared_table_without_documents_is_listed_empty_and_its_page_comes_a
     finally:
         fresh.close()
         db.close()
+
+
+@pytest.mark.parametrize("name, args", [("log", {"limit": 5}), ("range", {})])
+def test_the_newest_log_and_the_range_re_run_after_any_commit(ex, team, name, args):
+    outcome = call(ex, name, args)
+    assert outcome.error is None and outcome.read_set is not None
+    changed = threading.Event()
+    watch = ex.watch(outcome.read_set, outcome.ts, lambda _ts: changed.set())
+    try:
+        # A write to a table the call never named, and a system table's: both re-run it.
+        ex.db.mutate(lambda tx: tx.insert("fresh_table_for_log", {"n": 1.0}))
+        assert changed.wait(10)
+    finally:
+        watch.close()
+    newest = q(ex, name, args)
+    assert (newest[0]["ts"] if name == "log" else newest["newestTs"]) == str(ex.db.latest_ts())
