@@ -14,6 +14,7 @@ from websockets.sync.client import connect
 
 from gateway.backend import Backend
 from gateway.server import run_server_in_thread
+from tests.waiting import wait_for
 
 SESSION = "5b1f0c7e-2a4d-4c1b-8e6f-3d9a7c2b1e40"
 DASHBOARD_ORIGIN = "http://127.0.0.1:6791"
@@ -64,16 +65,6 @@ def health(client) -> dict:
     body = response.json()
     assert body["status"] == "success", body
     return body["value"]
-
-
-def wait_for(predicate, timeout_s: float = 10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def _subscribe(ws, query_id: int) -> None:

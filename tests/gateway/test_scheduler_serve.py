@@ -15,18 +15,15 @@ from cli_process import Serve
 from convex import ConvexClient
 from convex_cli import make_project, npx_convex
 
-FIXTURES = Path(__file__).resolve().parents[1] / "udf" / "fixtures"
-pytestmark = pytest.mark.slow
+from tests.waiting import wait_for as wait_briefly
 
 
 def wait_for(predicate, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    return wait_briefly(predicate, timeout_s)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "udf" / "fixtures"
+pytestmark = pytest.mark.slow
 
 
 def app_copy(tmp_path: Path, name: str) -> Path:

@@ -12,6 +12,7 @@ from engine.environment_variables import EnvChange
 from engine.ids import encode_id
 from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE_NUMBER
 from tests.udf.dashboard_app import ANONYMOUS_CALLER, DashboardApp
+from tests.waiting import wait_for
 from udf.calls import ADMIN, FunctionCall
 
 
@@ -20,16 +21,6 @@ def app(tmp_path):
     deployed = DashboardApp(tmp_path)
     yield deployed
     deployed.close()
-
-
-def wait_for(predicate, timeout_s: float = 10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 # -- functions ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from engine import Database, HeadwaterError
 from engine import scheduled_jobs as jobs
 from engine.limits import LIMITS, Limits
 from engine.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE
+from tests.waiting import wait_for
 from udf.calls import ADMIN, FunctionCall
 from udf.executor import Executor
 from udf.function_log import FunctionLog
@@ -76,16 +77,6 @@ def app(tmp_path):
     deployment = Deployment(tmp_path / "data", folder)
     yield deployment
     deployment.close()
-
-
-def wait_for(predicate, timeout_s: float = 10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 def test_a_mutation_schedules_a_mutation_and_an_action_that_run_once_in_order(app):
