@@ -10,18 +10,15 @@ import json
 import os
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dashboard_pages import WAIT_MS, Dashboard, login
+from dashboard_pages import WAIT_MS, Dashboard, login, serve_dashboard
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "gateway"))
-from cli_process import Serve, free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -48,26 +45,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsDashboard
     folder = tmp_path_factory.mktemp("dashboard-ops")
     functions = folder / "convex"
     shutil.copytree(APP, functions, ignore=shutil.ignore_patterns("_generated"))
-    dashboard_port = free_port()
-    server = Serve(
-        folder / "data",
-        "--functions",
-        str(functions),
-        "--site-port",
-        str(free_port()),
-        "--dashboard-port",
-        str(dashboard_port),
-    )
-    try:
-        yield OpsDashboard(
-            api_url=server.url,
-            dashboard_url=f"http://127.0.0.1:{dashboard_port}/dashboard/",
-            admin_key=server.admin_key,
-            server=server,
-            functions=functions,
-        )
-    finally:
-        server.stop()
+    with serve_dashboard(folder / "data", functions) as served:
+        yield OpsDashboard(**vars(served), functions=functions)
 
 
 def _run(page, function: str, args: str, button: str) -> str:
