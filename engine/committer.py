@@ -20,6 +20,15 @@ the ``on_committed`` hook (live queries, search indexes), in ts order.
 A read-only committer (a process beside the folder's writer) commits nothing
 and only follows.
 
+Cluster mode (``cluster`` given, ``engine.cluster``): the shared store's log is
+the truth and the local LMDB log is its mirror. Following reads the store: its
+entries after our last ts are appended to the mirror AND applied to the
+projections, in local write transactions of ``cluster_catch_up_batch_entries``.
+A watcher thread waits on the store (LISTEN/NOTIFY or polling) and wakes the
+committer. On the leader, each batch first catches up, then is validated,
+appended to the store with the lease's fencing token and, only then, committed
+locally; any other node forwards its commits (``ClusterNode.route_commit``).
+
 Named pause points let race tests hold the committer at a chosen step.
 """
 
@@ -40,6 +49,7 @@ from engine.errors import ConflictError, HeadwaterError, ReadOnlyError
 from engine.limits import LIMITS, Limits
 from engine.pending_commit import PendingCommit
 from engine.write_log import WriteLog, Written
+from log.shared_store import FencedError
 from log.entry import LogEntry
 from log.lmdb_store import LmdbLog
 from projections.runner import ProjectionRunner
@@ -49,6 +59,7 @@ PAUSE_BEFORE_DURABLE = "before_durable"
 PAUSE_AFTER_DURABLE = "after_durable"
 
 _STOP = object()
+_FOLLOW = object()  # queue item: catch up from the shared store now
 logger = logging.getLogger("headwater.committer")
 
 
@@ -74,8 +85,10 @@ class Committer:
         limits: Limits = LIMITS,
         on_committed: Callable[[list[CommittedEntry]], None] = lambda _: None,
         read_only: str | None = None,
+        cluster: Any = None,
     ) -> None:
-        """``read_only``: None for the folder's writer, else why this process may not commit."""
+        """``read_only``: None for the folder's writer, else why this process may not commit.
+        ``cluster``: an ``engine.cluster.ClusterNode`` when a shared store holds the log."""
         self._env = env
         self._log = log
         self._runner = runner
@@ -92,8 +105,15 @@ class Committer:
         self._commits = 0
         self._conflicts = 0
         self._followed = 0
+        self._cluster = cluster
+        self._applied = threading.Condition()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="headwater-committer", daemon=True)
         self._thread.start()
+        if cluster is not None:
+            threading.Thread(
+                target=self._watch_store, name="headwater-store-watch", daemon=True
+            ).start()
 
     @property
     def last_ts(self) -> int:
@@ -106,6 +126,19 @@ class Committer:
     def commit(self, pending: PendingCommit) -> int:
         """Validate and durably commit; returns the commit ts or raises ConflictError."""
         self._check_writable()
+        if self._cluster is not None:
+            return self._cluster.route_commit(
+                pending, self._commit_here, self.wait_applied, self._find_landed
+            )
+        return self._commit_here(pending)
+
+    def commit_forwarded(self, pending: PendingCommit) -> int:
+        """A commit another node sent: ours to order while we lead, else ``FencedError``."""
+        self._check_writable()
+        self._lead_token()
+        return self._commit_here(pending)
+
+    def _commit_here(self, pending: PendingCommit) -> int:
         future: Future[int] = Future()
         self._queue.put((pending, future))
         return future.result()
@@ -121,8 +154,25 @@ class Committer:
         return [f.result() for f in futures]
 
     def close(self) -> None:
+        self._closing.set()
         self._queue.put(_STOP)
         self._thread.join()
+
+    def wait_applied(self, ts: int, timeout_s: float = 10.0) -> bool:
+        """Block until this node has applied every commit up to ``ts`` (cluster mode:
+        asks for a catch-up first, so a forwarded commit is visible when this returns)."""
+        if self._last_ts >= ts:
+            return True
+        if self._cluster is not None:
+            self._queue.put((_FOLLOW, None))
+        with self._applied:
+            return self._applied.wait_for(lambda: self._last_ts >= ts, timeout_s)
+
+    def sync_with_store(self, timeout_s: float | None = None) -> int:
+        """Catch up with the shared store now (on the committer thread); our last ts."""
+        future: Future[int] = Future()
+        self._queue.put((_FOLLOW, future))
+        return future.result(timeout_s)
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -152,6 +202,9 @@ class Committer:
                 continue
             if item is _STOP:
                 return
+            if item[0] is _FOLLOW:
+                self._follow_requested(item[1])
+                continue
             batch = [item]
             while len(batch) < self._limits.group_commit_batch_max:
                 try:
@@ -161,6 +214,9 @@ class Committer:
                 if nxt is _STOP:
                     stopping = True
                     break
+                if nxt[0] is _FOLLOW:
+                    self._follow_requested(nxt[1])
+                    continue
                 batch.append(nxt)
             self._process(batch)
 
@@ -168,10 +224,20 @@ class Committer:
         self._pause(PAUSE_BEFORE_VALIDATE)
         accepted: list[tuple[Future[int], CommittedEntry]] = []
         foreign: list[CommittedEntry] = []
+        token = None
+        if self._cluster is not None:
+            try:
+                token = self._lead_token()
+                self._catch_up_store()  # delivers what it applied itself
+            except BaseException as exc:
+                for _, future in batch:
+                    future.set_exception(_as_commit_error(exc))
+                return
         start_ts = self._last_ts
         try:
             with self._env.begin(write=True) as txn:
-                foreign = self._follow_in(txn)
+                if self._cluster is None:
+                    foreign = self._follow_in(txn)
                 start_ts = self._last_ts
                 for pending, future in batch:
                     conflict = self.write_log.find_conflict(pending.read_set, pending.snapshot_ts)
@@ -187,16 +253,16 @@ class Committer:
                     self._last_ts = ts
                     self.write_log.append(ts, written)
                     accepted.append((future, CommittedEntry(entry, written)))
+                if token is not None and accepted:
+                    # The store first: once it holds the entries they are the truth,
+                    # and a crash before the local commit is repaired by catching up.
+                    self._cluster.store.append_fenced([c.entry for _, c in accepted], token)
                 self._pause(PAUSE_BEFORE_DURABLE)
         except BaseException as exc:
             self._last_ts = start_ts
             self.write_log.truncate_after(start_ts)
             self._runner.abort()
-            error = (
-                exc
-                if isinstance(exc, HeadwaterError)
-                else HeadwaterError(f"Commit failed: {exc}", code="CommitFailed")
-            )
+            error = _as_commit_error(exc)
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
@@ -211,6 +277,7 @@ class Committer:
             self._catalog.observe_entry(c.entry)
         for future, c in accepted:
             future.set_result(c.entry.ts)
+        self._notify_applied()
         if foreign or committed:
             self._on_committed(foreign + committed)
 
@@ -221,6 +288,9 @@ class Committer:
             raise ReadOnlyError(self._read_only)
 
     def _follow_idle(self) -> None:
+        if self._cluster is not None:
+            self._follow_requested(None)
+            return
         try:
             with self._env.begin() as txn:
                 foreign = self._follow_in(txn)
@@ -244,6 +314,91 @@ class Committer:
             found.append(CommittedEntry(entry, written))
         self._followed += len(found)
         return found
+
+    # -- cluster mode: the shared store's log is the truth ------------------------------
+
+    def _lead_token(self) -> int:
+        if self._cluster is None:
+            raise FencedError("This node serves no cluster; it takes no forwarded commits")
+        token = self._cluster.lease_token()
+        if token is None:
+            raise FencedError("This node does not lead the deployment now; commit elsewhere")
+        return token
+
+    def _follow_requested(self, future: Future[int] | None) -> None:
+        try:
+            self._catch_up_store()
+        except Exception as exc:
+            logger.warning("catching up from the shared store failed: %s", exc)
+            if future is not None:
+                future.set_exception(exc)
+            return
+        if future is not None:
+            future.set_result(self._last_ts)
+
+    def _catch_up_store(self) -> None:
+        """Mirror and apply the store's entries after our last ts (the committer thread)."""
+        store = self._cluster.store
+        latest = store.latest_ts()
+        while latest is not None and latest > self._last_ts:
+            start_ts = self._last_ts
+            found: list[CommittedEntry] = []
+            try:
+                with self._env.begin(write=True) as txn:
+                    for entry in store.read_range(start_ts + 1, latest):
+                        self._log.append_in(txn, [entry])
+                        written = self._runner.apply_in(txn, entry)
+                        self._last_ts = entry.ts
+                        self.write_log.append(entry.ts, written)
+                        found.append(CommittedEntry(entry, written))
+                        if len(found) >= self._limits.cluster_catch_up_batch_entries:
+                            break
+            except BaseException:
+                self._last_ts = start_ts
+                self.write_log.truncate_after(start_ts)
+                self._runner.abort()
+                raise
+            if not found:
+                return
+            for c in found:
+                self._catalog.observe_entry(c.entry)
+            self._followed += len(found)
+            self._notify_applied()
+            self._on_committed(found)
+
+    def _watch_store(self) -> None:
+        """Wake the committer as soon as the store holds entries we have not applied."""
+        store = self._cluster.store
+        while not self._closing.is_set():
+            try:
+                if store.wait_for_entries(self._last_ts, 1.0) and not self._closing.is_set():
+                    self.sync_with_store(30.0)
+            except Exception as exc:
+                if self._closing.is_set():
+                    return
+                logger.warning("watching the shared store failed: %s", exc)
+                time.sleep(0.5)
+
+    def _notify_applied(self) -> None:
+        with self._applied:
+            self._applied.notify_all()
+
+    def _find_landed(self, pending: PendingCommit) -> int | None:
+        """After an unanswered forward: the ts of the entry holding ``pending``'s first
+        write (same document, same replaced version), None when the log has none."""
+        self.sync_with_store(30.0)
+        first = pending.writes[0]
+        for entry in self._cluster.store.read_from(pending.snapshot_ts + 1):
+            for write in entry.writes:
+                if write.id == first.id and write.prev_ts == first.prev_ts:
+                    return entry.ts
+        return None
+
+
+def _as_commit_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, HeadwaterError):
+        return exc
+    return HeadwaterError(f"Commit failed: {exc}", code="CommitFailed")
 
 
 def _conflict_error(conflict: Any) -> ConflictError:

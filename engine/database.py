@@ -11,6 +11,11 @@ open while another process holds it. ``read_only=True`` opens beside that
 writer without the lock: no catch-up, no genesis, search indexes opened
 without a tantivy writer, every commit refused; its committer thread only
 follows the log.
+
+``cluster=ClusterNode(store)`` makes the folder a node's cache of a shared
+store (``engine.cluster_cache``): opening catches up from the store's log,
+starts the node's lease thread, and commits go through the leader
+(``engine.cluster``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.catalog import Catalog
+from engine.cluster import ClusterNode
+from engine.cluster_cache import prepare_cache
 from engine.committer import Committer, wall_clock_ns
 from engine.errors import ConflictError, DataFolderBusyError, TooManyConflictsError
 from engine.limits import LIMITS, Limits
@@ -42,6 +49,7 @@ from engine.transaction import Transaction
 from log.entry import Write
 from log.folder_lock import FolderLock, read_holder
 from log.lmdb_store import LmdbLog, open_environment
+from log.shared_store import StoreUnavailableError
 from projections.runner import ProjectionRunner, ReplayReport
 from projections.search_indexes import SearchIndexes
 
@@ -56,12 +64,17 @@ class Database:
         limits: Limits = LIMITS,
         retention_ns: int | None = None,
         read_only: bool = False,
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.path = path
         self.read_only = read_only
+        self.cluster = cluster
+        self.cache_state = ""
         # The writer lock first: nothing may touch the folder's storage for writing without it.
         self._folder_lock = None if read_only else FolderLock.acquire(path)
         try:
+            if cluster is not None:
+                self.cache_state = prepare_cache(path, cluster.store)
             self._open(clock, random_bytes, limits, retention_ns)
         except BaseException:
             if self._folder_lock is not None:
@@ -102,11 +115,14 @@ class Database:
             limits=limits,
             on_committed=self._on_committed,
             read_only=self._read_only_reason() if self.read_only else None,
+            cluster=self.cluster,
         )
         self._subscriptions = SubscriptionManager(
             self._committer.write_log, self._committer.last_ts
         )
-        if self._log.latest_ts() is None and not self.read_only:
+        if self.cluster is not None:
+            self._join_cluster()
+        elif self._log.latest_ts() is None and not self.read_only:
             self._write_genesis()
         self._closed = False
         self._stop_compaction = threading.Event()
@@ -134,6 +150,8 @@ class Database:
             return
         self._closed = True
         self._stop_compaction.set()
+        if self.cluster is not None:
+            self.cluster.close()
         self._committer.close()
         self._search.close()
         self._subscriptions.close()
@@ -322,6 +340,23 @@ class Database:
             number = SYSTEM_TABLE_NUMBERS[TABLES_TABLE]
             docs = [doc for _, doc in self._runner.documents.iter_table_latest(txn, number)]
         self._catalog.observe(docs)
+
+    def _join_cluster(self) -> None:
+        """Catch up from the store, take part in the lease, and see the log started."""
+        assert self.cluster is not None
+        self._committer.sync_with_store()
+        self.cluster.start(lambda: self._committer.last_ts)
+        deadline = time.monotonic() + self.limits.cluster_commit_wait_ms / 1000
+        while self.cluster.store.latest_ts() is None:  # a new deployment: the leader starts it
+            if self.cluster.lease_token() is not None:
+                self._write_genesis()
+                break
+            if time.monotonic() > deadline:
+                raise StoreUnavailableError(
+                    f"The store {self.cluster.store.describe()} is empty and no node started it"
+                )
+            time.sleep(0.05)
+        self._committer.sync_with_store()
 
     def _write_genesis(self) -> None:
         """The first entry: the empty schema. It starts the retained history."""

@@ -60,6 +60,14 @@ class Limits:
     # How often an idle committer checks the log for entries another process wrote,
     # so live queries and OCC see them; a commit checks first anyway.
     log_follow_interval_ms: int = 100
+    # Cluster (--store): the leader's lease lives this long unless renewed; every node
+    # checks it this often, so a dead leader is replaced within ttl + check (< 5 s).
+    cluster_lease_ttl_ms: int = 2500
+    cluster_lease_check_ms: int = 500
+    # How long a commit waits for a leader (an election, a reconnect) before failing.
+    cluster_commit_wait_ms: int = 15_000
+    # Entries applied from the shared store per local LMDB transaction while catching up.
+    cluster_catch_up_batch_entries: int = 2000
     # Schema shape limits.
     indexes_per_table_max: int = 32
     fields_per_index_max: int = 16

@@ -1,0 +1,117 @@
+"""A node's data folder as a cache of a shared store: kept when it fits, else emptied.
+
+With ``--store``, the folder holds the log's mirror and the projections built
+from it; the store holds the truth. A folder is kept when its marker names the
+store's deployment and its newest log entry is, byte for byte, the store's
+entry at that ts (the mirror is a prefix of the store's log: catching up
+finishes it). Otherwise it is emptied and rebuilt from the store: a cache of
+another deployment, one ahead of the store (restored from an older backup of
+the database), or one that diverged.
+
+A folder with a log but no marker is a standalone deployment's data, never a
+cache: it is refused, not emptied, so pointing ``--data`` at real data by
+mistake loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from engine.errors import HeadwaterError
+from log.codec import encode_entry
+from log.folder_lock import LOCK_FILE
+from log.lmdb_store import LmdbLog
+from log.shared_store import SharedLogStore
+
+MARKER_FILE = "store.json"
+
+
+class NotACacheError(HeadwaterError):
+    """``--data`` holds a standalone deployment, which a store's node must not overwrite."""
+
+    code = "DataFolderNotACache"
+
+
+def prepare_cache(path: str, store: SharedLogStore) -> str:
+    """Make ``path`` fit ``store``; returns what was done ("kept", "new", "rebuilt: why")."""
+    marker = _read_marker(path)
+    local_ts, local_bytes = _newest_local_entry(path)
+    deployment = store.deployment_id()
+    if marker is None:
+        if local_ts is not None:
+            raise NotACacheError(
+                f"The data folder {path} holds a deployment of its own, not a cache of "
+                f"{store.describe()}: move it into the store with `headwater export` and "
+                "`headwater import --store ...`, or give --data an empty folder"
+            )
+        _write_marker(path, deployment)
+        return "new"
+    why = _unfit(marker, deployment, local_ts, local_bytes, store)
+    if why is None:
+        return "kept"
+    _empty_folder(path)
+    _write_marker(path, deployment)
+    return f"rebuilt: {why}"
+
+
+def _unfit(
+    marker: dict,
+    deployment: str,
+    local_ts: int | None,
+    local_bytes: bytes | None,
+    store: SharedLogStore,
+) -> str | None:
+    if marker.get("deployment_id") != deployment:
+        return f"it cached deployment {marker.get('deployment_id')!r}, the store holds {deployment!r}"
+    if local_ts is None:
+        return None
+    stored = list(store.read_range(local_ts, local_ts))
+    if not stored:
+        return f"its log reaches ts {local_ts}, which the store does not hold"
+    if encode_entry(stored[0]) != local_bytes:
+        return f"its entry at ts {local_ts} differs from the store's"
+    return None
+
+
+def _newest_local_entry(path: str) -> tuple[int | None, bytes | None]:
+    if not os.path.exists(os.path.join(path, "data.mdb")):
+        return None, None
+    log = LmdbLog.open(path)
+    try:
+        latest = log.latest_ts()
+        if latest is None:
+            return None, None
+        entries = list(log.read_range(latest, latest))
+        return latest, encode_entry(entries[0])
+    finally:
+        log.close()
+
+
+def _read_marker(path: str) -> dict | None:
+    try:
+        with open(os.path.join(path, MARKER_FILE), encoding="utf-8") as f:
+            marker = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _write_marker(path: str, deployment: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    target = os.path.join(path, MARKER_FILE)
+    with open(target + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({"deployment_id": deployment}, f)
+    os.replace(target + ".tmp", target)
+
+
+def _empty_folder(path: str) -> None:
+    for name in os.listdir(path):
+        if name == LOCK_FILE:  # ours: we hold it
+            continue
+        full = os.path.join(path, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.remove(full)

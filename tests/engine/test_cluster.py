@@ -1,0 +1,203 @@
+"""Several nodes on one shared store (in one process, on ``MemorySharedStore``).
+
+Each node is a ``Database`` over its own cache folder with a ``ClusterNode``;
+forwarding calls the leader's ``commit_forwarded`` through the wire codec, as
+the gateway's HTTP forwarding does. The SQL stores run the same engine in the
+gateway's end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import Database
+from engine.cluster import ClusterNode, LeaderUnreachableError
+from engine.cluster_cache import NotACacheError
+from engine.commit_wire import decode_pending, encode_pending
+from engine.limits import LIMITS
+from log.shared_store import MemorySharedStore, StoreUnavailableError
+
+FAST = LIMITS.__class__(
+    **{**LIMITS.__dict__, "cluster_lease_ttl_ms": 600, "cluster_lease_check_ms": 100}
+)
+
+
+class Cluster:
+    def __init__(self, root: Path, store: MemorySharedStore | None = None) -> None:
+        self.root = root
+        self.store = store or MemorySharedStore()
+        self.nodes: dict[str, Database] = {}
+        self.dead: set[str] = set()
+
+    def forward(self, address: str, pending):
+        if address in self.dead or address not in self.nodes:
+            raise LeaderUnreachableError(f"{address} is down", sent=False)
+        return self.nodes[address].committer.commit_forwarded(
+            decode_pending(encode_pending(pending))
+        )
+
+    def start(self, name: str) -> Database:
+        node = ClusterNode(
+            self.store, address=name, forward=self.forward, node_id=name, limits=FAST
+        )
+        db = Database.open(self.root / name, cluster=node, limits=FAST)
+        self.nodes[name] = db
+        return db
+
+    def close(self) -> None:
+        for name, db in self.nodes.items():
+            if name not in self.dead:
+                db.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    c.close()
+
+
+def insert(tx, body):
+    return tx.insert("messages", {"body": body})
+
+
+def bodies(tx):
+    return sorted(d["body"] for d in tx.query("messages").collect())
+
+
+def test_a_write_through_either_node_is_read_on_both(cluster):
+    a = cluster.start("a")
+    b = cluster.start("b")
+    assert a.cluster.role == "leader" and b.cluster.role == "follower"
+    ts_b = b.mutate(insert, "from b").ts  # forwarded to a
+    assert b.query(bodies).value == ["from b"]  # read-your-write on the node written to
+    assert a.committer.wait_applied(ts_b, 5)
+    ts_a = a.mutate(insert, "from a").ts
+    assert b.committer.wait_applied(ts_a, 5)
+    assert a.query(bodies).value == b.query(bodies).value == ["from a", "from b"]
+    assert [e.ts for e in cluster.store.read_from(0)][-2:] == [ts_b, ts_a]
+
+
+def test_a_live_query_on_one_node_sees_a_commit_made_through_another(cluster):
+    a = cluster.start("a")
+    b = cluster.start("b")
+    seen = []
+    sub = b.subscribe(bodies, on_change=lambda r: seen.append(r.value))
+    a.mutate(insert, "hello")
+    deadline = time.monotonic() + 5
+    while ["hello"] not in seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sub.close()
+    assert ["hello"] in seen
+
+
+def test_increments_from_both_nodes_are_serializable(cluster):
+    a = cluster.start("a")
+    b = cluster.start("b")
+    counter_id = a.mutate(lambda tx: tx.insert("counters", {"n": 0})).value
+
+    def bump(tx):
+        doc = tx.get(counter_id)
+        tx.patch(counter_id, {"n": doc["n"] + 1})
+
+    def worker(db):
+        for _ in range(15):
+            db.mutate(bump)
+
+    threads = [threading.Thread(target=worker, args=(db,)) for db in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = a.mutate(lambda tx: tx.get(counter_id)["n"])  # a read-write sees the newest
+    assert final.value == 60
+    assert b.committer.wait_applied(a.committer.last_ts, 5)
+    assert b.query(lambda tx: tx.get(counter_id)["n"]).value == 60
+
+
+def test_when_the_leader_dies_another_node_leads_and_nothing_is_lost(cluster):
+    a = cluster.start("a")
+    b = cluster.start("b")
+    acked = [a.mutate(insert, f"a{i}").value for i in range(5)]
+    # "Kill" a: its lease thread stops renewing and it answers no more forwards.
+    a.cluster._stop.set()
+    cluster.dead.add("a")
+    started = time.monotonic()
+    acked.append(b.mutate(insert, "after").value)
+    took = time.monotonic() - started
+    assert b.cluster.role == "leader"
+    assert took < 3 * FAST.cluster_lease_ttl_ms / 1000 + 1
+    ids = sorted(d["_id"] for d in b.query(lambda tx: tx.query("messages").collect()).value)
+    assert ids == sorted(acked)
+    # The deposed leader's committer is fenced by the store.
+    a.cluster._set_lease(1, time.monotonic() + 60)  # it still believes it leads
+    with pytest.raises(Exception) as caught:
+        a.committer.commit_forwarded(_pending_insert(a, "zombie"))
+    assert getattr(caught.value, "code", "") == "NotLeader"
+    assert "zombie" not in b.query(bodies).value
+    a.close()
+    cluster.dead.discard("a")
+    del cluster.nodes["a"]
+
+
+def _pending_insert(db, body):
+    tx = db.begin(writable=True)
+    tx.insert("messages", {"body": body})
+    pending = tx.pending_commit()
+    tx.close()
+    return pending
+
+
+def test_a_node_rejoining_catches_up_and_keeps_its_cache(cluster):
+    a = cluster.start("a")
+    b = cluster.start("b")
+    b.mutate(insert, "one")
+    b.close()
+    del cluster.nodes["b"]
+    for i in range(20):
+        a.mutate(insert, f"n{i}")
+    b = cluster.start("b")
+    assert b.cache_state == "kept"
+    assert len(b.query(bodies).value) == 21
+    assert b.latest_ts() == a.latest_ts()
+
+
+def test_a_cache_of_another_deployment_is_rebuilt(tmp_path):
+    first = Cluster(tmp_path, MemorySharedStore("one"))
+    first.start("a").mutate(insert, "old")
+    first.close()
+    second = Cluster(tmp_path, MemorySharedStore("two"))
+    try:
+        db = second.start("a")
+        assert db.cache_state.startswith("rebuilt")
+        assert db.query(bodies).value == []
+    finally:
+        second.close()
+
+
+def test_a_standalone_data_folder_is_refused_not_overwritten(tmp_path):
+    with Database.open(tmp_path / "a") as db:
+        db.mutate(insert, "precious")
+    c = Cluster(tmp_path)
+    with pytest.raises(NotACacheError) as caught:
+        c.start("a")
+    assert "export" in caught.value.message
+    with Database.open(tmp_path / "a") as db:
+        assert db.query(bodies).value == ["precious"]
+
+
+def test_a_cut_store_fails_the_commit_and_applies_nothing(cluster):
+    a = cluster.start("a")
+    before = a.latest_ts()
+    cluster.store.fail_appends = True
+    with pytest.raises(StoreUnavailableError):
+        a.mutate(insert, "lost")
+    cluster.store.fail_appends = False
+    assert a.latest_ts() == before
+    assert a.query(bodies).value == []
+    a.mutate(insert, "kept")
+    assert a.query(bodies).value == ["kept"]
