@@ -16,6 +16,9 @@ from schemas import CHAT_SCHEMA
 
 from engine import Database
 
+# The PostgreSQL and MySQL databases of the shared-store tests (tests/ is on sys.path).
+pytest_plugins = ["shared_databases"]
+
 JS_PACKAGES = Path(__file__).resolve().parent.parent / "js" / "node_modules"
 COMPONENTS_APP_PACKAGES = (
     Path(__file__).resolve().parent / "e2e" / "components_app" / "node_modules"

@@ -1,4 +1,5 @@
-"""The one contract every ``LogStore`` passes (MemoryLog, LmdbLog), then LMDB's own promises."""
+"""The one contract every ``LogStore`` passes (MemoryLog, LmdbLog, the SQL shared stores),
+then LMDB's own promises."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import lmdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_databases import fresh_store_url
 
 from engine.errors import IntegrityError
 from log import LmdbLog, LogEntry, LogStore, MemoryLog, Write, encode_entry, open_environment
 from log.entry import TS_MAX
+from log.store_url import open_shared_store
 
 # Timestamps that cross byte boundaries of the 8-byte key, so byte order must be ts order.
 TIMESTAMPS = [1, 2, 255, 256, 65_535, 65_536, 1 << 32, 1 << 40, 1715000000000000000, TS_MAX]
@@ -36,7 +39,7 @@ def tss(entries: Iterator[LogEntry] | list[LogEntry]) -> list[int]:
 StoreFactory = Callable[[], LogStore]
 
 
-@pytest.fixture(params=["memory", "lmdb"])
+@pytest.fixture(params=["memory", "lmdb", "postgresql", "mysql", "sqlite"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     opened: list[LogStore] = []
 
@@ -44,8 +47,10 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
         store: LogStore
         if request.param == "memory":
             store = MemoryLog()
-        else:
+        elif request.param == "lmdb":
             store = LmdbLog.open(str(tmp_path / f"data{len(opened)}"), map_size=1 << 30)
+        else:  # the shared SQL stores, each on a fresh database
+            store = open_shared_store(fresh_store_url(request, request.param, tmp_path))
         opened.append(store)
         return store
 
