@@ -13,6 +13,11 @@ Caveats: identical contents share one blob, so a blob is removed only by
 by a version a retained point-in-time read can see) and spares anything newer
 than a grace period (an upload between its ``finish`` and its commit). A part
 left by a crash or a cut connection is removed the same way.
+
+With a shared store (a cluster node, ``shared``), the folder is a cache: a
+finished upload is also put in the store before ``finish`` returns (so any
+node can serve it once a commit references it), and ``path_of`` fetches a blob
+the folder lacks from the store. The sweep cleans only the local cache.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from typing import Any
 
 from engine.errors import HeadwaterError
 
@@ -89,6 +96,8 @@ class IncomingBlob:
             target.parent.mkdir(exist_ok=True)
             os.replace(self.path, target)
             _fsync_folder(target.parent)
+        if self._store.shared is not None:
+            self._store.shared.put_blob(blob.sha256, target.read_bytes())
         return blob
 
     def abort(self) -> None:
@@ -98,14 +107,29 @@ class IncomingBlob:
 
 
 class BlobStore:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], shared: Any = None) -> None:
+        """``shared``: a ``SharedLogStore`` whose blobs this folder caches, or None."""
         self.root = Path(root)
+        self.shared = shared
         (self.root / BLOBS_FOLDER).mkdir(parents=True, exist_ok=True)
         (self.root / INCOMING_FOLDER).mkdir(exist_ok=True)
 
     def path_of(self, sha256: bytes) -> Path:
         hex_digest = sha256.hex()
-        return self.root / BLOBS_FOLDER / hex_digest[:2] / hex_digest
+        path = self.root / BLOBS_FOLDER / hex_digest[:2] / hex_digest
+        if self.shared is not None and not path.exists():
+            self._fetch_shared(sha256, path)
+        return path
+
+    def _fetch_shared(self, sha256: bytes, path: Path) -> None:
+        """Copy a blob another node stored into this cache (absent: nothing, as locally)."""
+        data = self.shared.get_blob(sha256)
+        if data is None:
+            return
+        part = self.root / INCOMING_FOLDER / f"{os.urandom(12).hex()}.part"
+        part.write_bytes(data)
+        path.parent.mkdir(exist_ok=True)
+        os.replace(part, path)
 
     def path_of_base64(self, sha256_base64: str) -> Path:
         return self.path_of(base64.b64decode(sha256_base64))

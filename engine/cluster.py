@@ -69,8 +69,12 @@ class ClusterNode:
         node_id: str | None = None,
         code_hash: str = "",
         limits: Limits = LIMITS,
+        may_lead: bool = True,
     ) -> None:
+        """``may_lead=False``: never take the lease (a command-line tool beside the
+        servers, which no other node could send its commits to)."""
         self.store = store
+        self.may_lead = may_lead
         self.node_id = node_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.address = address
         self.code_hash = code_hash
@@ -216,6 +220,8 @@ class ClusterNode:
                 token = self._token
             if token is not None and self.store.renew_lease(self.node_id, token, ttl_ms):
                 self._set_lease(token, started + ttl_ms / 1000 * 0.8)
+            elif not self.may_lead:
+                self._set_lease(None, 0.0)
             else:
                 lease = self.store.try_acquire_lease(self.node_id, self.address, ttl_ms)
                 if lease is not None:

@@ -119,8 +119,13 @@ class FileStorage:
     def __init__(self, db: Database, *, limits: Limits = LIMITS) -> None:
         self.db = db
         self.limits = limits
-        self.blobs = BlobStore(Path(db.path) / FILES_FOLDER)
-        self._token_key = _load_or_create_key(self.blobs.root / TOKEN_KEY_FILE)
+        shared = None if db.cluster is None else db.cluster.store
+        self.blobs = BlobStore(Path(db.path) / FILES_FOLDER, shared)
+        if shared is None:
+            self._token_key = _load_or_create_key(self.blobs.root / TOKEN_KEY_FILE)
+        else:  # every node checks the tokens every other node issues
+            key_hex = shared.set_meta_if_absent("upload_token_key", os.urandom(32).hex())
+            self._token_key = bytes.fromhex(key_hex)
 
     # -- upload tokens ----------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from gateway.admin_key import generate_admin_key
 from gateway.admin_key_file import admin_key_path
 from gateway.app import create_app
 from gateway.auth import HeadwaterAuthenticator
+from gateway.cluster_api import cluster_routes
+from gateway.cluster_services import LeaderOnly, install_deploys_of_other_nodes, open_node_database
 from gateway.context import GatewayContext, GatewaySettings
 from gateway.env_api import env_routes
 from gateway.function_logs_api import LongPolls, function_log_routes
@@ -87,6 +89,7 @@ class Backend:
     _snapshots: SnapshotWorker | None = None
     scheduler: Scheduler | None = None
     _stop_sweep: threading.Event | None = None
+    _leader_only: Any = None  # cluster mode: the scheduler runs while this node leads
 
     @classmethod
     def open(
@@ -97,18 +100,32 @@ class Backend:
         admin_key: str | None = None,
         settings: GatewaySettings | None = None,
         retention_ns: int | None = None,
+        store_url: str | None = None,
+        address: str = "",
     ) -> Backend:
+        """``store_url``: serve as one node of the deployment in that shared store
+        (``gateway.cluster_services``), answering other nodes at ``address``."""
         settings = settings or GatewaySettings()
         data = Path(data_dir)
         data.mkdir(parents=True, exist_ok=True)
-        # The folder's writer lock comes first: a second server is refused before it
-        # touches anything (the admin key file included).
-        db = Database.open(data, retention_ns=retention_ns)
-        try:
-            key = load_or_create_admin_key(data, settings.instance_name, admin_key)
-        except BaseException:
-            db.close()
-            raise
+        if store_url is not None:
+            db, key = open_node_database(
+                store_url,
+                str(data),
+                address=address,
+                instance_name=settings.instance_name,
+                admin_key=admin_key,
+                retention_ns=retention_ns,
+            )
+        else:
+            # The folder's writer lock comes first: a second server is refused before it
+            # touches anything (the admin key file included).
+            db = Database.open(data, retention_ns=retention_ns)
+            try:
+                key = load_or_create_admin_key(data, settings.instance_name, admin_key)
+            except BaseException:
+                db.close()
+                raise
         executor = Executor(db, instance_name=settings.instance_name)
         function_log = executor.function_log = FunctionLog()
         long_polls = LongPolls()  # ended by `serve` when the server starts to stop
@@ -127,6 +144,7 @@ class Backend:
             *streaming_export_routes(context, db),
             *function_log_routes(context, function_log, long_polls),
             *storage_routes(executor.file_storage),
+            *cluster_routes(context, db),
         ]
         upload_limit = {UPLOAD_PATH: executor.limits.storage_file_bytes_max}
         # HTTP actions: the site port's app, and the same under /http/ on the API port.
@@ -137,9 +155,14 @@ class Backend:
         backend = cls(db, executor, authenticator, key, app, function_log, long_polls)
         backend.site_app = site_app
         backend._snapshots = snapshots
-        # Scheduled functions and crons run from here on (and catch up on what came due).
-        backend.scheduler = Scheduler(executor)
-        backend.scheduler.start()
+        # Scheduled functions and crons run from here on (and catch up on what came due);
+        # in a cluster, on the leader only.
+        if db.cluster is None:
+            backend.scheduler = Scheduler(executor)
+            backend.scheduler.start()
+        else:
+            install_deploys_of_other_nodes(executor)
+            backend._leader_only = LeaderOnly(db.cluster, lambda: Scheduler(executor))
         backend._stop_sweep = _start_sweeping(executor)
         if functions_dir is not None:
             backend.functions_dir = Path(functions_dir)
@@ -191,6 +214,8 @@ class Backend:
             self._snapshots.close()
         if self.scheduler is not None:
             self.scheduler.close()
+        if self._leader_only is not None:
+            self._leader_only.close()
         self.executor.close()
         self.db.close()
 

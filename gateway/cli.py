@@ -3,6 +3,8 @@
 headwater serve [--data DIR] [--host H] [--port P] [--site-port P] [--dashboard-port P]
                 [--admin-key K] [--functions DIR]
                 [--log-format text|json|none]   (function executions on stderr)
+                [--store postgresql://...|mysql://...|sqlite:///... [--advertise URL]]
+headwater status --store URL   (the nodes, the leader, their lag: gateway/cli_status.py)
 headwater deploy DIR --url URL --admin-key KEY [--allow-empty]   (see gateway/cli_deploy.py)
 headwater env set|get|list|remove ...   (see gateway/cli_env.py)
 headwater run FUNCTION [ARGS_JSON] [--data DIR] [--functions DIR] [--ts TS]
@@ -30,12 +32,14 @@ from typing import Any
 from engine.convex_json import from_convex_json, to_convex_json
 from gateway.cli_deploy import add_deploy_command
 from gateway.cli_env import add_env_command
+from gateway.cli_status import add_status_command
 from gateway.cli_errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     CliError,
     check_port_free,
     existing_data_folder,
+    free_port,
     one_line,
     writable_data_folder,
 )
@@ -62,6 +66,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     gc.set_threshold(10_000, 10, 10)
 
     writable_data_folder(args.data)
+    if args.store is not None and args.port == 0:
+        args.port = free_port(args.host)  # other nodes must know where to send commits
     check_port_free(args.host, args.port)
     site_port = _site_port(args)
     if site_port:
@@ -75,6 +81,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         functions_dir=args.functions,
         admin_key=args.admin_key,
         retention_ns=retention_ns,
+        store_url=args.store,
+        address=args.advertise or _api_address(args.host, args.port),
     )
     backend.watch_functions()
     print_function_log(backend.function_log, sys.stderr, args.log_format)
@@ -91,7 +99,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         backend.db.publish_url(url)  # `headwater run` beside us sends its writes here
         backend.executor.cloud_url = url
         urls["api"] = url
-        print(f"Headwater is serving {args.data} at {url}", flush=True)
+        if args.store is not None:
+            node = backend.db.cluster
+            print(
+                f"Headwater node {node.node_id} ({node.role}) of {node.store.describe()} "
+                f"is serving at {url} (cache: {args.data})",
+                flush=True,
+            )
+        else:
+            print(f"Headwater is serving {args.data} at {url}", flush=True)
         print(f"HTTP actions (convex/http.ts) at {backend.executor.site_url}", flush=True)
         print(f"Admin key: {backend.admin_key}", flush=True)
         if urls["dashboard"]:
@@ -120,6 +136,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     finally:
         backend.close()
     return 0
+
+
+def _api_address(host: str, port: int) -> str:
+    """Where other nodes reach this one when ``--advertise`` is not given."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _site_port(args: argparse.Namespace) -> int:
@@ -312,6 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--functions", default=None, help="deploy (and watch) this folder")
     serve.add_argument(
+        "--store",
+        default=None,
+        help="serve the deployment held in this database as one of its nodes: "
+        "postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB or sqlite:///PATH "
+        "(--data is then this node's cache, rebuilt from the store when missing or stale)",
+    )
+    serve.add_argument(
+        "--advertise",
+        default=None,
+        help="with --store: the URL other nodes reach this node's API at "
+        "(default: http://HOST:PORT)",
+    )
+    serve.add_argument(
         "--retention-hours",
         type=float,
         default=None,
@@ -328,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_deploy_command(sub, HelpFormatter)
     add_env_command(sub, HelpFormatter)
+    add_status_command(sub, HelpFormatter)
 
     run = command("run", "run one function in-process and print its result")
     run.add_argument("function", help='e.g. "messages:list"')

@@ -66,6 +66,14 @@ def _nearest_existing_parent(folder: Path) -> Path:
     return Path("/")
 
 
+def free_port(host: str) -> int:
+    """A port free on ``host`` now (taken by the server a moment later)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
     """Refuse at once a port another process listens on (before the slow start-up)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

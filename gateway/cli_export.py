@@ -1,7 +1,7 @@
 """The export commands of ``headwater``: snapshot export and import, and the Kafka exporter.
 
-    headwater export --data DIR --out FILE.zip [--ts TS]
-    headwater import FILE.zip --data DIR [--replace]
+    headwater export --data DIR | --store URL --out FILE.zip [--ts TS]
+    headwater import FILE.zip --data DIR | --store URL [--replace]
     headwater kafka-export --data DIR --bootstrap HOST:PORT [--topic T] [--topic-per-table]
                            [--envelope debezium] [--partitions N] [--verbose]
 
@@ -17,18 +17,21 @@ re-planned from the topic by the next run, so nothing is lost or doubled).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from gateway.cli_errors import CliError, existing_data_folder, writable_data_folder
 from gateway.ts_arguments import TS_HELP, format_iso, ts_argument
 
 DEFAULT_DATA = "headwater_data"
+STORE_HELP = "a shared store (postgresql://..., mysql://..., sqlite:///...) instead of --data"
 _STATUS_INTERVAL_S = 10.0
 _STATUS_POLL_S = 0.25  # how often a state change is looked for
 _STOP_WAIT_S = 1.0  # SIGTERM to exit, even with a chunk stuck on a dead broker
@@ -47,6 +50,7 @@ def add_export_commands(
 
     export = command("export", "write a snapshot of every table to a ZIP file")
     export.add_argument("--data", default=DEFAULT_DATA, help="data folder")
+    export.add_argument("--store", default=None, help=STORE_HELP)
     export.add_argument("--out", required=True, help="the ZIP file to write")
     export.add_argument(
         "--ts", type=ts_argument, default=None, help=f"{TS_HELP} to export (default: now)"
@@ -61,6 +65,7 @@ def add_export_commands(
     imp = command("import", "load a snapshot ZIP into an empty deployment")
     imp.add_argument("zip", help="a ZIP file written by `headwater export`")
     imp.add_argument("--data", default=DEFAULT_DATA, help="data folder")
+    imp.add_argument("--store", default=None, help=STORE_HELP)
     imp.add_argument(
         "--replace", action="store_true", help="delete the deployment's documents first"
     )
@@ -84,13 +89,15 @@ def add_export_commands(
 def _cmd_export(args: argparse.Namespace) -> int:
     from engine.snapshot_export import export_snapshot
 
-    existing_data_folder(args.data)
+    if args.store is None:
+        existing_data_folder(args.data)
     out_folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_folder):
         raise CliError(f"The folder of --out {args.out} does not exist: create it first.")
-    report = export_snapshot(
-        args.data, args.out, ts=args.ts, include_storage=args.include_file_storage
-    )
+    with _deployment(args) as source:
+        report = export_snapshot(
+            source, args.out, ts=args.ts, include_storage=args.include_file_storage
+        )
     print(
         f"Exported {report.documents} documents in {len(report.tables)} tables at ts "
         f"{report.ts} to {args.out}."
@@ -101,8 +108,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_import(args: argparse.Namespace) -> int:
     from engine.snapshot_import import import_snapshot
 
-    writable_data_folder(args.data)
-    report = import_snapshot(args.zip, args.data, replace=args.replace)
+    if args.store is None:
+        writable_data_folder(args.data)
+    with _deployment(args) as target:
+        report = import_snapshot(args.zip, target, replace=args.replace)
     deleted = f" after deleting {report.deleted}" if report.deleted else ""
     print(
         f"Imported {report.documents} documents in {len(report.tables)} tables{deleted} "
@@ -144,6 +153,18 @@ def _cmd_kafka_export(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+@contextlib.contextmanager
+def _deployment(args: argparse.Namespace) -> Iterator[Any]:
+    """``--data``'s folder (opened by the command itself), or a node of ``--store``."""
+    if args.store is None:
+        yield args.data
+        return
+    from gateway.cluster_services import store_database
+
+    with store_database(args.store) as db:
+        yield db
 
 
 def _quiet_kafka_logging(verbose: bool) -> None:

@@ -71,6 +71,9 @@ from udf.calls import FunctionCall, FunctionError, FunctionOutcome, Identity
 logger = logging.getLogger("headwater.sync")
 
 _FINAL_SEND_TIMEOUT_S = 2.0
+# Cluster mode: how long a Connect waits for this node to apply the ts its client
+# observed on another node (then the usual TimestampAhead error).
+OBSERVED_TS_WAIT_S = 10.0
 _DRAIN_TIMEOUT_S = 1.0  # how long an ended socket still reads frames, waiting for the close
 _NO_SCOPE = contextlib.nullcontext()
 # A send that fails with one of these means the connection is gone or going: the
@@ -253,6 +256,14 @@ class SyncConnection(TransitionUpdates):
         session = self.session
         if isinstance(message, Connect):
             latest = self.executor.latest_ts()
+            observed = message.max_observed_timestamp
+            if observed is not None and observed > latest and self.executor.db.cluster is not None:
+                # The client saw this ts on another node: catch up before answering, so
+                # its time never goes backwards here.
+                await anyio.to_thread.run_sync(
+                    self.executor.db.committer.wait_applied, observed, OBSERVED_TS_WAIT_S
+                )
+                latest = self.executor.latest_ts()
             session.connect(message, latest_ts=latest, now_ms=time.time() * 1000)
         elif isinstance(message, ModifyQuerySet):
             session.modify_query_set(message)
