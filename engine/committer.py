@@ -107,6 +107,7 @@ class Committer:
         self._followed = 0
         self._cluster = cluster
         self._applied = threading.Condition()
+        self._visible_ts = self._last_ts  # committed in LMDB: what readers see
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="headwater-committer", daemon=True)
         self._thread.start()
@@ -127,9 +128,15 @@ class Committer:
         """Validate and durably commit; returns the commit ts or raises ConflictError."""
         self._check_writable()
         if self._cluster is not None:
-            return self._cluster.route_commit(
-                pending, self._commit_here, self.wait_applied, self._find_landed
-            )
+            try:
+                return self._cluster.route_commit(
+                    pending, self._commit_here, self.wait_applied, self._find_landed
+                )
+            except ConflictError:
+                # The conflicting commit may be one this node has not applied yet: take
+                # it in before the caller retries, or every retry would conflict again.
+                self.sync_with_store(10.0)
+                raise
         return self._commit_here(pending)
 
     def commit_forwarded(self, pending: PendingCommit) -> int:
@@ -161,12 +168,12 @@ class Committer:
     def wait_applied(self, ts: int, timeout_s: float = 10.0) -> bool:
         """Block until this node has applied every commit up to ``ts`` (cluster mode:
         asks for a catch-up first, so a forwarded commit is visible when this returns)."""
-        if self._last_ts >= ts:
+        if self._visible_ts >= ts:
             return True
         if self._cluster is not None:
             self._queue.put((_FOLLOW, None))
         with self._applied:
-            return self._applied.wait_for(lambda: self._last_ts >= ts, timeout_s)
+            return self._applied.wait_for(lambda: self._visible_ts >= ts, timeout_s)
 
     def sync_with_store(self, timeout_s: float | None = None) -> int:
         """Catch up with the shared store now (on the committer thread); our last ts."""
@@ -380,7 +387,9 @@ class Committer:
                 time.sleep(0.5)
 
     def _notify_applied(self) -> None:
+        """After a local commit: readers see everything up to our last ts now."""
         with self._applied:
+            self._visible_ts = self._last_ts
             self._applied.notify_all()
 
     def _find_landed(self, pending: PendingCommit) -> int | None:

@@ -100,7 +100,7 @@ def one_line(exc: BaseException) -> str | None:
     """The one-line message for an error a user caused, or None for our own bugs."""
     leaf = _leaf(exc)
     if isinstance(leaf, HeadwaterError):
-        return leaf.message
+        return " ".join(leaf.message.split())  # a driver's reason may span lines
     if isinstance(leaf, lmdb.Error):
         return _lmdb_message(leaf)
     if isinstance(leaf, OSError):
