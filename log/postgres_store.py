@@ -19,8 +19,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from log.shared_store import StoreUnavailableError
 from log.sql_store import (
     CONNECT_TIMEOUT_S,
     LOCK_WAIT_S,
@@ -88,6 +89,17 @@ class PostgresStore(SqlStore):
             pool.close()
             raise self._unavailable(error) from error
         self._pool = pool
+
+    def _unavailable(self, error: BaseException, doing: str = "") -> StoreUnavailableError:
+        if isinstance(error, PoolTimeout):
+            # The pool only says it waited; a direct connection says why (or that it was busy).
+            try:
+                psycopg.connect(
+                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                ).close()
+            except psycopg.Error as reason:
+                error = reason
+        return super()._unavailable(error, doing)
 
     def _connection(self) -> AbstractContextManager[Any]:
         assert self._pool is not None  # _open succeeded, or the store was never made
