@@ -228,10 +228,8 @@ class SqlStore:
                 self._commit(cursor)
             except self.unavailable_errors as error:
                 lost = error  # the commit may have landed: settled below, on a new connection
-        if lost is not None and first is not None:
+        if lost is not None and first is not None:  # (an empty batch has nothing to lose)
             self._settle_lost_commit(first, lost)
-        elif lost is not None:
-            raise self._unavailable(lost, " (an empty fenced append)") from lost
 
     def _insert_batch(
         self, cursor: Any, entries: list[LogEntry], token: int | None
