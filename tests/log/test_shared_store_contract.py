@@ -1,10 +1,11 @@
 """The ``SharedLogStore`` contract, run on every store: memory, PostgreSQL, MySQL, SQLite.
 
 The plain ``LogStore`` promises (order, snapshots, refused batches) are in
-``test_store_contract.py``, which runs on these stores too. Here: the fence, the
-lease, waiting, node reports, meta, blobs, and opening a store by URL. "Another
-node" is a second store object on the same database (``stores()`` twice); for
-memory it is the same object, as nodes in one process share it.
+``test_store_contract.py``, which runs on these stores too; what only the SQL
+stores can show is in ``test_sql_store.py``. Here: the fence, the lease,
+waiting, node reports, meta, blobs. "Another node" is a second store object on
+the same database (``stores()`` twice); for memory it is the same object, as
+nodes in one process share it.
 """
 
 from __future__ import annotations
@@ -14,36 +15,23 @@ import hashlib
 import itertools
 import math
 import random
-import sqlite3
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import psycopg
-import pymysql
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shared_databases import STORE_KINDS, fresh_store_url, mysql_admin, postgres_admin
+from shared_databases import STORE_KINDS, fresh_store_url
 
-from engine.errors import IntegrityError, LimitExceededError
+from engine.errors import IntegrityError
 from log import LogEntry, Write, encode_entry
 from log.entry import TS_MAX
-from log.mysql_store import MysqlStore
-from log.postgres_store import PostgresStore
-from log.shared_store import (
-    FencedError,
-    MemorySharedStore,
-    SharedLogStore,
-    StoreUnavailableError,
-)
-from log.sql_store import SqlStore
-from log.sqlite_store import SqliteStore
-from log.store_url import BadStoreUrlError, mask_url, open_shared_store
+from log.shared_store import FencedError, SharedLogStore
+from log.store_url import open_shared_store
 
 LONG_TTL_MS = 60_000
 
@@ -515,277 +503,3 @@ def test_fenced_appends_keep_exactly_the_batches_that_returned(stores: Stores) -
             nodes[model.holder].release_lease(model.holder, model.token)
 
     check()
-
-
-# -- a lost commit, connection failures ---------------------------------------------------
-
-_DRIVER_ERRORS: dict[str, type[BaseException]] = {
-    "postgresql": psycopg.OperationalError,
-    "mysql": pymysql.err.OperationalError,
-    "sqlite": sqlite3.OperationalError,
-}
-_SQL_CLASSES: dict[str, type[SqlStore]] = {
-    "postgresql": PostgresStore,
-    "mysql": MysqlStore,
-    "sqlite": SqliteStore,
-}
-
-
-def faulty_store(kind: str, url: str, fault: Callable[[SqlStore, Any], None]) -> Any:
-    """A store whose next commit goes through ``fault(store, cursor)`` (then never again)."""
-    base = _SQL_CLASSES[kind]
-
-    class Faulty(base):  # type: ignore[valid-type, misc]
-        armed = False
-
-        def _commit(self, cursor: Any) -> None:
-            if self.armed:
-                self.armed = False
-                fault(self, cursor)
-            else:
-                super()._commit(cursor)
-
-    return Faulty(url[len("sqlite://") :] if kind == "sqlite" else url)
-
-
-@pytest.fixture(params=["postgresql", "mysql", "sqlite"])
-def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    return request.param, fresh_store_url(request, request.param, tmp_path)
-
-
-def test_a_commit_whose_answer_is_lost_is_found_in_the_log(sql_url: tuple[str, str]) -> None:
-    kind, url = sql_url
-
-    def commit_then_lose_the_answer(store: SqlStore, cursor: Any) -> None:
-        cursor.execute("COMMIT")
-        raise _DRIVER_ERRORS[kind]("the answer to COMMIT was lost (planted by the test)")
-
-    store = faulty_store(kind, url, commit_then_lose_the_answer)
-    try:
-        token = leader(store)
-        store.armed = True
-        store.append_fenced([entry(1), entry(2)], token)  # returns: the batch landed
-        assert tss(store.read_from(0)) == [1, 2]
-        store.append_fenced([entry(3)], token)
-        assert store.count() == 3
-    finally:
-        store.close()
-
-
-@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
-def test_a_commit_lost_with_its_connection_is_reported_not_appended(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    url = fresh_store_url(request, kind, tmp_path)
-
-    def drop_the_connection(store: SqlStore, cursor: Any) -> None:
-        cursor.connection.close()
-        cursor.execute("COMMIT")
-
-    store = faulty_store(kind, url, drop_the_connection)
-    try:
-        token = leader(store)
-        store.armed = True
-        with pytest.raises(StoreUnavailableError, match="batch from ts 1 was not appended") as info:
-            store.append_fenced([entry(1)], token)
-        assert info.value.code == "StoreUnavailable" and store.describe() in str(info.value)
-        assert store.count() == 0
-        store.append_fenced([entry(1)], token)  # the store recovers its connections
-        assert tss(store.read_from(0)) == [1]
-    finally:
-        store.close()
-
-
-def test_a_postgres_store_whose_database_vanished_is_unavailable(fresh_postgres_url: str) -> None:
-    url = fresh_postgres_url.replace("postgres@", "postgres:s3cret@")  # trust auth ignores it
-    store = open_shared_store(url)
-    try:
-        store.append([entry(1)])
-        name = url.rsplit("/", 1)[1]
-        with postgres_admin() as admin:  # a restart drops every connection: the pool recovers
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-            )
-        assert store.latest_ts() == 1
-        with postgres_admin() as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        with pytest.raises(StoreUnavailableError, match="does not exist") as info:
-            store.latest_ts()
-        assert "postgres:***@" in str(info.value) and "s3cret" not in str(info.value)
-    finally:
-        store.close()
-
-
-def test_a_mysql_store_recovers_from_killed_connections(fresh_mysql_url: str) -> None:
-    store = open_shared_store(fresh_mysql_url)
-    name = fresh_mysql_url.rsplit("/", 1)[1]
-    try:
-        store.append([entry(1)])
-        with mysql_admin() as admin, admin.cursor() as cursor:
-            cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s", (name,))
-            for (connection_id,) in cursor.fetchall():
-                cursor.execute(f"KILL {int(connection_id)}")
-        try:
-            store.latest_ts()  # may meet a killed connection
-        except StoreUnavailableError as error:
-            assert store.describe() in str(error)
-        assert store.latest_ts() == 1
-    finally:
-        store.close()
-
-
-def test_postgres_waiters_survive_a_lost_listening_connection(fresh_postgres_url: str) -> None:
-    a, b = open_shared_store(fresh_postgres_url), open_shared_store(fresh_postgres_url)
-    name = fresh_postgres_url.rsplit("/", 1)[1]
-    try:
-        assert not b.wait_for_entries(0, 0.05)  # starts the listener
-        with postgres_admin() as admin:
-            deadline = time.monotonic() + 5
-            query = (
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND query LIKE 'LISTEN%%'"
-            )
-            while not admin.execute(query, (name,)).fetchall():
-                assert time.monotonic() < deadline, "no listening connection appeared"
-                time.sleep(0.02)
-
-        def append() -> None:
-            time.sleep(0.2)
-            a.append([entry(1)])
-
-        def wait() -> None:
-            assert b.wait_for_entries(0, 3.0), "the waiter missed ts 1"
-
-        run_threads(append, wait)
-    finally:
-        a.close()
-        b.close()
-
-
-def test_mysql_refuses_an_entry_larger_than_its_packet_allows(fresh_mysql_url: str) -> None:
-    store = open_shared_store(fresh_mysql_url)
-    try:
-        packet = store._packet_bytes_max  # type: ignore[attr-defined]
-        largest = (packet - 1024 - len("_binary X''")) // 2
-
-        def sized(ts: int, size: int) -> LogEntry:
-            overhead = len(encode_entry(LogEntry(ts, (Write("a", "t", None, {"b": b""}),))))
-            blob = b"\x00" * (size - overhead - 3)  # the bytes length grows to a 4-byte varint
-            made = LogEntry(ts, (Write("a", "t", None, {"b": blob}),))
-            assert len(encode_entry(made)) == size
-            return made
-
-        with pytest.raises(LimitExceededError, match="max_allowed_packet") as info:
-            store.append([sized(1, largest + 1)])
-        assert info.value.code == "LimitExceeded" and store.count() == 0
-        store.append([sized(1, largest)])
-        assert len(encode_entry(next(store.read_from(0)))) == largest
-    finally:
-        store.close()
-
-
-# -- open_shared_store and mask_url ----------------------------------------------------
-
-
-def test_an_unknown_scheme_lists_the_known_ones() -> None:
-    for url in ("redis://127.0.0.1/0", "headwater.db"):
-        with pytest.raises(BadStoreUrlError) as info:
-            open_shared_store(url)
-        assert info.value.code == "BadStoreUrl"
-        for scheme in ("postgresql://", "mysql://", "sqlite://", "memory://"):
-            assert scheme in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "postgresql://postgres@127.0.0.1:5432",
-        "postgres://postgres:pw@127.0.0.1:5432/",
-        "mysql://root@127.0.0.1:3306",
-        "mariadb://root@127.0.0.1:3306/",
-        "mysql://root@127.0.0.1:3306/db?ssl=1",
-        "sqlite:",
-        "sqlite://",
-        "sqlite://relative/path.db",
-    ],
-)
-def test_a_url_naming_no_database_is_refused(url: str) -> None:
-    with pytest.raises(BadStoreUrlError) as info:
-        open_shared_store(url)
-    assert info.value.code == "BadStoreUrl" and "pw" not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("url", "reason"),
-    [
-        ("postgresql://hw:s3cret@127.0.0.1:1/headwater", "refused"),
-        ("mysql://hw:s3cret@127.0.0.1:1/headwater", "connect"),
-    ],
-)
-def test_an_unreachable_server_is_unavailable_at_once(url: str, reason: str) -> None:
-    started = time.monotonic()
-    with pytest.raises(StoreUnavailableError, match=reason) as info:
-        open_shared_store(url)
-    assert time.monotonic() - started < 6.0
-    assert info.value.code == "StoreUnavailable"
-    assert "hw:***@127.0.0.1:1/headwater" in str(info.value) and "s3cret" not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("server", "reason"),
-    [
-        ("postgresql://postgres@127.0.0.1:5432", "does not exist"),
-        ("mysql://root@127.0.0.1:3306", "Unknown database"),
-    ],
-)
-def test_a_database_that_does_not_exist_is_unavailable(server: str, reason: str) -> None:
-    with pytest.raises(StoreUnavailableError, match=reason):
-        open_shared_store(f"{server}/headwater_no_such_database")
-
-
-def test_sqlite_urls_absolute_and_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
-    relative = open_shared_store("sqlite:data/shared.db")
-    absolute = open_shared_store(f"sqlite://{tmp_path}/data/shared.db")
-    try:
-        assert relative.describe() == absolute.describe() == f"sqlite://{tmp_path}/data/shared.db"
-        relative.append([entry(1)])
-        assert absolute.latest_ts() == 1 and absolute.deployment_id() == relative.deployment_id()
-    finally:
-        relative.close()
-        absolute.close()
-    with pytest.raises(StoreUnavailableError, match="unable to open"):
-        open_shared_store(f"sqlite://{tmp_path}/missing-folder/shared.db")
-
-
-def test_memory_urls_open_fresh_stores() -> None:
-    first, second = open_shared_store("memory://"), open_shared_store("memory://")
-    assert isinstance(first, MemorySharedStore) and first is not second
-
-
-@pytest.mark.parametrize(
-    ("url", "masked"),
-    [
-        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
-        ("postgresql://u:p%40ss:w@h/db", "postgresql://u:***@h/db"),
-        ("mysql://u@h/db", "mysql://u@h/db"),
-        (
-            "postgresql://h/db?password=pw&sslmode=require",
-            "postgresql://h/db?password=***&sslmode=require",
-        ),
-        ("postgresql://u:pw@[::1]:5432/db", "postgresql://u:***@[::1]:5432/db"),
-        ("sqlite:///tmp/x.db", "sqlite:///tmp/x.db"),
-        ("memory://", "memory://"),
-    ],
-)
-def test_mask_url_hides_the_password(url: str, masked: str) -> None:
-    assert mask_url(url) == masked
-
-
-def test_a_store_describes_itself_with_the_password_masked(postgres_url: str) -> None:
-    store = open_shared_store(postgres_url.replace("postgres@", "postgres:s3cret@"))
-    try:
-        assert store.describe() == postgres_url.replace("postgres@", "postgres:***@")
-    finally:
-        store.close()
