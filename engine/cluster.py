@@ -277,3 +277,33 @@ class ClusterNode:
             "lease_token": None if lease is None else lease.token,
             "elections_won": self.elections_won,
         }
+
+
+def cluster_status(store: Any, *, count_entries: bool = True) -> dict[str, Any]:
+    """The nodes, the leader and their lag, from the store alone (``headwater status``
+    and the dashboard's health screen). A node's lag is the log it has yet to apply, in
+    ms of commit time; one not seen for three lease lifetimes is shown as gone."""
+    latest = store.latest_ts() or 0
+    lease = store.current_lease()
+    gone_ms = 3 * LIMITS.cluster_lease_ttl_ms
+    leader = None
+    if lease is not None and lease.expires_in_ms > 0:
+        leader = {"node": lease.node_id, "address": lease.address, "token": lease.token}
+    return {
+        "store": store.describe(),
+        "deployment": store.deployment_id(),
+        "latest_ts": latest,
+        "entries": store.count() if count_entries else None,  # a scan on SQL stores
+        "leader": leader,
+        "nodes": [
+            {
+                "node": n.node_id,
+                "address": n.address,
+                "role": n.role if n.seen_ms_ago < gone_ms else "gone",
+                "applied_ts": n.applied_ts,
+                "lag_ms": max(latest - n.applied_ts, 0) / 1e6,
+                "seen_ms_ago": n.seen_ms_ago,
+            }
+            for n in store.nodes()
+        ],
+    }

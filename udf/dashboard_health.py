@@ -8,7 +8,9 @@
   (``DashboardContext.gauges``: ``"sync"`` → ``{connections, subscriptions}``, and
   ``"kafka:<name>"`` → ``{lagCommits}`` per exporter running in the server);
 - the search indexer's lag behind the newest commit, in commits;
-- the data folder's size (the sum of its files' sizes) and the newest commit ts.
+- the data folder's size (the sum of its files' sizes) and the newest commit ts;
+- with ``--store``: the deployment's nodes, its leader and each node's lag (``cluster``,
+  None on an embedded deployment), read from the store as ``headwater status`` reads it.
 
 None of these is a document, so the query has no read set to make it live: the
 screen asks again (``refresh``, any number, makes each ask a new subscription).
@@ -21,6 +23,7 @@ import os
 import time
 from typing import Any
 
+from engine.cluster import cluster_status
 from engine.database import storage_handles
 from engine.transaction import Transaction
 from udf.dashboard_ops_args import check_keys
@@ -48,6 +51,31 @@ def health(context: Any, _tx: Transaction, args: dict[str, Any]) -> dict[str, An
         "search": _search(db, log, newest),
         "dataFolderBytes": float(folder_bytes(db.path)),
         "newestTs": str(newest),
+        "cluster": _cluster(db),
+    }
+
+
+def _cluster(db: Any) -> dict[str, Any] | None:
+    """The nodes of the deployment (``headwater status``), or None on one embedded node."""
+    if db.cluster is None:
+        return None
+    status = cluster_status(db.cluster.store, count_entries=False)
+    leader = status["leader"]
+    return {
+        "store": status["store"],
+        "thisNode": db.cluster.node_id,
+        "leader": None if leader is None else {"node": leader["node"], "address": leader["address"]},
+        "nodes": [
+            {
+                "node": n["node"],
+                "role": n["role"],
+                "address": n["address"],
+                "appliedTs": str(n["applied_ts"]),
+                "lagMs": float(n["lag_ms"]),
+                "seenMsAgo": float(n["seen_ms_ago"]),
+            }
+            for n in status["nodes"]
+        ],
     }
 
 

@@ -60,8 +60,9 @@ def login(page: Any, dashboard: Dashboard, path: str = "data") -> None:
 
 
 @contextmanager
-def serve_dashboard(data: Path, functions: Path) -> Iterator[Dashboard]:
-    """`headwater serve` of ``functions`` on free ports (API, site, dashboard)."""
+def serve_dashboard(data: Path, functions: Path, *extra: str) -> Iterator[Dashboard]:
+    """`headwater serve` of ``functions`` on free ports (API, site, dashboard); ``extra``
+    options too (``--store URL``)."""
     dashboard_port = free_port()
     server = Serve(
         data,
@@ -71,6 +72,7 @@ def serve_dashboard(data: Path, functions: Path) -> Iterator[Dashboard]:
         str(free_port()),
         "--dashboard-port",
         str(dashboard_port),
+        *extra,
         startup_timeout_s=180,
     )
     try:

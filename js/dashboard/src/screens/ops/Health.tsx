@@ -5,7 +5,7 @@ import { useConvex } from "convex/react";
 import { Alert } from "../../components/errors";
 import { dashboardQuery } from "../../api";
 import { errorText, type Figure, formatBytes, formatTs, num } from "./format";
-import type { Health } from "./types";
+import type { Cluster, Health } from "./types";
 
 const REFRESH_MS = 2000;
 
@@ -72,6 +72,7 @@ function Figures({ health }: { health: Health }) {
           value={health.newestTs === "0" ? "—" : formatTs(health.newestTs)}
         />
       </dl>
+      {health.cluster && <ClusterNodes cluster={health.cluster} />}
       <h2>Kafka exporters</h2>
       {health.kafka.length === 0 ? (
         <p>No Kafka exporter is configured.</p>
@@ -86,6 +87,46 @@ function Figures({ health }: { health: Health }) {
           ))}
         </dl>
       )}
+    </>
+  );
+}
+
+// `headwater serve --store`: the nodes sharing the deployment, as `headwater status` shows them.
+function ClusterNodes({ cluster }: { cluster: Cluster }) {
+  return (
+    <>
+      <h2>Cluster</h2>
+      <p>
+        Store {cluster.store}; leader:{" "}
+        {cluster.leader === null ? "none" : `${cluster.leader.node} at ${cluster.leader.address}`}
+      </p>
+      <table aria-label="Cluster nodes">
+        <thead>
+          <tr>
+            <th scope="col">Node</th>
+            <th scope="col">Role</th>
+            <th scope="col">Address</th>
+            <th scope="col">Applied</th>
+            <th scope="col">Lag</th>
+            <th scope="col">Last seen</th>
+          </tr>
+        </thead>
+        <tbody>
+          {cluster.nodes.map((n) => (
+            <tr key={n.node}>
+              <td>
+                {n.node}
+                {n.node === cluster.thisNode ? " (this node)" : ""}
+              </td>
+              <td>{n.role}</td>
+              <td>{n.address}</td>
+              <td>{formatTs(n.appliedTs)}</td>
+              <td>{ms(n.lagMs)}</td>
+              <td>{`${(num(n.seenMsAgo) / 1000).toFixed(1)} s ago`}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </>
   );
 }

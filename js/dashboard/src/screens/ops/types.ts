@@ -58,4 +58,19 @@ export type Health = {
   search: { caughtUp: boolean; lagCommits: Figure };
   dataFolderBytes: Figure;
   newestTs: string;
+  cluster: Cluster | null;
+};
+
+export type Cluster = {
+  store: string;
+  thisNode: string;
+  leader: { node: string; address: string } | null;
+  nodes: {
+    node: string;
+    role: string;
+    address: string;
+    appliedTs: string;
+    lagMs: Figure;
+    seenMsAgo: Figure;
+  }[];
 };
