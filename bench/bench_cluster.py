@@ -146,10 +146,29 @@ def catch_up_part(tmp: Path) -> tuple[object, ...]:
 
 def _serve(data: Path, store: str, port: int, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--store", store, "--data", str(data),
-         "--port", str(port), "--site-port", "0", "--dashboard-port", "0",
-         "--log-format", "none", *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--store",
+            store,
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+            "--site-port",
+            "0",
+            "--dashboard-port",
+            "0",
+            "--log-format",
+            "none",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
 
@@ -187,7 +206,12 @@ def failover_and_reads_part(tmp: Path) -> tuple[float, list[tuple[object, ...]]]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
         procs = [_serve(tmp / "n0", store, ports[0], "--functions", str(BANK_APP))]
         _wait_answering(urls[0])
-        _call(urls[0], "mutation", "bank:open", {"names": ["a", "b"], "balance": {"$integer": "ZAAAAAAAAAA="}})
+        _call(
+            urls[0],
+            "mutation",
+            "bank:open",
+            {"names": ["a", "b"], "balance": {"$integer": "ZAAAAAAAAAA="}},
+        )
         try:
             for i in (1, 2):
                 procs.append(_serve(tmp / f"n{i}", store, ports[i]))
@@ -205,9 +229,18 @@ def failover_and_reads_part(tmp: Path) -> tuple[float, list[tuple[object, ...]]]
             killed = time.perf_counter()
             while True:
                 try:
-                    body = _call(survivor, "mutation", "bank:transfer",
-                                 {"key": "f", "from": "a", "to": "b", "amount": {"$integer": "AQAAAAAAAAA="}},
-                                 timeout_s=20).json()
+                    body = _call(
+                        survivor,
+                        "mutation",
+                        "bank:transfer",
+                        {
+                            "key": "f",
+                            "from": "a",
+                            "to": "b",
+                            "amount": {"$integer": "AQAAAAAAAAA="},
+                        },
+                        timeout_s=20,
+                    ).json()
                     if body.get("status") == "success":
                         break
                 except httpx.HTTPError:
@@ -272,7 +305,9 @@ def main() -> None:
             ("nodes", "queries/s", "vs 1 node"),
             reads,
         )
-        print(f"\nFailover: SIGKILL of the leader to a write through a survivor: {failover_s:.2f} s")
+        print(
+            f"\nFailover: SIGKILL of the leader to a write through a survivor: {failover_s:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 from engine.errors import HeadwaterError

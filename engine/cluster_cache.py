@@ -64,7 +64,9 @@ def _unfit(
     store: SharedLogStore,
 ) -> str | None:
     if marker.get("deployment_id") != deployment:
-        return f"it cached deployment {marker.get('deployment_id')!r}, the store holds {deployment!r}"
+        return (
+            f"it cached deployment {marker.get('deployment_id')!r}, the store holds {deployment!r}"
+        )
     if local_ts is None:
         return None
     stored = list(store.read_range(local_ts, local_ts))

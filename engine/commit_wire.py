@@ -76,8 +76,12 @@ def decode_pending(data: bytes) -> PendingCommit:
             raise BadCommitPayloadError(f"Forwarded commit: bad snapshot ts {snapshot_ts!r}")
         writes = decode_entry(base64.b64decode(payload["writes"], validate=True)).writes
         indexes = tuple(
-            (index_id, tuple(Interval(_unb64(lo), None if hi is None else _unb64(hi))
-                             for lo, hi in intervals))
+            (
+                index_id,
+                tuple(
+                    Interval(_unb64(lo), None if hi is None else _unb64(hi)) for lo, hi in intervals
+                ),
+            )
             for index_id, intervals in payload["indexes"]
         )
         searches = tuple(

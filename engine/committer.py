@@ -49,9 +49,9 @@ from engine.errors import ConflictError, HeadwaterError, ReadOnlyError
 from engine.limits import LIMITS, Limits
 from engine.pending_commit import PendingCommit
 from engine.write_log import WriteLog, Written
-from log.shared_store import FencedError
 from log.entry import LogEntry
 from log.lmdb_store import LmdbLog
+from log.shared_store import FencedError
 from projections.runner import ProjectionRunner
 
 PAUSE_BEFORE_VALIDATE = "before_validate"
@@ -111,10 +111,12 @@ class Committer:
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="headwater-committer", daemon=True)
         self._thread.start()
+        self._watcher: threading.Thread | None = None
         if cluster is not None:
-            threading.Thread(
+            self._watcher = threading.Thread(
                 target=self._watch_store, name="headwater-store-watch", daemon=True
-            ).start()
+            )
+            self._watcher.start()
 
     @property
     def last_ts(self) -> int:
@@ -164,6 +166,8 @@ class Committer:
         self._closing.set()
         self._queue.put(_STOP)
         self._thread.join()
+        if self._watcher is not None:
+            self._watcher.join(5.0)  # it waits on the store at most a second
 
     def wait_applied(self, ts: int, timeout_s: float = 10.0) -> bool:
         """Block until this node has applied every commit up to ``ts`` (cluster mode:
@@ -378,13 +382,25 @@ class Committer:
         store = self._cluster.store
         while not self._closing.is_set():
             try:
-                if store.wait_for_entries(self._last_ts, 1.0) and not self._closing.is_set():
-                    self.sync_with_store(30.0)
+                if not store.wait_for_entries(self._last_ts, 1.0):
+                    continue
             except Exception as exc:
                 if self._closing.is_set():
                     return
                 logger.warning("watching the shared store failed: %s", exc)
-                time.sleep(0.5)
+                self._closing.wait(0.5)
+                continue
+            done: Future[int] = Future()
+            self._queue.put((_FOLLOW, done))
+            while not self._closing.is_set():  # one catch-up at a time, never past close
+                try:
+                    done.result(0.5)
+                    break
+                except TimeoutError:
+                    continue
+                except Exception:  # logged where it failed; the next wake tries again
+                    self._closing.wait(0.5)
+                    break
 
     def _notify_applied(self) -> None:
         """After a local commit: readers see everything up to our last ts now."""

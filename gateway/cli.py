@@ -32,7 +32,6 @@ from typing import Any
 from engine.convex_json import from_convex_json, to_convex_json
 from gateway.cli_deploy import add_deploy_command
 from gateway.cli_env import add_env_command
-from gateway.cli_status import add_status_command
 from gateway.cli_errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -44,6 +43,7 @@ from gateway.cli_errors import (
     writable_data_folder,
 )
 from gateway.cli_export import add_export_commands
+from gateway.cli_status import add_status_command
 from gateway.function_log_printer import LOG_FORMATS
 from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 

@@ -22,7 +22,9 @@ def add_status_command(subparsers: Any, formatter: type[argparse.HelpFormatter])
         description="The nodes serving a deployment held in a shared store.",
         formatter_class=formatter,
     )
-    status.add_argument("--store", required=True, help="postgresql://..., mysql://..., sqlite:///...")
+    status.add_argument(
+        "--store", required=True, help="postgresql://..., mysql://..., sqlite:///..."
+    )
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(run=cmd_status)
 

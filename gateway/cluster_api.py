@@ -62,7 +62,9 @@ def http_forward(admin_key: str) -> Forward:
 
     def forward(leader: str, pending: PendingCommit) -> int:
         try:
-            response = client.post(leader.rstrip("/") + COMMIT_PATH, content=encode_pending(pending))
+            response = client.post(
+                leader.rstrip("/") + COMMIT_PATH, content=encode_pending(pending)
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise LeaderUnreachableError(f"{leader}: {exc}", sent=False) from None
         except httpx.HTTPError as exc:

@@ -49,7 +49,9 @@ def open_node_database(
             ADMIN_KEY_META, admin_key or generate_admin_key(instance_name)
         )
         if admin_key and key != admin_key:
-            logger.warning("--admin-key differs from the deployment's key in the store; using the store's")
+            logger.warning(
+                "--admin-key differs from the deployment's key in the store; using the store's"
+            )
         node = ClusterNode(store, address=address, forward=http_forward(key))
         db = Database.open(data, retention_ns=retention_ns, cluster=node)
     except BaseException:
@@ -88,7 +90,9 @@ def install_deploys_of_other_nodes(executor: Any) -> Callable[[list[Any]], None]
         deployment = load_deployment(db)
         current = executor.deployment
         if deployment is not None and (current is None or deployment.ts > current.ts):
-            logger.info("installing the deployment of ts %d (deployed through another node)", deployment.ts)
+            logger.info(
+                "installing the deployment of ts %d (deployed through another node)", deployment.ts
+            )
             executor.install(deployment)
 
     def on_commit(entries: list[Any]) -> None:
@@ -97,7 +101,9 @@ def install_deploys_of_other_nodes(executor: Any) -> Callable[[list[Any]], None]
             if current is not None and entry.ts <= current.ts:
                 continue
             if any(w.id == DEPLOYMENT_DOC_ID for w in entry.writes):
-                threading.Thread(target=install_newer, name="headwater-install", daemon=True).start()
+                threading.Thread(
+                    target=install_newer, name="headwater-install", daemon=True
+                ).start()
                 return
 
     db.add_commit_listener(on_commit)

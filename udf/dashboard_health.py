@@ -64,7 +64,9 @@ def _cluster(db: Any) -> dict[str, Any] | None:
     return {
         "store": status["store"],
         "thisNode": db.cluster.node_id,
-        "leader": None if leader is None else {"node": leader["node"], "address": leader["address"]},
+        "leader": None
+        if leader is None
+        else {"node": leader["node"], "address": leader["address"]},
         "nodes": [
             {
                 "node": n["node"],

@@ -36,7 +36,14 @@ pytestmark = pytest.mark.slow
 def node(tmp_path: Path, store: str, name: str, *extra: str) -> Serve:
     return Serve(
         tmp_path / name,
-        "--store", store, "--site-port", "0", "--dashboard-port", "0", "--log-format", "none",
+        "--store",
+        store,
+        "--site-port",
+        "0",
+        "--dashboard-port",
+        "0",
+        "--log-format",
+        "none",
         *extra,
     )
 
@@ -53,7 +60,12 @@ def call(url: str, kind: str, path: str, args: dict, timeout_s: float = 30) -> o
 
 def transfer_args(key: str, rng: random.Random) -> dict:
     source, target = rng.sample(ACCOUNTS, 2)
-    return {"key": key, "from": source, "to": target, "amount": {"$integer": _int64(rng.randint(1, 50))}}
+    return {
+        "key": key,
+        "from": source,
+        "to": target,
+        "amount": {"$integer": _int64(rng.randint(1, 50))},
+    }
 
 
 def _int64(n: int) -> str:
@@ -93,8 +105,17 @@ def wait_for(predicate, timeout_s: float = 20.0) -> None:
 @pytest.fixture
 def cluster(tmp_path, fresh_postgres_url):
     first = node(tmp_path, fresh_postgres_url, "a", "--functions", str(BANK_APP))
-    nodes = [first, node(tmp_path, fresh_postgres_url, "b"), node(tmp_path, fresh_postgres_url, "c")]
-    call(first.url, "mutation", "bank:open", {"names": ACCOUNTS, "balance": {"$integer": _int64(START_BALANCE)}})
+    nodes = [
+        first,
+        node(tmp_path, fresh_postgres_url, "b"),
+        node(tmp_path, fresh_postgres_url, "c"),
+    ]
+    call(
+        first.url,
+        "mutation",
+        "bank:open",
+        {"names": ACCOUNTS, "balance": {"$integer": _int64(START_BALANCE)}},
+    )
     for n in nodes:  # every node installed the deployment from the log
         wait_for(lambda n=n: _answers(n.url))
     yield nodes, fresh_postgres_url
@@ -115,7 +136,8 @@ from convex import ConvexClient, ConvexInt64
 write_url, watch_url = sys.argv[1], sys.argv[2]
 updates = iter(ConvexClient(watch_url).subscribe("bank:ledger", {}))
 first = next(updates)
-ConvexClient(write_url).mutation("bank:transfer", {"key": "live", "from": "acct0", "to": "acct1", "amount": ConvexInt64(5)})
+args = {"key": "live", "from": "acct0", "to": "acct1", "amount": ConvexInt64(5)}
+ConvexClient(write_url).mutation("bank:transfer", args)
 second = next(updates)
 print(json.dumps({"first": len(first), "second": [row[0] for row in second]}))
 """
@@ -125,7 +147,10 @@ def test_a_write_through_one_node_is_live_on_another(cluster):
     nodes, _ = cluster
     done = subprocess.run(
         [sys.executable, "-c", PYPI_CLIENT, nodes[1].url, nodes[2].url],
-        capture_output=True, text=True, timeout=60, env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -139,7 +164,9 @@ def test_a_write_through_one_node_is_live_on_another(cluster):
 
 def test_transfers_through_every_node_kill_the_leader_add_a_node(cluster, tmp_path):
     nodes, store = cluster
-    leader_url = json.loads(headwater("status", "--store", store, "--json").stdout)["leader"]["address"]
+    leader_url = json.loads(headwater("status", "--store", store, "--json").stdout)["leader"][
+        "address"
+    ]
     leader = next(n for n in nodes if n.url == leader_url)
     followers = [n for n in nodes if n is not leader]
     acked: set[str] = set()
@@ -154,7 +181,10 @@ def test_transfers_through_every_node_kill_the_leader_add_a_node(cluster, tmp_pa
                 return
             key = f"w{seed}-{i}"
             try:
-                if call(target.url, "mutation", "bank:transfer", transfer_args(key, rng)) is not None:
+                if (
+                    call(target.url, "mutation", "bank:transfer", transfer_args(key, rng))
+                    is not None
+                ):
                     with lock:
                         acked.add(key)
             except Exception as exc:  # noqa: BLE001 - unacknowledged: may or may not land

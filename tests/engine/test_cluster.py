@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
+from shared_databases import fresh_store_url
 
 from engine import Database
 from engine.cluster import ClusterNode, LeaderUnreachableError
 from engine.cluster_cache import NotACacheError
-from engine.errors import TooManyConflictsError
 from engine.commit_wire import decode_pending, encode_pending
+from engine.errors import TooManyConflictsError
 from engine.limits import LIMITS
 from log.shared_store import MemorySharedStore, SharedLogStore, StoreUnavailableError
 from log.store_url import open_shared_store
-from shared_databases import fresh_store_url
 
 FAST = LIMITS.__class__(
     **{**LIMITS.__dict__, "cluster_lease_ttl_ms": 600, "cluster_lease_check_ms": 100}
@@ -144,9 +144,7 @@ def test_increments_from_both_nodes_are_serializable(cluster):
             with lock:
                 acked[name] += 1
 
-    threads = [
-        threading.Thread(target=worker, args=(name, cluster.nodes[name])) for name in "abab"
-    ]
+    threads = [threading.Thread(target=worker, args=(name, cluster.nodes[name])) for name in "abab"]
     for t in threads:
         t.start()
     for t in threads:

@@ -16,8 +16,15 @@ from log.store_url import open_shared_store
 
 def test_an_unreachable_store_is_one_clear_line(tmp_path):
     started = time.monotonic()
-    done = headwater("serve", "--store", "postgresql://postgres@127.0.0.1:9/x", "--data",
-                     str(tmp_path / "d"), "--port", "0")
+    done = headwater(
+        "serve",
+        "--store",
+        "postgresql://postgres@127.0.0.1:9/x",
+        "--data",
+        str(tmp_path / "d"),
+        "--port",
+        "0",
+    )
     line = assert_one_line_error(done, "postgresql://postgres@127.0.0.1:9/x", "unavailable")
     assert "refused" in line.lower()
     assert time.monotonic() - started < 30
@@ -37,8 +44,9 @@ def test_a_password_never_shows_in_a_message(tmp_path):
 def test_a_standalone_data_folder_is_refused_and_kept(tmp_path, fresh_postgres_url):
     with Database.open(tmp_path / "real") as db:
         db.mutate(lambda tx: tx.insert("notes", {"text": "precious"}))
-    done = headwater("serve", "--store", fresh_postgres_url, "--data", str(tmp_path / "real"),
-                     "--port", "0")
+    done = headwater(
+        "serve", "--store", fresh_postgres_url, "--data", str(tmp_path / "real"), "--port", "0"
+    )
     assert_one_line_error(done, "holds a deployment of its own", "export")
     with Database.open(tmp_path / "real") as db:
         assert [d["text"] for d in db.query(lambda tx: tx.query("notes").collect()).value] == [
