@@ -167,8 +167,9 @@ class ClusterNode:
                         return ts
             if time.monotonic() > deadline:
                 raise StoreUnavailableError(
-                    "No node leads this deployment (no lease holder answered within "
-                    f"{self._limits.cluster_commit_wait_ms} ms); the commit was not applied"
+                    f"No leader took the commit within {self._limits.cluster_commit_wait_ms} ms "
+                    f"(this node cannot reach {self.store.describe()} or a leader, or no node "
+                    "holds the lease); the commit was not applied"
                 )
             self._wait_for_lease_change(0.1)
 

@@ -5,7 +5,9 @@ PyPI client writes through one node while subscribed on another; a bank of
 accounts takes concurrent transfers through every node (the books must
 balance: serializable across nodes); the leader is SIGKILLed in the middle of
 the writes (every acknowledged transfer is in the ledger exactly once, and a
-follower leads within 5 s); a node started under load catches up.
+follower leads within 5 s); a node started under load catches up; the leader's
+connection to the database is cut by a proxy (another node leads, the cut node
+refuses writes clearly, then catches up when the network is back).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cli_process import ENV, Serve, headwater  # noqa: E402
+from tcp_proxy import TcpProxy  # noqa: E402
 
 BANK_APP = Path(__file__).resolve().parent / "bank_app" / "convex"
 ACCOUNTS = [f"acct{i}" for i in range(8)]
@@ -217,3 +221,48 @@ def test_transfers_through_every_node_kill_the_leader_add_a_node(cluster, tmp_pa
     wait_for(lambda: balances(late.url) == balances(survivor.url), 30)
     check_books(late.url, acked)
     print(f"failover {failover_s:.2f} s, {len(acked)} transfers acknowledged, {len(errors)} errors")
+
+
+def leader_address(store: str) -> str | None:
+    shown = json.loads(headwater("status", "--store", store, "--json").stdout)
+    return None if shown["leader"] is None else shown["leader"]["address"]
+
+
+def test_a_leader_cut_from_the_database_is_replaced_and_catches_up(tmp_path, fresh_postgres_url):
+    proxy = TcpProxy(5432)
+    through_proxy = fresh_postgres_url.replace(":5432/", f":{proxy.port}/")
+    cut = node(tmp_path, through_proxy, "cut", "--functions", str(BANK_APP))
+    direct = node(tmp_path, fresh_postgres_url, "direct")
+    try:
+        balance = {"$integer": _int64(START_BALANCE)}
+        call(cut.url, "mutation", "bank:open", {"names": ACCOUNTS, "balance": balance})
+        wait_for(lambda: _answers(direct.url))
+        assert leader_address(fresh_postgres_url) == cut.url
+        rng = random.Random(7)
+        acked = (
+            {"before"}
+            if call(direct.url, "mutation", "bank:transfer", transfer_args("before", rng))
+            else set()
+        )
+        proxy.cut()
+        started = time.monotonic()
+        wait_for(lambda: leader_address(fresh_postgres_url) == direct.url, 15)
+        call(direct.url, "mutation", "bank:transfer", transfer_args("during", rng))
+        acked.add("during")
+        assert time.monotonic() - started < 5 + 2
+        with pytest.raises(RuntimeError) as refused:  # the cut node cannot commit
+            call(cut.url, "mutation", "bank:transfer", transfer_args("refused", rng), 40)
+        assert "'code': 'StoreUnavailable'" in str(refused.value)
+        assert "the commit was not applied" in str(refused.value)
+        proxy.restore()
+        wait_for(lambda: balances(cut.url) == balances(direct.url), 30)
+        call(cut.url, "mutation", "bank:transfer", transfer_args("after", rng))
+        acked.add("after")
+        check_books(direct.url, acked)
+        wait_for(lambda: balances(cut.url) == balances(direct.url), 30)
+        ledger = [row[0] for row in call(cut.url, "query", "bank:ledger", {})]
+        assert "refused" not in ledger
+    finally:
+        cut.stop()
+        direct.stop()
+        proxy.close()
