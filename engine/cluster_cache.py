@@ -56,6 +56,19 @@ def prepare_cache(path: str, store: SharedLogStore) -> str:
     return f"rebuilt: {why}"
 
 
+def reset_cache(path: str, store: SharedLogStore) -> None:
+    """Empty a cache folder so the next open rebuilds it from the store (``replay --store``);
+    a standalone deployment's folder is refused, as ``prepare_cache`` refuses it."""
+    if _read_marker(path) is None and _newest_local_entry(path)[0] is not None:
+        raise NotACacheError(
+            f"The data folder {path} holds a deployment of its own, not a cache of "
+            f"{store.describe()}: it is left as it is"
+        )
+    if os.path.isdir(path):
+        _empty_folder(path)
+    _write_marker(path, store.deployment_id())
+
+
 def _unfit(
     marker: dict,
     deployment: str,

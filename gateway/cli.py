@@ -4,7 +4,7 @@ headwater serve [--data DIR] [--host H] [--port P] [--site-port P] [--dashboard-
                 [--admin-key K] [--functions DIR]
                 [--log-format text|json|none]   (function executions on stderr)
                 [--store postgresql://...|mysql://...|sqlite:///... [--advertise URL]]
-headwater status --store URL   (the nodes, the leader, their lag: gateway/cli_status.py)
+headwater status --store URL   (the nodes, the leader, their lag: gateway/cli_store.py)
 headwater deploy DIR --url URL --admin-key KEY [--allow-empty]   (see gateway/cli_deploy.py)
 headwater env set|get|list|remove ...   (see gateway/cli_env.py)
 headwater run FUNCTION [ARGS_JSON] [--data DIR] [--functions DIR] [--ts TS]
@@ -43,7 +43,7 @@ from gateway.cli_errors import (
     writable_data_folder,
 )
 from gateway.cli_export import add_export_commands
-from gateway.cli_status import add_status_command
+from gateway.cli_store import add_status_command, add_store_option
 from gateway.function_log_printer import LOG_FORMATS
 from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 
@@ -210,7 +210,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: --component {args.component!r}: {problem}", file=sys.stderr)
         return 2
     # With --functions a new data folder is meant; without, a missing one is a typo.
-    if args.functions is None:
+    if args.store is not None:
+        pass  # a node of the store's deployment, with a temporary cache
+    elif args.functions is None:
         existing_data_folder(args.data)
     else:
         writable_data_folder(args.data)
@@ -222,6 +224,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         functions=args.functions,
         ts=args.ts,
         component_path=args.component,
+        store=args.store,
     )
     for line in outcome.log_lines:
         print(line, file=sys.stderr)
@@ -247,14 +250,22 @@ def _in_headwater_terms(message: str) -> str:
 
 def _cmd_ts(args: argparse.Namespace) -> int:
     from log.lmdb_store import LmdbLog, open_environment
+    from log.store_url import open_shared_store
 
-    env = open_environment(existing_data_folder(args.data))
-    try:
-        latest = LmdbLog(env).latest_ts()
-    finally:
-        env.close()
+    if args.store is not None:
+        store = open_shared_store(args.store)
+        try:
+            latest = store.latest_ts()
+        finally:
+            store.close()
+    else:
+        env = open_environment(existing_data_folder(args.data))
+        try:
+            latest = LmdbLog(env).latest_ts()
+        finally:
+            env.close()
     if latest is None:
-        raise CliError(f"{args.data} has no commits yet.")
+        raise CliError(f"{args.store or args.data} has no commits yet.")
     print(format_ts(latest))
     return 0
 
@@ -274,9 +285,13 @@ def _cmd_codegen(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from engine.recovery import rebuild_projections
+    from gateway.cluster_services import rebuild_cache
 
-    existing_data_folder(args.data)
-    report = rebuild_projections(args.data)
+    if args.store is not None:
+        report = rebuild_cache(args.store, args.data)
+    else:
+        existing_data_folder(args.data)
+        report = rebuild_projections(args.data)
     print(
         f"Rebuilt all projections from {report.entries} log entries in "
         f"{report.seconds:.3f} s ({report.entries_per_s:,.0f} entries/s)."
@@ -370,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("function", help='e.g. "messages:list"')
     run.add_argument("args", nargs="?", default="{}", help="arguments as Convex JSON")
     run.add_argument("--data", default=DEFAULT_DATA, help="data folder")
+    add_store_option(run)
     run.add_argument("--functions", default=None, help="deploy this folder first if it changed")
     run.add_argument("--ts", type=ts_argument, default=None, help=f"run a query at this {TS_HELP}")
     run.add_argument(
@@ -382,14 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     ts = command("ts", "print the latest commit ts (ns, base64 and ISO-8601), for --ts")
     ts.add_argument("--data", default=DEFAULT_DATA, help="data folder")
+    add_store_option(ts)
     ts.set_defaults(run=_cmd_ts)
 
     codegen = command("codegen", "write DIR/_generated for a functions folder")
     codegen.add_argument("dir", help="the convex/ functions folder")
     codegen.set_defaults(run=_cmd_codegen)
 
-    replay = command("replay", "rebuild every projection from the log")
+    replay = command(
+        "replay",
+        "rebuild every projection from the log (with --store: empty --data, this node's "
+        "cache, and rebuild it from the store's log)",
+    )
     replay.add_argument("--data", default=DEFAULT_DATA, help="data folder")
+    add_store_option(replay)
     replay.set_defaults(run=_cmd_replay)
 
     add_export_commands(sub, HelpFormatter)

@@ -1,6 +1,6 @@
 """``headwater env set|get|list|remove``: deployment environment variables without Node.
 
-    headwater env set NAME VALUE   [--url URL --admin-key KEY | --data DIR]
+    headwater env set NAME VALUE   [--url URL --admin-key KEY | --data DIR | --store URL]
     headwater env get NAME
     headwater env list             NAME=value lines, by name
     headwater env remove NAME
@@ -9,13 +9,15 @@ With ``--url`` the command talks to that server through the endpoints
 ``npx convex env`` uses (``gateway.env_api``), with ``--admin-key`` or the key
 stored in ``--data``. Without it, when no process holds ``--data`` the change
 is committed there directly; when a server holds it (its lock names the URL),
-the command talks to that server. A refusal is one line with
+the command talks to that server. With ``--store`` it commits as a short-lived
+node of the deployment in that store. A refusal is one line with
 Convex's error code, and nothing changes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -25,6 +27,7 @@ from engine import HeadwaterError
 from engine.environment_variables import EnvChange, read_all
 from gateway.admin_key_file import read_stored_admin_key
 from gateway.cli_errors import CliError, existing_data_folder
+from gateway.cli_store import add_store_option
 
 _TIMEOUT_S = 60
 
@@ -57,6 +60,7 @@ def add_env_command(subparsers: Any, formatter: type[argparse.HelpFormatter]) ->
             "--admin-key", default=None, help="the server's admin key (default: --data's)"
         )
         parser.add_argument("--data", default="headwater_data", help="data folder")
+        add_store_option(parser)
         parser.set_defaults(run=cmd_env)
 
 
@@ -94,6 +98,7 @@ class _Target:
         self.url = url
         self.admin_key = admin_key
         self._db = db
+        self._node: contextlib.ExitStack | None = None  # --store: a short-lived node
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> _Target:
@@ -105,6 +110,13 @@ class _Target:
         if args.url is not None:
             key = args.admin_key or _stored_key(args.data, args.url)
             return cls(_server_url(args.url), key)
+        if args.store is not None:
+            from gateway.cluster_services import store_database
+
+            node = contextlib.ExitStack()
+            target = cls(None, None, node.enter_context(store_database(args.store)))
+            target._node = node
+            return target
         existing_data_folder(args.data)
         try:
             return cls(None, None, Database.open(args.data))
@@ -116,7 +128,9 @@ class _Target:
             return cls(holder.url.rstrip("/"), key)
 
     def close(self) -> None:
-        if self._db is not None:
+        if self._node is not None:
+            self._node.close()
+        elif self._db is not None:
             self._db.close()
 
     def update(self, changes: list[EnvChange]) -> None:

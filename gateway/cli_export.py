@@ -2,7 +2,8 @@
 
     headwater export --data DIR | --store URL --out FILE.zip [--ts TS]
     headwater import FILE.zip --data DIR | --store URL [--replace]
-    headwater kafka-export --data DIR --bootstrap HOST:PORT [--topic T] [--topic-per-table]
+    headwater kafka-export --data DIR | --store URL --bootstrap HOST:PORT [--topic T]
+                           [--topic-per-table]
                            [--envelope debezium] [--partitions N] [--verbose]
 
 ``kafka-export`` runs beside a running deployment (LMDB lets a second process
@@ -28,10 +29,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway.cli_errors import CliError, existing_data_folder, writable_data_folder
+from gateway.cli_store import add_store_option
 from gateway.ts_arguments import TS_HELP, format_iso, ts_argument
 
 DEFAULT_DATA = "headwater_data"
-STORE_HELP = "a shared store (postgresql://..., mysql://..., sqlite:///...) instead of --data"
 _STATUS_INTERVAL_S = 10.0
 _STATUS_POLL_S = 0.25  # how often a state change is looked for
 _STOP_WAIT_S = 1.0  # SIGTERM to exit, even with a chunk stuck on a dead broker
@@ -50,7 +51,7 @@ def add_export_commands(
 
     export = command("export", "write a snapshot of every table to a ZIP file")
     export.add_argument("--data", default=DEFAULT_DATA, help="data folder")
-    export.add_argument("--store", default=None, help=STORE_HELP)
+    add_store_option(export)
     export.add_argument("--out", required=True, help="the ZIP file to write")
     export.add_argument(
         "--ts", type=ts_argument, default=None, help=f"{TS_HELP} to export (default: now)"
@@ -65,7 +66,7 @@ def add_export_commands(
     imp = command("import", "load a snapshot ZIP into an empty deployment")
     imp.add_argument("zip", help="a ZIP file written by `headwater export`")
     imp.add_argument("--data", default=DEFAULT_DATA, help="data folder")
-    imp.add_argument("--store", default=None, help=STORE_HELP)
+    add_store_option(imp)
     imp.add_argument(
         "--replace", action="store_true", help="delete the deployment's documents first"
     )
@@ -73,6 +74,7 @@ def add_export_commands(
 
     kafka = command("kafka-export", "stream every committed write to Kafka")
     kafka.add_argument("--data", default=DEFAULT_DATA, help="data folder")
+    add_store_option(kafka)
     kafka.add_argument("--bootstrap", required=True, help="Kafka bootstrap server HOST:PORT")
     kafka.add_argument("--topic", default="headwater", help="topic (or prefix with per-table)")
     kafka.add_argument(
@@ -122,9 +124,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def _cmd_kafka_export(args: argparse.Namespace) -> int:
     # Imported here: the Kafka client is only loaded by the command that needs it.
-    from projections.kafka_export import KafkaExportConfig, open_kafka_exporter
+    from projections.kafka_export import KafkaExportConfig
 
-    existing_data_folder(args.data)
+    if args.store is None:
+        existing_data_folder(args.data)
     _quiet_kafka_logging(args.verbose)
     config = KafkaExportConfig(
         args.bootstrap,
@@ -136,22 +139,25 @@ def _cmd_kafka_export(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    exporter = open_kafka_exporter(args.data, config).start()
-    print(
-        f"Exporting {args.data} to Kafka at {args.bootstrap} (topic {args.topic}); Ctrl-C stops.",
-        flush=True,
-    )
-    try:
-        _report_until(stop, exporter, args.bootstrap)
-    finally:
-        stopped = exporter.stop(timeout_s=_STOP_WAIT_S)
-    if not stopped:
-        # The exporter thread is stuck in the Kafka client (a dead broker) and the
-        # interpreter's shutdown would wait on that client: leave now. Nothing is lost;
-        # the next run resumes from what the topic holds.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    with _kafka_source(args, config) as exporter:
+        exporter.start()
+        print(
+            f"Exporting {args.store or args.data} to Kafka at {args.bootstrap} "
+            f"(topic {args.topic}); Ctrl-C stops.",
+            flush=True,
+        )
+        try:
+            _report_until(stop, exporter, args.bootstrap)
+        finally:
+            stopped = exporter.stop(timeout_s=_STOP_WAIT_S)
+        if not stopped:
+            # The exporter thread is stuck in the Kafka client (a dead broker) and the
+            # interpreter's shutdown would wait on that client: leave now (before its
+            # storage is closed under it). Nothing is lost; the next run resumes from
+            # what the topic holds.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
     return 0
 
 
@@ -165,6 +171,23 @@ def _deployment(args: argparse.Namespace) -> Iterator[Any]:
 
     with store_database(args.store) as db:
         yield db
+
+
+@contextlib.contextmanager
+def _kafka_source(args: argparse.Namespace, config: Any) -> Iterator[Any]:
+    """The exporter over ``--data``'s folder, or over a node of ``--store`` (its cache
+    follows the store's log, and the exporter reads the cache's mirror of it)."""
+    from projections.kafka_export import KafkaExporter, open_kafka_exporter
+
+    if args.store is None:
+        yield open_kafka_exporter(args.data, config)
+        return
+    from engine.database import storage_handles
+    from gateway.cluster_services import store_database
+
+    with store_database(args.store) as db:
+        env, log = storage_handles(db)
+        yield KafkaExporter(env, log, config)
 
 
 def _quiet_kafka_logging(verbose: bool) -> None:

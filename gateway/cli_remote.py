@@ -46,23 +46,41 @@ def run_function(
     functions: str | None = None,
     ts: int | None = None,
     component_path: str = "",
+    store: str | None = None,
 ) -> FunctionOutcome:
     """Run one function (of the component at ``component_path``; the app's by default)
-    against the data folder ``data`` (see the module docstring)."""
+    against the data folder ``data`` (see the module docstring), or as a node of the
+    deployment in ``store`` (its commits go through the leader)."""
+    if store is not None:
+        from gateway.cluster_services import store_database
+
+        with store_database(store) as db:
+            return _run_in(db, path, args, functions, ts, component_path)
     try:
         db = Database.open(data)
     except DataFolderBusyError:
         return _run_beside_writer(data, path, args, functions, ts, component_path)
     with db:
-        executor = Executor(db)
-        try:
-            if functions is not None:
-                executor.deploy(functions)
-            _refuse_ts_for_writes(executor, path, ts, component_path)
-            call = FunctionCall(path, args, None, ADMIN, ts=ts, component_path=component_path)
-            return executor.run(call)
-        finally:
-            executor.close()
+        return _run_in(db, path, args, functions, ts, component_path)
+
+
+def _run_in(
+    db: Database,
+    path: str,
+    args: dict[str, Any],
+    functions: str | None,
+    ts: int | None,
+    component_path: str,
+) -> FunctionOutcome:
+    executor = Executor(db)
+    try:
+        if functions is not None:
+            executor.deploy(functions)
+        _refuse_ts_for_writes(executor, path, ts, component_path)
+        call = FunctionCall(path, args, None, ADMIN, ts=ts, component_path=component_path)
+        return executor.run(call)
+    finally:
+        executor.close()
 
 
 def _run_beside_writer(

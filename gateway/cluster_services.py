@@ -18,15 +18,19 @@ import contextlib
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine import Database
 from engine.cluster import LEADER, ClusterNode
+from engine.cluster_cache import reset_cache
 from engine.system_tables import DEPLOYMENT_DOC_ID
 from gateway.admin_key import generate_admin_key
 from gateway.cluster_api import http_forward
+from log.folder_lock import FolderLock
 from log.store_url import open_shared_store
+from projections.runner import ReplayReport
 
 logger = logging.getLogger("headwater.cluster")
 
@@ -76,6 +80,25 @@ def store_database(store_url: str) -> Iterator[Database]:
                 yield db
             finally:
                 db.close()
+    finally:
+        store.close()
+
+
+def rebuild_cache(store_url: str, data: str) -> ReplayReport:
+    """``headwater replay --store``: empty the node cache ``data`` and rebuild it from the
+    store's log (the folder's lock refuses while a server uses it)."""
+    store = open_shared_store(store_url)
+    try:
+        lock = FolderLock.acquire(data)  # the same lock Database takes: no server uses it
+        try:
+            reset_cache(data, store)
+        finally:
+            lock.release()
+        started = time.perf_counter()
+        node = ClusterNode(store, may_lead=False)
+        with Database.open(data, cluster=node) as db:
+            entries = db.statistics()["committer"]["followed"]
+        return ReplayReport(entries, time.perf_counter() - started)
     finally:
         store.close()
 

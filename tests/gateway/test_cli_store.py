@@ -93,3 +93,39 @@ def test_export_from_sqlite_and_import_into_postgresql_gives_the_same_deployment
     exported = _documents(first)
     assert sum(len(docs) for docs in exported.values()) == 51
     assert _documents(second) == exported
+
+
+BANK_APP = Path(__file__).resolve().parents[1] / "e2e" / "bank_app" / "convex"
+
+
+def test_run_ts_env_and_replay_on_a_store(tmp_path):
+    store = f"sqlite://{tmp_path.resolve()}/deployment.db"
+    opened = headwater(
+        "run",
+        "bank:open",
+        '{"names": ["x", "y"], "balance": {"$integer": "ZAAAAAAAAAA="}}',
+        "--store",
+        store,
+        "--functions",
+        str(BANK_APP),
+    )
+    assert opened.returncode == 0, opened.stderr
+    shown = headwater("run", "bank:balances", "--store", store)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {
+        "x": {"$integer": "ZAAAAAAAAAA="},
+        "y": {"$integer": "ZAAAAAAAAAA="},
+    }
+    latest = headwater("ts", "--store", store)
+    assert latest.returncode == 0 and latest.stdout.split()[0].isdigit(), latest.stderr
+    assert headwater("env", "set", "GREETING", "hello", "--store", store).returncode == 0
+    got = headwater("env", "get", "GREETING", "--store", store)
+    assert got.stdout.strip() == "hello", got.stderr
+    cache = tmp_path / "cache"
+    rebuilt = headwater("replay", "--store", store, "--data", str(cache))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "Rebuilt all projections" in rebuilt.stdout
+    with Database.open(tmp_path / "real") as db:
+        db.mutate(lambda tx: tx.insert("notes", {"text": "precious"}))
+    refused = headwater("replay", "--store", store, "--data", str(tmp_path / "real"))
+    assert_one_line_error(refused, "holds a deployment of its own")

@@ -1,4 +1,10 @@
-"""``headwater status --store URL``: the nodes of a deployment, its leader, their lag.
+"""``--store`` on the command line, and ``headwater status --store URL``.
+
+Every command that works on a deployment takes ``--store URL`` instead of
+``--data`` (``add_store_option``): it then runs as a short-lived node of the
+deployment in that store (``gateway.cluster_services.store_database``).
+
+``status`` shows the nodes of a deployment, its leader and their lag.
 
 Read from the store alone (the lease, the nodes' heartbeats, the log's newest
 ts: ``engine.cluster.cluster_status``), so it works while any or none of the
@@ -13,6 +19,15 @@ from typing import Any
 
 from engine.cluster import cluster_status
 from log.store_url import open_shared_store
+
+STORE_HELP = (
+    "the deployment in a shared store instead of --data: postgresql://USER@HOST:PORT/DB, "
+    "mysql://USER@HOST:PORT/DB or sqlite:///PATH"
+)
+
+
+def add_store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None, help=STORE_HELP)
 
 
 def add_status_command(subparsers: Any, formatter: type[argparse.HelpFormatter]) -> None:
