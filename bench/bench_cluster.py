@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.common import print_table
+from bench.common import print_table, rate_with_threads
 from engine import Database
 from engine.cluster import ClusterNode
 from engine.ids import encode_id, new_internal_id
@@ -61,29 +61,13 @@ class FreshDatabase:
             conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
-def _run_threads(writers: int, body) -> float:
-    stop = threading.Event()
-    counts = [0] * writers
-
-    def worker(k: int) -> None:
-        while not stop.is_set():
-            body(k)
-            counts[k] += 1
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(writers)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(DURATION_S)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.perf_counter() - started)
+def _rate(writers: int, body) -> float:
+    return rate_with_threads(writers, body, DURATION_S)
 
 
 def _engine_rate(db: Database) -> float:
     db.mutate(lambda tx: tx.insert("events", {"warm": True}))
-    return _run_threads(
+    return _rate(
         WRITERS, lambda k: db.mutate(lambda tx: tx.insert("events", {"writer": k, "v": 1.0}))
     )
 
@@ -105,7 +89,7 @@ def commits_part(tmp: Path) -> list[tuple[object, ...]]:
                 conn = local.conn = psycopg.connect(url, autocommit=True)
             conn.execute("INSERT INTO events (writer, v) VALUES (%s, %s)", (k, 1.0))
 
-        plain = _run_threads(WRITERS, insert)
+        plain = _rate(WRITERS, insert)
     with Database.open(tmp / "lmdb") as db:
         on_lmdb = _engine_rate(db)
     return [

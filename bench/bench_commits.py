@@ -11,42 +11,24 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-from bench.common import print_table
+from bench.common import print_table, rate_with_threads
 from engine import Database
 
 WRITERS = (1, 8, 64)
 DURATION_S = 3.0
 
 
-def _run_threads(writers: int, body) -> float:
-    """Inserts per second with ``writers`` threads each running ``body(stop_event)``."""
-    stop = threading.Event()
-    counts = [0] * writers
-
-    def worker(k: int) -> None:
-        while not stop.is_set():
-            body(k)
-            counts[k] += 1
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(writers)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(DURATION_S)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.perf_counter() - started)
+def _rate(writers: int, body) -> float:
+    return rate_with_threads(writers, body, DURATION_S)
 
 
 def ours(path: Path, writers: int) -> tuple[float, float]:
     with Database.open(path) as db:
         db.mutate(lambda tx: tx.insert("events", {"warm": True}))
         before = db.statistics()["committer"]
-        rate = _run_threads(
+        rate = _rate(
             writers, lambda k: db.mutate(lambda tx: tx.insert("events", {"writer": k, "v": 1.0}))
         )
         after = db.statistics()["committer"]
@@ -71,7 +53,7 @@ def sqlite_full(path: Path, writers: int) -> float:
         conn.execute("insert into events values (?, ?)", (k, 1.0))
         conn.commit()
 
-    return _run_threads(writers, insert)
+    return _rate(writers, insert)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,3 +50,24 @@ def write_app(root: Path, modules: dict[str, str]) -> Path:
     for name, text in modules.items():
         (app / name).write_text(text)
     return app
+
+
+def rate_with_threads(writers: int, body: Callable[[int], object], duration_s: float) -> float:
+    """Calls per second of ``body(k)`` looped by ``writers`` threads for ``duration_s``."""
+    stop = threading.Event()
+    counts = [0] * writers
+
+    def worker(k: int) -> None:
+        while not stop.is_set():
+            body(k)
+            counts[k] += 1
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(writers)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(duration_s)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - started)

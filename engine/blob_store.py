@@ -87,7 +87,7 @@ class IncomingBlob:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        target = self._store.path_of(blob.sha256)
+        target = self._store.local_path_of(blob.sha256)  # never a fetch: ours is here
         if target.exists():
             self.path.unlink()
             os.utime(target)  # a fresh reference: the sweep's grace starts again
@@ -113,9 +113,14 @@ class BlobStore:
         (self.root / BLOBS_FOLDER).mkdir(parents=True, exist_ok=True)
         (self.root / INCOMING_FOLDER).mkdir(exist_ok=True)
 
-    def path_of(self, sha256: bytes) -> Path:
+    def local_path_of(self, sha256: bytes) -> Path:
+        """Where this folder keeps the blob (it may not be there yet)."""
         hex_digest = sha256.hex()
-        path = self.root / BLOBS_FOLDER / hex_digest[:2] / hex_digest
+        return self.root / BLOBS_FOLDER / hex_digest[:2] / hex_digest
+
+    def path_of(self, sha256: bytes) -> Path:
+        """The blob's file, fetched from the shared store first when only it has it."""
+        path = self.local_path_of(sha256)
         if self.shared is not None and not path.exists():
             self._fetch_shared(sha256, path)
         return path

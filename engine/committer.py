@@ -108,6 +108,7 @@ class Committer:
         self._cluster = cluster
         self._applied = threading.Condition()
         self._visible_ts = self._last_ts  # committed in LMDB: what readers see
+        self._caught_up_token: int | None = None  # lease token we last caught up under
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="headwater-committer", daemon=True)
         self._thread.start()
@@ -239,7 +240,11 @@ class Committer:
         if self._cluster is not None:
             try:
                 token = self._lead_token()
-                self._catch_up_store()  # delivers what it applied itself
+                if token != self._caught_up_token:
+                    # Once caught up under our token no other node can append, so
+                    # later batches skip the store read.
+                    self._catch_up_store()  # delivers what it applied itself
+                    self._caught_up_token = token
             except BaseException as exc:
                 for _, future in batch:
                     future.set_exception(_as_commit_error(exc))
@@ -270,6 +275,7 @@ class Committer:
                     self._cluster.store.append_fenced([c.entry for _, c in accepted], token)
                 self._pause(PAUSE_BEFORE_DURABLE)
         except BaseException as exc:
+            self._caught_up_token = None  # an append whose outcome is unknown: look again
             self._last_ts = start_ts
             self.write_log.truncate_after(start_ts)
             self._runner.abort()

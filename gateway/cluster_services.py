@@ -31,6 +31,7 @@ from gateway.cluster_api import http_forward
 from log.folder_lock import FolderLock
 from log.store_url import open_shared_store
 from projections.runner import ReplayReport
+from udf.deployment import load_deployment
 
 logger = logging.getLogger("headwater.cluster")
 
@@ -108,8 +109,6 @@ def install_deploys_of_other_nodes(executor: Any) -> Callable[[list[Any]], None]
     db: Database = executor.db
 
     def install_newer() -> None:
-        from udf.deployment import load_deployment
-
         deployment = load_deployment(db)
         current = executor.deployment
         if deployment is not None and (current is None or deployment.ts > current.ts):

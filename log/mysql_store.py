@@ -38,7 +38,7 @@ from log.sql_store import (
     POOL_CONNECTIONS_MAX,
     SqlStore,
 )
-from log.store_url import BadStoreUrlError, mask_url, require_database_name
+from log.store_address import BadStoreUrlError, mask_url, require_database_name
 
 IDLE_PING_S = 5.0  # an idle connection is pinged before use: the server may have dropped it
 READ_TIMEOUT_S = 60  # a server silent this long mid-answer is gone (lock waits end sooner)

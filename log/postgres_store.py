@@ -29,7 +29,7 @@ from log.sql_store import (
     POOL_CONNECTIONS_MAX,
     SqlStore,
 )
-from log.store_url import BadStoreUrlError
+from log.store_address import BadStoreUrlError
 
 CHANNEL = "headwater_log"
 LISTEN_WAKE_S = 0.2  # how often the listener looks up from its socket (close takes this long)

@@ -45,7 +45,7 @@ from log.shared_store import (
     require_entry_bytes_equal,
 )
 from log.store import check_batch, check_read_ts
-from log.store_url import mask_url
+from log.store_address import mask_url
 
 READ_CHUNK_ROWS = 1000  # rows per query of a streamed read: bounded memory, few round trips
 POLL_INTERVAL_S = 0.02  # how often a waiter without notifications looks for new entries

@@ -1,4 +1,4 @@
-"""A shared store named by a URL: ``open_shared_store`` and ``mask_url``.
+"""A shared store named by a URL: ``open_shared_store``.
 
 Schemes::
 
@@ -8,25 +8,31 @@ Schemes::
     memory://                                       a fresh in-process store, for tests
 
 The drivers are imported only when their scheme is opened, so importing this
-module costs nothing a node without that database would pay for.
+module costs nothing a node without that database would pay for. Reading a URL
+without opening it (``mask_url``...) lives in ``log.store_address``.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from engine.errors import HeadwaterError
 from log.shared_store import MemorySharedStore, SharedLogStore
+from log.store_address import (
+    KNOWN_SCHEMES,
+    BadStoreUrlError,
+    mask_url,
+    require_database_name,
+    sqlite_path,
+)
 
-KNOWN_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlite", "memory")
-
-_MASK = "***"
-
-
-class BadStoreUrlError(HeadwaterError):
-    """A store URL that names no store we can open (unknown scheme, no database)."""
-
-    code = "BadStoreUrl"
+__all__ = [
+    "KNOWN_SCHEMES",
+    "BadStoreUrlError",
+    "mask_url",
+    "open_shared_store",
+    "require_database_name",
+    "sqlite_path",
+]
 
 
 def open_shared_store(url: str) -> SharedLogStore:
@@ -56,41 +62,3 @@ def open_shared_store(url: str) -> SharedLogStore:
         f"Unknown store URL scheme {scheme + ':' if scheme else '(none)'} in {mask_url(url)!r}; "
         f"known schemes: {', '.join(s + '://' for s in KNOWN_SCHEMES)}"
     )
-
-
-def require_database_name(url: str) -> str:
-    """The database a server URL names (its path), else ``BadStoreUrlError``."""
-    name = unquote(urlsplit(url).path.lstrip("/"))
-    if not name:
-        raise BadStoreUrlError(
-            f"The store URL {mask_url(url)!r} names no database: "
-            "add it as the path, e.g. postgresql://host:5432/headwater"
-        )
-    return name
-
-
-def sqlite_path(url: str) -> str:
-    """The file a ``sqlite:`` URL names: ``sqlite:///abs/path`` or ``sqlite:relative/path``."""
-    parts = urlsplit(url)
-    if parts.netloc or parts.query or not parts.path or parts.path == "/":
-        raise BadStoreUrlError(
-            f"The store URL {url!r} names no SQLite file: write sqlite:///absolute/path.db "
-            "(three slashes) or sqlite:relative/path.db"
-        )
-    return unquote(parts.path)
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password (in the user part or a ``password=`` parameter) hidden."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    user_info, at, host = netloc.rpartition("@")
-    if at and ":" in user_info:
-        netloc = f"{user_info.split(':', 1)[0]}:{_MASK}@{host}"
-    query = parts.query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(key == "password" for key, _ in pairs):
-        query = urlencode([(k, _MASK if k == "password" else v) for k, v in pairs], safe="*")
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
