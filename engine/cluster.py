@@ -283,7 +283,8 @@ class ClusterNode:
 def cluster_status(store: Any, *, count_entries: bool = True) -> dict[str, Any]:
     """The nodes, the leader and their lag, from the store alone (``headwater status``
     and the dashboard's health screen). A node's lag is the log it has yet to apply, in
-    ms of commit time; one not seen for three lease lifetimes is shown as gone."""
+    ms of commit time; one not seen for three lease lifetimes is shown as gone, and one
+    whose last heartbeat said it led but that no longer holds the lease as deposed."""
     latest = store.latest_ts() or 0
     lease = store.current_lease()
     gone_ms = 3 * LIMITS.cluster_lease_ttl_ms
@@ -300,7 +301,7 @@ def cluster_status(store: Any, *, count_entries: bool = True) -> dict[str, Any]:
             {
                 "node": n.node_id,
                 "address": n.address,
-                "role": n.role if n.seen_ms_ago < gone_ms else "gone",
+                "role": _shown_role(n.role, n.node_id, n.seen_ms_ago, leader, gone_ms),
                 "applied_ts": n.applied_ts,
                 "lag_ms": max(latest - n.applied_ts, 0) / 1e6,
                 "seen_ms_ago": n.seen_ms_ago,
@@ -308,3 +309,13 @@ def cluster_status(store: Any, *, count_entries: bool = True) -> dict[str, Any]:
             for n in store.nodes()
         ],
     }
+
+
+def _shown_role(
+    reported: str, node_id: str, seen_ms_ago: float, leader: dict | None, gone_ms: int
+) -> str:
+    if seen_ms_ago >= gone_ms:
+        return "gone"
+    if reported == "leader" and (leader is None or leader["node"] != node_id):
+        return "deposed"  # its heartbeat predates losing the lease (dead, or cut off)
+    return reported

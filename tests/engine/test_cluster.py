@@ -17,7 +17,7 @@ import pytest
 from shared_databases import fresh_store_url
 
 from engine import Database
-from engine.cluster import ClusterNode, LeaderUnreachableError
+from engine.cluster import ClusterNode, LeaderUnreachableError, cluster_status
 from engine.cluster_cache import NotACacheError
 from engine.commit_wire import decode_pending, encode_pending
 from engine.errors import TooManyConflictsError
@@ -238,3 +238,14 @@ def test_a_cut_store_fails_the_commit_and_applies_nothing(memory_cluster):
     assert a.query(bodies).value == []
     a.mutate(insert, "kept")
     assert a.query(bodies).value == ["kept"]
+
+
+def test_status_shows_a_node_that_lost_the_lease_as_deposed_not_as_a_second_leader():
+    store = MemorySharedStore("memory")
+    store.try_acquire_lease("new", "http://new", ttl_ms=60_000)
+    store.report_node("new", "http://new", applied_ts=5, role="leader", code_hash="")
+    # "old" last reported while it led, then died or was cut off from the store.
+    store.report_node("old", "http://old", applied_ts=3, role="leader", code_hash="")
+    store.report_node("f", "http://f", applied_ts=5, role="follower", code_hash="")
+    roles = {n["node"]: n["role"] for n in cluster_status(store)["nodes"]}
+    assert roles == {"new": "leader", "old": "deposed", "f": "follower"}
