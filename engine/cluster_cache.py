@@ -19,10 +19,12 @@ import json
 import os
 import shutil
 
+import lmdb
+
 from engine.errors import HeadwaterError
 from log.codec import encode_entry
 from log.folder_lock import LOCK_FILE
-from log.lmdb_store import LmdbLog
+from log.lmdb_store import LmdbLog, open_environment
 from log.shared_store import SharedLogStore
 
 MARKER_FILE = "store.json"
@@ -54,6 +56,37 @@ def prepare_cache(path: str, store: SharedLogStore) -> str:
     _empty_folder(path)
     _write_marker(path, deployment)
     return f"rebuilt: {why}"
+
+
+def snapshot_cache(source: str, target: str, *, env: lmdb.Environment | None = None) -> int | None:
+    """Copy a node's cache into the new folder ``target``, consistently even while that
+    node runs (one LMDB read transaction, compacted); returns the ts it reaches.
+
+    A node started on the copy keeps it and catches up only the log after that ts, so a
+    new node joins in the time the tail takes rather than the whole log. Search indexes
+    are left out (they are backfilled from the documents when the node opens), as are
+    cached file bytes (fetched from the store on first use). ``env``: the source's
+    environment when this process has it open already (LMDB opens it once per process).
+    """
+    marker = _read_marker(source)
+    if marker is None:
+        raise NotACacheError(
+            f"{source} is not the cache of a store's node (it has no {MARKER_FILE}); a "
+            "standalone deployment moves into a store with `headwater export` and "
+            "`headwater import --store ...`"
+        )
+    if os.path.exists(target) and os.listdir(target):
+        raise FileExistsError(f"{target} is not empty: give the snapshot a new folder")
+    os.makedirs(target, exist_ok=True)
+    own = env is None
+    source_env = open_environment(source) if env is None else env
+    try:
+        source_env.copy(target, compact=True)
+    finally:
+        if own:
+            source_env.close()
+    _write_marker(target, marker["deployment_id"])
+    return _newest_local_entry(target)[0]
 
 
 def reset_cache(path: str, store: SharedLogStore) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from engine.catalog import Catalog
 from engine.cluster import ClusterNode
-from engine.cluster_cache import prepare_cache
+from engine.cluster_cache import prepare_cache, snapshot_cache
 from engine.committer import Committer, wall_clock_ns
 from engine.errors import ConflictError, DataFolderBusyError, TooManyConflictsError
 from engine.limits import LIMITS, Limits
@@ -340,6 +340,10 @@ class Database:
             number = SYSTEM_TABLE_NUMBERS[TABLES_TABLE]
             docs = [doc for _, doc in self._runner.documents.iter_table_latest(txn, number)]
         self._catalog.observe(docs)
+
+    def snapshot_cache(self, target: str) -> int | None:
+        """Copy this node's cache to ``target`` while it runs (see ``cluster_cache``)."""
+        return snapshot_cache(self.path, target, env=self._env)
 
     def _join_cluster(self) -> None:
         """Catch up from the store, take part in the lease, and see the log started."""

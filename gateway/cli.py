@@ -5,6 +5,7 @@ headwater serve [--data DIR] [--host H] [--port P] [--site-port P] [--dashboard-
                 [--log-format text|json|none]   (function executions on stderr)
                 [--store postgresql://...|mysql://...|sqlite:///... [--advertise URL]]
 headwater status --store URL   (the nodes, the leader, their lag: gateway/cli_store.py)
+headwater cache-snapshot --data NODE_CACHE --out NEW   (seed a new node: gateway/cli_store.py)
 headwater deploy DIR --url URL --admin-key KEY [--allow-empty]   (see gateway/cli_deploy.py)
 headwater env set|get|list|remove ...   (see gateway/cli_env.py)
 headwater run FUNCTION [ARGS_JSON] [--data DIR] [--functions DIR] [--ts TS]
@@ -43,7 +44,7 @@ from gateway.cli_errors import (
     writable_data_folder,
 )
 from gateway.cli_export import add_export_commands
-from gateway.cli_store import add_status_command, add_store_option
+from gateway.cli_store import add_cache_snapshot_command, add_status_command, add_store_option
 from gateway.function_log_printer import LOG_FORMATS
 from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 
@@ -380,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_command(sub, HelpFormatter)
     add_env_command(sub, HelpFormatter)
     add_status_command(sub, HelpFormatter)
+    add_cache_snapshot_command(sub, HelpFormatter)
 
     run = command("run", "run one function in-process and print its result")
     run.add_argument("function", help='e.g. "messages:list"')

@@ -5,6 +5,8 @@ Every command that works on a deployment takes ``--store URL`` instead of
 deployment in that store (``gateway.cluster_services.store_database``).
 
 ``status`` shows the nodes of a deployment, its leader and their lag.
+``cache-snapshot`` copies a node's cache (while it runs) to seed a new node,
+which then catches up only the log's tail.
 
 Read from the store alone (the lease, the nodes' heartbeats, the log's newest
 ts: ``engine.cluster.cluster_status``), so it works while any or none of the
@@ -18,6 +20,7 @@ import json
 from typing import Any
 
 from engine.cluster import cluster_status
+from engine.cluster_cache import snapshot_cache
 from log.store_url import open_shared_store
 
 STORE_HELP = (
@@ -66,4 +69,23 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {n['node']:<32} {n['role']:<9} {n['address']:<28} applied {n['applied_ts']}  "
             f"lag {n['lag_ms']:.1f} ms  seen {n['seen_ms_ago'] / 1000:.1f} s ago"
         )
+    return 0
+
+
+def add_cache_snapshot_command(subparsers: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    snapshot = subparsers.add_parser(
+        "cache-snapshot",
+        help="copy a store node's --data cache (even while it runs) to start a new node from",
+        description="Copy a node's cache folder consistently; `serve --store URL --data OUT` "
+        "then applies only the log written after the copy.",
+        formatter_class=formatter,
+    )
+    snapshot.add_argument("--data", required=True, help="the cache folder of a node")
+    snapshot.add_argument("--out", required=True, help="a new, empty folder")
+    snapshot.set_defaults(run=cmd_cache_snapshot)
+
+
+def cmd_cache_snapshot(args: argparse.Namespace) -> int:
+    ts = snapshot_cache(args.data, args.out)
+    print(f"Snapshot of {args.data} in {args.out}, up to ts {ts}")
     return 0

@@ -18,7 +18,7 @@ from shared_databases import fresh_store_url
 
 from engine import Database
 from engine.cluster import ClusterNode, LeaderUnreachableError, cluster_status
-from engine.cluster_cache import NotACacheError
+from engine.cluster_cache import NotACacheError, snapshot_cache
 from engine.commit_wire import decode_pending, encode_pending
 from engine.errors import TooManyConflictsError
 from engine.limits import LIMITS
@@ -249,3 +249,30 @@ def test_status_shows_a_node_that_lost_the_lease_as_deposed_not_as_a_second_lead
     store.report_node("f", "http://f", applied_ts=5, role="follower", code_hash="")
     roles = {n["node"]: n["role"] for n in cluster_status(store)["nodes"]}
     assert roles == {"new": "leader", "old": "deposed", "f": "follower"}
+
+
+def test_a_new_node_starts_from_a_snapshot_of_a_running_node_and_applies_only_the_tail(
+    cluster, tmp_path
+):
+    a = cluster.start("a")
+    for i in range(30):
+        a.mutate(insert, f"old{i}")
+    snapshot_ts = a.snapshot_cache(str(tmp_path / "c"))  # a keeps running
+    assert snapshot_ts == a.latest_ts()
+    for i in range(5):
+        a.mutate(insert, f"new{i}")
+    c = cluster.start("c")
+    assert c.cache_state == "kept"
+    assert c.committer.statistics()["followed"] == 5  # the tail, not the 30 before it
+    assert c.query(bodies).value == a.query(bodies).value
+    c.mutate(insert, "through c")
+    assert "through c" in a.query(bodies).value
+    with pytest.raises(FileExistsError):
+        a.snapshot_cache(str(tmp_path / "c"))
+
+
+def test_a_standalone_data_folder_is_no_snapshot_source(tmp_path):
+    Database.open(tmp_path / "alone").close()
+    with pytest.raises(NotACacheError):
+        snapshot_cache(str(tmp_path / "alone"), str(tmp_path / "copy"))
+    assert not (tmp_path / "copy").exists()

@@ -129,3 +129,33 @@ def test_run_ts_env_and_replay_on_a_store(tmp_path):
         db.mutate(lambda tx: tx.insert("notes", {"text": "precious"}))
     refused = headwater("replay", "--store", store, "--data", str(tmp_path / "real"))
     assert_one_line_error(refused, "holds a deployment of its own")
+
+
+def test_cache_snapshot_copies_a_running_nodes_cache_for_a_new_node(tmp_path):
+    url = f"sqlite://{tmp_path.resolve()}/deployment.db"
+    store = open_shared_store(url)
+    with Database.open(tmp_path / "a", cluster=ClusterNode(store)) as a:
+        for i in range(20):
+            a.mutate(lambda tx, i=i: tx.insert("notes", {"n": i}))
+        # Another process copies the cache while this node holds it open and writes on.
+        done = headwater(
+            "cache-snapshot", "--data", str(tmp_path / "a"), "--out", str(tmp_path / "c")
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"up to ts {a.latest_ts()}" in done.stdout
+        a.mutate(lambda tx: tx.insert("notes", {"n": 20}))
+        again = headwater(
+            "cache-snapshot", "--data", str(tmp_path / "a"), "--out", str(tmp_path / "c")
+        )
+        assert_one_line_error(again, "not empty")
+    other = open_shared_store(url)
+    with Database.open(tmp_path / "c", cluster=ClusterNode(other)) as c:
+        assert c.cache_state == "kept"
+        assert c.committer.statistics()["followed"] == 1
+        assert len(c.query(lambda tx: tx.query("notes").collect()).value) == 21
+    store.close()
+    other.close()
+    refused = headwater(
+        "cache-snapshot", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "d")
+    )
+    assert_one_line_error(refused, "not the cache of a store's node")
