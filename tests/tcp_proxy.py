@@ -9,10 +9,14 @@ import threading
 
 class TcpProxy:
     """Forwards 127.0.0.1:``port`` to ``target_port``; ``cut()`` drops every open
-    connection and refuses new ones until ``restore()``."""
+    connection and refuses new ones until ``restore()``.
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+    With ``fallback_ports`` it is a load balancer's failover: a new connection goes to
+    the first target that accepts it, so once a target dies its clients, reconnecting,
+    reach the next one."""
+
+    def __init__(self, target_port: int, *fallback_ports: int) -> None:
+        self.target_ports = (target_port, *fallback_ports)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -48,9 +52,8 @@ class TcpProxy:
             if refused:
                 _close(client)
                 continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
+            upstream = _connect_first(self.target_ports)
+            if upstream is None:
                 _close(client)
                 continue
             upstream.settimeout(None)
@@ -58,6 +61,15 @@ class TcpProxy:
                 self._open.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _connect_first(ports: tuple[int, ...]) -> socket.socket | None:
+    for port in ports:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            continue
+    return None
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:

@@ -7,13 +7,16 @@ balance: serializable across nodes); the leader is SIGKILLed in the middle of
 the writes (every acknowledged transfer is in the ledger exactly once, and a
 follower leads within 5 s); a node started under load catches up; the leader's
 connection to the database is cut by a proxy (another node leads, the cut node
-refuses writes clearly, then catches up when the network is back).
+refuses writes clearly, then catches up when the network is back); the official
+npm client behind a load balancer (a loopback proxy that fails over to the next
+node) keeps its subscription when the node it was connected to is SIGKILLed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import signal
 import subprocess
@@ -27,10 +30,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cli_process import ENV, Serve, headwater  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
+from test_end_to_end import CLIENT_ENV, JS_DIR, NODE  # noqa: E402
 
 BANK_APP = Path(__file__).resolve().parent / "bank_app" / "convex"
+SUBSCRIBER = Path(__file__).resolve().parent / "js" / "cluster_subscriber.mjs"
 ACCOUNTS = [f"acct{i}" for i in range(8)]
 START_BALANCE = 1000
 
@@ -266,3 +272,49 @@ def test_a_leader_cut_from_the_database_is_replaced_and_catches_up(tmp_path, fre
         cut.stop()
         direct.stop()
         proxy.close()
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def test_a_client_behind_a_load_balancer_keeps_its_subscription_when_its_node_dies(cluster):
+    nodes, store = cluster
+    first, second, writer = nodes
+    balancer = TcpProxy(_port(first.url), _port(second.url))
+    subscriber = subprocess.Popen(
+        [NODE, str(SUBSCRIBER), f"http://127.0.0.1:{balancer.port}", str(JS_DIR)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=CLIENT_ENV,
+    )
+    updates: queue.Queue[list[str]] = queue.Queue()
+    threading.Thread(
+        target=lambda: [updates.put(json.loads(line)) for line in subscriber.stdout],  # type: ignore[union-attr]
+        daemon=True,
+    ).start()
+
+    def seen(key: str, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if key in updates.get(timeout=max(deadline - time.monotonic(), 0.01)):
+                    return True
+            except queue.Empty:
+                break
+        return False
+
+    try:
+        rng = random.Random(7)
+        call(writer.url, "mutation", "bank:transfer", transfer_args("before", rng))
+        assert seen("before", 30)
+        os.kill(first.process.pid, signal.SIGKILL)  # the node the client is connected to
+        first.process.wait()
+        call(writer.url, "mutation", "bank:transfer", transfer_args("after", rng))
+        assert seen("after", 30)  # reconnected through the balancer to the next node
+        check_books(second.url, {"before", "after"})
+    finally:
+        subscriber.kill()
+        subscriber.wait()
+        subscriber.stdout.close()  # type: ignore[union-attr]
+        balancer.close()
