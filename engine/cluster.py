@@ -303,6 +303,7 @@ def cluster_status(store: Any, *, count_entries: bool = True) -> dict[str, Any]:
                 "address": n.address,
                 "role": _shown_role(n.role, n.node_id, n.seen_ms_ago, leader, gone_ms),
                 "applied_ts": n.applied_ts,
+                "code_hash": n.code_hash,
                 "lag_ms": max(latest - n.applied_ts, 0) / 1e6,
                 "seen_ms_ago": n.seen_ms_ago,
             }

@@ -67,7 +67,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for n in status["nodes"]:
         print(
             f"  {n['node']:<32} {n['role']:<9} {n['address']:<28} applied {n['applied_ts']}  "
-            f"lag {n['lag_ms']:.1f} ms  seen {n['seen_ms_ago'] / 1000:.1f} s ago"
+            f"lag {n['lag_ms']:.1f} ms  seen {n['seen_ms_ago'] / 1000:.1f} s ago  "
+            f"code {n['code_hash'][:12] or '-'}"
         )
     return 0
 

@@ -105,8 +105,18 @@ def rebuild_cache(store_url: str, data: str) -> ReplayReport:
 
 
 def install_deploys_of_other_nodes(executor: Any) -> Callable[[list[Any]], None]:
-    """Install a deployment committed through another node once this node applied it."""
+    """Install a deployment committed through another node once this node applied it;
+    the node's heartbeat carries the hash of the code it runs (``headwater status``)."""
     db: Database = executor.db
+    node = db.cluster
+    assert node is not None
+
+    def running(deployment: Any) -> None:
+        node.code_hash = deployment.source_hash
+
+    executor.on_deploy(running)
+    if executor.deployment is not None:
+        running(executor.deployment)
 
     def install_newer() -> None:
         deployment = load_deployment(db)

@@ -171,6 +171,13 @@ def test_a_write_through_one_node_is_live_on_another(cluster):
     assert len(shown["nodes"]) == 3 and shown["leader"] is not None
     assert sum(n["role"] == "leader" for n in shown["nodes"]) == 1
 
+    def one_code() -> set[str]:
+        status = headwater("status", "--store", cluster[1], "--json")
+        return {n["code_hash"] for n in json.loads(status.stdout)["nodes"]}
+
+    wait_for(lambda: len(one_code()) == 1)  # every node runs the one deployed code
+    assert "" not in one_code()
+
 
 def test_transfers_through_every_node_kill_the_leader_add_a_node(cluster, tmp_path):
     nodes, store = cluster
