@@ -20,6 +20,7 @@ from engine import Database
 from engine.cluster import ClusterNode, LeaderUnreachableError, cluster_status
 from engine.cluster_cache import NotACacheError, snapshot_cache
 from engine.commit_wire import decode_pending, encode_pending
+from engine.committer import wall_clock_ns
 from engine.errors import TooManyConflictsError
 from engine.limits import LIMITS
 from log.shared_store import MemorySharedStore, SharedLogStore, StoreUnavailableError
@@ -50,13 +51,13 @@ class Cluster:
             decode_pending(encode_pending(pending))
         )
 
-    def start(self, name: str) -> Database:
+    def start(self, name: str, **options) -> Database:
         store = self.store
         if self.url:
             store = open_shared_store(self.url)
             self.opened.append(store)
         node = ClusterNode(store, address=name, forward=self.forward, node_id=name, limits=FAST)
-        db = Database.open(self.root / name, cluster=node, limits=FAST)
+        db = Database.open(self.root / name, cluster=node, limits=FAST, **options)
         self.nodes[name] = db
         return db
 
@@ -276,3 +277,21 @@ def test_a_standalone_data_folder_is_no_snapshot_source(tmp_path):
     with pytest.raises(NotACacheError):
         snapshot_cache(str(tmp_path / "alone"), str(tmp_path / "copy"))
     assert not (tmp_path / "copy").exists()
+
+
+def test_a_leader_whose_clock_is_a_minute_behind_still_commits_after_the_log(memory_cluster):
+    a = memory_cluster.start("a")
+    late_clock = lambda: wall_clock_ns() - 60 * 10**9  # noqa: E731
+    b = memory_cluster.start("b", clock=late_clock)
+    a.mutate(insert, "from a")
+    before = a.latest_ts()
+    a.cluster._stop.set()  # a dies; b, with its clock behind, takes over
+    memory_cluster.dead.add("a")
+    b.mutate(insert, "from b")
+    assert b.cluster.role == "leader"
+    stamps = [e.ts for e in memory_cluster.store.read_range(0, b.latest_ts())]
+    assert stamps == sorted(set(stamps)) and b.latest_ts() > before
+    assert b.query(bodies).value == ["from a", "from b"]
+    a.close()
+    memory_cluster.dead.discard("a")
+    del memory_cluster.nodes["a"]
