@@ -25,6 +25,7 @@ a commit is never applied twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -145,7 +146,13 @@ class ClusterNode:
         wait_applied: Callable[[int, float], bool],
         find_landed: Callable[[PendingCommit], int | None],
     ) -> int:
-        """Commit ``pending`` through the leader, whoever it is; returns its ts."""
+        """Commit ``pending`` through the leader, whoever it is; returns its ts.
+
+        A forwarded commit carries a receipt (the same one each time it is sent), which
+        the leader stores with its entry: an unanswered forward is settled by finding
+        the receipt in the log, and one sent twice is committed once."""
+        if pending.receipt is None:
+            pending = dataclasses.replace(pending, receipt=os.urandom(16))
         deadline = time.monotonic() + self._limits.cluster_commit_wait_ms / 1000
         while True:
             if self.lease_token() is not None:

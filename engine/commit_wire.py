@@ -12,7 +12,8 @@ Layout: a JSON object (UTF-8)::
      "writes": base64 of log.codec.encode_entry(LogEntry(TS_MAX, writes)),
      "indexes": [[index_id, [[lo_b64, hi_b64 | null], ...]], ...],
      "searches": [[index_id, [term, ...], prefix | null, [[path, value_b64], ...]], ...],
-     "commit_ts_paths": {document_id: [[field or array index, ...], ...]}}
+     "commit_ts_paths": {document_id: [[field or array index, ...], ...]},
+     "receipt": base64 | null}
 
 The writes reuse the log's entry codec (checked, checksummed) under the
 largest ts, so every ``prev_ts`` is below it; the leader re-checks the read
@@ -59,6 +60,7 @@ def encode_pending(pending: PendingCommit) -> bytes:
             doc_id: [list(path) for path in sorted(paths, key=repr)]
             for doc_id, paths in dict(pending.commit_ts_paths).items()
         },
+        "receipt": None if pending.receipt is None else _b64(pending.receipt),
     }
     return json.dumps(payload, separators=(",", ":")).encode()
 
@@ -97,7 +99,14 @@ def decode_pending(data: bytes) -> PendingCommit:
             doc_id: frozenset(tuple(path) for path in doc_paths)
             for doc_id, doc_paths in payload["commit_ts_paths"].items()
         }
-        return PendingCommit(snapshot_ts, ReadSet(indexes, searches), writes, paths)
+        receipt = payload.get("receipt")
+        return PendingCommit(
+            snapshot_ts,
+            ReadSet(indexes, searches),
+            writes,
+            paths,
+            None if receipt is None else _unb64(receipt),
+        )
     except BadCommitPayloadError:
         raise
     except (HeadwaterError, IntegrityError, ValueError, KeyError, TypeError) as exc:

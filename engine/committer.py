@@ -38,6 +38,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -105,6 +106,9 @@ class Committer:
         self._commits = 0
         self._conflicts = 0
         self._followed = 0
+        # Receipts of the forwarded commits this node committed, newest last (bounded):
+        # a forward sent again after its answer was lost gets the first one's ts.
+        self._receipts: OrderedDict[bytes, int] = OrderedDict()
         self._cluster = cluster
         self._applied = threading.Condition()
         self._visible_ts = self._last_ts  # committed in LMDB: what readers see
@@ -235,6 +239,7 @@ class Committer:
     def _process(self, batch: list[tuple[PendingCommit, Future[int]]]) -> None:
         self._pause(PAUSE_BEFORE_VALIDATE)
         accepted: list[tuple[Future[int], CommittedEntry]] = []
+        receipts: list[bytes | None] = []
         foreign: list[CommittedEntry] = []
         token = None
         if self._cluster is not None:
@@ -256,6 +261,10 @@ class Committer:
                     foreign = self._follow_in(txn)
                 start_ts = self._last_ts
                 for pending, future in batch:
+                    landed = self._receipts.get(pending.receipt) if pending.receipt else None
+                    if landed is not None:
+                        future.set_result(landed)  # sent again after a lost answer
+                        continue
                     conflict = self.write_log.find_conflict(pending.read_set, pending.snapshot_ts)
                     if conflict is not None:
                         self._conflicts += 1
@@ -269,10 +278,13 @@ class Committer:
                     self._last_ts = ts
                     self.write_log.append(ts, written)
                     accepted.append((future, CommittedEntry(entry, written)))
+                    receipts.append(pending.receipt)
                 if token is not None and accepted:
                     # The store first: once it holds the entries they are the truth,
                     # and a crash before the local commit is repaired by catching up.
-                    self._cluster.store.append_fenced([c.entry for _, c in accepted], token)
+                    self._cluster.store.append_fenced(
+                        [c.entry for _, c in accepted], token, receipts
+                    )
                 self._pause(PAUSE_BEFORE_DURABLE)
         except BaseException as exc:
             self._caught_up_token = None  # an append whose outcome is unknown: look again
@@ -289,6 +301,7 @@ class Committer:
         self._batches += 1
         self._commits += len(accepted)
         committed = [c for _, c in accepted]
+        self._remember_receipts(committed, receipts)
         self._pause(PAUSE_AFTER_DURABLE)  # readers see the commit; the catalog not yet
         for c in committed:
             self._catalog.observe_entry(c.entry)
@@ -414,16 +427,21 @@ class Committer:
             self._visible_ts = self._last_ts
             self._applied.notify_all()
 
+    def _remember_receipts(
+        self, committed: list[CommittedEntry], receipts: list[bytes | None]
+    ) -> None:
+        for c, receipt in zip(committed, receipts, strict=True):
+            if receipt is not None:
+                self._receipts[receipt] = c.entry.ts
+        while len(self._receipts) > self._limits.cluster_receipts_remembered:
+            self._receipts.popitem(last=False)
+
     def _find_landed(self, pending: PendingCommit) -> int | None:
-        """After an unanswered forward: the ts of the entry holding ``pending``'s first
-        write (same document, same replaced version), None when the log has none."""
-        self.sync_with_store(30.0)
-        first = pending.writes[0]
-        for entry in self._cluster.store.read_from(pending.snapshot_ts + 1):
-            for write in entry.writes:
-                if write.id == first.id and write.prev_ts == first.prev_ts:
-                    return entry.ts
-        return None
+        """After an unanswered forward: the ts of the entry stored with ``pending``'s
+        receipt, None when the log has none. (Never the entry's contents: another
+        commit can write the same values over the same versions.)"""
+        assert pending.receipt is not None
+        return self._cluster.store.find_receipt(pending.receipt)
 
 
 def _as_commit_error(exc: BaseException) -> BaseException:

@@ -68,6 +68,9 @@ class Limits:
     cluster_commit_wait_ms: int = 15_000
     # Entries applied from the shared store per local LMDB transaction while catching up.
     cluster_catch_up_batch_entries: int = 2000
+    # Receipts of forwarded commits a leader keeps in memory, to answer one sent again
+    # (its first answer lost) with the first commit's ts; older ones are in the store.
+    cluster_receipts_remembered: int = 100_000
     # Schema shape limits.
     indexes_per_table_max: int = 32
     fields_per_index_max: int = 16

@@ -57,7 +57,7 @@ class MysqlStore(SqlStore):
     begin_write_sql = "START TRANSACTION"
     schema_sql = (
         f"CREATE TABLE IF NOT EXISTS headwater_log (ts BIGINT PRIMARY KEY, "
-        f"entry LONGBLOB NOT NULL) {_TABLE}",
+        f"entry LONGBLOB NOT NULL, receipt VARBINARY(64) UNIQUE) {_TABLE}",
         "CREATE TABLE IF NOT EXISTS headwater_lease (id SMALLINT PRIMARY KEY CHECK (id = 1), "
         "node_id VARBINARY(255) NOT NULL, address TEXT NOT NULL, token BIGINT NOT NULL, "
         f"expires_at_ms BIGINT NOT NULL) {_TABLE}",

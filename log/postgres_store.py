@@ -45,7 +45,8 @@ class PostgresStore(SqlStore):
     integrity_errors = (psycopg.IntegrityError,)
     now_ms_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
     schema_sql = (
-        "CREATE TABLE IF NOT EXISTS headwater_log (ts BIGINT PRIMARY KEY, entry BYTEA NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS headwater_log (ts BIGINT PRIMARY KEY, entry BYTEA NOT NULL, "
+        "receipt BYTEA UNIQUE)",
         "CREATE TABLE IF NOT EXISTS headwater_lease (id SMALLINT PRIMARY KEY CHECK (id = 1), "
         "node_id TEXT NOT NULL, address TEXT NOT NULL, token BIGINT NOT NULL, "
         "expires_at_ms BIGINT NOT NULL)",

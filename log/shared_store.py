@@ -76,7 +76,9 @@ class SharedLogStore(LogStore, Protocol):
         """The deployment's id: made once when the store is first initialised, then fixed."""
         ...
 
-    def append_fenced(self, entries: Sequence[LogEntry], token: int) -> None:
+    def append_fenced(
+        self, entries: Sequence[LogEntry], token: int, receipts: Sequence[bytes | None] = ()
+    ) -> None:
         """Append like ``append``, only while ``token`` is the lease's current token.
 
         Raises ``FencedError`` (nothing appended) when another node took the
@@ -84,7 +86,15 @@ class SharedLogStore(LogStore, Protocol):
         while committing, it reconnects (bounded) and checks whether the batch
         landed (the stored bytes of its first entry), returning normally if it
         did; ``StoreUnavailableError`` when that cannot be known in time.
+
+        ``receipts``: per entry (in order; empty: none), the forwarded commit's
+        receipt or None, stored with it for ``find_receipt``. A receipt the log
+        holds already refuses the whole batch with ``IntegrityError``.
         """
+        ...
+
+    def find_receipt(self, receipt: bytes) -> int | None:
+        """The ts of the entry appended with ``receipt``; None when there is none."""
         ...
 
     def wait_for_entries(self, after_ts: int, timeout_s: float) -> bool:
@@ -165,6 +175,7 @@ class MemorySharedStore(MemoryLog):
         self._nodes: dict[str, tuple[str, int, str, str, float]] = {}
         self._meta: dict[str, str] = {}
         self._blobs: dict[bytes, bytes] = {}
+        self._receipts: dict[bytes, int] = {}
         self.fail_appends = False  # a test cuts the store: appends raise StoreUnavailableError
 
     def describe(self) -> str:
@@ -178,7 +189,9 @@ class MemorySharedStore(MemoryLog):
             super().append(entries)
             self._state.notify_all()
 
-    def append_fenced(self, entries: Sequence[LogEntry], token: int) -> None:
+    def append_fenced(
+        self, entries: Sequence[LogEntry], token: int, receipts: Sequence[bytes | None] = ()
+    ) -> None:
         self._require_open()
         with self._state:
             if self.fail_appends:
@@ -189,7 +202,17 @@ class MemorySharedStore(MemoryLog):
                     f"({self._lease[2] if self._lease else 'none'}); another node leads"
                 )
             check_batch(list(entries), self._latest())
+            stamped = {r: e.ts for e, r in zip(entries, receipts, strict=False) if r is not None}
+            if len(stamped) < sum(r is not None for r in receipts) or (
+                stamped.keys() & self._receipts.keys()
+            ):
+                raise IntegrityError("Append refused: a receipt the log holds already")
             self.append(entries)
+            self._receipts.update(stamped)
+
+    def find_receipt(self, receipt: bytes) -> int | None:
+        with self._state:
+            return self._receipts.get(receipt)
 
     def wait_for_entries(self, after_ts: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -7,6 +7,7 @@ differ (the clock, the byte type, upserts, how a writer takes its lock).
 Tables (made on first open, idempotently, safe when two nodes open at once)::
 
     headwater_log    ts BIGINT PRIMARY KEY, entry bytes     entry = codec.encode_entry
+                     receipt bytes UNIQUE (NULL but for forwarded commits)
     headwater_lease  one row (id = 1): node_id, address, token, expires_at_ms
                      token 0 means no node ever led
     headwater_nodes  node_id PRIMARY KEY, address, applied_ts, role, code_hash, seen_at_ms
@@ -210,17 +211,26 @@ class SqlStore:
         if entries:
             self._append(entries, None)
 
-    def append_fenced(self, entries: Sequence[LogEntry], token: int) -> None:
+    def append_fenced(
+        self, entries: Sequence[LogEntry], token: int, receipts: Sequence[bytes | None] = ()
+    ) -> None:
         self._require_open()
-        self._append(list(entries), token)
+        self._append(list(entries), token, receipts)
 
-    def _append(self, entries: list[LogEntry], token: int | None) -> None:
+    def find_receipt(self, receipt: bytes) -> int | None:
+        return _int_or_none(
+            self._value("SELECT ts FROM headwater_log WHERE receipt = %s", (receipt,))
+        )
+
+    def _append(
+        self, entries: list[LogEntry], token: int | None, receipts: Sequence[bytes | None] = ()
+    ) -> None:
         lost: BaseException | None = None
         first: tuple[int, bytes] | None = None
         with self._session() as cursor:
             cursor.execute(self.begin_write_sql)
             try:
-                first = self._insert_batch(cursor, entries, token)
+                first = self._insert_batch(cursor, entries, token, receipts)
             except BaseException:
                 _rollback_quietly(cursor)
                 raise
@@ -232,7 +242,11 @@ class SqlStore:
             self._settle_lost_commit(first, lost)
 
     def _insert_batch(
-        self, cursor: Any, entries: list[LogEntry], token: int | None
+        self,
+        cursor: Any,
+        entries: list[LogEntry],
+        token: int | None,
+        receipts: Sequence[bytes | None] = (),
     ) -> tuple[int, bytes] | None:
         """Inside the transaction: fence, check, insert; the first row, for a lost commit."""
         (current,) = self._lock_lease_row(cursor, "token")
@@ -243,16 +257,17 @@ class SqlStore:
             )
         cursor.execute("SELECT MAX(ts) FROM headwater_log")
         check_batch(entries, cursor.fetchone()[0])
-        rows = [(entry.ts, encode_entry(entry)) for entry in entries]
+        stamps = list(receipts) + [None] * (len(entries) - len(receipts))
+        rows = [(e.ts, encode_entry(e), r) for e, r in zip(entries, stamps, strict=True)]
         if not rows:
             return None
-        for _, data in rows:
+        for _, data, _ in rows:
             self._check_value_bytes(len(data), "log entry")
         cursor.executemany(
-            self._sql(f"INSERT INTO headwater_log ({_LOG_COLUMNS}) VALUES (%s, %s)"), rows
+            self._sql("INSERT INTO headwater_log (ts, entry, receipt) VALUES (%s, %s, %s)"), rows
         )
         self._after_append(cursor, rows[-1][0])
-        return rows[0]
+        return rows[0][:2]
 
     def _settle_lost_commit(self, first: tuple[int, bytes], cause: BaseException) -> None:
         """Return if the batch whose commit answer was lost is in the log, else raise."""

@@ -34,7 +34,8 @@ class SqliteStore(SqlStore):
     begin_write_sql = "BEGIN IMMEDIATE"
     for_update_sql = ""  # BEGIN IMMEDIATE already holds the database's one write lock
     schema_sql = (
-        "CREATE TABLE IF NOT EXISTS headwater_log (ts INTEGER PRIMARY KEY, entry BLOB NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS headwater_log (ts INTEGER PRIMARY KEY, entry BLOB NOT NULL, "
+        "receipt BLOB UNIQUE)",
         "CREATE TABLE IF NOT EXISTS headwater_lease (id INTEGER PRIMARY KEY CHECK (id = 1), "
         "node_id TEXT NOT NULL, address TEXT NOT NULL, token INTEGER NOT NULL, "
         "expires_at_ms INTEGER NOT NULL)",

@@ -9,6 +9,7 @@ codec, as the gateway's HTTP forwarding does. Real processes on PostgreSQL:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from engine.cluster import ClusterNode, LeaderUnreachableError, cluster_status
 from engine.cluster_cache import NotACacheError, snapshot_cache
 from engine.commit_wire import decode_pending, encode_pending
 from engine.committer import wall_clock_ns
-from engine.errors import TooManyConflictsError
+from engine.errors import ConflictError, TooManyConflictsError
 from engine.limits import LIMITS
 from log.shared_store import MemorySharedStore, SharedLogStore, StoreUnavailableError
 from log.store_url import open_shared_store
@@ -43,10 +44,17 @@ class Cluster:
         self.opened: list[SharedLogStore] = [self.store]
         self.nodes: dict[str, Database] = {}
         self.dead: set[str] = set()
+        self.answers_lost = 0  # forwards whose answer is lost
+        self.land_unanswered = False  # whether such a forward was committed all the same
 
     def forward(self, address: str, pending):
         if address in self.dead or address not in self.nodes:
             raise LeaderUnreachableError(f"{address} is down", sent=False)
+        if self.answers_lost:  # the request went out; its answer, if any, never came back
+            self.answers_lost -= 1
+            if self.land_unanswered:
+                self.nodes[address].committer.commit_forwarded(pending)
+            raise LeaderUnreachableError(f"{address} did not answer", sent=True)
         return self.nodes[address].committer.commit_forwarded(
             decode_pending(encode_pending(pending))
         )
@@ -295,3 +303,46 @@ def test_a_leader_whose_clock_is_a_minute_behind_still_commits_after_the_log(mem
     a.close()
     memory_cluster.dead.discard("a")
     del memory_cluster.nodes["a"]
+
+
+@pytest.mark.parametrize("landed", [False, True])
+def test_an_unanswered_forward_is_acknowledged_only_if_it_landed_itself(memory_cluster, landed):
+    """Settling an unanswered forward must not mistake another commit for it: here a
+    concurrent increment of the same counter, which wrote the same new value over the
+    same version (so the follower's increment, had it been acknowledged, would be lost)."""
+    a = memory_cluster.start("a")
+    b = memory_cluster.start("b")
+    created = a.mutate(lambda tx: tx.insert("counters", {"n": 0}))
+    counter = created.value
+    assert b.committer.wait_applied(created.ts, 5)
+
+    def bump(tx):
+        tx.patch(counter, {"n": tx.get(counter)["n"] + 1})
+
+    tx = b.begin(writable=True)
+    bump(tx)
+    pending = tx.pending_commit()
+    tx.close()
+    memory_cluster.answers_lost = 1
+    memory_cluster.land_unanswered = landed
+    if landed:
+        ts = b.committer.commit(pending)  # the follower's own commit landed: acknowledged
+        assert b.query(lambda tx: tx.get(counter)["n"]).value == 1
+        assert a.mutate(bump).ts > ts
+        assert a.query(lambda tx: tx.get(counter)["n"]).value == 2
+    else:
+        a.mutate(bump)  # another node's identical increment lands instead
+        with pytest.raises(ConflictError):
+            b.committer.commit(pending)
+        assert a.query(lambda tx: tx.get(counter)["n"]).value == 1
+
+
+def test_a_forward_sent_twice_is_committed_once(memory_cluster):
+    a = memory_cluster.start("a")
+    b = memory_cluster.start("b")
+    pending = dataclasses.replace(_pending_insert(b, "once"), receipt=b"r" * 16)
+    first = a.committer.commit_forwarded(decode_pending(encode_pending(pending)))
+    again = a.committer.commit_forwarded(decode_pending(encode_pending(pending)))
+    assert again == first
+    assert a.query(bodies).value == ["once"]
+    assert memory_cluster.store.find_receipt(b"r" * 16) == first

@@ -191,6 +191,22 @@ def test_a_released_lease_taken_back_by_its_holder_keeps_the_token(store: Shared
     assert leader(store) == token
 
 
+def test_a_receipt_is_found_by_any_node_and_never_stored_twice(stores: Stores) -> None:
+    a, b = stores(), stores()
+    token = leader(a)
+    first, second = b"\x01" * 16, b"\x02" * 16
+    a.append_fenced([entry(1), entry(2), entry(3)], token, [first, None, second])
+    assert (b.find_receipt(first), b.find_receipt(second)) == (1, 3)
+    assert b.find_receipt(b"\x03" * 16) is None
+    with pytest.raises(IntegrityError):  # a forward committed again: the whole batch refused
+        a.append_fenced([entry(4), entry(5)], token, [None, second])
+    with pytest.raises(IntegrityError):
+        a.append_fenced([entry(6), entry(7)], token, [b"\x04" * 16, b"\x04" * 16])
+    assert tss(b.read_from(0)) == [1, 2, 3] and b.find_receipt(b"\x04" * 16) is None
+    a.append_fenced([entry(8)], token)  # no receipts at all
+    assert b.latest_ts() == 8
+
+
 @pytest.mark.parametrize("batch", [[5], [4], [6, 6], [7, 6], [8, 9, 3]])
 def test_a_fenced_batch_that_does_not_increase_appends_nothing(
     store: SharedLogStore, batch: list[int]
