@@ -55,7 +55,7 @@ CODE := engine log projections gateway udf tests bench
 test: setup
 	$(VENV)/bin/ruff check $(CODE)
 	$(VENV)/bin/ruff format --check $(CODE)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 bench: setup
 	$(PY) -m bench

@@ -60,6 +60,9 @@ PAUSE_BEFORE_DURABLE = "before_durable"
 PAUSE_AFTER_DURABLE = "after_durable"
 
 _STOP = object()
+# How long the store watcher waits for new entries before looking whether to stop:
+# a close waits for it, so short; a wake-up without news costs one idle check.
+_WATCH_WAIT_S = 0.25
 _FOLLOW = object()  # queue item: catch up from the shared store now
 logger = logging.getLogger("headwater.committer")
 
@@ -172,7 +175,7 @@ class Committer:
         self._queue.put(_STOP)
         self._thread.join()
         if self._watcher is not None:
-            self._watcher.join(5.0)  # it waits on the store at most a second
+            self._watcher.join(5.0)  # it waits on the store at most _WATCH_WAIT_S
 
     def wait_applied(self, ts: int, timeout_s: float = 10.0) -> bool:
         """Block until this node has applied every commit up to ``ts`` (cluster mode:
@@ -401,7 +404,7 @@ class Committer:
         store = self._cluster.store
         while not self._closing.is_set():
             try:
-                if not store.wait_for_entries(self._last_ts, 1.0):
+                if not store.wait_for_entries(self._last_ts, _WATCH_WAIT_S):
                     continue
             except Exception as exc:
                 if self._closing.is_set():

@@ -44,11 +44,15 @@ from gateway.cli_errors import (
     writable_data_folder,
 )
 from gateway.cli_export import add_export_commands
-from gateway.cli_store import add_cache_snapshot_command, add_status_command, add_store_option
+from gateway.cli_store import (
+    DEFAULT_DATA,
+    add_cache_snapshot_command,
+    add_status_command,
+    add_store_option,
+)
 from gateway.function_log_printer import LOG_FORMATS
 from gateway.ts_arguments import TS_HELP, format_ts, ts_argument
 
-DEFAULT_DATA = "headwater_data"
 DEFAULT_PORT = 3210
 DEFAULT_SITE_PORT = 3211  # HTTP actions (the site origin), as Convex self-hosted serves it
 DEFAULT_DASHBOARD_PORT = 6791  # the web dashboard, as Convex self-hosted serves its own

@@ -27,7 +27,7 @@ from engine import HeadwaterError
 from engine.environment_variables import EnvChange, read_all
 from gateway.admin_key_file import read_stored_admin_key
 from gateway.cli_errors import CliError, existing_data_folder
-from gateway.cli_store import add_store_option
+from gateway.cli_store import DEFAULT_DATA, add_store_option
 
 _TIMEOUT_S = 60
 
@@ -59,7 +59,7 @@ def add_env_command(subparsers: Any, formatter: type[argparse.HelpFormatter]) ->
         parser.add_argument(
             "--admin-key", default=None, help="the server's admin key (default: --data's)"
         )
-        parser.add_argument("--data", default="headwater_data", help="data folder")
+        parser.add_argument("--data", default=DEFAULT_DATA, help="data folder")
         add_store_option(parser)
         parser.set_defaults(run=cmd_env)
 

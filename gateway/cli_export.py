@@ -29,10 +29,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway.cli_errors import CliError, existing_data_folder, writable_data_folder
-from gateway.cli_store import add_store_option
+from gateway.cli_store import DEFAULT_DATA, add_store_option
 from gateway.ts_arguments import TS_HELP, format_iso, ts_argument
 
-DEFAULT_DATA = "headwater_data"
 _STATUS_INTERVAL_S = 10.0
 _STATUS_POLL_S = 0.25  # how often a state change is looked for
 _STOP_WAIT_S = 1.0  # SIGTERM to exit, even with a chunk stuck on a dead broker

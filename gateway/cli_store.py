@@ -23,6 +23,8 @@ from engine.cluster import cluster_status
 from engine.cluster_cache import snapshot_cache
 from log.store_url import open_shared_store
 
+DEFAULT_DATA = "headwater_data"  # the data folder (or a store node's cache) by default
+
 STORE_HELP = (
     "the deployment in a shared store instead of --data: postgresql://USER@HOST:PORT/DB, "
     "mysql://USER@HOST:PORT/DB or sqlite:///PATH"
@@ -81,7 +83,7 @@ def add_cache_snapshot_command(subparsers: Any, formatter: type[argparse.HelpFor
         "then applies only the log written after the copy.",
         formatter_class=formatter,
     )
-    snapshot.add_argument("--data", required=True, help="the cache folder of a node")
+    snapshot.add_argument("--data", default=DEFAULT_DATA, help="the cache folder of a node")
     snapshot.add_argument("--out", required=True, help="a new, empty folder")
     snapshot.set_defaults(run=cmd_cache_snapshot)
 

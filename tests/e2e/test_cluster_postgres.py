@@ -43,7 +43,7 @@ START_BALANCE = 1000
 pytestmark = pytest.mark.slow
 
 
-def node(tmp_path: Path, store: str, name: str, *extra: str) -> Serve:
+def node(tmp_path: Path, store: str, name: str, *extra: str, **env: str) -> Serve:
     return Serve(
         tmp_path / name,
         "--store",
@@ -55,6 +55,7 @@ def node(tmp_path: Path, store: str, name: str, *extra: str) -> Serve:
         "--log-format",
         "none",
         *extra,
+        env=env,
     )
 
 
@@ -244,7 +245,15 @@ def leader_address(store: str) -> str | None:
 def test_a_leader_cut_from_the_database_is_replaced_and_catches_up(tmp_path, fresh_postgres_url):
     proxy = TcpProxy(5432)
     through_proxy = fresh_postgres_url.replace(":5432/", f":{proxy.port}/")
-    cut = node(tmp_path, through_proxy, "cut", "--functions", str(BANK_APP))
+    # The cut node gives up on a commit after 4 s without a leader (15 s by default).
+    cut = node(
+        tmp_path,
+        through_proxy,
+        "cut",
+        "--functions",
+        str(BANK_APP),
+        HEADWATER_CLUSTER_COMMIT_WAIT_MS="4000",
+    )
     direct = node(tmp_path, fresh_postgres_url, "direct")
     try:
         balance = {"$integer": _int64(START_BALANCE)}
@@ -264,7 +273,7 @@ def test_a_leader_cut_from_the_database_is_replaced_and_catches_up(tmp_path, fre
         acked.add("during")
         assert time.monotonic() - started < 5 + 2
         with pytest.raises(RuntimeError) as refused:  # the cut node cannot commit
-            call(cut.url, "mutation", "bank:transfer", transfer_args("refused", rng), 40)
+            call(cut.url, "mutation", "bank:transfer", transfer_args("refused", rng), 20)
         assert "'code': 'StoreUnavailable'" in str(refused.value)
         assert "the commit was not applied" in str(refused.value)
         proxy.restore()

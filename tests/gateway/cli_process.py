@@ -74,7 +74,12 @@ class Serve:
     """`headwater serve` on a free loopback port; stopped by its pid on exit."""
 
     def __init__(
-        self, data: Path, *extra: str, startup_timeout_s: float = 90, stderr: Any = None
+        self,
+        data: Path,
+        *extra: str,
+        startup_timeout_s: float = 90,
+        stderr: Any = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -83,7 +88,7 @@ class Serve:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL if stderr is None else stderr,
             text=True,
-            env=dict(ENV, PYTHONPATH=str(ROOT)),
+            env=dict(ENV, PYTHONPATH=str(ROOT), **(env or {})),
             cwd=ROOT,
         )
         self.output: list[str] = []
