@@ -233,3 +233,19 @@ def test_every_input_has_a_label_and_keyboard_focus_shows(page, dashboard):
     assert outline.split()[0] != "none" and outline.split()[1] != "0px", outline
     page.set_viewport_size({"width": 1366, "height": 768})
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1366
+
+
+def test_a_document_past_the_size_limit_is_refused_and_nothing_is_written(
+    page, dashboard, allowed_console_errors
+):
+    # The official client also logs a failed mutation's server error on the console.
+    allowed_console_errors.append("too large")
+    count = len(documents(dashboard))
+    login(page, dashboard, "data/messages")
+    page.get_by_role("button", name="Add document").click()
+    huge = json.dumps({"author": "huge", "body": "x" * (1 << 20), "likes": 0})
+    page.get_by_label("New document (Convex JSON)").fill(huge)
+    page.get_by_role("button", name="Insert").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("too large")
+    assert len(documents(dashboard)) == count
