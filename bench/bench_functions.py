@@ -3,18 +3,21 @@
 The same query (one indexed read) and mutation (one read, one insert) run as a
 deployed Convex function through the executor, and as the embedded Python
 ``db.query`` / ``db.mutate``, in the same run; p50/p99 per call and the
-overhead. Also the cost of one syscall round trip into V8 and back. Run:
-``python -m bench.bench_functions``.
+overhead (the query result cache off, so every call runs V8). Also the cost of
+one syscall round trip into V8 and back, and a repeated query with the cache
+against the same query without it. Run: ``python -m bench.bench_functions``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
 from bench.common import percentiles_ms, print_table, write_app
 from engine import Database
+from engine.limits import LIMITS
 from udf.calls import FunctionCall
 from udf.executor import Executor
 
@@ -77,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         app = write_app(Path(tmp), APP)
         with Database.open(Path(tmp) / "data") as db:
-            ex = Executor(db)
+            ex = Executor(db, limits=dataclasses.replace(LIMITS, query_cache_bytes_max=0))
             ex.deploy(app)
             ex.run(FunctionCall("rooms:seed", {"n": 200.0}, "mutation"))
 
@@ -148,7 +151,38 @@ def main() -> None:
                 f"\nsyscall round trip (sequential awaited index reads): {per_round_trip:.3f} ms "
                 f"each ({one:.2f} ms for 1 read, {many:.2f} ms for 51)"
             )
+            _cache_table(db, ex)
             ex.close()
+
+
+def _cache_table(db: Database, uncached: Executor) -> None:
+    """The same query with the same arguments, again and again, while unrelated
+    inserts commit: with the result cache, and without it (the baseline)."""
+    cached = Executor(db)  # the deployment is in the database already
+    rows = []
+    for label, args in (
+        ("rooms:get, one indexed read", {"key": "room7"}),
+        ("rooms:reads, 51 indexed reads", {"key": "room7", "n": 51.0}),
+    ):
+        path = label.split(",")[0]
+
+        def call(ex: Executor, i: int, path: str = path, args: dict = args) -> None:
+            if i % 10 == 0:  # a commit elsewhere: the cached result stays true
+                ex.run(FunctionCall("rooms:touch", {"key": "room1"}, "mutation"))
+            out = ex.run(FunctionCall(path, args, "query"))
+            assert out.error is None, out.error
+
+        on50, on99 = percentiles_ms(_timed(lambda i: call(cached, i), CALLS))
+        off50, off99 = percentiles_ms(_timed(lambda i: call(uncached, i), CALLS))
+        rows.append((label, on50, on99, off50, off99, off50 / on50))
+    stats = cached.query_cache.statistics() if cached.query_cache else {}
+    print_table(
+        "A repeated query: result cache on vs off (ms per call, every 10th call also "
+        f"commits an unrelated insert; hits {stats.get('hits')}, misses {stats.get('misses')})",
+        ("query", "cached p50", "cached p99", "uncached p50", "uncached p99", "x faster"),
+        rows,
+    )
+    cached.close()
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ class Limits:
     # Receipts of forwarded commits a leader keeps in memory, to answer one sent again
     # (its first answer lost) with the first commit's ts; older ones are in the store.
     cluster_receipts_remembered: int = 100_000
+    # Query results kept while no commit touches what they read (udf/query_cache.py),
+    # by the size of their values; 0 turns the cache off.
+    query_cache_bytes_max: int = 256 << 20
     # Schema shape limits.
     indexes_per_table_max: int = 32
     fields_per_index_max: int = 16

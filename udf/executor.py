@@ -64,6 +64,7 @@ from udf.isolate import Isolate
 from udf.node_runtime import NodeRuntime
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
+from udf.query_cache import QueryCache
 from udf.return_value import return_value_problem
 from udf.session_requests import earlier_outcome, record_outcome
 from udf.storage_syscalls import StorageSyscalls
@@ -108,6 +109,15 @@ class Executor(ExecutorComponents, ExecutorDeploys):
         self._node = NodeRuntime(Path(db.path) / "node", limits)
         if self._deployment is not None:
             self._node.install(self._deployment.modules, self._deployment.node_dependencies)
+        # Query results still true at the newest commit (udf.query_cache); not beside
+        # another process's writer, whose commits this one sees only by polling.
+        self.query_cache = (
+            None
+            if db.read_only or not limits.query_cache_bytes_max
+            else QueryCache(db.watch, lambda: db.processed_ts, limits.query_cache_bytes_max)
+        )
+        if self.query_cache is not None:
+            self._on_deploy.append(lambda _deployment: self.query_cache.clear())  # type: ignore[union-attr]
 
     def close(self) -> None:
         with self._lock:
@@ -258,6 +268,14 @@ class Executor(ExecutorComponents, ExecutorDeploys):
         return outcome
 
     def _run_query(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
+        cache, key = self.query_cache, None
+        if cache is not None:
+            deployment_ts = 0 if self._deployment is None else self._deployment.ts
+            args_json = json.dumps(to_convex_json(call.args), separators=(",", ":"))
+            key = cache.key(call, info.udf_path, deployment_ts, args_json)
+            hit = cache.get(key, self.db.latest_ts() if call.ts is None else call.ts)
+            if hit is not None:
+                return hit
         # The isolate first, then the snapshot: waiting for an isolate must not age it.
         with self._isolate(info, depth, call.component_path) as isolate:
             try:
@@ -265,9 +283,14 @@ class Executor(ExecutorComponents, ExecutorDeploys):
             except SnapshotOutOfRangeError as exc:
                 return failed(exc.message)
             try:
-                return self._invoke(isolate, call, info, depth, tx, tx.snapshot_ts, read_set=True)
+                outcome = self._invoke(
+                    isolate, call, info, depth, tx, tx.snapshot_ts, read_set=True
+                )
             finally:
                 tx.close()
+        if cache is not None and key is not None:
+            cache.put(key, outcome)
+        return outcome
 
     def _run_mutation(
         self,
