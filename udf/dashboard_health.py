@@ -9,6 +9,7 @@
   ``"kafka:<name>"`` → ``{lagCommits}`` per exporter running in the server);
 - the search indexer's lag behind the newest commit, in commits;
 - the data folder's size (the sum of its files' sizes) and the newest commit ts;
+- the query cache's hits, misses, entries and bytes (``udf.query_cache``; None when off);
 - with ``--store``: the deployment's nodes, its leader and each node's lag (``cluster``,
   None on an embedded deployment), read from the store as ``headwater status`` reads it.
 
@@ -52,7 +53,15 @@ def health(context: Any, _tx: Transaction, args: dict[str, Any]) -> dict[str, An
         "dataFolderBytes": float(folder_bytes(db.path)),
         "newestTs": str(newest),
         "cluster": _cluster(db),
+        "queryCache": _query_cache(context.executor),
     }
+
+
+def _query_cache(executor: Any) -> dict[str, float] | None:
+    cache = getattr(executor, "query_cache", None)
+    if cache is None:
+        return None
+    return {name: float(count) for name, count in cache.statistics().items()}
 
 
 def _cluster(db: Any) -> dict[str, Any] | None:

@@ -229,10 +229,12 @@ def test_health_shows_the_figures_and_refreshes(page, dashboard):
         "Connections",
         "Subscriptions",
         "Search indexes",
+        "Query cache",
         "Data folder size",
         "Newest commit",
     ):
         assert label in text
+    assert re.search(r"Query cache\s+(no lookups yet|\d+% hits); \d+ results", text), text
     assert re.search(r"Data folder size\s+\d+(\.\d)? (B|KB|MB)", text)
     updated = page.get_by_text(re.compile("^Updated ")).inner_text()
     page.wait_for_function(  # asked again every 2 s

@@ -30,6 +30,14 @@ def test_health_reports_commits_latency_size_and_newest_commit(app):
     assert health["dataFolderBytes"] > 0
     assert health["connections"] == 0 and health["subscriptions"] == 0  # no gateway here
     assert health["kafka"] == []
+    assert app.db.wait_processed(app.db.latest_ts())
+    before = app.ok("ops:health", {"refresh": 2})["queryCache"]
+    assert set(before) == {"hits", "misses", "entries", "bytes"}
+    app.run("notes:list", {}, "query")
+    app.run("notes:list", {}, "query")  # the same answer: from the cache
+    after = app.ok("ops:health", {"refresh": 3})["queryCache"]
+    assert after["hits"] == before["hits"] + 1 and after["misses"] == before["misses"] + 1
+    assert after["entries"] >= 1 and after["bytes"] > 0
     assert app.db.wait_for_search_indexes()
     assert app.ok("ops:health")["search"] == {
         "caughtUp": True,

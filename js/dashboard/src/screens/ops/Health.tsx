@@ -14,6 +14,15 @@ function ms(figure: Figure | null): string {
   return value === null ? "—" : `${value.toFixed(1)} ms`;
 }
 
+// Hits as a share of lookups, then what the cache holds.
+function queryCache(cache: Health["queryCache"]): string {
+  if (cache === null) return "off";
+  const hits = num(cache.hits);
+  const lookups = hits + num(cache.misses);
+  const share = lookups === 0 ? "no lookups yet" : `${((100 * hits) / lookups).toFixed(0)}% hits`;
+  return `${share}; ${num(cache.entries)} results, ${formatBytes(cache.bytes)}`;
+}
+
 export function HealthScreen() {
   const convex = useConvex();
   const [health, setHealth] = useState<Health | null>(null);
@@ -66,6 +75,7 @@ function Figures({ health }: { health: Health }) {
             health.search.caughtUp ? "caught up" : `${health.search.lagCommits} commits behind`
           }
         />
+        <Figure label="Query cache" value={queryCache(health.queryCache)} />
         <Figure label="Data folder size" value={formatBytes(health.dataFolderBytes)} />
         <Figure
           label="Newest commit"

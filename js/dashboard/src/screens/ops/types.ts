@@ -59,6 +59,7 @@ export type Health = {
   dataFolderBytes: Figure;
   newestTs: string;
   cluster: Cluster | null;
+  queryCache: { hits: Figure; misses: Figure; entries: Figure; bytes: Figure } | null;
 };
 
 export type Cluster = {
