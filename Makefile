@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= headwater_data
 
-.PHONY: setup run test bench lint mutate
+.PHONY: setup run test bench load lint mutate
 
 COMPONENTS_APP := tests/e2e/components_app
 
@@ -59,6 +59,10 @@ test: setup
 
 bench: setup
 	$(PY) -m bench
+
+# The load generator: its own server under mixed traffic, a report in bench/load/report.html.
+load: setup
+	$(PY) -m bench.load
 
 # Mutation testing of the core (engine's committer, read sets, key encoding, query
 # executor and transaction, log/, projections/subscriptions.py): each mutant is a
