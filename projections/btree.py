@@ -40,6 +40,7 @@ from projections.documents import (
     storage_key_of,
     ts_from_inverted,
 )
+from projections.index_keys import IndexPlan, RecentVersionKeys
 from projections.protocol import read_checkpoint, write_checkpoint
 
 PRESENT = b"\x01"
@@ -70,13 +71,28 @@ class BtreeIndexes:
         self._latest = env.open_db(b"index_latest")
         self._history = env.open_db(b"index_history")
         self._schema = Schema.empty()
+        self._plans: dict[str, IndexPlan] = {}
+        self.recent_keys = RecentVersionKeys()
         with env.begin() as txn:
-            self._schema = self._stored_schema(txn)
+            self._set_schema(self._stored_schema(txn))
 
     @property
     def schema(self) -> Schema:
         """The schema as of this projection's checkpoint."""
         return self._schema
+
+    def _set_schema(self, schema: Schema) -> None:
+        """Every derived plan and remembered key belongs to one schema."""
+        self._schema = schema
+        self._plans.clear()
+        self.recent_keys.clear()
+
+    def _plan(self, table: str) -> IndexPlan:
+        plan = self._plans.get(table)
+        if plan is None:
+            indexes = self._schema.built_index_defs(table)
+            plan = self._plans[table] = IndexPlan(indexes, index_id_of, index_prefix)
+        return plan
 
     def _stored_schema(self, txn: Any) -> Schema:
         found = self._documents.get_latest(txn, storage_key_of(SCHEMA_DOC_ID))
@@ -92,7 +108,9 @@ class BtreeIndexes:
     def checkpoint(self, txn: Any) -> int | None:
         return read_checkpoint(txn, self._meta, self.name)
 
-    def apply_in(self, txn: Any, entry: LogEntry) -> list[WrittenKey]:
+    def apply_in(
+        self, txn: Any, entry: LogEntry, *, checkpoint: bool = True
+    ) -> list[WrittenKey]:
         """Apply one entry; returns the (index id, key) pairs it wrote, old and new."""
         written: list[WrittenKey] = []
         suffix = inverted_ts(entry.ts)
@@ -100,65 +118,79 @@ class BtreeIndexes:
             self._apply_write(txn, write, entry.ts, suffix, written)
             if write.table == SCHEMAS_TABLE and write.id == SCHEMA_DOC_ID:
                 self._change_schema(txn, write, suffix)
-        write_checkpoint(txn, self._meta, self.name, entry.ts)
+        if checkpoint:
+            write_checkpoint(txn, self._meta, self.name, entry.ts)
         return written
 
     def reset_in(self, txn: Any) -> None:
         txn.drop(self._latest, delete=False)
         txn.drop(self._history, delete=False)
         write_checkpoint(txn, self._meta, self.name, None)
-        self._schema = Schema.empty()
+        self._set_schema(Schema.empty())
 
     def reload(self) -> None:
-        """Re-read the schema after an aborted write transaction."""
+        """Re-read the schema after an aborted write transaction (and forget its keys)."""
         with self._env.begin() as txn:
-            self._schema = self._stored_schema(txn)
+            self._set_schema(self._stored_schema(txn))
 
     def written_keys(self, txn: Any, entry: LogEntry) -> list[WrittenKey]:
         """The keys ``apply_in`` wrote for an entry that is already applied (by another
         process), computed without writing; the in-memory schema moves along the same way."""
         written: list[WrittenKey] = []
         for write in entry.writes:
-            for iid, old_key, new_key in self._key_changes(txn, write):
+            skey = storage_key_of(write.id)
+            plan, old_keys, new_keys = self._key_changes(txn, write, entry.ts, skey)
+            for n, iid in enumerate(plan.ids):
+                old_key = None if old_keys is None else old_keys[n]
+                new_key = None if new_keys is None else new_keys[n]
                 if old_key is not None:
                     written.append((iid, old_key))
                 if new_key is not None and new_key != old_key:
                     written.append((iid, new_key))
             if write.table == SCHEMAS_TABLE and write.id == SCHEMA_DOC_ID:
-                self._schema = (
+                self._set_schema(
                     Schema.empty() if write.value is None else parse_schema(write.value["json"])
                 )
         return written
 
     def _key_changes(
-        self, txn: Any, write: Write
-    ) -> Iterator[tuple[str, bytes | None, bytes | None]]:
-        """(index id, old key, new key) of each index of the written table."""
-        old = None
+        self, txn: Any, write: Write, ts: int, skey: bytes
+    ) -> tuple[IndexPlan, tuple[bytes, ...] | None, tuple[bytes, ...] | None]:
+        """The table's index plan, and the keys of the old and the new version (None: absent)."""
+        plan = self._plan(write.table)
+        old_keys = None
         if write.prev_ts is not None:
-            old = self._documents.version(txn, storage_key_of(write.id), write.prev_ts)
-        for index in self._schema.built_index_defs(write.table):
-            old_key = None if old is None else index_key(index.fields, old)
-            new_key = None if write.value is None else index_key(index.fields, write.value)
-            yield index_id_of(write.table, index.name), old_key, new_key
+            old_keys = self.recent_keys.take(skey, write.prev_ts)
+            if old_keys is None:
+                old = self._documents.version(txn, skey, write.prev_ts)
+                old_keys = None if old is None else plan.keys_of(old)
+        new_keys = None
+        if write.value is not None:
+            new_keys = plan.keys_of(write.value)
+            self.recent_keys.remember(skey, ts, new_keys)
+        return plan, old_keys, new_keys
 
     def _apply_write(
         self, txn: Any, write: Write, ts: int, suffix: bytes, written: list[WrittenKey]
     ) -> None:
         skey = storage_key_of(write.id)
-        for iid, old_key, new_key in self._key_changes(txn, write):
-            prefix = index_prefix(iid)
+        plan, old_keys, new_keys = self._key_changes(txn, write, ts, skey)
+        latest, history = self._latest, self._history
+        for n, iid in enumerate(plan.ids):
+            old_key = None if old_keys is None else old_keys[n]
+            new_key = None if new_keys is None else new_keys[n]
             if old_key == new_key:
                 if old_key is not None:
                     written.append((iid, old_key))
                 continue
+            prefix = plan.prefixes[n]
             if old_key is not None:
-                txn.delete(prefix + old_key, db=self._latest)
-                txn.put(prefix + old_key + suffix, ABSENT, db=self._history)
+                txn.delete(prefix + old_key, db=latest)
+                txn.put(prefix + old_key + suffix, ABSENT, db=history)
                 written.append((iid, old_key))
             if new_key is not None:
-                txn.put(prefix + new_key, skey, db=self._latest)
-                txn.put(prefix + new_key + suffix, PRESENT + skey, db=self._history)
+                txn.put(prefix + new_key, skey, db=latest)
+                txn.put(prefix + new_key + suffix, PRESENT + skey, db=history)
                 written.append((iid, new_key))
 
     def _change_schema(self, txn: Any, write: Write, suffix: bytes) -> None:
@@ -171,7 +203,7 @@ class BtreeIndexes:
         for key, index in new_defs.items():
             if old_defs.get(key) != index:
                 self._backfill_index(txn, index, suffix)
-        self._schema = new
+        self._set_schema(new)
 
     def _close_index(self, txn: Any, index: IndexDef, suffix: bytes) -> None:
         prefix = index_prefix(index_id_of(index.table, index.name))

@@ -17,6 +17,7 @@ the runner records the format and rebuilds from the log when it changes.
 
 from __future__ import annotations
 
+import functools
 import marshal
 import struct
 from collections.abc import Iterator
@@ -39,7 +40,9 @@ def ts_from_inverted(raw: bytes) -> int:
     return TS_MAX - _INV_TS.unpack(raw)[0]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def storage_key_of(doc_id: str) -> bytes:
+    """The stored form of an id (remembered: a document is often written again soon)."""
     return decode_id(doc_id).storage_key()
 
 
@@ -64,7 +67,7 @@ class DocumentStore:
     def checkpoint(self, txn: Any) -> int | None:
         return read_checkpoint(txn, self._meta, self.name)
 
-    def apply_in(self, txn: Any, entry: LogEntry) -> None:
+    def apply_in(self, txn: Any, entry: LogEntry, *, checkpoint: bool = True) -> None:
         suffix = inverted_ts(entry.ts)
         for write in entry.writes:
             key = storage_key_of(write.id)
@@ -73,7 +76,8 @@ class DocumentStore:
                 txn.delete(key, db=self._latest)
             else:
                 txn.put(key, marshal.dumps((entry.ts, write.value)), db=self._latest)
-        write_checkpoint(txn, self._meta, self.name, entry.ts)
+        if checkpoint:
+            write_checkpoint(txn, self._meta, self.name, entry.ts)
 
     def reset_in(self, txn: Any) -> None:
         txn.drop(self._latest, delete=False)

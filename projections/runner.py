@@ -83,14 +83,20 @@ class ProjectionRunner:
         floor = None if raw is None else _FLOOR.unpack(raw)[0]
         return self._first_ts if floor is None else max(self._first_ts, floor)
 
-    def apply_in(self, txn: Any, entry: LogEntry) -> list[WrittenKey | SearchKey]:
+    def apply_in(
+        self, txn: Any, entry: LogEntry, *, checkpoint: bool = True
+    ) -> list[WrittenKey | SearchKey]:
         """Apply one entry to every stored projection: documents first, then indexes.
 
-        Returns the written B-tree keys and, for tables with search indexes, the
-        old and new ``SearchKey`` of each written document.
+        ``checkpoint=False`` leaves the projections' checkpoints for a later entry of
+        the same LMDB transaction to write (a replay batch writes them once).
+        Returns the written B-tree keys and, for tables with search indexes, the old
+        and new ``SearchKey`` of each written document.
         """
-        self.documents.apply_in(txn, entry)
-        written: list[WrittenKey | SearchKey] = list(self.btree.apply_in(txn, entry))
+        self.documents.apply_in(txn, entry, checkpoint=checkpoint)
+        written: list[WrittenKey | SearchKey] = list(
+            self.btree.apply_in(txn, entry, checkpoint=checkpoint)
+        )
         written.extend(self._search_keys(txn, entry))
         return written
 
@@ -160,9 +166,10 @@ class ProjectionRunner:
 
     def _apply_batch(self, entries: Sequence[LogEntry]) -> int:
         try:
+            last = len(entries) - 1
             with self._env.begin(write=True) as txn:
-                for entry in entries:
-                    self.apply_in(txn, entry)
+                for n, entry in enumerate(entries):
+                    self.apply_in(txn, entry, checkpoint=n == last)
         except BaseException:
             self.abort()
             raise
