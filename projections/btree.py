@@ -108,9 +108,7 @@ class BtreeIndexes:
     def checkpoint(self, txn: Any) -> int | None:
         return read_checkpoint(txn, self._meta, self.name)
 
-    def apply_in(
-        self, txn: Any, entry: LogEntry, *, checkpoint: bool = True
-    ) -> list[WrittenKey]:
+    def apply_in(self, txn: Any, entry: LogEntry, *, checkpoint: bool = True) -> list[WrittenKey]:
         """Apply one entry; returns the (index id, key) pairs it wrote, old and new."""
         written: list[WrittenKey] = []
         suffix = inverted_ts(entry.ts)
