@@ -36,7 +36,7 @@ from engine.snapshot import Snapshot
 from engine.storage_snapshot import read_storage_lines, storage_target_deletes
 from engine.streaming_export import iter_table_at, user_tables_at
 from engine.system_tables import FIRST_USER_TABLE_NUMBER, SYSTEM_TABLE_NUMBERS
-from engine.values import check_document, value_size
+from engine.values import check_document
 from log.entry import Write
 
 MODES = ("requireEmpty", "append", "replace", "replaceAll")
@@ -140,8 +140,7 @@ def _plan(snapshot: Snapshot, source: ImportSource, mode: str, adopt_schema: boo
         number = numbers[table.name]
         kept: list[tuple[dict[str, Any], int]] = []
         count = 0
-        for doc in _checked_documents(snapshot, table, number, mode, schema, by_number):
-            size = value_size(doc)
+        for doc, size in _checked_documents(snapshot, table, number, mode, schema, by_number):
             sizes_total += size
             count += 1
             if parsed is None:
@@ -250,8 +249,9 @@ def _checked_documents(
     mode: str,
     schema: Schema,
     by_number: dict[int, str],
-) -> Iterator[dict[str, Any]]:
-    """Every row of ``table`` as a document, checked (module doc); errors name the row."""
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """Every row of ``table`` as a document, checked (module doc), with its size;
+    errors name the row."""
     seen: set[str] = set()
 
     def table_of_id(text: str) -> str | None:
@@ -261,7 +261,7 @@ def _checked_documents(
             return None
 
     for row_number, row in table.rows():
-        doc = to_document(row, row_number, table.export_json)
+        doc, size = to_document(row, row_number, table.export_json)
         doc_id = doc.get("_id")
         if doc_id is not None:
             _check_id(doc_id, table.name, number)
@@ -278,11 +278,12 @@ def _checked_documents(
                     code="ImportConflict",
                 )
         validate_document(schema, table.name, doc, table_of_id=table_of_id)
-        yield doc
+        yield doc, size
 
 
-def to_document(row: Any, row_number: int, export_json: bool) -> dict[str, Any]:
-    """A row as a document (system fields kept if valid; others are assigned on write)."""
+def to_document(row: Any, row_number: int, export_json: bool) -> tuple[dict[str, Any], int]:
+    """A row as a document (system fields kept if valid; others are assigned on write),
+    with its size (``engine.values.value_size``, measured by the check)."""
     if not isinstance(row, dict):
         raise ImportFileError(f"Row {row_number} wasn't an object", code="NotAnObject")
     try:
@@ -292,13 +293,13 @@ def to_document(row: Any, row_number: int, export_json: bool) -> dict[str, Any]:
             type(created) is not float or not math.isfinite(created) or created <= 0
         ):
             del doc["_creationTime"]  # Convex assigns one when it is not a float
-        check_document(doc)
+        size = check_document(doc)
     except HeadwaterError as exc:
         raise ImportFileError(
             f"Row {row_number} wasn't a valid Convex value: {exc.message}",
             code="InvalidConvexValue",
         ) from None
-    return doc
+    return doc, size
 
 
 def _check_id(doc_id: Any, table: str, number: int) -> None:

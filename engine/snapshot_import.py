@@ -179,8 +179,7 @@ def _documents(plan: ImportPlan, table: TablePlan) -> Iterator[tuple[dict[str, A
         return
     assert table.source is not None
     for row_number, row in table.source.rows():
-        doc = to_document(row, row_number, table.source.export_json)
-        yield doc, value_size(doc)
+        yield to_document(row, row_number, table.source.export_json)
 
 
 class _CreationClock:
