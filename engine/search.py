@@ -274,25 +274,22 @@ def text_search(tx: Any, compiled: CompiledSearch, k: int) -> list[tuple[float, 
         return []
     filters = [(path, enc) for _, path, enc in compiled.filters]
 
-    def score_of(doc: dict | None, counted: tuple[Counter[str], int] | None) -> float | None:
-        if doc is None or counted is None:
+    def score_of(doc: dict | None) -> float | None:
+        doc_tokens = document_tokens(doc, field)
+        if doc is None or doc_tokens is None:
             return None
         if filters:
             values = dict(filter_values(doc, compiled.definition.filter_fields))
             if any(values[path] != enc for path, enc in filters):
                 return None
-        counts, length = counted
+        counts = Counter(doc_tokens)
         if not any(term in counts for term, _ in weights):
             return None
-        return bm25(weights, counts, length, avg_length)
-
-    def counted_now(doc: dict | None) -> tuple[Counter[str], int] | None:
-        doc_tokens = document_tokens(doc, field)
-        return None if doc_tokens is None else (Counter(doc_tokens), len(doc_tokens))
+        return bm25(weights, counts, len(doc_tokens), avg_length)
 
     pool: dict[bytes, tuple[float, dict]] = {}
     for key, doc in changed.reader_version.items():
-        score = score_of(doc, counted_now(doc))
+        score = score_of(doc)
         if score is not None and doc is not None:
             pool[key] = (score, doc)
     bound = _score_bound(view, weights, raw, avg_length)
@@ -312,10 +309,9 @@ def text_search(tx: Any, compiled: CompiledSearch, k: int) -> list[tuple[float, 
                 raise IntegrityError(
                     f"Search index {compiled.index_id} holds a document the snapshot lacks"
                 )
-            version_ts, doc = found
-            score = score_of(doc, slot.index.term_counts.of(key, version_ts, doc))
+            score = score_of(found[1])
             if score is not None:
-                pool[key] = (score, doc)
+                pool[key] = (score, found[1])
         if len(hits) < fetch:
             break
         best = sorted(pool.values(), key=_rank_key)[:k]

@@ -53,7 +53,6 @@ from engine.key_encoding import encode_value
 from engine.read_set import SearchKey
 from engine.schema import SearchIndexDef
 from engine.values import get_field
-from projections.term_counts import TermCounts
 
 TOKEN_BYTES_MAX = 32
 K1 = 1.2
@@ -62,7 +61,6 @@ CHECKPOINT_FILE = "checkpoint.json"
 _FORMAT = 1
 _WRITER_HEAP_BYTES = 32_000_000
 _TOKEN = re.compile(r"[^\W_]+")
-_TOKEN_CHARS_SURELY_FIT = TOKEN_BYTES_MAX // 4  # UTF-8 takes at most 4 bytes a character
 _ALL = "1"
 
 
@@ -76,12 +74,7 @@ def split_words(text: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """The tokens a document's text is indexed under."""
-    # A token of at most a quarter of the limit in characters fits whatever they are.
-    return [
-        t
-        for t in split_words(text)
-        if len(t) <= _TOKEN_CHARS_SURELY_FIT or len(t.encode()) <= TOKEN_BYTES_MAX
-    ]
+    return [t for t in split_words(text) if len(t.encode()) <= TOKEN_BYTES_MAX]
 
 
 def document_tokens(doc: dict | None, field_path: str) -> list[str] | None:
@@ -246,8 +239,6 @@ class TextIndex:
         self.folder = folder
         self.definition = definition
         self.filter_fields = definition.filter_fields
-        # Candidates' term counts for ranking, kept per version (engine.search).
-        self.term_counts = TermCounts(definition.search_field, document_tokens)
         self._schema = _schema(len(definition.filter_fields))
         self._lock = threading.Lock()
         state = self._read_checkpoint()
