@@ -235,8 +235,11 @@ class CallDriver:
             error = CallError(
                 raw["code"], raw["message"], raw["data"], self._map_stack(raw["frames"])
             )
-        # Runtime code only: no budget needed to hand over a result of many MiB.
-        result = self._v8.eval("__hw.takeResult()")
+        if "result" in done:
+            result = done["result"]  # small: it came with the reply
+        else:
+            # Runtime code only: no budget needed to hand over a result of many MiB.
+            result = self._v8.eval("__hw.takeResult()")
         return CallOutcome(
             None if error else result,
             error,

@@ -141,6 +141,13 @@ def test_a_return_value_at_the_limit_is_returned_and_one_byte_more_is_refused(ex
     )
 
 
+def test_results_on_either_side_of_the_inline_size_come_back_whole(executor):
+    # Up to 64 Ki characters a result rides in the runtime's last reply; past it the
+    # host takes it in a second evaluation. Either way the caller sees all of it.
+    for size in (2, 65_535, 65_536, 65_537, 300_000):
+        assert ok(run(executor, "bulk:bigReturn", {"bytes": float(size)})) == "x" * (size - 2)
+
+
 def test_a_mutation_returning_too_much_writes_nothing(executor):
     before = ok(run(executor, "bulk:count"))
     message = failed(run(executor, "bulk:insertThenBigReturn", {"bytes": float(17 * MIB)}))

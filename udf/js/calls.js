@@ -11,7 +11,8 @@
 //                            call is over and the context reset)
 //   __hw.resume(results)     settle the ops' promises (user code runs)
 //   __hw.fireTimer()         run the earliest due action timer (user code runs)
-//   __hw.takeResult()        the finished call's result (JSON text), once
+//   __hw.takeResult()        the finished call's result (JSON text), once,
+//                            when it was too large to ride in "done"
 //   __hw.reset()             end a call the host abandons (time or heap
 //                            limit, handler failure): "ok" or "broken"
 //
@@ -215,12 +216,20 @@
   }
 
   // The reply that ends a call also resets the context for the next one.
-  // The result (up to the return value limit and beyond) is not copied into
-  // the reply: the host takes it as it is with __hw.takeResult().
+  // A small result rides in the reply ("result": one evaluation fewer per
+  // call); a larger one (up to the return value limit and beyond) is not
+  // copied into it: the host takes it as it is with __hw.takeResult().
+  const INLINE_RESULT_CHARS_MAX = 65536;
   let finishedResult = null;
   function finish(call) {
-    finishedResult = call.result;
     const done = { error: call.error, logLines: call.logLines };
+    const result = call.result === undefined ? null : call.result;
+    if (result === null || result.length <= INLINE_RESULT_CHARS_MAX) {
+      done.result = result;
+      finishedResult = null;
+    } else {
+      finishedResult = result;
+    }
     return stringify({ done, userMs: call.userMs, reset: hw.reset() });
   }
 
