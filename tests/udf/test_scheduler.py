@@ -313,8 +313,9 @@ def test_a_cron_never_runs_twice_for_a_slot_across_restarts(cron_app):
     assert len(set(times)) == len(times)
     # One catch-up run for the missed slots, then back on the job's phase.
     after = [at for at in times if at > stopped_ms]
-    gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
-    assert 2 <= len(after) <= 4 and all(gap >= 900 for gap in gaps[1:]), gaps
+    # A late run (a loaded machine) shortens the gap after it but moves no slot.
+    drift = [at - after[1] - 1000 * i for i, at in enumerate(after[1:])]
+    assert 2 <= len(after) <= 4 and all(-250 <= d <= 250 for d in drift), (after, drift)
 
 
 def test_cron_actions_and_calendar_schedules(cron_app):
