@@ -118,6 +118,11 @@ class FunctionExecutor(Protocol):
         return their read set and that ts."""
         ...
 
+    def cached_query(self, call: FunctionCall) -> FunctionOutcome | None:
+        """A query's result from the results still valid at the newest ts, without
+        blocking (callable on an event loop); None when there is none: ``run`` it."""
+        ...
+
     def watch(
         self, read_set: ReadSet, since_ts: int, on_invalidated: Callable[[int], None]
     ) -> Watch:

@@ -267,12 +267,37 @@ class Executor(ExecutorComponents, ExecutorDeploys):
                 raise SyscallError(problem)
         return outcome
 
+    def cached_query(self, call: FunctionCall) -> FunctionOutcome | None:
+        """A client's query answered from the query cache (and logged), or None.
+
+        Never runs V8 and never waits, so the gateway asks it on its event loop
+        before handing a query to a worker thread: a hit skips that hand-off."""
+        cache = self.query_cache
+        if cache is None or call.ts is not None:
+            return None
+        if is_dashboard_path(call.path) or is_system_path(call.path):
+            return None
+        started_s, started = time.time(), time.perf_counter()
+        resolved = self._resolve(call, 0)
+        if isinstance(resolved, FunctionOutcome) or resolved[0].kind != "query":
+            return None  # the worker thread answers (and logs) it as any call
+        key = self._cache_key(call, resolved[0])
+        hit = cache.get(key, self.db.latest_ts(), count_miss=False)
+        if hit is not None and self.function_log is not None:
+            self.function_log.record(
+                call, hit, started_s=started_s, execution_time_s=time.perf_counter() - started
+            )
+        return hit
+
+    def _cache_key(self, call: FunctionCall, info: FunctionInfo) -> tuple:
+        deployment_ts = 0 if self._deployment is None else self._deployment.ts
+        args_json = json.dumps(to_convex_json(call.args), separators=(",", ":"))
+        return QueryCache.key(call, info.udf_path, deployment_ts, args_json)
+
     def _run_query(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
         cache, key = self.query_cache, None
         if cache is not None:
-            deployment_ts = 0 if self._deployment is None else self._deployment.ts
-            args_json = json.dumps(to_convex_json(call.args), separators=(",", ":"))
-            key = cache.key(call, info.udf_path, deployment_ts, args_json)
+            key = self._cache_key(call, info)
             hit = cache.get(key, self.db.latest_ts() if call.ts is None else call.ts)
             if hit is not None:
                 return hit

@@ -64,16 +64,23 @@ class QueryCache:
             call.journal,
         )
 
-    def get(self, key: tuple, ts: int) -> FunctionOutcome | None:
-        """The cached outcome as of ``ts``, or None (a miss)."""
+    def get(self, key: tuple, ts: int, *, count_miss: bool = True) -> FunctionOutcome | None:
+        """The cached outcome as of ``ts``, or None (a miss; not counted when the
+        caller goes on to the lookup that counts it)."""
         with self._lock:
             cached = self._entries.get(key)
-            if cached is None or cached.outcome.ts > ts or self._processed_ts() < ts:
-                self.misses += 1
+            valid = (
+                cached is not None
+                and cached.outcome.ts <= ts
+                and self._processed_ts() >= ts
+                and cached.watch is not None
+                and not cached.watch.closed  # closed: a commit touched it
+            )
+            if not valid:
+                if count_miss:
+                    self.misses += 1
                 return None
-            if cached.watch is None or cached.watch.closed:  # a commit touched it
-                self.misses += 1
-                return None
+            assert cached is not None
             self._entries.move_to_end(key)
             self.hits += 1
         return replace(cached.outcome, ts=ts)

@@ -44,6 +44,9 @@ class PythonExecutor:
         self._dedupe: dict[tuple[str, int], FunctionOutcome] = {}
         self.calls: list[FunctionCall] = []
 
+    def cached_query(self, call: FunctionCall) -> FunctionOutcome | None:
+        return None  # no result cache: every call runs
+
     def run(self, call: FunctionCall) -> FunctionOutcome:
         self.calls.append(call)
         path = canonical_path(call.path)

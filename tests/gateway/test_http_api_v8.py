@@ -16,7 +16,18 @@ from gateway.server import run_server_in_thread
 ACTING_USER = base64.b64encode(b'{"issuer":"https://i.test","subject":"u1"}').decode()
 SESSION = "6f1c2e7a-0b7d-4b33-9a51-2f0f6c1e9d10"
 RESULTS_TS = """
+import { v } from "convex/values";
 import { internalQuery, mutation, query } from "./_generated/server";
+
+export const bumps = query({
+  args: { name: v.string() },
+  handler: async (ctx, { name }) =>
+    (await ctx.db.query("bumps").collect()).filter((b) => b.name === name).length,
+});
+export const bump = mutation({
+  args: { name: v.string() },
+  handler: async (ctx, { name }) => { await ctx.db.insert("bumps", { name }); },
+});
 
 const nested = (levels: number) => {
   let value: any = 1;
@@ -114,3 +125,26 @@ def test_internal_functions_answer_the_admin_key_on_every_endpoint(served):
     assert "Could not find public function for 'results:secret'" in hidden["errorMessage"]
     refused = call(client, "function", "results:secret")
     assert (refused.status_code, refused.json()["code"]) == (403, "BadDeployKey")
+
+
+def test_a_repeated_query_is_answered_from_the_cache_and_a_write_makes_it_run_again(served):
+    """The gateway answers a cached query on its event loop: same answer, same
+    refusals, a fresh run once a commit touched what the query read."""
+    backend, client = served
+    stats = backend.executor.query_cache.statistics
+    ask = {"path": "results:bumps", "args": {"name": "c"}}
+    assert client.post("/api/query", json=ask).json()["value"] == 0
+    hits = stats()["hits"]
+    for _ in range(3):
+        answer = client.post("/api/query", json=ask).json()
+        assert (answer["status"], answer["value"]) == ("success", 0)
+    assert stats()["hits"] == hits + 3
+    bad_key = {"Authorization": "Convex not-the-key"}
+    refused = client.post("/api/query", json=ask, headers=bad_key)
+    assert (refused.status_code, refused.json()["code"]) == (401, "BadAdminKey")
+    assert (
+        client.post("/api/mutation", json={**ask, "path": "results:bump"}).json()["status"]
+        == "success"
+    )
+    backend.executor.wait_processed(backend.executor.latest_ts())
+    assert client.post("/api/query", json=ask).json()["value"] == 1

@@ -74,6 +74,36 @@ def test_a_repeated_query_is_answered_from_the_cache_until_a_commit_touches_it(e
     assert hits(executor) == before + 2
 
 
+def test_cached_query_answers_only_what_run_would_and_never_runs_v8(executor):
+    """The gateway's event-loop lookup: a hit equals ``run``'s answer and is logged;
+    anything else (a miss, a stale result, a call ``run`` would refuse) is None."""
+    from udf.function_log import FunctionLog
+
+    executor.function_log = FunctionLog()
+    call = FunctionCall("counters:value", {"name": "q"}, "query", Identity())
+    increment(executor, "q")
+    settled(executor)
+    misses = executor.query_cache.statistics()["misses"]
+    assert executor.cached_query(call) is None  # never run: nothing kept
+    assert executor.query_cache.statistics()["misses"] == misses  # run() counts it
+    ran = executor.run(call)
+    logged = len(executor.function_log.entries_after(0)[0])
+    hit = executor.cached_query(call)
+    assert hit is not None and (hit.value, hit.ts) == (ran.value, ran.ts) == (1, ran.ts)
+    assert len(executor.function_log.entries_after(0)[0]) == logged + 1
+    increment(executor, "q")
+    settled(executor)
+    assert executor.cached_query(call) is None  # the commit touched what it read
+    assert value(executor, "q") == 2
+    internal = FunctionCall("teams:secret", {}, "query", Identity())
+    assert executor.cached_query(internal) is None
+    assert executor.run(internal).error is not None  # refused there, with its message
+    mutation = FunctionCall("counters:increment", {"name": "q"}, "mutation", Identity())
+    assert executor.cached_query(mutation) is None
+    past = FunctionCall("counters:value", {"name": "q"}, "query", Identity(), ts=ran.ts)
+    assert executor.cached_query(past) is None  # a past ts is read at that ts
+
+
 def test_arguments_and_callers_are_cached_apart(executor):
     increment(executor, "x")
     settled(executor)
