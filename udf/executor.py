@@ -58,13 +58,13 @@ from udf.environment import EnvironmentSnapshots
 from udf.errors import SyscallError
 from udf.executor_components import ExecutorComponents, failed, parse_udf_path
 from udf.executor_deploys import ExecutorDeploys
+from udf.executor_query_cache import ExecutorQueryCache
 from udf.fetch_client import FetchOps
 from udf.function_log import FunctionLog
 from udf.isolate import Isolate
 from udf.node_runtime import NodeRuntime
 from udf.outcome import CallOutcome, FunctionInfo
 from udf.pool import IsolatePool
-from udf.query_cache import QueryCache
 from udf.return_value import return_value_problem
 from udf.session_requests import earlier_outcome, record_outcome
 from udf.storage_syscalls import StorageSyscalls
@@ -80,7 +80,7 @@ TOO_MANY_CONFLICTS = (
 )
 
 
-class Executor(ExecutorComponents, ExecutorDeploys):
+class Executor(ExecutorComponents, ExecutorDeploys, ExecutorQueryCache):
     def __init__(
         self, db: Database, *, instance_name: str = "headwater", limits: Limits = LIMITS
     ) -> None:
@@ -109,15 +109,7 @@ class Executor(ExecutorComponents, ExecutorDeploys):
         self._node = NodeRuntime(Path(db.path) / "node", limits)
         if self._deployment is not None:
             self._node.install(self._deployment.modules, self._deployment.node_dependencies)
-        # Query results still true at the newest commit (udf.query_cache); not beside
-        # another process's writer, whose commits this one sees only by polling.
-        self.query_cache = (
-            None
-            if db.read_only or not limits.query_cache_bytes_max
-            else QueryCache(db.watch, lambda: db.processed_ts, limits.query_cache_bytes_max)
-        )
-        if self.query_cache is not None:
-            self._on_deploy.append(lambda _deployment: self.query_cache.clear())  # type: ignore[union-attr]
+        self.query_cache = self._start_query_cache()
 
     def close(self) -> None:
         with self._lock:
@@ -266,33 +258,6 @@ class Executor(ExecutorComponents, ExecutorDeploys):
             if problem is not None:
                 raise SyscallError(problem)
         return outcome
-
-    def cached_query(self, call: FunctionCall) -> FunctionOutcome | None:
-        """A client's query answered from the query cache (and logged), or None.
-
-        Never runs V8 and never waits, so the gateway asks it on its event loop
-        before handing a query to a worker thread: a hit skips that hand-off."""
-        cache = self.query_cache
-        if cache is None or call.ts is not None:
-            return None
-        if is_dashboard_path(call.path) or is_system_path(call.path):
-            return None
-        started_s, started = time.time(), time.perf_counter()
-        resolved = self._resolve(call, 0)
-        if isinstance(resolved, FunctionOutcome) or resolved[0].kind != "query":
-            return None  # the worker thread answers (and logs) it as any call
-        key = self._cache_key(call, resolved[0])
-        hit = cache.get(key, self.db.latest_ts(), count_miss=False)
-        if hit is not None and self.function_log is not None:
-            self.function_log.record(
-                call, hit, started_s=started_s, execution_time_s=time.perf_counter() - started
-            )
-        return hit
-
-    def _cache_key(self, call: FunctionCall, info: FunctionInfo) -> tuple:
-        deployment_ts = 0 if self._deployment is None else self._deployment.ts
-        args_json = json.dumps(to_convex_json(call.args), separators=(",", ":"))
-        return QueryCache.key(call, info.udf_path, deployment_ts, args_json)
 
     def _run_query(self, call: FunctionCall, info: FunctionInfo, depth: int) -> FunctionOutcome:
         cache, key = self.query_cache, None
