@@ -82,6 +82,15 @@ class WebSocketShutdownMiddleware:
     def __init__(self, app: ASGIApp, stop: trio.Event) -> None:
         self.app = app
         self.stop = stop
+        # One cancel scope per open socket, cancelled by the one ``cancel_on_stop`` task
+        # (not a waiting task per socket: at 10,000 sockets each task costs memory).
+        self._sessions: set[trio.CancelScope] = set()
+
+    async def cancel_on_stop(self) -> None:
+        """Run once beside the server: cancel every session when ``stop`` is set."""
+        await self.stop.wait()
+        for session in list(self._sessions):
+            session.cancel()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
@@ -96,15 +105,14 @@ class WebSocketShutdownMiddleware:
             elif message["type"] == "websocket.close":
                 state["closed"] = True
 
-        async with trio.open_nursery() as nursery:
-
-            async def cancel_on_stop() -> None:
-                await self.stop.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(cancel_on_stop)
-            await self.app(scope, receive, send_tracked)
-            nursery.cancel_scope.cancel()
+        with trio.CancelScope() as session:
+            if self.stop.is_set():
+                session.cancel()
+            self._sessions.add(session)
+            try:
+                await self.app(scope, receive, send_tracked)
+            finally:
+                self._sessions.discard(session)
         if self.stop.is_set() and state["accepted"] and not state["closed"]:
             with trio.move_on_after(_CLOSE_SEND_TIMEOUT_S):
                 try:
@@ -175,10 +183,12 @@ async def serve_async(
 
     releaser = MemoryReleaser()
     wrapped = BigRequestMiddleware(app, releaser, LIMITS.memory_release_after_request_bytes)
-    wrapped = AccessLogMiddleware(WebSocketShutdownMiddleware(wrapped, stop))
+    sockets = WebSocketShutdownMiddleware(wrapped, stop)
+    wrapped = AccessLogMiddleware(sockets)
     try:
         async with trio.open_nursery() as helpers:
             helpers.start_soon(stop_when_asked)
+            helpers.start_soon(sockets.cancel_on_stop)
             if handle_signals:
                 helpers.start_soon(stop_on_signal)
             if shutdown_trigger is not None:
