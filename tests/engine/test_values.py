@@ -216,6 +216,27 @@ def test_value_size(value, size):
     assert value_size(value) == size
 
 
+def _size_by_definition(value) -> int:
+    """http-api §3.3 spelled out, one call per value: what value_size's shortcuts keep."""
+    if isinstance(value, dict):
+        return 2 + sum(len(k) + 1 + _size_by_definition(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 2 + sum(_size_by_definition(v) for v in value)
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass")) + 2
+    if isinstance(value, bytes):
+        return len(value) + 2
+    if value is None or isinstance(value, bool):
+        return 1
+    return 9
+
+
+@given(values)
+@example({"s": "é", "n": 1, "f": 1.5, "b": True, "z": None, "l": ["a"], "o": {"x": b"1"}})
+def test_value_size_agrees_with_its_definition(value):
+    assert value_size(value) == _size_by_definition(value)
+
+
 # --- total order ---------------------------------------------------------------
 
 ASCENDING = [
