@@ -19,6 +19,7 @@ needed, and every SQL store passes the same contract suite.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -260,7 +261,9 @@ class MemorySharedStore(MemoryLog):
         if self._lease is None:
             return None
         node_id, address, token, expiry = self._lease
-        return Lease(node_id, address, token, int((expiry - time.monotonic()) * 1000))
+        # Rounded up: "expired" (<= 0) only once try_acquire_lease would take it over
+        # (truncating, a lease with under 1 ms left read as expired but was refused).
+        return Lease(node_id, address, token, math.ceil((expiry - time.monotonic()) * 1000))
 
     def report_node(
         self, node_id: str, address: str, applied_ts: int, role: str, code_hash: str

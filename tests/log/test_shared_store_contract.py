@@ -139,6 +139,18 @@ def test_no_node_leads_before_the_first_lease(store: SharedLogStore) -> None:
     assert tss(store.read_from(0)) == [1]
 
 
+def test_a_lease_read_as_expired_is_taken_over_at_once(stores: Stores) -> None:
+    """What ``current_lease`` calls expired, ``try_acquire_lease`` takes: polled without
+    pause, the first expired reading comes within the lease's last millisecond."""
+    a, b = stores(), stores()
+    leader(a, "a", ttl_ms=80)
+    deadline = time.monotonic() + 5.0
+    while (lease := b.current_lease()) is not None and lease.expires_in_ms > 0:
+        assert time.monotonic() < deadline, f"the lease never expired: {lease}"
+    taken = b.try_acquire_lease("b", "http://b", LONG_TTL_MS)
+    assert taken is not None and (taken.node_id, taken.token) == ("b", 2)
+
+
 def test_a_deposed_leader_is_fenced(stores: Stores) -> None:
     a, b = stores(), stores()
     token_a = leader(a, "a", ttl_ms=300)
