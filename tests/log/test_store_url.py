@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from shared_databases import mysql_server_url, postgres_server_url, with_database
 
 from log import LogEntry, Write
 from log.shared_store import MemorySharedStore, StoreUnavailableError
@@ -58,14 +60,13 @@ def test_an_unreachable_server_is_unavailable_at_once(url: str, reason: str) -> 
 
 @pytest.mark.parametrize(
     ("server", "reason"),
-    [
-        ("postgresql://postgres@127.0.0.1:5432", "does not exist"),
-        ("mysql://root@127.0.0.1:3306", "Unknown database"),
-    ],
+    [(postgres_server_url, "does not exist"), (mysql_server_url, "Unknown database")],
 )
-def test_a_database_that_does_not_exist_is_unavailable(server: str, reason: str) -> None:
+def test_a_database_that_does_not_exist_is_unavailable(
+    server: Callable[[], str], reason: str
+) -> None:
     with pytest.raises(StoreUnavailableError, match=reason):
-        open_shared_store(f"{server}/headwater_no_such_database")
+        open_shared_store(with_database(server(), "headwater_no_such_database"))
 
 
 def test_sqlite_urls_absolute_and_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
