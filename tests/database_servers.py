@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
 START_TIMEOUT_S = 60.0
@@ -150,18 +150,24 @@ class OwnServers:
         self._folder: Path | None = None
 
     def ensure(
-        self, env_name: str, default_port: int, start: Callable, *, force: bool = False
+        self,
+        env_name: str,
+        default_port: int,
+        start: Callable,
+        *,
+        force: bool = False,
+        environ: MutableMapping[str, str] = os.environ,
     ) -> None:
-        """Set ``env_name`` to a server of our own unless one is named or answers at
-        ``default_port`` (``force``: our own all the same)."""
-        if not force and (os.environ.get(env_name) or answers("127.0.0.1", default_port)):
+        """Set ``environ[env_name]`` to a server of our own unless one is named or
+        answers at ``default_port`` (``force``: our own all the same)."""
+        if not force and (environ.get(env_name) or answers("127.0.0.1", default_port)):
             return
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="headwater-test-databases-"))
             os.chmod(self._folder, 0o755)  # reachable by the postgres user
         url, stop = start(self._folder / env_name.lower())
         self._stops.append(stop)
-        os.environ[env_name] = url
+        environ[env_name] = url
 
     def stop(self) -> None:
         for stop in reversed(self._stops):

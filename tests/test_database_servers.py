@@ -35,15 +35,14 @@ def _log_round_trip(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_own_postgres_and_mariadb_serve_a_shared_store_and_stop(monkeypatch):
-    monkeypatch.delenv("HEADWATER_TEST_POSTGRES", raising=False)
-    monkeypatch.delenv("HEADWATER_TEST_MYSQL", raising=False)
-    own = OwnServers()
+def test_own_postgres_and_mariadb_serve_a_shared_store_and_stop():
+    own, environ = OwnServers(), {}  # not this process's environment: the run's servers stay
+    before = dict(os.environ)
     try:
-        own.ensure("HEADWATER_TEST_POSTGRES", NOTHING_LISTENS, start_postgres)
-        own.ensure("HEADWATER_TEST_MYSQL", NOTHING_LISTENS, start_mariadb)
-        pg_url = os.environ["HEADWATER_TEST_POSTGRES"]
-        my_url = os.environ["HEADWATER_TEST_MYSQL"]
+        own.ensure("HEADWATER_TEST_POSTGRES", NOTHING_LISTENS, start_postgres, environ=environ)
+        own.ensure("HEADWATER_TEST_MYSQL", NOTHING_LISTENS, start_mariadb, environ=environ)
+        pg_url = environ["HEADWATER_TEST_POSTGRES"]
+        my_url = environ["HEADWATER_TEST_MYSQL"]
         ports = [urlsplit(url).port for url in (pg_url, my_url)]
         assert 5432 not in ports and 3306 not in ports and all(ports)
         name = new_database_name()
@@ -56,3 +55,4 @@ def test_own_postgres_and_mariadb_serve_a_shared_store_and_stop(monkeypatch):
     finally:
         own.stop()
     assert not any(answers("127.0.0.1", port) for port in ports)
+    assert dict(os.environ) == before
