@@ -4,6 +4,7 @@ its HTTP API as the admin) and logging in."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -84,3 +85,8 @@ def serve_dashboard(data: Path, functions: Path, *extra: str) -> Iterator[Dashbo
         )
     finally:
         server.stop()
+
+
+def as_of(page: Any) -> Any:
+    """The time-travel bar's "As of <time>" (not a document that says "as of" too)."""
+    return page.get_by_role("region", name="Time travel").get_by_text(re.compile(r"^As of \d"))

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from dashboard_pages import login
+from dashboard_pages import as_of, login
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_readme_screenshots(page, dashboard):
     page.screenshot(path=str(out / "dashboard-data.png"))
 
     page.goto(f"{dashboard.dashboard_url}data/messages?ts={past}")
-    page.get_by_text("As of").wait_for()
+    as_of(page).wait_for()
     rows.get_by_role("row").filter(has_text=MESSAGES[1][1]).wait_for()
     page.screenshot(path=str(out / "dashboard-time-travel.png"))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from dashboard_pages import login
+from dashboard_pages import as_of, login
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def test_a_past_ts_shows_the_old_values_and_live_returns(page, dashboard):
     dashboard.mutation("messages:like", {"id": doc_id})
     dashboard.mutation("messages:like", {"id": doc_id})
     login(page, dashboard, f"data/messages?ts={before}")
-    page.get_by_text("As of").wait_for()
+    as_of(page).wait_for()
     assert likes_cell(page, "time traveller").inner_text() == "0"
     assert page.get_by_role("button", name="Edit").count() == 0  # the past is read-only
     page.get_by_role("button", name="Live").click()
@@ -70,7 +70,7 @@ def test_the_slider_and_the_date_picker_move_the_time(page, dashboard):
     slider.focus()
     page.keyboard.press("Home")
     page.wait_for_url(f"**ts={oldest}")
-    page.get_by_text("As of").wait_for()
+    as_of(page).wait_for()
     picker = page.get_by_label("Date and time")
     picker.fill("2001-01-01T00:00:00")
     alert = page.get_by_role("alert")
