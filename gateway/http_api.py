@@ -352,7 +352,7 @@ class FunctionApi:
         ]
         return json_response({"results": results})
 
-    # -- shared, run in the worker thread ---------------------------------------------
+    # -- on the event loop -------------------------------------------------------------
 
     def _cached(
         self,
@@ -373,6 +373,8 @@ class FunctionApi:
         identity = self._identity(caller, admin_only=False)
         call = self._function_call(caller, spec, kind, identity, None, component_path)
         return self.context.executor.cached_query(call)
+
+    # -- shared: run in the worker thread (and for a cache lookup, on the event loop) ---
 
     def _identity(self, caller: _Caller, *, admin_only: bool) -> Identity:
         identity = self.context.authenticator.from_authorization_header(caller.authorization)
