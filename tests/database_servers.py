@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
+from ports import free_port
+
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
@@ -32,12 +34,6 @@ def answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _apt_install(package: str) -> None:

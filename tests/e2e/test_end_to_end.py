@@ -13,7 +13,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +30,6 @@ JS_DIR = ROOT / "js"
 NODE = shutil.which("node")
 STEP_TIMEOUT_S = 40
 CLIENT_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServeProcess:
@@ -96,7 +90,7 @@ def served(tmp_path):
     functions = tmp_path / "convex"
     shutil.copytree(HERE / "fixtures" / "convex", functions)
     data = tmp_path / "data"
-    servers = [ServeProcess(data, functions, _free_port())]
+    servers = [ServeProcess(data, functions, free_port())]
     yield servers, data, functions
     for server in servers:
         server.stop()
@@ -248,7 +242,7 @@ def test_search_app_against_headwater_serve(tmp_path):
 
     functions = tmp_path / "convex"
     shutil.copytree(ROOT / "tests" / "udf" / "fixtures" / "search" / "convex", functions)
-    server = ServeProcess(tmp_path / "data", functions, _free_port())
+    server = ServeProcess(tmp_path / "data", functions, free_port())
 
     def call(kind: str, path: str, args: dict) -> dict:
         request = urllib.request.Request(

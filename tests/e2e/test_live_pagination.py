@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_end_to_end import CLIENT_ENV, JS_DIR, NODE, ServeProcess, _free_port  # noqa: E402
+from ports import free_port  # noqa: E402
+from test_end_to_end import CLIENT_ENV, JS_DIR, NODE, ServeProcess  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def test_npm_paginated_query_loses_nothing_at_page_boundaries(tmp_path):
     functions = tmp_path / "convex"
     shutil.copytree(HERE / "pages_app" / "convex", functions)
     data = tmp_path / "data"
-    servers = [ServeProcess(data, functions, _free_port())]
+    servers = [ServeProcess(data, functions, free_port())]
     steps: list[dict] = []
     try:
         with subprocess.Popen(

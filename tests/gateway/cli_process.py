@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT_APP = ROOT / "examples" / "chat" / "convex"
@@ -62,12 +63,6 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -
     for word in words:
         assert word in lines[0], lines[0]
     return lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Serve:

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 from websockets.sync.client import connect
 
 from engine import Database
@@ -32,12 +32,6 @@ EXIT_TIMEOUT_S = 20.0
 DOCUMENTS = 3000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -49,7 +43,7 @@ class Server:
     """``headwater serve`` in a child process; ``ready_s`` is spawn to first ``/version``."""
 
     def __init__(self, data: Path, functions: Path | None, log: Path) -> None:
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "gateway.cli", "serve", "--data", str(data)]
         command += ["--port", str(port)]
