@@ -161,7 +161,7 @@ def test_a_mutation_by_another_client_appears_live_in_logs(page, dashboard):
     page.get_by_label("Outcome").select_option("all")
     page.get_by_label("Function", exact=True).fill("tasks:add")
     entry.wait_for()
-    assert executions.locator("li", has_text="this task always fails").count() == 0
+    expect(executions.locator("li", has_text="this task always fails")).to_have_count(0)
     page.get_by_label("Function", exact=True).fill("")
     readme_screenshot(page, "dashboard-function-logs.png")
 
