@@ -13,8 +13,8 @@ Changes are staged and made visible together by ``commit(ts)``, so a reader
 always sees the index exactly at its checkpoint. Scores are exact cosine
 similarities from the stored unit vectors; annoy (angular) only proposes
 candidates, over-fetched and widened until enough live, filter-matching rows
-are found, and a filter matching few rows of a segment is answered by numpy
-alone.
+are found, and a filter matching few rows of a segment, or a segment of few rows,
+is answered by numpy alone (``projections.vector_segments``).
 
 Folder layout: ``seg-<n>.ann`` / ``seg-<n>.npz`` (ids, vectors, filter values;
 written once), ``state.json`` (checkpoint ts, definition, segments and their
@@ -33,7 +33,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,11 +43,21 @@ from engine.errors import IntegrityError
 from engine.schema import VectorIndexDef
 from engine.values import get_field
 from projections.text_search import filter_values, write_json_atomically
+from projections.vector_segments import (
+    Segment,
+    best_rows,
+    load_segment,
+    matching_rows,
+    save_segment,
+)
 
 TAIL_ITEMS_MAX = 4096
 SEGMENTS_MAX = 4
 ANNOY_TREES = 16
 EXACT_ROWS_MAX = 4096  # a filter matching at most this many rows of a segment: numpy only
+# A segment of at most this many rows is scored whole by numpy, never walked by annoy:
+# below it the exact product costs less than one annoy search of ANNOY_TREES trees.
+EXACT_SEGMENT_ROWS = 12_288
 SAVE_INTERVAL_S = 5.0
 _FORMAT = 1
 STATE_FILE = "state.json"
@@ -70,24 +80,6 @@ def unit_vector(doc: dict | None, field_path: str, dimensions: int) -> np.ndarra
 
 
 @dataclass
-class Segment:
-    name: str
-    keys: list[bytes]
-    vectors: np.ndarray  # rows of unit vectors
-    filters: list[tuple[bytes, ...]]
-    alive: np.ndarray  # bool per row
-    annoy: Any
-    by_filter: dict[tuple[int, bytes], np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        groups: dict[tuple[int, bytes], list[int]] = {}
-        for row, values in enumerate(self.filters):
-            for i, value in enumerate(values):
-                groups.setdefault((i, value), []).append(row)
-        self.by_filter = {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()}
-
-
-@dataclass
 class _TailItem:
     vector: np.ndarray
     filters: tuple[bytes, ...]
@@ -104,13 +96,16 @@ class VectorIndex:
         *,
         background: bool = True,
         writable: bool = True,
+        exact_segment_rows: int = EXACT_SEGMENT_ROWS,
     ) -> None:
-        """``writable=False``: load what the folder's writer saved, never repair or save."""
+        """``writable=False``: load what the folder's writer saved, never repair or save.
+        ``exact_segment_rows``: segments up to this size are scored whole, not by annoy."""
         self.folder = folder
         self._writable = writable
         self.definition = definition
         self.dimensions = definition.dimensions
         self._background = background
+        self._exact_segment_rows = exact_segment_rows
         self._lock = threading.RLock()
         self._segments: list[Segment] = []
         self._tail: dict[bytes, _TailItem] = {}
@@ -237,8 +232,10 @@ class VectorIndex:
             parts = [segment.by_filter.get(c) for c in clauses]
             rows = np.unique(np.concatenate([p for p in parts if p is not None] or [[]]))
             rows = rows.astype(np.int64)
-            if len(rows) <= EXACT_ROWS_MAX:
-                return self._exact(segment, rows, query, masked)
+            if len(rows) <= EXACT_ROWS_MAX or size <= self._exact_segment_rows:
+                return best_rows(segment, query, limit, masked, rows)
+        elif size <= self._exact_segment_rows:
+            return best_rows(segment, query, limit, masked)
         wanted = limit + len(masked)
         n = max(4 * wanted, 64)
         while True:
@@ -248,25 +245,11 @@ class VectorIndex:
                 dtype=np.int64,
             )
             if clauses:
-                rows = rows[_matching(segment, rows, clauses)]
-            hits = self._exact(segment, rows, query, masked)
+                rows = rows[matching_rows(segment, rows, clauses)]
+            hits = best_rows(segment, query, limit, masked, rows)
             if len(hits) >= limit or n >= size:
                 return hits
             n *= 4
-
-    def _exact(
-        self, segment: Segment, rows: np.ndarray, query: np.ndarray, masked: set[bytes]
-    ) -> list[tuple[float, bytes]]:
-        if len(rows) == 0:
-            return []
-        rows = rows[segment.alive[rows]]
-        scores = segment.vectors[rows] @ query
-        keys = segment.keys
-        return [
-            (float(s), keys[r])
-            for s, r in zip(scores.tolist(), rows.tolist(), strict=True)
-            if keys[r] not in masked
-        ]
 
     def _search_tail(
         self,
@@ -342,7 +325,7 @@ class VectorIndex:
         keys = [t[0] for t in taken]
         filters = [t[2] for t in taken]
         segment = Segment(name, keys, vectors, filters, np.zeros(len(keys), dtype=bool), annoy)
-        _save_segment(self.folder, segment)
+        save_segment(self.folder, segment)
         with self._lock:
             # Segments change only here and one build runs at a time, so ``replaced``
             # are still the first segments; rows of them not moved are dead.
@@ -435,7 +418,7 @@ class VectorIndex:
             os.makedirs(self.folder, exist_ok=True)
             return
         for s_index, info in enumerate(state["segments"]):
-            segment = _load_segment(self.folder, info["name"], self.dimensions)
+            segment = load_segment(self.folder, info["name"], self.dimensions)
             segment.alive[info["dead"]] = False
             self._segments.append(segment)
             for row in np.flatnonzero(segment.alive).tolist():
@@ -453,13 +436,6 @@ class VectorIndex:
         self._last_save = time.monotonic()
 
 
-def _matching(segment: Segment, rows: np.ndarray, clauses: list[tuple[int, bytes]]) -> np.ndarray:
-    filters = segment.filters
-    return np.asarray(
-        [any(filters[r][i] == v for i, v in clauses) for r in rows.tolist()], dtype=bool
-    )
-
-
 def _definition_json(definition: VectorIndexDef) -> dict[str, Any]:
     return {
         "table": definition.table,
@@ -468,25 +444,3 @@ def _definition_json(definition: VectorIndexDef) -> dict[str, Any]:
         "dimensions": definition.dimensions,
         "filterFields": list(definition.filter_fields),
     }
-
-
-def _save_segment(folder: str, segment: Segment) -> None:
-    segment.annoy.save(os.path.join(folder, segment.name + ".ann"))
-    np.savez(
-        os.path.join(folder, segment.name + ".npz"),
-        keys=np.asarray(segment.keys, dtype="S20"),
-        vectors=segment.vectors,
-        filters=np.asarray([[v.hex() for v in f] for f in segment.filters], dtype=str).reshape(
-            len(segment.keys), -1
-        ),
-    )
-
-
-def _load_segment(folder: str, name: str, dimensions: int) -> Segment:
-    annoy = AnnoyIndex(dimensions, "angular")
-    annoy.load(os.path.join(folder, name + ".ann"))
-    with np.load(os.path.join(folder, name + ".npz")) as data:
-        keys = [bytes(k) for k in data["keys"].tolist()]
-        vectors = data["vectors"].astype(np.float32)
-        filters = [tuple(bytes.fromhex(h) for h in row) for row in data["filters"].tolist()]
-    return Segment(name, keys, vectors, filters, np.ones(len(keys), dtype=bool), annoy)
