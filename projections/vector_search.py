@@ -7,7 +7,11 @@ delete or update marks the item's segment row dead (or drops it from the
 tail) and adds the new version to the tail. When the tail reaches
 ``TAIL_ITEMS_MAX`` a background thread builds it into a new segment (and, once
 there are ``SEGMENTS_MAX`` segments, merges every live item into one); the
-swap keeps only the rows whose document did not change during the build.
+swap keeps only the rows whose document did not change during the build. When
+several segments are left, or one and a tail of ``IDLE_TAIL_MIN`` items, and no
+commit comes for ``IDLE_MERGE_S``, the same thread merges everything into one
+segment, so an index that is mostly read costs one annoy search per query, not
+one per segment, and scans no tail.
 
 Changes are staged and made visible together by ``commit(ts)``, so a reader
 always sees the index exactly at its checkpoint. Scores are exact cosine
@@ -59,6 +63,8 @@ EXACT_ROWS_MAX = 4096  # a filter matching at most this many rows of a segment: 
 # below it the exact product costs less than one annoy search of ANNOY_TREES trees.
 EXACT_SEGMENT_ROWS = 12_288
 SAVE_INTERVAL_S = 5.0
+IDLE_MERGE_S = 1.0  # no commit for this long: several segments are merged into one
+IDLE_TAIL_MIN = 1024  # a tail this long is merged into a lone segment when idle too
 _FORMAT = 1
 STATE_FILE = "state.json"
 
@@ -97,15 +103,18 @@ class VectorIndex:
         background: bool = True,
         writable: bool = True,
         exact_segment_rows: int = EXACT_SEGMENT_ROWS,
+        idle_merge_s: float = IDLE_MERGE_S,
     ) -> None:
         """``writable=False``: load what the folder's writer saved, never repair or save.
-        ``exact_segment_rows``: segments up to this size are scored whole, not by annoy."""
+        ``exact_segment_rows``: segments up to this size are scored whole, not by annoy.
+        ``idle_merge_s``: how long without a commit before segments are merged."""
         self.folder = folder
         self._writable = writable
         self.definition = definition
         self.dimensions = definition.dimensions
         self._background = background
         self._exact_segment_rows = exact_segment_rows
+        self._idle_merge_s = idle_merge_s
         self._lock = threading.RLock()
         self._segments: list[Segment] = []
         self._tail: dict[bytes, _TailItem] = {}
@@ -115,6 +124,9 @@ class VectorIndex:
         self._next_segment = 0
         self._tail_matrix: tuple[list[bytes], np.ndarray, list[tuple[bytes, ...]]] | None = None
         self._builder: threading.Thread | None = None
+        self._wake = threading.Event()  # the tail is full, or the builder must stop
+        self._stopping = False
+        self._commits = 0
         self._building: str | None = None  # a segment whose files exist but is not installed
         self._last_save = 0.0
         self.builds = 0
@@ -152,9 +164,11 @@ class VectorIndex:
                     self._replace(skey, vector, filters)
             self._staged = []
             self.checkpoint_ts = ts
-            build = self._background and len(self._tail) >= TAIL_ITEMS_MAX
+            self._commits += 1
+            full = len(self._tail) >= TAIL_ITEMS_MAX
+            build = self._background and (full or self._merge_wanted())
         if build:
-            self._start_build()
+            self._start_build(full)
         if time.monotonic() - self._last_save >= SAVE_INTERVAL_S:
             self.save()
 
@@ -192,7 +206,10 @@ class VectorIndex:
             }
 
     def wait_builds(self) -> None:
-        self._wait_builder()
+        """Wait for the background builds, the merge of an idle index's segments too."""
+        builder = self._builder
+        if builder is not None:
+            builder.join()
 
     def build_now(self) -> None:
         """Build the tail into a segment synchronously (tests and benchmarks)."""
@@ -287,21 +304,53 @@ class VectorIndex:
 
     # -- internals: builds -----------------------------------------------------------------------
 
-    def _start_build(self) -> None:
+    def _start_build(self, full: bool) -> None:
         if self._builder is not None and self._builder.is_alive():
+            if full:
+                self._wake.set()  # it may be waiting for the index to go idle
             return
-        self._builder = threading.Thread(target=self._build, name="headwater-annoy", daemon=True)
+        self._builder = threading.Thread(target=self._builds, name="headwater-annoy", daemon=True)
         self._builder.start()
 
     def _wait_builder(self) -> None:
+        """Stop the builder: a build under way finishes, a wait for idleness ends."""
         builder = self._builder
         if builder is not None:
+            self._stopping = True
+            self._wake.set()
             builder.join()
+            self._stopping = False
             self._builder = None
 
-    def _build(self) -> None:
+    def _builds(self) -> None:
+        """The builder thread: build the tail while it is full; then, while a merge is
+        wanted, wait for a quiet ``idle_merge_s`` and merge everything into one segment."""
+        while not self._stopping:
+            self._wake.clear()
+            with self._lock:
+                full = len(self._tail) >= TAIL_ITEMS_MAX
+                several = self._merge_wanted()
+                commits = self._commits
+            if full:
+                self._build()
+                continue
+            if not several or self._wake.wait(self._idle_merge_s):
+                if several:
+                    continue  # woken: the tail filled up, or the thread is asked to stop
+                return
+            with self._lock:
+                idle = self._commits == commits
+            if idle and not self._stopping:
+                self._build(merge_all=True)
+
+    def _merge_wanted(self) -> bool:
+        """Several segments, or one and a long tail: worth one merge once writes pause."""
+        segments = len(self._segments)
+        return segments >= 2 or (segments == 1 and len(self._tail) >= IDLE_TAIL_MIN)
+
+    def _build(self, *, merge_all: bool = False) -> None:
         with self._lock:
-            merge = len(self._segments) + 1 >= SEGMENTS_MAX
+            merge = merge_all or len(self._segments) + 1 >= SEGMENTS_MAX
             taken: list[tuple[bytes, np.ndarray, tuple[bytes, ...], Any]] = [
                 (k, i.vector, i.filters, ("t", i.version)) for k, i in self._tail.items()
             ]
@@ -315,6 +364,9 @@ class VectorIndex:
             self._next_segment += 1
             if taken:
                 self._building = name
+            elif merge:
+                self._segments = []  # every row is dead; nothing points into them
+                self._tail_matrix = None
         if not taken:
             return
         vectors = np.stack([t[1] for t in taken])

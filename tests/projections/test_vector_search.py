@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,13 @@ from hypothesis import strategies as st
 
 from engine.key_encoding import encode_value
 from engine.schema import VectorIndexDef
-from projections.vector_search import EXACT_SEGMENT_ROWS, VectorIndex, unit_vector
+from projections.vector_search import (
+    EXACT_SEGMENT_ROWS,
+    IDLE_TAIL_MIN,
+    TAIL_ITEMS_MAX,
+    VectorIndex,
+    unit_vector,
+)
 
 DIMS = 32
 DEF = VectorIndexDef("t", "v", "embedding", DIMS, ("kind",))
@@ -140,6 +148,57 @@ def test_state_survives_reopening_and_builds_keep_concurrent_changes(tmp_path):
     found = {k for _, k in again.search(query, 300, [], set())}
     assert key(1) not in found and key(1000) in found and len(found) == 300
     again.close()
+
+
+def _wait_until(predicate, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_an_idle_index_merges_its_segments_and_a_busy_one_waits(tmp_path):
+    """Two background builds leave two segments; while commits keep coming they stay
+    two, and once none comes for the idle time the builder merges them into one
+    (the changed rows with them), after which queries still find the true best. A
+    tail shorter than IDLE_TAIL_MIN stays a tail; one that long is merged in too."""
+    n = TAIL_ITEMS_MAX
+    vectors = clustered(2 * n + IDLE_TAIL_MIN, 6)
+    index = VectorIndex(str(tmp_path / "v"), DEF, idle_merge_s=2.0)
+    for part in (0, 1):
+        for i in range(part * n, (part + 1) * n):
+            index.stage(key(i), None, {"embedding": vectors[i].tolist(), "kind": i % 3})
+        index.commit(part + 1)
+        _wait_until(lambda part=part: index.statistics()["builds"] == part + 1)
+    assert index.statistics()["segments"] == 2
+    for t in range(12):  # busy: a commit every 0.25 s, well inside the idle time
+        i = t * 97
+        vectors[i] = -vectors[i]
+        index.stage(key(i), None, {"embedding": vectors[i].tolist(), "kind": i % 3})
+        index.commit(3 + t)
+        time.sleep(0.25)
+        assert index.statistics()["segments"] == 2
+    index.wait_builds()  # returns once the quiet index is merged
+    stats = index.statistics()
+    assert (stats["segments"], stats["segment_rows"], stats["tail"]) == (1, 2 * n, 0)
+    hits = 0
+    for q in clustered(20, 7):
+        unit = (q / np.linalg.norm(q)).astype(np.float32)
+        got = {k for _, k in index.search(unit, 10, [], set())}
+        hits += len(got & {key(int(i)) for i in exact_top(vectors[: 2 * n], q, 10)})
+    assert hits / 200 >= 0.95
+    for i in range(2 * n, 2 * n + IDLE_TAIL_MIN):
+        index.stage(key(i), None, {"embedding": vectors[i].tolist(), "kind": i % 3})
+        if i == 2 * n + IDLE_TAIL_MIN - 2:
+            index.commit(20)
+            index.wait_builds()  # nothing wanted: no builder waits
+            assert index.statistics()["tail"] == IDLE_TAIL_MIN - 1
+    index.commit(21)
+    index.wait_builds()
+    stats = index.statistics()
+    assert (stats["segments"], stats["tail"]) == (1, 0)
+    assert stats["segment_rows"] == 2 * n + IDLE_TAIL_MIN
+    index.close()
 
 
 def test_unit_vector_refuses_what_cannot_be_indexed():
