@@ -70,6 +70,12 @@ def main() -> None:
         f"tx.get / raw LMDB get in one txn: {results['tx_point'] / results['lmdb_point']:.2f}x; "
         f"db.query point / SQLite: {results['q_point'] / results['sqlite_point']:.2f}x"
     )
+    print(
+        f"ratio in one tx, index .first() / raw LMDB get in one txn: "
+        f"{results['tx_first'] / results['lmdb_point']:.2f}x; "
+        f"10-row range in one tx / SQLite indexed range: "
+        f"{results['tx_range'] / results['sqlite_range']:.2f}x"
+    )
 
 
 def _ours(path: Path, rows: list[dict], probe: list[str]) -> dict[str, float]:

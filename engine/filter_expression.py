@@ -68,9 +68,17 @@ _TYPE_NAMES = {
 # --- shared helpers: field paths and values in messages -----------------------
 
 
+_VALID_PATHS: dict[str, str] = {}  # path text -> trimmed, for paths already checked
+_VALID_PATHS_MAX = 4096
+
+
 def parse_field_path(text: object, *, path: str = "fieldPath") -> str:
     """A dotted path of identifiers (``"a.b"``), outer dots trimmed as the reference does."""
-    if type(text) is not str:
+    if type(text) is str:
+        known = _VALID_PATHS.get(text)
+        if known is not None:  # every index range and filter names one: checked once
+            return known
+    else:
         raise InvalidQueryError(
             f"Invalid field path at {path}: expected a string, got {type_name(text)}",
             code="InvalidFieldPath",
@@ -88,6 +96,8 @@ def parse_field_path(text: object, *, path: str = "fieldPath") -> str:
                 "starting with a letter or underscore)",
                 code="InvalidFieldPath",
             )
+    if len(_VALID_PATHS) < _VALID_PATHS_MAX:
+        _VALID_PATHS[text] = trimmed
     return trimmed
 
 

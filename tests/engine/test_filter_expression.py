@@ -20,6 +20,7 @@ from engine.filter_expression import (
     expression_depth,
     matches,
     parse_expression,
+    parse_field_path,
     to_json,
 )
 from engine.limits import LIMITS
@@ -287,6 +288,20 @@ def test_parse_rejects_malformed_expressions(obj, needle):
         parse_expression(obj)
     assert info.value.code == "InvalidFilter"
     assert needle in info.value.message
+
+
+@pytest.mark.parametrize("bad", ["a..b", "1a", "", "...", "a.b-c"])
+def test_field_paths_checked_once_are_answered_the_same_every_time(bad):
+    """Valid paths are remembered after their first check; a bad one never is, so it
+    is refused every time, and a remembered path still comes back trimmed."""
+    for _ in range(2):
+        assert parse_field_path(".a.b.") == "a.b"
+        assert parse_field_path("a.b") == "a.b"
+        with pytest.raises(InvalidQueryError) as info:
+            parse_field_path(bad)
+        assert info.value.code == "InvalidFieldPath"
+    with pytest.raises(InvalidQueryError):
+        parse_field_path(["a"])  # not a string: never looked up
 
 
 def test_parse_rejects_bad_field_paths_and_literals():
