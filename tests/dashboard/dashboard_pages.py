@@ -90,3 +90,10 @@ def serve_dashboard(data: Path, functions: Path, *extra: str) -> Iterator[Dashbo
 def as_of(page: Any) -> Any:
     """The time-travel bar's "As of <time>" (not a document that says "as of" too)."""
     return page.get_by_role("region", name="Time travel").get_by_text(re.compile(r"^As of \d"))
+
+
+def documents_loaded(page: Any) -> Any:
+    """A table screen once its first page arrived: the "Documents" table, or the note
+    that there are none (a test must not assume an earlier test wrote any)."""
+    table = page.get_by_role("table", name="Documents")
+    return table.or_(page.get_by_text("No documents.", exact=True))

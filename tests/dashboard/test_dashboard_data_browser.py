@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from dashboard_pages import login
+from dashboard_pages import documents_loaded, login
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def test_a_table_lists_its_documents_and_a_row_expands_to_json(page, dashboard):
 def test_the_table_changes_live_while_another_client_writes(page, dashboard):
     login(page, dashboard, "data/messages")
     rows = page.get_by_role("table", name="Documents")
-    rows.wait_for()
+    documents_loaded(page).wait_for()  # subscribed: what follows arrives live
     send(dashboard, "grace", "written elsewhere")
     rows.get_by_role("row").filter(has_text="written elsewhere").wait_for()
     doc_id = next(d["_id"] for d in documents(dashboard) if d["body"] == "written elsewhere")
@@ -94,7 +94,7 @@ def test_a_filter_value_that_is_not_json_is_explained(page, dashboard):
 def test_insert_edit_and_delete_a_document(page, dashboard):
     login(page, dashboard, "data/messages")
     rows = page.get_by_role("table", name="Documents")
-    rows.wait_for()
+    documents_loaded(page).wait_for()
     page.get_by_role("button", name="Add document").click()
     page.get_by_label("New document (Convex JSON)").fill(
         '{"author": "ui", "body": "typed in the dashboard", "likes": 5}'
