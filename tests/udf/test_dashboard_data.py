@@ -75,6 +75,14 @@ def team(ex):
     return ok(outcome)
 
 
+@pytest.fixture(scope="module")
+def paged(ex, team):
+    """p0..p4 (counts 100..104), the rows the paging and filter tests read: a fixture,
+    since the module's tests may be split over workers in any order."""
+    for i in range(5):
+        m(ex, "insert", {"table": "items", "document": item(team, f"p{i}", count=100 + i)})
+
+
 def test_tables_list_user_tables_with_counts_and_schema_flags(ex, team):
     for i in range(3):
         m(ex, "insert", {"table": "items", "document": item(team, f"t{i}", count=i)})
@@ -111,9 +119,7 @@ def test_counts_at_a_past_ts_are_the_counts_then(ex, team, monkeypatch):
     assert counted == counts_then
 
 
-def test_page_orders_by_creation_desc_by_default_and_pages_without_gaps(ex, team):
-    for i in range(5):
-        m(ex, "insert", {"table": "items", "document": item(team, f"p{i}", count=100 + i)})
+def test_page_orders_by_creation_desc_by_default_and_pages_without_gaps(ex, paged):
     everything = q(ex, "page", {"table": "items", "numItems": 200, "order": "asc"})["page"]
     seen, cursor = [], None
     while True:
@@ -127,7 +133,7 @@ def test_page_orders_by_creation_desc_by_default_and_pages_without_gaps(ex, team
     assert [d["_id"] for d in seen] == [d["_id"] for d in reversed(everything)]
 
 
-def test_page_by_a_user_index_and_filters(ex, team):
+def test_page_by_a_user_index_and_filters(ex, paged):
     page = q(
         ex, "page", {"table": "items", "index": "by_team_status", "order": "asc", "numItems": 200}
     )["page"]
@@ -170,7 +176,7 @@ def test_page_at_a_past_ts_sees_the_table_then(ex, team):
     assert q(ex, "page", {"table": "items", "numItems": 1})["page"][0]["title"] == "new"
 
 
-def test_bad_page_arguments_are_refused_clearly(ex, team):
+def test_bad_page_arguments_are_refused_clearly(ex, paged):
     assert refused(call(ex, "page", {"table": "nope", "numItems": 5})) == (
         'Table "nope" does not exist.'
     )
@@ -219,8 +225,11 @@ def test_bad_page_arguments_are_refused_clearly(ex, team):
     )
 
 
-def test_a_selective_filter_stops_at_the_scan_budget(ex, team, monkeypatch):
+def test_a_selective_filter_stops_at_the_scan_budget(ex, team, paged, monkeypatch):
     from udf import dashboard_tables
+
+    for _ in range(3):  # with p0..p4, more rows than two pages of three scan
+        m(ex, "insert", {"table": "items", "document": item(team, "filler")})
 
     monkeypatch.setattr(dashboard_tables, "SCAN_ROWS_MAX", 3)
     filters = [{"field": "title", "op": "eq", "value": "nowhere"}]
