@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from dashboard_pages import documents_loaded, login
+from dashboard_pages import WAIT_MS, documents_loaded, login
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
@@ -203,10 +203,9 @@ def test_sorting_by_an_index_and_loading_more(page, dashboard):
     rows.filter(has_text="channel 00").wait_for()
     assert page.get_by_text("documents, all loaded").is_visible()
     page.get_by_label("Order").select_option("asc")
-    page.wait_for_function(
-        "() => document.querySelectorAll('table[aria-label=Documents] tbody tr')[0]"
-        ".innerText.includes('channel 00')"
-    )
+    # The table may be empty for a moment while the other order loads: wait, never read.
+    first = page.get_by_role("table", name="Documents").locator("tbody tr").first
+    expect(first).to_contain_text("channel 00", timeout=WAIT_MS)
 
 
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
