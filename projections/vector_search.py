@@ -8,10 +8,10 @@ tail) and adds the new version to the tail. When the tail reaches
 ``TAIL_ITEMS_MAX`` a background thread builds it into a new segment (and, once
 there are ``SEGMENTS_MAX`` segments, merges every live item into one); the
 swap keeps only the rows whose document did not change during the build. When
-several segments are left, or one and a tail of ``IDLE_TAIL_MIN`` items, and no
-commit comes for ``IDLE_MERGE_S``, the same thread merges everything into one
-segment, so an index that is mostly read costs one annoy search per query, not
-one per segment, and scans no tail.
+enough rows lie outside the largest segment (``merge_wanted``) and no commit
+comes for ``IDLE_MERGE_S``, the same thread merges everything into one segment, so an
+index that is mostly read costs one annoy search per query and scans no tail,
+while a large index is not rebuilt whole for every small burst of writes.
 
 Changes are staged and made visible together by ``commit(ts)``, so a reader
 always sees the index exactly at its checkpoint. Scores are exact cosine
@@ -52,6 +52,7 @@ from projections.vector_segments import (
     best_rows,
     load_segment,
     matching_rows,
+    merge_wanted,
     save_segment,
 )
 
@@ -64,7 +65,6 @@ EXACT_ROWS_MAX = 4096  # a filter matching at most this many rows of a segment: 
 EXACT_SEGMENT_ROWS = 12_288
 SAVE_INTERVAL_S = 5.0
 IDLE_MERGE_S = 1.0  # no commit for this long: several segments are merged into one
-IDLE_TAIL_MIN = 1024  # a tail this long is merged into a lone segment when idle too
 _FORMAT = 1
 STATE_FILE = "state.json"
 
@@ -344,9 +344,7 @@ class VectorIndex:
                 self._build(merge_all=True)
 
     def _merge_wanted(self) -> bool:
-        """Several segments, or one and a long tail: worth one merge once writes pause."""
-        segments = len(self._segments)
-        return segments >= 2 or (segments == 1 and len(self._tail) >= IDLE_TAIL_MIN)
+        return merge_wanted([len(s.keys) for s in self._segments], len(self._tail))
 
     def _build(self, *, merge_all: bool = False) -> None:
         with self._lock:

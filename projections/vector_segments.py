@@ -1,4 +1,5 @@
-"""One built segment of a vector index: its rows, their files, and exact scoring.
+"""One built segment of a vector index: its rows, their files, exact scoring, and
+when an idle index's segments are worth merging into one.
 
 A segment is immutable once built (annoy cannot add items after ``build()``);
 only its alive mask changes. ``best_rows`` scores rows exactly from the stored
@@ -15,6 +16,9 @@ from typing import Any
 
 import numpy as np
 from annoy import AnnoyIndex
+
+IDLE_TAIL_MIN = 1024  # rows outside the largest segment worth an idle merge, at least...
+IDLE_MERGE_SHARE = 32  # ...and a 32nd of the largest: a merge rebuilds it whole
 
 
 @dataclass
@@ -33,6 +37,16 @@ class Segment:
             for i, value in enumerate(values):
                 groups.setdefault((i, value), []).append(row)
         self.by_filter = {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()}
+
+
+def merge_wanted(segment_rows: list[int], tail: int) -> bool:
+    """Whether an idle index should merge its segments and tail into one: only when
+    the rows outside the largest segment are many, absolutely and as a share of it."""
+    if not segment_rows:
+        return False  # a tail alone is scanned exactly, cheaper than a segment
+    largest = max(segment_rows)
+    outside = sum(segment_rows) - largest + tail
+    return outside >= max(IDLE_TAIL_MIN, largest // IDLE_MERGE_SHARE)
 
 
 def best_rows(

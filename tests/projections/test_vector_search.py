@@ -13,11 +13,11 @@ from engine.key_encoding import encode_value
 from engine.schema import VectorIndexDef
 from projections.vector_search import (
     EXACT_SEGMENT_ROWS,
-    IDLE_TAIL_MIN,
     TAIL_ITEMS_MAX,
     VectorIndex,
     unit_vector,
 )
+from projections.vector_segments import IDLE_MERGE_SHARE, IDLE_TAIL_MIN, merge_wanted
 
 DIMS = 32
 DEF = VectorIndexDef("t", "v", "embedding", DIMS, ("kind",))
@@ -199,6 +199,17 @@ def test_an_idle_index_merges_its_segments_and_a_busy_one_waits(tmp_path):
     assert (stats["segments"], stats["tail"]) == (1, 0)
     assert stats["segment_rows"] == 2 * n + IDLE_TAIL_MIN
     index.close()
+
+
+def test_an_idle_merge_needs_many_rows_outside_the_largest_segment():
+    """A merge rebuilds the whole index, so a large one waits for a share of new rows."""
+    assert not merge_wanted([], 50_000)  # a tail alone stays a tail
+    assert not merge_wanted([4096], IDLE_TAIL_MIN - 1)
+    assert merge_wanted([4096], IDLE_TAIL_MIN)
+    assert merge_wanted([4096, 4096], 0)
+    big = IDLE_TAIL_MIN * IDLE_MERGE_SHARE * 10
+    assert not merge_wanted([big, 4096], big // IDLE_MERGE_SHARE - 4097)
+    assert merge_wanted([big, 4096], big // IDLE_MERGE_SHARE - 4096)
 
 
 def test_unit_vector_refuses_what_cannot_be_indexed():
