@@ -329,15 +329,15 @@ class VectorIndex:
             self._wake.clear()
             with self._lock:
                 full = len(self._tail) >= TAIL_ITEMS_MAX
-                several = self._merge_wanted()
+                wanted = self._merge_wanted()
                 commits = self._commits
             if full:
                 self._build()
                 continue
-            if not several or self._wake.wait(self._idle_merge_s):
-                if several:
-                    continue  # woken: the tail filled up, or the thread is asked to stop
+            if not wanted:
                 return
+            if self._wake.wait(self._idle_merge_s):
+                continue  # woken: the tail filled up, or the thread is asked to stop
             with self._lock:
                 idle = self._commits == commits
             if idle and not self._stopping:
