@@ -258,8 +258,16 @@ class SearchStream(QueryStream):
     def record_read(self) -> None:
         """The search's terms and filters were recorded when it started."""
 
+    def _first_batch(self) -> int:
+        """How many results to rank at first: what a leading ``limit`` takes (``take(n)``,
+        ``first()``), else ``_SEARCH_FIRST_BATCH``; more are ranked only when pulled."""
+        operators = self.spec.operators
+        if operators and isinstance(operators[0], LimitOp):
+            return max(1, min(operators[0].n, _SEARCH_FIRST_BATCH))
+        return _SEARCH_FIRST_BATCH
+
     def _scan(self) -> Iterator[dict]:
-        rank, batch = self._start, min(self._stop, self._start + _SEARCH_FIRST_BATCH)
+        rank, batch = self._start, min(self._stop, self._start + self._first_batch())
         while True:
             results = text_search(self._tx, self._compiled, batch)
             for _, doc in results[rank:]:

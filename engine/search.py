@@ -47,8 +47,8 @@ from projections.documents import id_of_storage_key
 from projections.search_indexes import SearchIndexes, Slot
 from projections.text_search import (
     TOKEN_BYTES_MAX,
+    Bm25Scorer,
     TextIndex,
-    bm25,
     document_tokens,
     filter_token,
     filter_values,
@@ -273,6 +273,7 @@ def text_search(tx: Any, compiled: CompiledSearch, k: int) -> list[tuple[float, 
     if not weights:
         return []
     filters = [(path, enc) for _, path, enc in compiled.filters]
+    scorer = Bm25Scorer(weights, avg_length)
 
     def score_of(doc: dict | None) -> float | None:
         doc_tokens = document_tokens(doc, field)
@@ -282,10 +283,7 @@ def text_search(tx: Any, compiled: CompiledSearch, k: int) -> list[tuple[float, 
             values = dict(filter_values(doc, compiled.definition.filter_fields))
             if any(values[path] != enc for path, enc in filters):
                 return None
-        counts = Counter(doc_tokens)
-        if not any(term in counts for term, _ in weights):
-            return None
-        return bm25(weights, counts, len(doc_tokens), avg_length)
+        return scorer.score(doc_tokens)
 
     pool: dict[bytes, tuple[float, dict]] = {}
     for key, doc in changed.reader_version.items():

@@ -74,7 +74,10 @@ def split_words(text: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """The tokens a document's text is indexed under."""
-    return [t for t in split_words(text) if len(t.encode()) <= TOKEN_BYTES_MAX]
+    words = split_words(text)
+    if not words or max(map(len, words)) * 4 <= TOKEN_BYTES_MAX:
+        return words  # no character is over 4 UTF-8 bytes: nothing to drop
+    return [t for t in words if len(t.encode()) <= TOKEN_BYTES_MAX]
 
 
 def document_tokens(doc: dict | None, field_path: str) -> list[str] | None:
@@ -134,6 +137,36 @@ def bm25(
     return score
 
 
+class Bm25Scorer:
+    """``bm25`` of one query for many documents: the same terms summed in the same
+    order, found by looking the document's tokens up in the weights (a prefix may
+    expand to thousands of terms; a document has a few dozen tokens)."""
+
+    __slots__ = ("_weights", "_avg_length")
+
+    def __init__(self, weights: Sequence[tuple[str, float]], avg_length: float) -> None:
+        # term -> its (position, weight) entries: an exact term may also be a prefix's
+        self._weights: dict[str, list[tuple[int, float]]] = {}
+        for position, (term, weight) in enumerate(weights):
+            self._weights.setdefault(term, []).append((position, weight))
+        self._avg_length = avg_length
+
+    def score(self, tokens: list[str]) -> float | None:
+        """The document's score; None when it holds none of the weighted terms."""
+        found = self._weights.keys() & tokens
+        if not found:
+            return None
+        length, avg = len(tokens), self._avg_length
+        norm = K1 * (1.0 - B + B * length / avg) if avg > 0 else K1 * (1.0 - B)
+        terms = [(p, w, tokens.count(t)) for t in found for p, w in self._weights[t]]
+        if len(terms) > 1:
+            terms.sort()
+        score = 0.0
+        for _, weight, tf in terms:
+            score += weight * (K1 + 1.0) * tf / (tf + norm)
+        return score
+
+
 # --- the tantivy index -------------------------------------------------------------
 
 
@@ -184,8 +217,13 @@ class TextView:
     tokens: int  # their tokens in total
     table_prefix: bytes | None  # the storage-key prefix of the table, once a document was seen
     filter_fields: tuple[str, ...]
+    # whether the searcher still holds deleted documents (until tantivy merges them
+    # away); without any, a term's frequency is its live frequency
+    holds_deleted: bool
 
     def live_doc_freq(self, term: str) -> int:
+        if not self.holds_deleted:
+            return self.doc_freq_with_deleted(term)
         found = self.searcher.search(tantivy.Query.term_query(self.schema, "body", term), 1)
         return int(found.count)
 
@@ -197,6 +235,8 @@ class TextView:
 
     def expansions(self, prefix: str) -> dict[str, tuple[int, int]]:
         """Indexed terms starting with ``prefix``: (live doc freq, doc freq with deleted)."""
+        if not self.holds_deleted:
+            return {t: (n, n) for t, n in self.searcher.terms_with_prefix("body", prefix) if n > 0}
         live = dict(
             self.searcher.terms_with_prefix("body", prefix, filter_query=tantivy.Query.all_query())
         )
@@ -325,14 +365,16 @@ class TextIndex:
 
     def _publish(self, ts: int) -> None:
         self._index.reload()
+        searcher = self._index.searcher()
         view = TextView(
-            self._index.searcher(),
+            searcher,
             self._schema,
             ts,
             self._documents,
             self._tokens,
             self._table_prefix,
             self.filter_fields,
+            holds_deleted=searcher.num_docs < searcher.doc_freq("present", _ALL),
         )
         with self._lock:
             self._view = view

@@ -145,14 +145,47 @@ def test_search_equals_brute_force_at_every_snapshot(
                 db.wait_for_search_indexes()
         # Older snapshots sit before the index's checkpoint, newer ones after it.
         for ts in [*snapshots[:: max(1, len(snapshots) // 4)], snapshots[-1]]:
-            found, everything = db.query(
+            found, first_three, everything = db.query(
                 lambda tx: (
                     [d["_id"] for d in search(tx, text, channel)],
+                    [d["_id"] for d in search(tx, text, channel, n=3)],
                     tx.query("messages").collect(),
                 ),
                 ts=ts,
             ).value
             assert found == brute_force(everything, text, channel, 1024)
+            assert first_three == found[:3]  # take(n) ranks only n, with the same answer
+
+
+def test_take_ranks_only_what_it_takes(sdb, monkeypatch):
+    import engine.query_executor as executor
+
+    asked: list[int] = []
+
+    def recording(tx, compiled, k):
+        asked.append(k)
+        return text_search(tx, compiled, k)
+
+    text_search = executor.text_search
+    monkeypatch.setattr(executor, "text_search", recording)
+    sdb.mutate(lambda tx: [tx.insert("messages", {"body": f"apple {i}"}) for i in range(5)])
+
+    def run(build):
+        return sdb.query(
+            lambda tx: build(tx.query("messages").with_search_index("search_body", _apple))
+        ).value
+
+    assert len(run(lambda q: q.take(3))) == 3 and asked == [3]
+    asked.clear()
+    assert run(lambda q: q.first())["body"].startswith("apple") and asked == [1]
+    asked.clear()
+    # a filter before the limit may drop results: the first batch stays the default
+    assert len(run(lambda q: q.filter(lambda f: f.neq(f.field("body"), "x")).take(2))) == 2
+    assert asked == [64]
+
+
+def _apple(q):
+    return q.search("body", "apple")
 
 
 def test_read_your_own_writes_inside_a_mutation(sdb):

@@ -12,6 +12,7 @@ from engine.read_set import SearchRead
 from engine.schema import SearchIndexDef
 from projections.text_search import (
     TOKEN_BYTES_MAX,
+    Bm25Scorer,
     TextIndex,
     bm25,
     filter_token,
@@ -42,6 +43,40 @@ def test_tokens_are_clean_and_bounded(text):
         assert token and token == token.lower()
         assert all(ch.isalnum() for ch in token)
         assert len(token.encode()) <= TOKEN_BYTES_MAX
+
+
+TERMS = st.sampled_from(["apple", "app", "band", "ban", "cherry", "été"])
+
+
+@given(
+    weights=st.lists(st.tuples(TERMS, st.floats(0.01, 20.0)), max_size=8),
+    tokens=st.lists(TERMS, max_size=30),
+    avg_length=st.sampled_from([0.0, 1.0, 3.5, 12.0]),
+)
+def test_the_scorer_sums_exactly_what_bm25_sums(weights, tokens, avg_length):
+    # the same float, bit for bit: ties between documents are decided after the score
+    expected = bm25(weights, Counter(tokens), len(tokens), avg_length)
+    found = Bm25Scorer(weights, avg_length).score(tokens)
+    matches = {t for t, _ in weights} & set(tokens)
+    assert found == (expected if matches else None)
+
+
+def test_frequencies_leave_deleted_documents_out_until_tantivy_drops_them(tmp_path):
+    index = TextIndex(str(tmp_path / "t.s"), DEF)
+    for i, body in enumerate(["apple band", "apple", "banana"]):
+        index.stage(key(i), None, {"body": body, "channel": "a"})
+    index.commit(1)
+    view = index.view()
+    assert not view.holds_deleted
+    assert view.live_doc_freq("apple") == 2
+    assert view.expansions("ban") == {"band": (1, 1), "banana": (1, 1)}
+    index.stage(key(0), {"body": "apple band", "channel": "a"}, None)
+    index.commit(2)
+    view = index.view()
+    assert view.holds_deleted  # tantivy marks the document deleted, its postings stay
+    assert (view.live_doc_freq("apple"), view.doc_freq_with_deleted("apple")) == (1, 2)
+    assert view.expansions("ban") == {"banana": (1, 1)}
+    index.close()
 
 
 def test_search_keys_show_old_and_new_versions():
