@@ -65,6 +65,7 @@ VECTOR_RESULTS_DEFAULT = 10
 VECTOR_RESULTS_MAX = 256
 VECTOR_FILTER_CLAUSES_MAX = 64
 _F32_SLACK = 1.001  # tantivy scores are float32
+_NUMBER_TYPES = {float, int}  # exactly: a bool is not a vector component
 
 
 # --- compiling a search -----------------------------------------------------------
@@ -377,9 +378,7 @@ def parse_vector_filter(definition: VectorIndexDef, expr: Any) -> list[tuple[int
 
 def _query_vector(definition: VectorIndexDef, vector: Any) -> np.ndarray:
     index_id = f"{definition.table}.{definition.name}"
-    if not isinstance(vector, (list, tuple)) or not all(
-        type(x) is float or type(x) is int for x in vector
-    ):
+    if not isinstance(vector, (list, tuple)) or not set(map(type, vector)) <= _NUMBER_TYPES:
         raise InvalidQueryError(
             f'Vector search on "{index_id}" needs a vector: a list of numbers.',
             code="InvalidVector",

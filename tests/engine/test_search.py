@@ -503,6 +503,10 @@ def test_vector_search_errors(sdb):
     assert e.value.code == "IndexNotFound"
     with pytest.raises(InvalidQueryError):
         sdb.vector_search("messages", "by_embedding", [0, 0, 0, 0])
+    for not_numbers in ([1.0, True, 0.0, 0.0], [1.0, "2", 0.0, 0.0], "1234", [1.0, None, 0, 0]):
+        with pytest.raises(InvalidQueryError) as e:
+            sdb.vector_search("messages", "by_embedding", not_numbers)
+        assert e.value.code == "InvalidVector"
 
 
 # --- recovery ---------------------------------------------------------------------------------
