@@ -102,7 +102,8 @@ def paginate(
         return PageResult([], encode_cursor(fp, position), position.key is None)
     enforced = None if bounded else maximum_rows_read, None if bounded else maximum_bytes_read
     budget = ScanBudget(*enforced)
-    stream = QueryStream(tx, spec, after=after, end=end, budget=budget)
+    wanted = None if bounded else page_size
+    stream = QueryStream(tx, spec, after=after, end=end, budget=budget, wanted=wanted)
     page: list[dict] = []
     while bounded or len(page) < page_size:
         doc = stream.next()

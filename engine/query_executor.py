@@ -128,7 +128,10 @@ class QueryStream:
         after: Position | None = None,
         end: Position | None = None,
         budget: ScanBudget | None = None,
+        wanted: int | None = None,
     ) -> None:
+        """``wanted``: how many documents the caller takes at most, when it knows (a page);
+        an index range reads lazily anyway, a search ranks only that many at first."""
         tx.count_index_range()
         self._tx = tx
         self.spec = spec
@@ -233,6 +236,7 @@ class SearchStream(QueryStream):
         after: Position | None = None,
         end: Position | None = None,
         budget: ScanBudget | None = None,
+        wanted: int | None = None,
     ) -> None:
         tx.count_index_range()
         source = spec.source
@@ -246,6 +250,7 @@ class SearchStream(QueryStream):
         read = self._compiled.read()
         if read is not None:
             tx.reads.add_search(read)
+        self._wanted = wanted
         self._start = 0 if after is None or after.key is None else _rank_of(after.key) + 1
         self._stop = SEARCH_RESULTS_MAX
         if end is not None and end.key is not None:
@@ -260,11 +265,15 @@ class SearchStream(QueryStream):
 
     def _first_batch(self) -> int:
         """How many results to rank at first: what a leading ``limit`` takes (``take(n)``,
-        ``first()``), else ``_SEARCH_FIRST_BATCH``; more are ranked only when pulled."""
+        ``first()``) or the caller wants (a page), else ``_SEARCH_FIRST_BATCH``; more are
+        ranked only when pulled."""
+        first = _SEARCH_FIRST_BATCH
         operators = self.spec.operators
         if operators and isinstance(operators[0], LimitOp):
-            return max(1, min(operators[0].n, _SEARCH_FIRST_BATCH))
-        return _SEARCH_FIRST_BATCH
+            first = min(first, operators[0].n)
+        if self._wanted is not None:
+            first = min(first, self._wanted)
+        return max(1, first)
 
     def _scan(self) -> Iterator[dict]:
         rank, batch = self._start, min(self._stop, self._start + self._first_batch())

@@ -182,6 +182,12 @@ def test_take_ranks_only_what_it_takes(sdb, monkeypatch):
     # a filter before the limit may drop results: the first batch stays the default
     assert len(run(lambda q: q.filter(lambda f: f.neq(f.field("body"), "x")).take(2))) == 2
     assert asked == [64]
+    asked.clear()
+    first = run(lambda q: q.paginate(None, 2))
+    assert len(first.page) == 2 and asked == [2]  # a page ranks what it shows
+    asked.clear()
+    second = run(lambda q: q.paginate(first.continue_cursor, 2))
+    assert len(second.page) == 2 and asked == [4]  # ranks from the start, shows 3rd and 4th
 
 
 def _apple(q):
