@@ -18,16 +18,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import print_table
+from bench.common import print_table, use_test_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "gateway"))
+use_test_helpers("gateway")
 from cli_process import CONVEX_CLI, Serve, convex_cli_env  # noqa: E402
 
 APP = ROOT / "tests" / "e2e" / "components_app"

@@ -14,7 +14,6 @@ Run: ``python -m bench.bench_http_actions``.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -23,10 +22,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import percentiles_ms, print_table
+from bench.common import percentiles_ms, print_table, use_test_helpers
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "gateway"))
+use_test_helpers("gateway")
 from cli_process import Serve  # noqa: E402
 
 WARMUP = 50

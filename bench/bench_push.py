@@ -13,15 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import print_table
+from bench.common import print_table, use_test_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "gateway"))
+use_test_helpers("gateway")
 from cli_process import CONVEX_CLI, Serve, convex_cli_env, headwater  # noqa: E402
 
 from gateway.push_client import call, held_hashes, start_push_request  # noqa: E402

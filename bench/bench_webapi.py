@@ -11,7 +11,6 @@ without the Web runtime (streams, URL, Blob... in ``udf/js/gen``). Run:
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,13 +18,13 @@ from pathlib import Path
 import httpx
 
 import udf.isolate as isolate_module
-from bench.common import percentiles_ms, print_table, write_app
+from bench.common import percentiles_ms, print_table, use_test_helpers, write_app
 from engine import Database
 from udf import Isolate
 from udf.calls import FunctionCall
 from udf.executor import Executor
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "webapi"))
+use_test_helpers("webapi")
 from loopback_server import loopback_server  # noqa: E402
 
 CALLS = 300

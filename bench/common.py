@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+def use_test_helpers(folder: str) -> None:
+    """Make ``tests/`` and ``tests/<folder>`` importable: a benchmark drives the server
+    with the helpers the tests use, which import each other by module name (as pytest's
+    rootdir makes them)."""
+    for path in (TESTS / folder, TESTS):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
 
 
 def per_call_us(fn: Callable[[], object], *, calls: int, repeats: int = 3) -> float:
