@@ -261,7 +261,7 @@ def text_search(tx: Any, compiled: CompiledSearch, k: int) -> list[tuple[float, 
     live: dict[str, int] = {}
     raw: dict[str, int] = {}
     for term in compiled.terms:
-        live[term], raw[term] = view.live_doc_freq(term), view.doc_freq_with_deleted(term)
+        live[term], raw[term] = view.doc_freqs(term)
     expansions = view.expansions(compiled.prefix)
     for term, (n_live, n_raw) in expansions.items():
         live[term], raw[term] = n_live, n_raw

@@ -221,14 +221,13 @@ class TextView:
     # away); without any, a term's frequency is its live frequency
     holds_deleted: bool
 
-    def live_doc_freq(self, term: str) -> int:
+    def doc_freqs(self, term: str) -> tuple[int, int]:
+        """An exact term's (live doc freq, doc freq with deleted), as ``expansions``."""
+        with_deleted = int(self.searcher.doc_freq("body", term))
         if not self.holds_deleted:
-            return self.doc_freq_with_deleted(term)
+            return with_deleted, with_deleted
         found = self.searcher.search(tantivy.Query.term_query(self.schema, "body", term), 1)
-        return int(found.count)
-
-    def doc_freq_with_deleted(self, term: str) -> int:
-        return int(self.searcher.doc_freq("body", term))
+        return int(found.count), with_deleted
 
     def documents_with_deleted(self) -> int:
         return int(self.searcher.doc_freq("present", _ALL))
